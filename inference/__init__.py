@@ -1,0 +1,1 @@
+"""Model serving: preprocessing, artifacts and the predictor. Imports no Django models."""

@@ -1,0 +1,1 @@
+"""Training pipeline for the lesion classifier. Never imports Django."""

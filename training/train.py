@@ -1,0 +1,207 @@
+"""Train a lesion classifier on a HAM10000-style folder.
+
+    python -m training.train --arch mobilenet_v2 --run-dir runs/mobilenet_v2
+    python -m training.train --arch mobilenet_v2 --run-dir runs/mobilenet_v2 --resume
+
+A run directory holds the split, per-epoch logs, the best checkpoint and the logits of
+the validation and test splits; ``python -m training.finalize`` turns it into an artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
+from training import data as data_module
+
+ARCH_DEFAULT_SIZE = {"mobilenet_v2": 224, "lenet5": 32, "alexnet": 128}
+
+
+def class_weights(labels: np.ndarray, malignant_boost: float) -> dict[int, float]:
+    """Balanced weights (n / (k * n_c)), with the malignant classes boosted further."""
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
+    weights = {}
+    for index, name in enumerate(CLASSES):
+        weight = len(labels) / (len(CLASSES) * counts[index]) if counts[index] else 0.0
+        if name in MALIGNANT_CLASSES:
+            weight *= malignant_boost
+        weights[index] = float(weight)
+    return weights
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=sorted(ARCH_DEFAULT_SIZE), default="mobilenet_v2")
+    parser.add_argument("--data", type=Path, default=data_module.DEFAULT_DATA_DIR)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--split-csv", type=Path, help="reuse this split instead of making one")
+    parser.add_argument("--size", type=int, help="input size (default: the architecture's)")
+    parser.add_argument("--base-weights", help="MobileNetV2 ImageNet weights file, or 'imagenet' to download")
+    parser.add_argument("--head-epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (maximum)")
+    parser.add_argument("--fine-tune-from", type=int, default=0, help="first MobileNetV2 block to train (0: all)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--head-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--malignant-boost", type=float, default=1.5)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--limit", type=int, help="use only this many images (smoke runs)")
+    parser.add_argument("--cache-dir", type=Path, help="where decoded pixels are cached")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    return parser.parse_args(argv)
+
+
+def prepare_split(args: argparse.Namespace) -> tuple[list[data_module.Record], dict[str, str]]:
+    records = data_module.read_metadata(args.data)
+    split_file = args.run_dir / "split.csv"
+    if args.split_csv:
+        assignment = data_module.read_split(args.split_csv)
+    elif args.resume and split_file.exists():
+        assignment = data_module.read_split(split_file)
+    else:
+        if args.limit:
+            records = _stratified_subset(records, args.limit, args.seed)
+        assignment = data_module.grouped_split(records, seed=args.seed)
+    records = [r for r in records if r.image_id in assignment]
+    data_module.write_split(split_file, records, assignment)
+    return records, assignment
+
+
+def _stratified_subset(records: list, limit: int, seed: int) -> list:
+    """A small subset with every class present, whole lesions only (for smoke runs)."""
+    rng = np.random.default_rng(seed)
+    by_dx: dict[str, list] = {}
+    for record in records:
+        by_dx.setdefault(record.dx, []).append(record)
+    per_class = max(3, limit // len(by_dx))
+    chosen = []
+    for dx in sorted(by_dx):
+        items = by_dx[dx]
+        order = rng.permutation(len(items))[:per_class]
+        chosen.extend(items[i] for i in order)
+    return chosen
+
+
+def make_dataset(tf, pixels, labels, weights, batch_size, augment=None, shuffle_seed=None):
+    dataset = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+
+    def to_float(x, y, w):
+        x = tf.cast(x, tf.float32)
+        if augment is not None:
+            x = tf.clip_by_value(augment(x, training=True), 0.0, 255.0)
+        return x, y, w
+
+    return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from training import models
+
+    size = args.size or ARCH_DEFAULT_SIZE[args.arch]
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    started = time.time()
+
+    records, assignment = prepare_split(args)
+    splits = {name: [r for r in records if assignment[r.image_id] == name] for name in data_module.SPLITS}
+    print({name: len(items) for name, items in splits.items()}, flush=True)
+    arrays = {}
+    for name, items in splits.items():
+        ids = [r.image_id for r in items]
+        arrays[name] = (
+            data_module.load_pixels(args.data, ids, size, args.cache_dir),
+            np.array([r.label for r in items], dtype=np.int32),
+        )
+    weights = class_weights(arrays["train"][1], args.malignant_boost)
+    weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
+    print("class weights:", {CLASSES[i]: round(w, 3) for i, w in weights.items()}, flush=True)
+
+    augment = models.augmentation(args.seed)
+    train_ds = make_dataset(tf, *arrays["train"], weight_of[arrays["train"][1]], args.batch_size, augment, args.seed)
+    val_ds = make_dataset(tf, *arrays["val"], weight_of[arrays["val"][1]], args.batch_size)
+
+    verbose = 1 if sys.stdout.isatty() else 2
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    state_file = args.run_dir / "state.json"
+    state = json.loads(state_file.read_text()) if args.resume and state_file.exists() else {}
+    best_path = args.run_dir / "best.keras"
+
+    def callbacks(stage: str) -> list:
+        return [
+            keras.callbacks.CSVLogger(str(args.run_dir / f"history-{stage}.csv"), append=args.resume),
+            keras.callbacks.BackupAndRestore(str(args.run_dir / f"backup-{stage}")),
+            keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6),
+        ]
+
+    if args.arch == "mobilenet_v2":
+        model, base = models.mobilenet_v2(size, models.resolve_base_weights(args.base_weights))
+        head_weights = args.run_dir / "head.weights.h5"
+        if state.get("head_done") and head_weights.exists():
+            model.load_weights(str(head_weights))
+        elif args.head_epochs:
+            models.set_trainable_from(base, None)
+            model.compile(keras.optimizers.Adam(args.head_learning_rate), loss, metrics=metrics)
+            model.fit(train_ds, validation_data=val_ds, epochs=args.head_epochs, verbose=verbose,
+                      callbacks=[keras.callbacks.CSVLogger(str(args.run_dir / "history-head.csv"))])
+            model.save_weights(str(head_weights))
+            state["head_done"] = True
+            state_file.write_text(json.dumps(state))
+        models.set_trainable_from(base, args.fine_tune_from)
+        stage = "finetune"
+    else:
+        model = models.lenet5(size) if args.arch == "lenet5" else models.alexnet(size)
+        stage = "train"
+        args.learning_rate = 1e-3 if args.arch == "lenet5" else 3e-4
+    model.compile(keras.optimizers.Adam(args.learning_rate), loss, metrics=metrics)
+    model.summary(print_fn=lambda line, *a, **k: None)
+    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=verbose, callbacks=callbacks(stage))
+    model.save(str(best_path))  # restore_best_weights left the best epoch in memory
+
+    for name in ("val", "test"):
+        pixels, labels = arrays[name]
+        logits = model.predict(pixels.astype(np.float32), batch_size=64, verbose=0)
+        np.save(args.run_dir / f"logits-{name}.npy", logits)
+        np.save(args.run_dir / f"labels-{name}.npy", labels)
+    run = {
+        "arch": args.arch,
+        "input_size": size,
+        "seed": args.seed,
+        "epochs_max": args.epochs,
+        "head_epochs": args.head_epochs if args.arch == "mobilenet_v2" else 0,
+        "fine_tune_from_block": args.fine_tune_from if args.arch == "mobilenet_v2" else None,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "class_weights": {CLASSES[i]: w for i, w in weights.items()},
+        "malignant_boost": args.malignant_boost,
+        "training_metadata_sha256": data_module.metadata_digest(records, assignment),
+        "split_sizes": {name: len(items) for name, items in splits.items()},
+        "parameters": int(model.count_params()),
+        "train_seconds": round(time.time() - started, 1),
+        "data_dir": str(args.data),
+    }
+    (args.run_dir / "run.json").write_text(json.dumps(run, indent=2))
+    print(f"done in {run['train_seconds']} s: {best_path}", flush=True)
+    return args.run_dir
+
+
+if __name__ == "__main__":
+    main()
