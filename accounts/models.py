@@ -1,0 +1,82 @@
+"""Clinics, users with a role, and the audit log."""
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    address = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        CLINIC_STAFF = "clinic_staff", "Clinic staff"
+        SPECIALIST = "specialist", "Specialist"
+        ADMINISTRATOR = "administrator", "Administrator"
+
+    role = models.CharField(
+        max_length=20, choices=Role.choices, default=Role.CLINIC_STAFF
+    )
+    clinics = models.ManyToManyField(Clinic, blank=True, related_name="members")
+
+    @property
+    def is_clinic_staff(self) -> bool:
+        return self.role == self.Role.CLINIC_STAFF
+
+    @property
+    def is_specialist(self) -> bool:
+        return self.role == self.Role.SPECIALIST
+
+    @property
+    def is_administrator(self) -> bool:
+        return self.is_superuser or self.role == self.Role.ADMINISTRATOR
+
+
+# Importable as accounts.models.Role as well as User.Role.
+Role = User.Role
+
+
+class AuditEvent(models.Model):
+    """One clinical action: who, what, which object, when, from where. Append-only."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    clinic = models.ForeignKey(
+        Clinic,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        target = f" {self.object_type}:{self.object_id}" if self.object_type else ""
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_id} {self.action}{target}"
+        )

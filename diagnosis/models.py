@@ -1,0 +1,284 @@
+"""Patients, cases, lesion images and model predictions."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Clinic
+
+
+class Patient(models.Model):
+    class Sex(models.TextChoices):
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+        OTHER = "other", "Other"
+        UNKNOWN = "unknown", "Unknown"
+
+    class SkinType(models.TextChoices):
+        # Fitzpatrick phototypes.
+        I = "I", "I (always burns, never tans)"  # noqa: E741
+        II = "II", "II (usually burns, tans minimally)"
+        III = "III", "III (sometimes burns, tans uniformly)"
+        IV = "IV", "IV (burns minimally, always tans well)"
+        V = "V", "V (very rarely burns, tans very easily)"
+        VI = "VI", "VI (never burns)"
+
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="patients"
+    )
+    identifier = models.CharField(
+        max_length=64,
+        help_text="The clinic's own patient number; unique within the clinic.",
+    )
+    full_name = models.CharField(max_length=200)
+    date_of_birth = models.DateField()
+    sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
+    skin_type = models.CharField(max_length=3, choices=SkinType.choices, blank=True)
+    consent_given = models.BooleanField(
+        default=False,
+        help_text="Consent to photograph the lesion and share it for analysis.",
+    )
+    consent_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    consent_recorded_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="patients_created",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "identifier"],
+                name="patient_identifier_unique_per_clinic",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.identifier})"
+
+    def clean(self) -> None:
+        if self.date_of_birth and self.date_of_birth > timezone.localdate():
+            raise ValidationError(
+                {"date_of_birth": "Date of birth cannot be in the future."}
+            )
+
+
+class Case(models.Model):
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        ANALYSING = "analysing", "Analysing"
+        ANALYSED = "analysed", "Analysed"
+        FAILED = "failed", "Analysis failed"
+        REFERRED = "referred", "Referred to specialist"
+        UNDER_REVIEW = "under_review", "Under specialist review"
+        REVIEWED = "reviewed", "Reviewed"
+        CLOSED = "closed", "Closed"
+
+    # The only legal status changes; diagnosis.services.case_transition enforces them.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.SUBMITTED: frozenset(
+            {Status.ANALYSING, Status.FAILED, Status.ANALYSED, Status.REFERRED}
+        ),
+        Status.ANALYSING: frozenset(
+            {Status.ANALYSED, Status.REFERRED, Status.FAILED, Status.ANALYSING}
+        ),
+        Status.FAILED: frozenset({Status.ANALYSING, Status.SUBMITTED}),
+        Status.ANALYSED: frozenset({Status.REFERRED, Status.CLOSED, Status.ANALYSING}),
+        Status.REFERRED: frozenset(
+            {Status.UNDER_REVIEW, Status.ANALYSING, Status.ANALYSED}
+        ),
+        Status.UNDER_REVIEW: frozenset({Status.REVIEWED}),
+        Status.REVIEWED: frozenset({Status.CLOSED, Status.ANALYSING}),
+        Status.CLOSED: frozenset(),
+    }
+
+    class BodySite(models.TextChoices):
+        # HAM10000 "localization" values, stored exactly as the dataset spells them.
+        ABDOMEN = "abdomen", "Abdomen"
+        ACRAL = "acral", "Acral (palms, soles, nails)"
+        BACK = "back", "Back"
+        CHEST = "chest", "Chest"
+        EAR = "ear", "Ear"
+        FACE = "face", "Face"
+        FOOT = "foot", "Foot"
+        GENITAL = "genital", "Genital"
+        HAND = "hand", "Hand"
+        LOWER_EXTREMITY = "lower extremity", "Lower extremity (leg)"
+        NECK = "neck", "Neck"
+        SCALP = "scalp", "Scalp"
+        TRUNK = "trunk", "Trunk"
+        UPPER_EXTREMITY = "upper extremity", "Upper extremity (arm)"
+        UNKNOWN = "unknown", "Unknown"
+
+    class Duration(models.TextChoices):
+        UNDER_1_MONTH = "under_1_month", "Under 1 month"
+        MONTHS_1_6 = "1_6_months", "1–6 months"
+        MONTHS_6_12 = "6_12_months", "6–12 months"
+        OVER_1_YEAR = "over_1_year", "Over 1 year"
+        UNKNOWN = "unknown", "Unknown"
+
+    class Risk(models.TextChoices):
+        NONE = "", "Not assessed"
+        LOW = "low", "Low"
+        MODERATE = "moderate", "Moderate"
+        HIGH = "high", "High"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
+    body_site = models.CharField(max_length=20, choices=BodySite.choices)
+    duration = models.CharField(
+        max_length=20, choices=Duration.choices, default=Duration.UNKNOWN
+    )
+    recently_changed = models.BooleanField(default=False)
+    itching = models.BooleanField(default=False)
+    bleeding = models.BooleanField(default=False)
+    abcde_asymmetry = models.BooleanField("asymmetry", default=False)
+    abcde_border = models.BooleanField("irregular border", default=False)
+    abcde_colour = models.BooleanField("uneven colour", default=False)
+    abcde_diameter = models.BooleanField("diameter over 6 mm", default=False)
+    abcde_evolving = models.BooleanField("evolving", default=False)
+    notes = models.TextField(blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="cases_submitted",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.SUBMITTED, db_index=True
+    )
+    risk = models.CharField(max_length=10, choices=Risk.choices, blank=True)
+    summary = models.TextField(blank=True)
+    analysed_at = models.DateTimeField(null=True, blank=True)
+    referred_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    HISTORY_FIELDS: tuple[str, ...] = (
+        "duration",
+        "recently_changed",
+        "itching",
+        "bleeding",
+        "abcde_asymmetry",
+        "abcde_border",
+        "abcde_colour",
+        "abcde_diameter",
+        "abcde_evolving",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} ({self.get_body_site_display()}, {self.get_status_display()})"
+
+    @property
+    def clinic(self) -> Clinic:
+        return self.patient.clinic
+
+    def can_transition_to(self, to_status: str) -> bool:
+        return to_status in self.TRANSITIONS.get(self.status, frozenset())
+
+
+def lesion_upload_to(instance: LesionImage, filename: str) -> str:
+    """A random name under lesions/: the uploader's file name is never stored."""
+    suffix = PurePosixPath(filename).suffix.lower() or ".jpg"
+    return f"lesions/{uuid.uuid4().hex}{suffix}"
+
+
+def heatmap_upload_to(instance: Prediction, filename: str) -> str:
+    suffix = PurePosixPath(filename).suffix.lower() or ".png"
+    return f"heatmaps/{uuid.uuid4().hex}{suffix}"
+
+
+class LesionImage(models.Model):
+    class Kind(models.TextChoices):
+        OVERVIEW = "overview", "Overview"
+        CLOSE_UP = "close_up", "Close-up"
+        DERMOSCOPIC = "dermoscopic", "Dermoscopic"
+
+    class AnalysisStatus(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        ANALYSING = "analysing", "Analysing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=lesion_upload_to, max_length=255)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OVERVIEW)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=50)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="images_uploaded",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    analysis_status = models.CharField(
+        max_length=20,
+        choices=AnalysisStatus.choices,
+        default=AnalysisStatus.QUEUED,
+        db_index=True,
+    )
+    analysis_error = models.TextField(blank=True)
+    analysis_attempts = models.PositiveIntegerField(default=0)
+    analysis_started_at = models.DateTimeField(null=True, blank=True)
+    analysis_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Image {self.pk} of case {self.case_id}"
+
+    @property
+    def current_prediction(self) -> Prediction | None:
+        """The latest prediction; uses prefetch_related("predictions") when present."""
+        predictions = list(self.predictions.all())
+        if not predictions:
+            return None
+        return max(predictions, key=lambda p: (p.created_at, p.pk))
+
+
+class Prediction(models.Model):
+    image = models.ForeignKey(
+        LesionImage, on_delete=models.CASCADE, related_name="predictions"
+    )
+    model_version = models.CharField(max_length=100)
+    probabilities = models.JSONField(
+        help_text="Class code -> probability, summing to 1."
+    )
+    top_class = models.CharField(max_length=16)
+    inference_ms = models.FloatField()
+    heatmap = models.FileField(
+        upload_to=heatmap_upload_to, max_length=255, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "model_version"],
+                name="prediction_unique_per_model_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.top_class} for image {self.image_id} ({self.model_version})"

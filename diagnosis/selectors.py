@@ -1,0 +1,90 @@
+"""Every read of clinical data, scoped to what the user may see.
+
+Clinic staff see their own clinics' records; specialists see cases that were referred to
+them (and those cases' patients, images and predictions); administrators see everything;
+anonymous and inactive users see nothing. Views and APIs fetch single objects through
+these too (``get_object_or_404(case_list_for(user=u), pk=pk)``), so another clinic's record
+is a 404.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from .models import Case, LesionImage, Patient, Prediction
+
+
+def _can_read(user) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def _case_scope(user) -> Q | None:
+    """The filter on Case for this user; None means every case."""
+    if user.is_administrator:
+        return None
+    if user.is_specialist:
+        # referred_at is set on referral and kept through review and closing.
+        return Q(referred_at__isnull=False)
+    if user.is_clinic_staff:
+        return Q(patient__clinic__in=user.clinics.filter(is_active=True))
+    return Q(pk__in=[])
+
+
+def case_list_for(*, user) -> QuerySet[Case]:
+    if not _can_read(user):
+        return Case.objects.none()
+    cases = Case.objects.select_related("patient", "patient__clinic", "submitted_by")
+    cases = cases.prefetch_related(
+        Prefetch("images", queryset=LesionImage.objects.prefetch_related("predictions"))
+    )
+    scope = _case_scope(user)
+    return cases if scope is None else cases.filter(scope)
+
+
+def patient_list_for(*, user) -> QuerySet[Patient]:
+    if not _can_read(user):
+        return Patient.objects.none()
+    patients = Patient.objects.select_related("clinic")
+    if user.is_administrator:
+        return patients
+    if user.is_specialist:
+        return patients.filter(cases__referred_at__isnull=False).distinct()
+    if user.is_clinic_staff:
+        return patients.filter(clinic__in=user.clinics.filter(is_active=True))
+    return patients.none()
+
+
+def image_list_for(*, user) -> QuerySet[LesionImage]:
+    if not _can_read(user):
+        return LesionImage.objects.none()
+    images = LesionImage.objects.select_related(
+        "case", "case__patient", "case__patient__clinic"
+    )
+    images = images.prefetch_related("predictions")
+    scope = _case_scope(user)
+    return (
+        images if scope is None else images.filter(case__in=Case.objects.filter(scope))
+    )
+
+
+def prediction_list_for(*, user) -> QuerySet[Prediction]:
+    if not _can_read(user):
+        return Prediction.objects.none()
+    predictions = Prediction.objects.select_related("image", "image__case")
+    scope = _case_scope(user)
+    if scope is None:
+        return predictions
+    return predictions.filter(image__case__in=Case.objects.filter(scope))
+
+
+def clinics_for(*, user):
+    """Clinics this user may register patients in."""
+    from accounts.models import Clinic
+
+    if not _can_read(user):
+        return Clinic.objects.none()
+    if user.is_administrator:
+        return Clinic.objects.filter(is_active=True)
+    if user.is_clinic_staff:
+        return user.clinics.filter(is_active=True)
+    return Clinic.objects.none()
