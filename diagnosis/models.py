@@ -22,7 +22,7 @@ class Patient(models.Model):
 
     class SkinType(models.TextChoices):
         # Fitzpatrick phototypes.
-        I = "I", "I (always burns, never tans)"  # noqa: E741
+        I = "I", "I (always burns, never tans)"
         II = "II", "II (usually burns, tans minimally)"
         III = "III", "III (sometimes burns, tans uniformly)"
         IV = "IV", "IV (burns minimally, always tans well)"
