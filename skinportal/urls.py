@@ -1,4 +1,42 @@
-from django.contrib import admin
-from django.urls import path
+from importlib.util import find_spec
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .health import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    # /readyz (database, broker, model artifact) is added here by the analysis side:
+    # path("readyz", readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        name="api-docs",
+    ),
+    # REST API v1 and the access-checked image files (namespace "diagnosis").
+    path("", include("diagnosis.urls")),
+]
+
+# The server-rendered web UI (diagnosis/web_urls.py, namespace "web") once it exists.
+if find_spec("diagnosis.web_urls") is not None:
+    urlpatterns.append(path("", include("diagnosis.web_urls")))
+
+handler404 = "skinportal.errors.not_found"
+handler500 = "skinportal.errors.server_error"

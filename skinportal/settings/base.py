@@ -149,6 +149,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ImageKindEnum": "diagnosis.models.LesionImage.Kind",
+        "ImageAnalysisStatusEnum": "diagnosis.models.LesionImage.AnalysisStatus",
+        "CaseStatusEnum": "diagnosis.models.Case.Status",
+        "BodySiteEnum": "diagnosis.models.Case.BodySite",
+    },
 }
 
 # --- Celery ----------------------------------------------------------------------------

@@ -1,0 +1,281 @@
+"""REST API v1, the access-checked image file views and the API exception handler.
+
+Every object is fetched through a user-scoped selector, so another clinic's record is a
+404; every read and write leaves an audit event.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePosixPath
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler, set_rollback
+
+from accounts.services import audit_record
+
+from .models import Case
+from .permissions import ReadsOrClinicalSubmitter
+from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
+from .serializers import (
+    CaseInputSerializer,
+    CaseOutputSerializer,
+    PatientInputSerializer,
+    PatientOutputSerializer,
+)
+from .services import case_submit, patient_create
+
+logger = logging.getLogger(__name__)
+
+
+# --- Errors --------------------------------------------------------------------------------
+def api_exception_handler(exc: Exception, context: dict) -> Response:
+    """Every API error is JSON: DRF's own, Django's ValidationError, and anything else."""
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            detail = {
+                ("non_field_errors" if field == "__all__" else field): messages
+                for field, messages in exc.message_dict.items()
+            }
+        else:
+            detail = {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = exception_handler(exc, context)
+    if response is not None:
+        return response
+    logger.exception(
+        "unhandled error in API view %s", context.get("view"), exc_info=exc
+    )
+    set_rollback()
+    return Response(
+        {"detail": "Internal server error."},
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+# --- Authentication ------------------------------------------------------------------------
+class TokenObtainApi(ObtainAuthToken):
+    """POST username and password, receive {"token": "..."} for the Authorization header."""
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        token, _ = Token.objects.get_or_create(user=user)
+        audit_record(actor=user, action="auth.token", request=request)
+        return Response({"token": token.key})
+
+
+# --- Patients ------------------------------------------------------------------------------
+class PatientListCreateApi(APIView):
+    permission_classes = [ReadsOrClinicalSubmitter]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", str, description="Identifier or name contains")
+        ],
+        responses=PatientOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        patients = patient_list_for(user=request.user)
+        search = request.query_params.get("search", "").strip()
+        if search:
+            patients = patients.filter(
+                Q(identifier__icontains=search) | Q(full_name__icontains=search)
+            )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(patients, request, view=self)
+        audit_record(
+            actor=request.user,
+            action="patient.list",
+            request=request,
+            details={"search": search, "ids": [patient.pk for patient in page]},
+        )
+        return paginator.get_paginated_response(
+            PatientOutputSerializer(page, many=True).data
+        )
+
+    @extend_schema(
+        request=PatientInputSerializer, responses={201: PatientOutputSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PatientInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        clinic = _clinic_for_new_patient(request.user, data.pop("clinic", None))
+        patient = patient_create(
+            actor=request.user, clinic=clinic, request=request, **data
+        )
+        return Response(
+            PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED
+        )
+
+
+def _clinic_for_new_patient(user, clinic_id: int | None):
+    clinics = clinics_for(user=user)
+    if clinic_id is None:
+        only = list(clinics[:2])
+        if len(only) != 1:
+            raise exceptions.ValidationError(
+                {"clinic": ["Choose the clinic: you work in more than one (or none)."]}
+            )
+        return only[0]
+    clinic = clinics.filter(pk=clinic_id).first()
+    if clinic is None:
+        raise exceptions.ValidationError({"clinic": ["Unknown clinic."]})
+    return clinic
+
+
+class PatientDetailApi(APIView):
+    @extend_schema(responses=PatientOutputSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+        audit_record(
+            actor=request.user, action="patient.view", obj=patient, request=request
+        )
+        return Response(PatientOutputSerializer(patient).data)
+
+
+# --- Cases ---------------------------------------------------------------------------------
+class CaseListCreateApi(APIView):
+    permission_classes = [ReadsOrClinicalSubmitter]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Case.Status.values),
+            OpenApiParameter("patient", int),
+        ],
+        responses=CaseOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        cases = case_list_for(user=request.user)
+        if status_filter := request.query_params.get("status"):
+            cases = cases.filter(status=status_filter)
+        if patient_filter := request.query_params.get("patient"):
+            if not patient_filter.isdigit():
+                raise exceptions.ValidationError(
+                    {"patient": ["A patient id is a number."]}
+                )
+            cases = cases.filter(patient_id=int(patient_filter))
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(cases, request, view=self)
+        audit_record(
+            actor=request.user,
+            action="case.list",
+            request=request,
+            details={"ids": [case.pk for case in page]},
+        )
+        data = CaseOutputSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(
+        request={"multipart/form-data": CaseInputSerializer},
+        responses={201: CaseOutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CaseInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        patient = (
+            patient_list_for(user=request.user).filter(pk=data.pop("patient")).first()
+        )
+        if patient is None:
+            raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+        case = case_submit(actor=request.user, patient=patient, request=request, **data)
+        case = case_list_for(user=request.user).get(pk=case.pk)
+        return Response(
+            CaseOutputSerializer(case, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class CaseDetailApi(APIView):
+    @extend_schema(responses=CaseOutputSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+        audit_record(actor=request.user, action="case.view", obj=case, request=request)
+        return Response(CaseOutputSerializer(case, context={"request": request}).data)
+
+
+# --- Image files ---------------------------------------------------------------------------
+class _AnyAccept(BaseContentNegotiation):
+    """File views answer with the file whatever the Accept header says."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _private_file_response(
+    field_file, content_type: str, download_name: str
+) -> FileResponse:
+    try:
+        handle = field_file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The file is missing.") from None
+    response = FileResponse(handle, content_type=content_type, filename=download_name)
+    response["Content-Disposition"] = f'inline; filename="{download_name}"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class ImageFileApi(APIView):
+    """GET /media/lesions/<image_id>/: the stored photo, for users who may see its case."""
+
+    content_negotiation_class = _AnyAccept
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    def get(self, request: Request, image_id: int) -> FileResponse:
+        image = get_object_or_404(image_list_for(user=request.user), pk=image_id)
+        audit_record(
+            actor=request.user, action="image.view", obj=image, request=request
+        )
+        suffix = PurePosixPath(image.file.name).suffix
+        return _private_file_response(
+            image.file, image.content_type, f"lesion-{image.pk}{suffix}"
+        )
+
+
+class ImageHeatmapApi(APIView):
+    """GET /media/lesions/<image_id>/heatmap/: the latest prediction's heatmap overlay."""
+
+    content_negotiation_class = _AnyAccept
+
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request: Request, image_id: int) -> FileResponse:
+        image = get_object_or_404(image_list_for(user=request.user), pk=image_id)
+        prediction = image.current_prediction
+        if prediction is None or not prediction.heatmap:
+            raise Http404("No heatmap for this image.")
+        audit_record(
+            actor=request.user,
+            action="image.heatmap_view",
+            obj=image,
+            request=request,
+            details={
+                "prediction": prediction.pk,
+                "model_version": prediction.model_version,
+            },
+        )
+        suffix = PurePosixPath(prediction.heatmap.name).suffix or ".png"
+        content_type = "image/jpeg" if suffix in (".jpg", ".jpeg") else "image/png"
+        return _private_file_response(
+            prediction.heatmap, content_type, f"lesion-{image.pk}-heatmap{suffix}"
+        )

@@ -1,0 +1,166 @@
+"""REST API serializers: input and output kept separate."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import Case, LesionImage, Patient, Prediction
+
+
+# --- Patients ------------------------------------------------------------------------------
+class PatientInputSerializer(serializers.Serializer):
+    clinic = serializers.IntegerField(
+        required=False, help_text="Optional when you work in exactly one clinic."
+    )
+    identifier = serializers.CharField(max_length=64)
+    full_name = serializers.CharField(max_length=200)
+    date_of_birth = serializers.DateField(input_formats=["%Y-%m-%d"])
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices)
+    skin_type = serializers.ChoiceField(
+        choices=Patient.SkinType.choices, required=False, allow_blank=True, default=""
+    )
+    consent_given = serializers.BooleanField(
+        help_text="Consent to photograph the lesion and share it for analysis. "
+        "A case can only be submitted for a patient who has consented."
+    )
+
+
+class PatientOutputSerializer(serializers.ModelSerializer):
+    clinic_name = serializers.CharField(source="clinic.name", read_only=True)
+
+    class Meta:
+        model = Patient
+        fields = (
+            "id",
+            "clinic",
+            "clinic_name",
+            "identifier",
+            "full_name",
+            "date_of_birth",
+            "sex",
+            "skin_type",
+            "consent_given",
+            "consent_recorded_at",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+# --- Cases ---------------------------------------------------------------------------------
+class CaseInputSerializer(serializers.Serializer):
+    patient = serializers.IntegerField()
+    body_site = serializers.ChoiceField(choices=Case.BodySite.choices)
+    duration = serializers.ChoiceField(
+        choices=Case.Duration.choices, required=False, default=Case.Duration.UNKNOWN
+    )
+    recently_changed = serializers.BooleanField(required=False, default=False)
+    itching = serializers.BooleanField(required=False, default=False)
+    bleeding = serializers.BooleanField(required=False, default=False)
+    abcde_asymmetry = serializers.BooleanField(required=False, default=False)
+    abcde_border = serializers.BooleanField(required=False, default=False)
+    abcde_colour = serializers.BooleanField(required=False, default=False)
+    abcde_diameter = serializers.BooleanField(required=False, default=False)
+    abcde_evolving = serializers.BooleanField(required=False, default=False)
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    # Files are judged by decoding in diagnosis.uploads, so empty ones get its message.
+    images = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False),
+        allow_empty=False,
+        help_text="One or more photos (JPEG, PNG or HEIC), repeated in the field 'images'.",
+    )
+    image_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=LesionImage.Kind.choices),
+        required=False,
+        default=list,
+        help_text="Optional kind per image, in the same order; missing ones are 'overview'.",
+    )
+
+
+class PredictionOutputSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(source="image.analysis_status", read_only=True)
+    heatmap_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = (
+            "status",
+            "model_version",
+            "probabilities",
+            "top_class",
+            "inference_ms",
+            "created_at",
+            "heatmap_url",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_heatmap_url(self, prediction: Prediction) -> str | None:
+        if not prediction.heatmap:
+            return None
+        return _absolute(self.context, "diagnosis:image-heatmap", prediction.image_id)
+
+
+class ImageOutputSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LesionImage
+        fields = (
+            "id",
+            "url",
+            "width",
+            "height",
+            "kind",
+            "analysis_status",
+            "analysis_error",
+            "prediction",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, image: LesionImage) -> str:
+        return _absolute(self.context, "diagnosis:image-file", image.pk)
+
+    @extend_schema_field(PredictionOutputSerializer(allow_null=True))
+    def get_prediction(self, image: LesionImage) -> dict | None:
+        prediction = image.current_prediction
+        if prediction is None:
+            return None
+        prediction.image = image  # already loaded: no query for image.analysis_status
+        return PredictionOutputSerializer(prediction, context=self.context).data
+
+
+class CaseOutputSerializer(serializers.ModelSerializer):
+    clinic = serializers.IntegerField(source="patient.clinic_id", read_only=True)
+    images = ImageOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Case
+        fields = (
+            "id",
+            "patient",
+            "clinic",
+            "status",
+            "body_site",
+            "created_at",
+            "updated_at",
+            "risk",
+            "summary",
+            "analysed_at",
+            "referred_at",
+            *Case.HISTORY_FIELDS,
+            "notes",
+            "images",
+        )
+        read_only_fields = fields
+
+
+def _absolute(context: dict, view_name: str, pk: int) -> str:
+    path = reverse(view_name, args=[pk])
+    request = context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
