@@ -6,6 +6,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
+from inference.triage import flagged_classes
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -32,15 +33,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def flagged(probabilities: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
     """True where any malignant class reaches its threshold: the case goes to a specialist."""
-    flags = np.zeros(len(probabilities), dtype=bool)
-    for name, threshold in thresholds.items():
-        flags |= probabilities[:, CLASSES.index(name)] >= threshold
-    return flags
+    return np.array(
+        [bool(flagged_classes(dict(zip(CLASSES, row, strict=False)), thresholds)) for row in probabilities], dtype=bool
+    )
 
 
-def fit_thresholds(
-    probabilities: np.ndarray, labels: np.ndarray, target_sensitivity: float = 0.95
-) -> dict[str, float]:
+def fit_thresholds(probabilities: np.ndarray, labels: np.ndarray, target_sensitivity: float = 0.95) -> dict[str, float]:
     """Per-class thresholds for mel, bcc and akiec that flag ``target_sensitivity`` of malignant images.
 
     Each class' threshold is the same quantile of its own probability among validation
@@ -54,7 +52,7 @@ def fit_thresholds(
 
     def thresholds_at(quantile: float) -> dict[str, float]:
         result = {}
-        for name, idx in zip(MALIGNANT_CLASSES, malignant_idx):
+        for name, idx in zip(MALIGNANT_CLASSES, malignant_idx, strict=False):
             own = probabilities[labels == idx, idx]
             result[name] = float(np.quantile(own, quantile, method="lower")) if len(own) else 0.5
         return result

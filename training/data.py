@@ -115,9 +115,7 @@ def metadata_digest(records: list[Record], assignment: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def load_pixels(
-    data_dir: Path, image_ids: list[str], size: int, cache_dir: Path | None = None
-) -> np.ndarray:
+def load_pixels(data_dir: Path, image_ids: list[str], size: int, cache_dir: Path | None = None) -> np.ndarray:
     """Model pixels (uint8, N x size x size x 3) for ``image_ids``, cached on disk if asked."""
     cache_file = None
     if cache_dir is not None:

@@ -21,30 +21,18 @@ FEATURES_LAYER = "features"
 LOGITS_LAYER = "logits"
 
 
-def resolve_base_weights(option: str | None) -> str:
-    """A local weights file when one is given or present, else Keras' own ImageNet download."""
+def resolve_base_weights(option: str | None) -> str | None:
+    """A local weights file when one is given or present, else Keras' own ImageNet download.
+
+    ``"none"`` starts from random weights (for tests of the pipeline itself).
+    """
+    if option == "none":
+        return None
     if option:
         if option != "imagenet" and not Path(option).exists():
             raise FileNotFoundError(f"base weights not found: {option}")
         return option
     return str(DEFAULT_BASE_WEIGHTS) if DEFAULT_BASE_WEIGHTS.exists() else "imagenet"
-
-
-def augmentation(seed: int = 0) -> keras.Sequential:
-    """Training-time augmentation on [0, 255] pixels."""
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal_and_vertical", seed=seed),
-            layers.RandomRotation(30 / 360, fill_mode="reflect", seed=seed),
-            layers.RandomZoom((-0.2, 0.2), fill_mode="reflect", seed=seed),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
-            layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
-            layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
-            layers.RandomSaturation((0.3, 0.7), value_range=(0, 255), seed=seed),
-            layers.RandomHue(0.03, value_range=(0, 255), seed=seed),
-        ],
-        name="augmentation",
-    )
 
 
 def mobilenet_v2(size: int, base_weights: str, dropout: float = 0.3) -> tuple[keras.Model, keras.Model]:

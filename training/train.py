@@ -99,7 +99,7 @@ def make_dataset(tf, pixels, labels, weights, batch_size, augment=None, shuffle_
     def to_float(x, y, w):
         x = tf.cast(x, tf.float32)
         if augment is not None:
-            x = tf.clip_by_value(augment(x, training=True), 0.0, 255.0)
+            x = augment(x)
         return x, y, w
 
     return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> Path:
     weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
     print("class weights:", {CLASSES[i]: round(w, 3) for i, w in weights.items()}, flush=True)
 
-    augment = models.augmentation(args.seed)
+    from training.augment import augment_batch as augment
+
     train_ds = make_dataset(tf, *arrays["train"], weight_of[arrays["train"][1]], args.batch_size, augment, args.seed)
     val_ds = make_dataset(tf, *arrays["val"], weight_of[arrays["val"][1]], args.batch_size)
 
@@ -160,8 +161,13 @@ def main(argv: list[str] | None = None) -> Path:
         elif args.head_epochs:
             models.set_trainable_from(base, None)
             model.compile(keras.optimizers.Adam(args.head_learning_rate), loss, metrics=metrics)
-            model.fit(train_ds, validation_data=val_ds, epochs=args.head_epochs, verbose=verbose,
-                      callbacks=[keras.callbacks.CSVLogger(str(args.run_dir / "history-head.csv"))])
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=args.head_epochs,
+                verbose=verbose,
+                callbacks=[keras.callbacks.CSVLogger(str(args.run_dir / "history-head.csv"))],
+            )
             model.save_weights(str(head_weights))
             state["head_done"] = True
             state_file.write_text(json.dumps(state))

@@ -1,0 +1,71 @@
+"""Score a folder of images with exactly the worker's code path.
+
+    python -m inference.batch --images DIR --out predictions.csv [--model ARTIFACT_DIR]
+
+One row per image: image_id, the seven calibrated probabilities, top_class and refer
+(1 when the image would flag its case for a specialist at the artifact's thresholds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from PIL import UnidentifiedImageError
+
+from inference.artifact import load_artifact
+from inference.predictor import Predictor
+from inference.preprocessing import CLASSES, load_image
+from inference.triage import flagged_classes
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif"}
+COLUMNS = ["image_id", *CLASSES, "top_class", "refer"]
+
+
+def score_folder(images: Path, out: Path, predictor: Predictor) -> int:
+    try:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    except ImportError:  # HEIC stays unreadable; JPEG and PNG still work
+        pass
+    files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".part")
+    written = 0
+    with partial.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for index, file in enumerate(files, 1):
+            try:
+                scores = predictor.predict_image(load_image(file))
+            except (UnidentifiedImageError, OSError) as exc:
+                print(f"skipped {file.name}: {exc}", file=sys.stderr)
+                continue
+            refer = flagged_classes(scores.probabilities, predictor.artifact.thresholds)
+            writer.writerow(
+                [file.stem, *(f"{scores.probabilities[c]:.6f}" for c in CLASSES), scores.top_class, int(bool(refer))]
+            )
+            written += 1
+            if index % 500 == 0:
+                print(f"{index}/{len(files)}", file=sys.stderr)
+    partial.replace(out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="artifact folder (default: the deployed model)")
+    args = parser.parse_args(argv)
+    predictor = Predictor(load_artifact(args.model))
+    count = score_folder(args.images, args.out, predictor)
+    print(f"{count} images scored with {predictor.model_version} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The serving runtime: a LiteRT interpreter over an exported artifact.
+
+No TensorFlow here. A Celery worker process calls :func:`get_predictor` once after it
+has forked and keeps the returned predictor for every task it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from inference.artifact import Artifact, ArtifactError, load_artifact
+from inference.preprocessing import model_pixels
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One image's result: calibrated probabilities and the evidence map for the top class."""
+
+    probabilities: dict[str, float]
+    top_class: str
+    logits: np.ndarray
+    activation_map: np.ndarray | None  # (h, w) in [0, 1], over the canonical view of the image
+    inference_ms: float
+
+
+def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+class Predictor:
+    def __init__(self, artifact: Artifact, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.artifact = artifact
+        self.model_version = artifact.model_version
+        self.classes = artifact.classes
+        threads = num_threads or int(os.environ.get("SKINPORTAL_MODEL_THREADS", "1"))
+        try:
+            self._interpreter = Interpreter(model_path=str(artifact.serving_file), num_threads=threads)
+            self._runner = self._interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"cannot load {artifact.serving_file}: {exc}") from exc
+        (self._input_name,) = self._runner.get_input_details().keys()
+        self._head = None
+        if artifact.head_file is not None and artifact.head_file.exists():
+            with np.load(artifact.head_file) as head:
+                self._head = (head["kernel"].astype(np.float32), head["bias"].astype(np.float32))
+        self._lock = threading.Lock()  # an interpreter is not safe to share between threads
+
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw logits (and the last feature map, when exported) for one (S, S, 3) pixel array."""
+        batch = np.asarray(pixels, dtype=np.float32)[None]
+        with self._lock:
+            outputs = self._runner(**{self._input_name: batch})
+        features = outputs.get("features")
+        return outputs["logits"][0], (features[0] if features is not None else None)
+
+    def predict_pixels(self, pixels: np.ndarray) -> Scores:
+        started = time.perf_counter()
+        logits, features = self.run(pixels)
+        probabilities = softmax(logits, self.artifact.temperature)
+        top = int(np.argmax(probabilities))
+        activation_map = None
+        if features is not None and self._head is not None:
+            activation_map = class_activation_map(features, self._head[0][:, top])
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return Scores(
+            probabilities={name: float(p) for name, p in zip(self.classes, probabilities, strict=False)},
+            top_class=self.classes[top],
+            logits=np.asarray(logits),
+            activation_map=activation_map,
+            inference_ms=elapsed_ms,
+        )
+
+    def predict_image(self, image: Image.Image) -> Scores:
+        return self.predict_pixels(model_pixels(image, self.artifact.input_size))
+
+
+def class_activation_map(features: np.ndarray, class_weights: np.ndarray) -> np.ndarray:
+    """CAM (Zhou et al. 2016): with global average pooling and a dense head it is exact.
+
+    ``features`` is the (h, w, k) last feature map, ``class_weights`` the k dense weights of
+    one class; the map is rectified and scaled to [0, 1].
+    """
+    cam = np.tensordot(features, class_weights, axes=([2], [0]))
+    cam = np.maximum(cam, 0)
+    peak = float(cam.max())
+    return (cam / peak if peak > 0 else cam).astype(np.float32)
+
+
+def model_dir_from_environment() -> Path | None:
+    value = os.environ.get("SKINPORTAL_MODEL_DIR")
+    return Path(value) if value else None
+
+
+@lru_cache(maxsize=1)
+def get_predictor() -> Predictor:
+    """The process-wide predictor, loaded on first use (after any fork) and kept."""
+    return Predictor(load_artifact(model_dir_from_environment()))

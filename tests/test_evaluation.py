@@ -1,0 +1,114 @@
+"""The evaluation command computes known metrics from hand-made files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from inference.preprocessing import CLASSES
+from training import evaluate as evaluate_command
+from training.calibration import fit_temperature, fit_thresholds, softmax
+from training.metrics import expected_calibration_error
+
+
+def write_predictions(path, rows):
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", *CLASSES, "top_class", "refer"])
+        for image_id, top, confidence, refer in rows:
+            probabilities = {c: (1 - confidence) / 6 for c in CLASSES}
+            probabilities[top] = confidence
+            writer.writerow([image_id, *(probabilities[c] for c in CLASSES), top, refer])
+
+
+@pytest.fixture
+def hand_made(tmp_path):
+    # Truth: 2 mel, 2 nv, 1 bcc. Predictions: mel right once, nv right twice, bcc called mel.
+    rows = [
+        ("a", "mel", 0.9, 1),  # mel, correct
+        ("b", "nv", 0.6, 0),  # mel, wrong (missed melanoma, not referred)
+        ("c", "nv", 0.8, 0),  # nv, correct
+        ("d", "nv", 0.7, 1),  # nv, correct but referred (false alarm)
+        ("e", "mel", 0.5, 1),  # bcc, wrong class but referred
+    ]
+    truth = {"a": "mel", "b": "mel", "c": "nv", "d": "nv", "e": "bcc"}
+    predictions = tmp_path / "predictions.csv"
+    write_predictions(predictions, rows)
+    return predictions, truth
+
+
+def test_evaluation_of_ham_style_labels_gives_the_known_figures(hand_made, tmp_path):
+    predictions, truth = hand_made
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image_id,dx\n" + "".join(f"{k},{v}\n" for k, v in truth.items()))
+    out = tmp_path / "report"
+    headline = evaluate_command.main(["--predictions", str(predictions), "--labels", str(labels), "--out", str(out)])
+
+    assert headline["accuracy"] == pytest.approx(3 / 5, abs=1e-4)
+    # recall: mel 1/2, nv 2/2, bcc 0/1 -> mean 0.5
+    assert headline["balanced_accuracy"] == pytest.approx(0.5, abs=1e-4)
+    # F1: mel P=1/2 R=1/2 -> 0.5; nv P=2/3 R=1 -> 0.8; bcc 0; other classes absent -> 0
+    assert headline["macro_f1"] == pytest.approx((0.5 + 0.8) / 7, abs=1e-4)
+    assert headline["melanoma_recall"] == pytest.approx(0.5, abs=1e-4)
+    # malignant = a, b, e: referred a and e -> 2/3; benign c, d: d referred -> specificity 1/2
+    assert headline["malignant_sensitivity"] == pytest.approx(2 / 3, abs=1e-4)
+    assert headline["malignant_specificity"] == pytest.approx(1 / 2, abs=1e-4)
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["metrics"]["confusion_matrix"][CLASSES.index("bcc")][CLASSES.index("mel")] == 1
+    for name in ("report.md", "confusion_matrix.png", "roc_malignant.png", "reliability.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_isic_2018_ground_truth_is_read_like_ham_labels(hand_made, tmp_path):
+    predictions, truth = hand_made
+    labels = tmp_path / "isic.csv"
+    header = ["image", "MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+    with labels.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for image, dx in truth.items():
+            writer.writerow([image, *("1.0" if column.lower() == dx else "0.0" for column in header[1:])])
+    metrics = evaluate_command.evaluate_files(predictions, labels)
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_predictions_without_labels_are_reported(hand_made, tmp_path):
+    predictions, _ = hand_made
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image_id,dx\na,mel\n")
+    with pytest.raises(ValueError, match="4 predicted images have no label"):
+        evaluate_command.evaluate_files(predictions, labels)
+
+
+def test_expected_calibration_error_of_a_known_case():
+    # Four predictions at confidence 0.8, three right: |0.75 - 0.8| = 0.05.
+    probabilities = np.full((4, 7), 0.2 / 6)
+    probabilities[:, 0] = 0.8
+    labels = np.array([0, 0, 0, 1])
+    assert expected_calibration_error(probabilities, labels)["ece"] == pytest.approx(0.05)
+
+
+def test_temperature_scaling_recovers_the_temperature_that_made_the_data():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 7))
+    true_probabilities = softmax(logits, 2.0)
+    labels = np.array([rng.choice(7, p=p) for p in true_probabilities])
+    assert fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.1)
+
+
+def test_thresholds_flag_the_target_share_of_malignant_images():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 7, 3000)
+    logits = rng.normal(0, 1, (3000, 7))
+    logits[np.arange(3000), labels] += 1.5
+    probabilities = softmax(logits)
+    thresholds = fit_thresholds(probabilities, labels, target_sensitivity=0.95)
+    malignant = np.isin(labels, [CLASSES.index(c) for c in ("mel", "bcc", "akiec")])
+    from training.calibration import flagged
+
+    flags = flagged(probabilities, thresholds)
+    assert flags[malignant].mean() >= 0.95
+    assert (~flags[~malignant]).mean() > 0.05  # it does not simply refer everyone

@@ -1,0 +1,69 @@
+"""Training-time augmentation, written as one affine warp plus cheap colour jitter.
+
+Flips, rotation (up to 30 degrees), zoom (20 percent) and translation (10 percent) are
+composed into a single projective transform per image, so each batch is resampled
+once; brightness, contrast, saturation and per-channel gain are arithmetic. On two CPU
+cores this costs a fraction of what the equivalent chain of Keras layers does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+MAX_ROTATION_DEGREES = 30.0
+ZOOM = 0.2
+TRANSLATION = 0.1
+BRIGHTNESS = 0.15  # fraction of the 0-255 range
+CONTRAST = 0.2
+SATURATION = 0.3
+CHANNEL_GAIN = 0.05
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+    """Augment a float32 batch of [0, 255] pixels, shape (B, H, W, 3)."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    h = tf.cast(height, tf.float32)
+    w = tf.cast(width, tf.float32)
+
+    def uniform(low, high, extra_shape=()):
+        return tf.random.uniform((batch, *extra_shape), low, high)
+
+    angle = uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES) * (math.pi / 180.0)
+    zoom = uniform(1.0 - ZOOM, 1.0 + ZOOM)
+    flip_x = tf.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
+    flip_y = tf.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
+    shift_x = uniform(-TRANSLATION, TRANSLATION) * w
+    shift_y = uniform(-TRANSLATION, TRANSLATION) * h
+
+    # Output pixel (x, y) samples input pixel A @ ((x, y) - centre) + centre + shift.
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    a0, a1 = cos * flip_x, -sin * flip_y
+    b0, b1 = sin * flip_x, cos * flip_y
+    cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+    a2 = cx - (a0 * cx + a1 * cy) + shift_x
+    b2 = cy - (b0 * cx + b1 * cy) + shift_y
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.stack([height, width]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
+
+    brightness = uniform(-BRIGHTNESS, BRIGHTNESS, (1, 1, 1)) * 255.0
+    contrast = uniform(1.0 - CONTRAST, 1.0 + CONTRAST, (1, 1, 1))
+    saturation = uniform(1.0 - SATURATION, 1.0 + SATURATION, (1, 1, 1))
+    gain = uniform(1.0 - CHANNEL_GAIN, 1.0 + CHANNEL_GAIN, (1, 1, 3))
+
+    mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
+    out = (warped - mean) * contrast + mean + brightness
+    gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+    out = (out - gray) * saturation + gray
+    out = out * gain
+    return tf.clip_by_value(out, 0.0, 255.0)

@@ -1,0 +1,82 @@
+"""Evaluate a predictions file (from ``python -m inference.batch``) against labels.
+
+    python -m training.evaluate --predictions predictions.csv --labels labels.csv --out report/
+
+Labels may be HAM10000 style (``image_id, dx``) or ISIC 2018 ground truth (``image`` plus
+one-hot columns ``MEL, NV, BCC, AKIEC, BKL, DF, VASC``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from inference.preprocessing import CLASSES
+from training.metrics import evaluate, summary
+from training.report import write_report
+
+
+def read_labels(path: Path) -> dict[str, int]:
+    with Path(path).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = set(reader.fieldnames or ())
+        labels = {}
+        if {"image_id", "dx"} <= fields:
+            for row in reader:
+                labels[row["image_id"]] = CLASSES.index(row["dx"].strip().lower())
+        elif "image" in fields and {c.upper() for c in CLASSES} <= fields:
+            for row in reader:
+                hot = [float(row[c.upper()]) for c in CLASSES]
+                if sum(hot) != 1:
+                    raise ValueError(f"{path}: {row['image']} is not one-hot: {hot}")
+                labels[row["image"]] = int(np.argmax(hot))
+        else:
+            raise ValueError(f"{path}: expected columns image_id,dx or image,MEL,NV,BCC,AKIEC,BKL,DF,VASC")
+    return labels
+
+
+def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    ids, rows, refer = [], [], []
+    with Path(path).open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            ids.append(row["image_id"])
+            rows.append([float(row[c]) for c in CLASSES])
+            refer.append(int(row["refer"]))
+    return ids, np.array(rows, dtype=float).reshape(-1, len(CLASSES)), np.array(refer, dtype=bool)
+
+
+def evaluate_files(predictions: Path, labels: Path) -> dict:
+    ids, probabilities, refer = read_predictions(predictions)
+    truth = read_labels(labels)
+    missing = [i for i in ids if i not in truth]
+    if missing:
+        raise ValueError(f"{len(missing)} predicted images have no label, e.g. {missing[:3]}")
+    y = np.array([truth[i] for i in ids], dtype=int)
+    return evaluate(probabilities, y, refer=refer)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--title", default="Evaluation report")
+    args = parser.parse_args(argv)
+    metrics = evaluate_files(args.predictions, args.labels)
+    write_report(
+        args.out,
+        title=args.title,
+        metrics=metrics,
+        context={"evaluated_on": f"{args.predictions.name} against {args.labels.name}"},
+    )
+    headline = summary(metrics)
+    print(json.dumps(headline, indent=2))
+    return headline
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Turn a finished training run into the shipped artifact: calibrate, set thresholds, report, export.
+
+    python -m training.finalize --run-dir runs/mobilenet_v2 \\
+        --baseline runs/lenet5 --baseline runs/alexnet \\
+        --model-version ham10000-mobilenetv2-v1 --make-default
+
+Everything is chosen on the validation split; the test split is only measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inference.artifact import ARTIFACTS_DIR, DEFAULT_FILE, load_artifact
+from training import metrics as metrics_module
+from training.calibration import fit_temperature, fit_thresholds, softmax
+from training.report import write_report
+
+ARCH_LABEL = {"mobilenet_v2": "MobileNetV2", "lenet5": "LeNet-5", "alexnet": "AlexNet"}
+
+
+def calibrated_results(run_dir: Path, target_sensitivity: float) -> dict:
+    """Temperature and thresholds from the validation logits, metrics on both splits."""
+    val_logits, val_labels = np.load(run_dir / "logits-val.npy"), np.load(run_dir / "labels-val.npy")
+    test_logits, test_labels = np.load(run_dir / "logits-test.npy"), np.load(run_dir / "labels-test.npy")
+    temperature = fit_temperature(val_logits, val_labels)
+    val_probabilities = softmax(val_logits, temperature)
+    thresholds = fit_thresholds(val_probabilities, val_labels, target_sensitivity)
+    test_probabilities = softmax(test_logits, temperature)
+    return {
+        "temperature": temperature,
+        "thresholds": thresholds,
+        "val": metrics_module.evaluate(val_probabilities, val_labels, thresholds),
+        "test": metrics_module.evaluate(test_probabilities, test_labels, thresholds),
+        "test_uncalibrated_ece": metrics_module.expected_calibration_error(softmax(test_logits), test_labels)["ece"],
+    }
+
+
+def keras_ms_per_image(model, repeats: int = 30) -> float:
+    """Median time of one single-image forward pass (tf.function, CPU)."""
+    import tensorflow as tf
+
+    size = model.input_shape[1]
+    forward = tf.function(lambda x: model(x, training=False))
+    x = tf.random.uniform((1, size, size, 3), 0, 255)
+    for _ in range(3):
+        forward(x)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        forward(x).numpy()
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+def comparison_row(run_dir: Path, results: dict) -> dict:
+    import keras
+
+    run = json.loads((run_dir / "run.json").read_text())
+    model = keras.models.load_model(run_dir / "best.keras", compile=False)
+    headline = metrics_module.summary(results["test"])
+    return {
+        "model": ARCH_LABEL.get(run["arch"], run["arch"]),
+        "input": f"{run['input_size']}x{run['input_size']}",
+        "parameters": int(model.count_params()),
+        "file_mb": (run_dir / "best.keras").stat().st_size / 1e6,
+        "ms_per_image": keras_ms_per_image(model),
+        "train_minutes": round(run["train_seconds"] / 60, 1),
+        **{
+            key: headline[key]
+            for key in (
+                "accuracy",
+                "balanced_accuracy",
+                "macro_f1",
+                "melanoma_recall",
+                "malignant_sensitivity",
+                "malignant_specificity",
+                "ece",
+            )
+        },
+    }
+
+
+def litert_ms_per_image(artifact_dir: Path, repeats: int = 200) -> float:
+    from inference.predictor import Predictor
+
+    predictor = Predictor(load_artifact(artifact_dir))
+    pixels = np.random.default_rng(0).integers(0, 256, (predictor.artifact.input_size,) * 2 + (3,), dtype=np.uint8)
+    for _ in range(5):
+        predictor.run(pixels)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predictor.run(pixels)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+def describe(run: dict, results: dict, target: float, baselines: list[dict]) -> dict:
+    weights = ", ".join(f"{k} {v:.2f}" for k, v in run["class_weights"].items())
+    val = metrics_module.summary(results["val"])
+    return {
+        "evaluated_on": "the lesion-grouped test split, never used for any choice",
+        "description": (
+            f"MobileNetV2 (alpha 1.0, ImageNet weights) fine-tuned on HAM10000 at {run['input_size']}x"
+            f"{run['input_size']}. Split 80/10/10 by lesion_id, stratified by diagnosis (seed {run['seed']}): "
+            f"{run['split_sizes']}. Training took {run['train_seconds'] / 60:.0f} minutes on a 2-core CPU."
+        ),
+        "sections": {
+            "Training": (
+                f"Head first ({run['head_epochs']} epochs, base frozen, Adam 1e-3), then the whole network "
+                f"from block {run['fine_tune_from_block']} up (Adam {run['learning_rate']:g}, up to "
+                f"{run['epochs_max']} epochs, early stopping on validation loss with patience 4, best "
+                "checkpoint kept, learning rate halved on plateaus). BatchNorm layers stay in inference "
+                "mode throughout (the ImageNet weights have BatchNorm folded in). Augmentation: "
+                "horizontal and vertical flips, rotation up to 30 degrees, zoom 20%, translation 10%, "
+                "brightness, contrast, saturation and per-channel colour gain."
+            ),
+            "Class imbalance": (
+                "Balanced class weights (n / (7 n_c)) so every diagnosis counts equally in the loss, which "
+                "is what balanced accuracy measures; the malignant classes (mel, bcc, akiec) are weighted "
+                f"a further {run['malignant_boost']}x because a missed malignancy costs more than a "
+                f"false alarm. Weights: {weights}."
+            ),
+            "Calibration": (
+                f"Temperature scaling fitted on the validation split: T = {results['temperature']:.3f}. "
+                f"Test ECE {results['test_uncalibrated_ece']:.3f} before and "
+                f"{results['test']['calibration']['ece']:.3f} after."
+            ),
+            "Triage thresholds": (
+                "A case is flagged for a specialist when any of mel, bcc or akiec reaches its threshold: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in results["thresholds"].items())
+                + f". Chosen on the validation split to flag at least {target:.0%} of malignant images "
+                f"there (validation: sensitivity {val['malignant_sensitivity']}, specificity "
+                f"{val['malignant_specificity']})."
+            ),
+            "Validation split": (
+                f"balanced accuracy {val['balanced_accuracy']}, macro F1 {val['macro_f1']}, melanoma recall "
+                f"{val['melanoma_recall']}, ECE {val['ece']}."
+            ),
+            "Limits": (
+                "HAM10000 images are dermatoscopic and downscaled to 200x150; phone photographs taken "
+                "without a dermatoscope look different, and performance on them is not measured here. "
+                "Skin types V-VI are barely represented in HAM10000. The model is decision support for "
+                "clinicians, never a diagnosis on its own."
+            ),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--baseline", type=Path, action="append", default=[], help="baseline run directories")
+    parser.add_argument("--model-version", required=True)
+    parser.add_argument("--artifact-dir", type=Path, help="default: inference/artifacts/<model version>")
+    parser.add_argument("--target-sensitivity", type=float, default=0.96)
+    parser.add_argument("--make-default", action="store_true", help="serve this artifact from now on")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from training.export import export_artifact
+
+    run = json.loads((args.run_dir / "run.json").read_text())
+    results = calibrated_results(args.run_dir, args.target_sensitivity)
+    comparison = [comparison_row(args.run_dir, results)]
+    for baseline in args.baseline:
+        comparison.append(comparison_row(baseline, calibrated_results(baseline, args.target_sensitivity)))
+
+    context = describe(run, results, args.target_sensitivity, comparison)
+    report_dir = write_report(
+        args.run_dir / "report",
+        title=f"Model {args.model_version}: evaluation report",
+        metrics=results["test"],
+        run_dir=args.run_dir,
+        context=context,
+        comparison=comparison,
+    )
+    destination = args.artifact_dir or ARTIFACTS_DIR / args.model_version
+    model = keras.models.load_model(args.run_dir / "best.keras", compile=False)
+    export_artifact(
+        keras_model=model,
+        destination=destination,
+        model_version=args.model_version,
+        temperature=results["temperature"],
+        thresholds=results["thresholds"],
+        target_sensitivity=args.target_sensitivity,
+        metrics={
+            "test": metrics_module.summary(results["test"]),
+            "validation": metrics_module.summary(results["val"]),
+            "litert_ms_per_image": None,
+        },
+        training=run,
+        report_dir=report_dir,
+    )
+    served_ms = litert_ms_per_image(destination)
+    manifest_file = destination / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["metrics"]["litert_ms_per_image"] = round(served_ms, 2)
+    manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
+    if args.make_default and destination.parent == ARTIFACTS_DIR:
+        partial = DEFAULT_FILE.with_suffix(".part")
+        partial.write_text(destination.name + "\n")
+        partial.replace(DEFAULT_FILE)
+    print(
+        json.dumps(
+            {
+                "artifact": str(destination),
+                "test": metrics_module.summary(results["test"]),
+                "temperature": results["temperature"],
+                "thresholds": results["thresholds"],
+                "litert_ms_per_image": served_ms,
+            },
+            indent=2,
+        )
+    )
+    return destination
+
+
+if __name__ == "__main__":
+    main()
