@@ -14,9 +14,7 @@ def demo_usernames() -> list[str]:
 
     try:
         return list(
-            User.objects.filter(username__startswith=DEMO_USERNAME_PREFIX).values_list(
-                "username", flat=True
-            )[:10]
+            User.objects.filter(username__startswith=DEMO_USERNAME_PREFIX).values_list("username", flat=True)[:10]
         )
     except DatabaseError:  # before the first migrate
         return []
@@ -29,8 +27,7 @@ def refuse_demo_users() -> None:
     found = demo_usernames()
     if found:
         raise ImproperlyConfigured(
-            f"Demo accounts exist in a production database ({', '.join(found)}); "
-            "delete them before starting."
+            f"Demo accounts exist in a production database ({', '.join(found)}); delete them before starting."
         )
 
 

@@ -24,9 +24,7 @@ class User(AbstractUser):
         SPECIALIST = "specialist", "Specialist"
         ADMINISTRATOR = "administrator", "Administrator"
 
-    role = models.CharField(
-        max_length=20, choices=Role.choices, default=Role.CLINIC_STAFF
-    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CLINIC_STAFF)
     clinics = models.ManyToManyField(Clinic, blank=True, related_name="members")
 
     @property
@@ -77,6 +75,4 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         target = f" {self.object_type}:{self.object_id}" if self.object_type else ""
-        return (
-            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_id} {self.action}{target}"
-        )
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_id} {self.action}{target}"

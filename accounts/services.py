@@ -81,8 +81,6 @@ def audit_record(
         object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
         clinic=clinic if clinic is not None else _clinic_of(obj),
         ip_address=client_ip(request) if request is not None else None,
-        user_agent=(
-            request.META.get("HTTP_USER_AGENT", "") if request is not None else ""
-        )[:512],
+        user_agent=(request.META.get("HTTP_USER_AGENT", "") if request is not None else "")[:512],
         details=details or {},
     )

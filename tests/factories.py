@@ -1,0 +1,117 @@
+"""factory_boy factories for the portal's models. Images are real JPEGs made by Pillow."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+
+import factory
+from django.core.files.base import ContentFile
+from django.utils import timezone
+from PIL import Image
+
+from accounts.models import Clinic, User
+from diagnosis.models import Case, LesionImage, Patient, Prediction
+
+CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+PASSWORD = "correct horse battery staple"
+
+
+def image_bytes(width: int = 64, height: int = 48, color=(180, 120, 90), fmt: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clinic
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Clinic {n}")
+    address = "1 Market Street"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.org")
+    role = User.Role.CLINIC_STAFF
+    password = factory.django.Password(PASSWORD)
+
+    @factory.post_generation
+    def clinics(self, create: bool, extracted, **kwargs) -> None:
+        if create and extracted:
+            self.clinics.set(extracted)
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    identifier = factory.Sequence(lambda n: f"P-{n:05d}")
+    full_name = factory.Sequence(lambda n: f"Patient Number{n}")
+    date_of_birth = datetime.date(1970, 5, 17)
+    sex = Patient.Sex.FEMALE
+    skin_type = Patient.SkinType.III
+    consent_given = True
+    consent_recorded_at = factory.LazyFunction(timezone.now)
+    # A generated creator works in the patient's clinic.
+    created_by = factory.SubFactory(
+        UserFactory, clinics=factory.LazyAttribute(lambda o: [o.factory_parent.factory_parent.clinic])
+    )
+    consent_recorded_by = factory.SelfAttribute("created_by")
+
+
+class CaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Case
+
+    patient = factory.SubFactory(PatientFactory)
+    body_site = Case.BodySite.BACK
+    submitted_by = factory.SelfAttribute("patient.created_by")
+    status = Case.Status.SUBMITTED
+
+    class Params:
+        referred = factory.Trait(status=Case.Status.REFERRED, referred_at=factory.LazyFunction(timezone.now))
+
+
+class LesionImageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LesionImage
+
+    class Params:
+        content = factory.LazyAttribute(lambda o: image_bytes(o.width, o.height))
+
+    case = factory.SubFactory(CaseFactory)
+    width = 64
+    height = 48
+    file = factory.LazyAttribute(lambda o: ContentFile(o.content, name="lesion.jpg"))
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(o.content).hexdigest())
+    content_type = "image/jpeg"
+    uploaded_by = factory.SelfAttribute("case.submitted_by")
+
+
+class PredictionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Prediction
+
+    image = factory.SubFactory(LesionImageFactory)
+    model_version = factory.Sequence(lambda n: f"test-model-{n}")
+    probabilities = factory.LazyFunction(lambda: {name: (0.94 if name == "nv" else 0.01) for name in CLASSES})
+    top_class = "nv"
+    inference_ms = 12.5
+    heatmap = None
+
+    class Params:
+        with_heatmap = factory.Trait(
+            heatmap=factory.LazyFunction(
+                lambda: ContentFile(image_bytes(64, 48, (255, 0, 0), "PNG"), name="heatmap.png")
+            )
+        )
