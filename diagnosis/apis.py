@@ -57,9 +57,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     response = exception_handler(exc, context)
     if response is not None:
         return response
-    logger.exception(
-        "unhandled error in API view %s", context.get("view"), exc_info=exc
-    )
+    logger.exception("unhandled error in API view %s", context.get("view"), exc_info=exc)
     set_rollback()
     return Response(
         {"detail": "Internal server error."},
@@ -85,18 +83,14 @@ class PatientListCreateApi(APIView):
     permission_classes = [ReadsOrClinicalSubmitter]
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("search", str, description="Identifier or name contains")
-        ],
+        parameters=[OpenApiParameter("search", str, description="Identifier or name contains")],
         responses=PatientOutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
         patients = patient_list_for(user=request.user)
         search = request.query_params.get("search", "").strip()
         if search:
-            patients = patients.filter(
-                Q(identifier__icontains=search) | Q(full_name__icontains=search)
-            )
+            patients = patients.filter(Q(identifier__icontains=search) | Q(full_name__icontains=search))
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(patients, request, view=self)
         audit_record(
@@ -105,24 +99,16 @@ class PatientListCreateApi(APIView):
             request=request,
             details={"search": search, "ids": [patient.pk for patient in page]},
         )
-        return paginator.get_paginated_response(
-            PatientOutputSerializer(page, many=True).data
-        )
+        return paginator.get_paginated_response(PatientOutputSerializer(page, many=True).data)
 
-    @extend_schema(
-        request=PatientInputSerializer, responses={201: PatientOutputSerializer}
-    )
+    @extend_schema(request=PatientInputSerializer, responses={201: PatientOutputSerializer})
     def post(self, request: Request) -> Response:
         serializer = PatientInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         clinic = _clinic_for_new_patient(request.user, data.pop("clinic", None))
-        patient = patient_create(
-            actor=request.user, clinic=clinic, request=request, **data
-        )
-        return Response(
-            PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED
-        )
+        patient = patient_create(actor=request.user, clinic=clinic, request=request, **data)
+        return Response(PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED)
 
 
 def _clinic_for_new_patient(user, clinic_id: int | None):
@@ -130,9 +116,7 @@ def _clinic_for_new_patient(user, clinic_id: int | None):
     if clinic_id is None:
         only = list(clinics[:2])
         if len(only) != 1:
-            raise exceptions.ValidationError(
-                {"clinic": ["Choose the clinic: you work in more than one (or none)."]}
-            )
+            raise exceptions.ValidationError({"clinic": ["Choose the clinic: you work in more than one (or none)."]})
         return only[0]
     clinic = clinics.filter(pk=clinic_id).first()
     if clinic is None:
@@ -144,9 +128,7 @@ class PatientDetailApi(APIView):
     @extend_schema(responses=PatientOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
         patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
-        audit_record(
-            actor=request.user, action="patient.view", obj=patient, request=request
-        )
+        audit_record(actor=request.user, action="patient.view", obj=patient, request=request)
         return Response(PatientOutputSerializer(patient).data)
 
 
@@ -167,9 +149,7 @@ class CaseListCreateApi(APIView):
             cases = cases.filter(status=status_filter)
         if patient_filter := request.query_params.get("patient"):
             if not patient_filter.isdigit():
-                raise exceptions.ValidationError(
-                    {"patient": ["A patient id is a number."]}
-                )
+                raise exceptions.ValidationError({"patient": ["A patient id is a number."]})
             cases = cases.filter(patient_id=int(patient_filter))
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(cases, request, view=self)
@@ -190,9 +170,7 @@ class CaseListCreateApi(APIView):
         serializer = CaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        patient = (
-            patient_list_for(user=request.user).filter(pk=data.pop("patient")).first()
-        )
+        patient = patient_list_for(user=request.user).filter(pk=data.pop("patient")).first()
         if patient is None:
             raise exceptions.ValidationError({"patient": ["Unknown patient."]})
         case = case_submit(actor=request.user, patient=patient, request=request, **data)
@@ -222,9 +200,7 @@ class _AnyAccept(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _private_file_response(
-    field_file, content_type: str, download_name: str
-) -> FileResponse:
+def _private_file_response(field_file, content_type: str, download_name: str) -> FileResponse:
     try:
         handle = field_file.open("rb")
     except FileNotFoundError:
@@ -244,13 +220,9 @@ class ImageFileApi(APIView):
     @extend_schema(responses={(200, "image/*"): bytes})
     def get(self, request: Request, image_id: int) -> FileResponse:
         image = get_object_or_404(image_list_for(user=request.user), pk=image_id)
-        audit_record(
-            actor=request.user, action="image.view", obj=image, request=request
-        )
+        audit_record(actor=request.user, action="image.view", obj=image, request=request)
         suffix = PurePosixPath(image.file.name).suffix
-        return _private_file_response(
-            image.file, image.content_type, f"lesion-{image.pk}{suffix}"
-        )
+        return _private_file_response(image.file, image.content_type, f"lesion-{image.pk}{suffix}")
 
 
 class ImageHeatmapApi(APIView):
@@ -276,6 +248,4 @@ class ImageHeatmapApi(APIView):
         )
         suffix = PurePosixPath(prediction.heatmap.name).suffix or ".png"
         content_type = "image/jpeg" if suffix in (".jpg", ".jpeg") else "image/png"
-        return _private_file_response(
-            prediction.heatmap, content_type, f"lesion-{image.pk}-heatmap{suffix}"
-        )
+        return _private_file_response(prediction.heatmap, content_type, f"lesion-{image.pk}-heatmap{suffix}")

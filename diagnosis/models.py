@@ -22,16 +22,14 @@ class Patient(models.Model):
 
     class SkinType(models.TextChoices):
         # Fitzpatrick phototypes.
-        I = "I", "I (always burns, never tans)"
+        I = "I", "I (always burns, never tans)"  # noqa: E741
         II = "II", "II (usually burns, tans minimally)"
         III = "III", "III (sometimes burns, tans uniformly)"
         IV = "IV", "IV (burns minimally, always tans well)"
         V = "V", "V (very rarely burns, tans very easily)"
         VI = "VI", "VI (never burns)"
 
-    clinic = models.ForeignKey(
-        Clinic, on_delete=models.PROTECT, related_name="patients"
-    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
     identifier = models.CharField(
         max_length=64,
         help_text="The clinic's own patient number; unique within the clinic.",
@@ -74,9 +72,7 @@ class Patient(models.Model):
 
     def clean(self) -> None:
         if self.date_of_birth and self.date_of_birth > timezone.localdate():
-            raise ValidationError(
-                {"date_of_birth": "Date of birth cannot be in the future."}
-            )
+            raise ValidationError({"date_of_birth": "Date of birth cannot be in the future."})
 
 
 class Case(models.Model):
@@ -92,17 +88,11 @@ class Case(models.Model):
 
     # The only legal status changes; diagnosis.services.case_transition enforces them.
     TRANSITIONS: dict[str, frozenset[str]] = {
-        Status.SUBMITTED: frozenset(
-            {Status.ANALYSING, Status.FAILED, Status.ANALYSED, Status.REFERRED}
-        ),
-        Status.ANALYSING: frozenset(
-            {Status.ANALYSED, Status.REFERRED, Status.FAILED, Status.ANALYSING}
-        ),
+        Status.SUBMITTED: frozenset({Status.ANALYSING, Status.FAILED, Status.ANALYSED, Status.REFERRED}),
+        Status.ANALYSING: frozenset({Status.ANALYSED, Status.REFERRED, Status.FAILED, Status.ANALYSING}),
         Status.FAILED: frozenset({Status.ANALYSING, Status.SUBMITTED}),
         Status.ANALYSED: frozenset({Status.REFERRED, Status.CLOSED, Status.ANALYSING}),
-        Status.REFERRED: frozenset(
-            {Status.UNDER_REVIEW, Status.ANALYSING, Status.ANALYSED}
-        ),
+        Status.REFERRED: frozenset({Status.UNDER_REVIEW, Status.ANALYSING, Status.ANALYSED}),
         Status.UNDER_REVIEW: frozenset({Status.REVIEWED}),
         Status.REVIEWED: frozenset({Status.CLOSED, Status.ANALYSING}),
         Status.CLOSED: frozenset(),
@@ -141,9 +131,7 @@ class Case(models.Model):
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
     body_site = models.CharField(max_length=20, choices=BodySite.choices)
-    duration = models.CharField(
-        max_length=20, choices=Duration.choices, default=Duration.UNKNOWN
-    )
+    duration = models.CharField(max_length=20, choices=Duration.choices, default=Duration.UNKNOWN)
     recently_changed = models.BooleanField(default=False)
     itching = models.BooleanField(default=False)
     bleeding = models.BooleanField(default=False)
@@ -160,9 +148,7 @@ class Case(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    status = models.CharField(
-        max_length=20, choices=Status.choices, default=Status.SUBMITTED, db_index=True
-    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
     risk = models.CharField(max_length=10, choices=Risk.choices, blank=True)
     summary = models.TextField(blank=True)
     analysed_at = models.DateTimeField(null=True, blank=True)
@@ -257,18 +243,12 @@ class LesionImage(models.Model):
 
 
 class Prediction(models.Model):
-    image = models.ForeignKey(
-        LesionImage, on_delete=models.CASCADE, related_name="predictions"
-    )
+    image = models.ForeignKey(LesionImage, on_delete=models.CASCADE, related_name="predictions")
     model_version = models.CharField(max_length=100)
-    probabilities = models.JSONField(
-        help_text="Class code -> probability, summing to 1."
-    )
+    probabilities = models.JSONField(help_text="Class code -> probability, summing to 1.")
     top_class = models.CharField(max_length=16)
     inference_ms = models.FloatField()
-    heatmap = models.FileField(
-        upload_to=heatmap_upload_to, max_length=255, null=True, blank=True
-    )
+    heatmap = models.FileField(upload_to=heatmap_upload_to, max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

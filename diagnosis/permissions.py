@@ -5,12 +5,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 def can_submit_clinical_records(user) -> bool:
     """Clinic staff and administrators register patients and submit cases; specialists do not."""
-    return bool(
-        user
-        and user.is_authenticated
-        and user.is_active
-        and (user.is_clinic_staff or user.is_administrator)
-    )
+    return bool(user and user.is_authenticated and user.is_active and (user.is_clinic_staff or user.is_administrator))
 
 
 class ReadsOrClinicalSubmitter(BasePermission):

@@ -34,9 +34,7 @@ def case_list_for(*, user) -> QuerySet[Case]:
     if not _can_read(user):
         return Case.objects.none()
     cases = Case.objects.select_related("patient", "patient__clinic", "submitted_by")
-    cases = cases.prefetch_related(
-        Prefetch("images", queryset=LesionImage.objects.prefetch_related("predictions"))
-    )
+    cases = cases.prefetch_related(Prefetch("images", queryset=LesionImage.objects.prefetch_related("predictions")))
     scope = _case_scope(user)
     return cases if scope is None else cases.filter(scope)
 
@@ -57,14 +55,10 @@ def patient_list_for(*, user) -> QuerySet[Patient]:
 def image_list_for(*, user) -> QuerySet[LesionImage]:
     if not _can_read(user):
         return LesionImage.objects.none()
-    images = LesionImage.objects.select_related(
-        "case", "case__patient", "case__patient__clinic"
-    )
+    images = LesionImage.objects.select_related("case", "case__patient", "case__patient__clinic")
     images = images.prefetch_related("predictions")
     scope = _case_scope(user)
-    return (
-        images if scope is None else images.filter(case__in=Case.objects.filter(scope))
-    )
+    return images if scope is None else images.filter(case__in=Case.objects.filter(scope))
 
 
 def prediction_list_for(*, user) -> QuerySet[Prediction]:

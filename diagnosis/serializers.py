@@ -12,16 +12,12 @@ from .models import Case, LesionImage, Patient, Prediction
 
 # --- Patients ------------------------------------------------------------------------------
 class PatientInputSerializer(serializers.Serializer):
-    clinic = serializers.IntegerField(
-        required=False, help_text="Optional when you work in exactly one clinic."
-    )
+    clinic = serializers.IntegerField(required=False, help_text="Optional when you work in exactly one clinic.")
     identifier = serializers.CharField(max_length=64)
     full_name = serializers.CharField(max_length=200)
     date_of_birth = serializers.DateField(input_formats=["%Y-%m-%d"])
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
-    skin_type = serializers.ChoiceField(
-        choices=Patient.SkinType.choices, required=False, allow_blank=True, default=""
-    )
+    skin_type = serializers.ChoiceField(choices=Patient.SkinType.choices, required=False, allow_blank=True, default="")
     consent_given = serializers.BooleanField(
         help_text="Consent to photograph the lesion and share it for analysis. "
         "A case can only be submitted for a patient who has consented."
@@ -54,9 +50,7 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 class CaseInputSerializer(serializers.Serializer):
     patient = serializers.IntegerField()
     body_site = serializers.ChoiceField(choices=Case.BodySite.choices)
-    duration = serializers.ChoiceField(
-        choices=Case.Duration.choices, required=False, default=Case.Duration.UNKNOWN
-    )
+    duration = serializers.ChoiceField(choices=Case.Duration.choices, required=False, default=Case.Duration.UNKNOWN)
     recently_changed = serializers.BooleanField(required=False, default=False)
     itching = serializers.BooleanField(required=False, default=False)
     bleeding = serializers.BooleanField(required=False, default=False)

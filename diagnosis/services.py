@@ -30,10 +30,7 @@ def _can_write_for_clinic(actor, clinic_id: int) -> bool:
         return False
     if actor.is_administrator:
         return True
-    return (
-        actor.is_clinic_staff
-        and actor.clinics.filter(pk=clinic_id, is_active=True).exists()
-    )
+    return actor.is_clinic_staff and actor.clinics.filter(pk=clinic_id, is_active=True).exists()
 
 
 @transaction.atomic
@@ -124,17 +121,11 @@ def case_submit(
     if not _can_write_for_clinic(actor, patient.clinic_id):
         raise PermissionDenied("You cannot submit cases for this patient.")
     if not patient.consent_given:
-        raise ValidationError(
-            {
-                "patient": "The patient's consent is not recorded; it is required to submit a case."
-            }
-        )
+        raise ValidationError({"patient": "The patient's consent is not recorded; it is required to submit a case."})
     if not images:
         raise ValidationError({"images": "Attach at least one photo of the lesion."})
     if len(images) > settings.UPLOAD_MAX_FILES:
-        raise ValidationError(
-            {"images": f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case."}
-        )
+        raise ValidationError({"images": f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case."})
     kinds = list(image_kinds or [])
     if len(kinds) > len(images):
         raise ValidationError({"image_kinds": "More image kinds than images."})
@@ -233,9 +224,7 @@ def case_transition(
         updated = Case.objects.filter(pk=case.pk, status=from_status).update(**changes)
         if updated != 1:
             raise ValidationError(
-                {
-                    "status": "The case changed at the same time; reload it and try again."
-                },
+                {"status": "The case changed at the same time; reload it and try again."},
                 code="concurrent_transition",
             )
         for field, value in changes.items():
@@ -257,11 +246,7 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
     further out. The grace period keeps files of transactions still in flight.
     """
     referenced = set(LesionImage.objects.values_list("file", flat=True))
-    referenced |= set(
-        Prediction.objects.exclude(heatmap="")
-        .exclude(heatmap=None)
-        .values_list("heatmap", flat=True)
-    )
+    referenced |= set(Prediction.objects.exclude(heatmap="").exclude(heatmap=None).values_list("heatmap", flat=True))
     cutoff = time.time() - older_than.total_seconds()
     deleted = 0
     for folder in ("lesions", "heatmaps"):

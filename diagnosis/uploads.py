@@ -69,9 +69,7 @@ def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
         return image
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-        return ImageCms.profileToProfile(
-            image, source, ImageCms.createProfile("sRGB"), outputMode=image.mode
-        )
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=image.mode)
     except (ImageCms.PyCMSError, OSError, ValueError):
         return image
 
@@ -81,16 +79,12 @@ def image_validate(upload: UploadedFile) -> CleanImage:
     max_bytes = settings.UPLOAD_MAX_BYTES
     max_pixels = settings.UPLOAD_MAX_PIXELS
     if upload.size is not None and upload.size > max_bytes:
-        raise ValidationError(
-            f"File too large (limit {_human_size(max_bytes)}).", "too_large"
-        )
+        raise ValidationError(f"File too large (limit {_human_size(max_bytes)}).", "too_large")
     data = _read_limited(upload, max_bytes)
     if not data:
         raise ValidationError("The file is empty.", "empty")
     if len(data) > max_bytes:
-        raise ValidationError(
-            f"File too large (limit {_human_size(max_bytes)}).", "too_large"
-        )
+        raise ValidationError(f"File too large (limit {_human_size(max_bytes)}).", "too_large")
 
     too_many_pixels = ValidationError(
         f"The image has too many pixels (limit {max_pixels / 1e6:g} megapixels).",
@@ -124,16 +118,12 @@ def image_validate(upload: UploadedFile) -> CleanImage:
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise too_many_pixels from None
             except (OSError, SyntaxError, ValueError, EOFError):
-                raise ValidationError(
-                    "The image is truncated or damaged.", "truncated"
-                ) from None
+                raise ValidationError("The image is truncated or damaged.", "truncated") from None
 
     return _encode(upright, source_format, icc_profile)
 
 
-def _encode(
-    image: Image.Image, source_format: str, icc_profile: bytes | None
-) -> CleanImage:
+def _encode(image: Image.Image, source_format: str, icc_profile: bytes | None) -> CleanImage:
     """Re-encode without metadata: PNG stays PNG, JPEG and HEIC become JPEG."""
     keep_png = source_format == "PNG"
     if keep_png:

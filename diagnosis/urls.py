@@ -8,22 +8,16 @@ app_name = "diagnosis"
 
 urlpatterns = [
     path("api/v1/auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
-    path(
-        "api/v1/patients/", apis.PatientListCreateApi.as_view(), name="api-patient-list"
-    ),
+    path("api/v1/patients/", apis.PatientListCreateApi.as_view(), name="api-patient-list"),
     path(
         "api/v1/patients/<int:pk>/",
         apis.PatientDetailApi.as_view(),
         name="api-patient-detail",
     ),
     path("api/v1/cases/", apis.CaseListCreateApi.as_view(), name="api-case-list"),
-    path(
-        "api/v1/cases/<int:pk>/", apis.CaseDetailApi.as_view(), name="api-case-detail"
-    ),
+    path("api/v1/cases/<int:pk>/", apis.CaseDetailApi.as_view(), name="api-case-detail"),
     # No MEDIA_URL is served anywhere: these views check access, then stream the file.
-    path(
-        "media/lesions/<int:image_id>/", apis.ImageFileApi.as_view(), name="image-file"
-    ),
+    path("media/lesions/<int:image_id>/", apis.ImageFileApi.as_view(), name="image-file"),
     path(
         "media/lesions/<int:image_id>/heatmap/",
         apis.ImageHeatmapApi.as_view(),

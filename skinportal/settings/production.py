@@ -5,7 +5,7 @@ Demo accounts are refused too: accounts/checks.py (system check) and skinportal/
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *
+from .base import *  # noqa: F403
 from .base import env
 
 if env.bool("DJANGO_DEBUG", default=False):

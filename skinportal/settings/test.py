@@ -3,7 +3,7 @@
 import tempfile
 from pathlib import Path
 
-from .base import *
+from .base import *  # noqa: F403
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-not-for-any-deployment"
