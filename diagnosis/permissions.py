@@ -1,6 +1,6 @@
 """Role checks for the REST API. Which objects a user sees is decided by the selectors."""
 
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 
 
 def can_submit_clinical_records(user) -> bool:
@@ -8,12 +8,12 @@ def can_submit_clinical_records(user) -> bool:
     return bool(user and user.is_authenticated and user.is_active and (user.is_clinic_staff or user.is_administrator))
 
 
-class ReadsOrClinicalSubmitter(BasePermission):
-    """Reading is open to any signed-in user (scoped by selectors); writing needs a submitter."""
+class ReadsOrClinicalSubmitter(IsAuthenticated):
+    """Any signed-in user may read (the selectors scope what); writing needs a submitter."""
 
     message = "Only clinic staff and administrators can do this."
 
     def has_permission(self, request, view) -> bool:
-        if request.method in SAFE_METHODS:
-            return True
-        return can_submit_clinical_records(request.user)
+        if not super().has_permission(request, view):
+            return False
+        return request.method in SAFE_METHODS or can_submit_clinical_records(request.user)

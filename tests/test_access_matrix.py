@@ -1,0 +1,220 @@
+"""Who gets what, for every endpoint and persona.
+
+Another clinic's record, or a case not referred to a specialist, is a 404 (never a 403
+that would confirm it exists); writing is for clinic staff and administrators only.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, image_bytes
+
+ANON, STAFF, OTHER, SPEC, ADMIN = "anonymous", "staff", "other_staff", "specialist", "admin"
+
+
+@pytest.fixture
+def world(clinic_a, clinic_b, staff, other_staff):
+    """Clinic A: a patient with a case, and a patient whose case was referred. Clinic B: one case."""
+    patient_a = PatientFactory(clinic=clinic_a, created_by=staff)
+    case_a = CaseFactory(patient=patient_a, submitted_by=staff)
+    image_a = PredictionFactory(with_heatmap=True, image=LesionImageFactory(case=case_a)).image
+
+    patient_referred = PatientFactory(clinic=clinic_a, created_by=staff)
+    case_referred = CaseFactory(patient=patient_referred, submitted_by=staff, referred=True)
+    image_referred = PredictionFactory(with_heatmap=True, image=LesionImageFactory(case=case_referred)).image
+
+    patient_b = PatientFactory(clinic=clinic_b, created_by=other_staff)
+    case_b = CaseFactory(patient=patient_b, submitted_by=other_staff)
+    image_b = PredictionFactory(with_heatmap=True, image=LesionImageFactory(case=case_b)).image
+    return {
+        "clinic_a": clinic_a,
+        "patient_a": patient_a,
+        "case_a": case_a,
+        "image_a": image_a,
+        "patient_referred": patient_referred,
+        "case_referred": case_referred,
+        "image_referred": image_referred,
+        "patient_b": patient_b,
+        "case_b": case_b,
+        "image_b": image_b,
+    }
+
+
+def _patient_payload(world):
+    return {
+        "clinic": world["clinic_a"].pk,
+        "identifier": "NEW-1",
+        "full_name": "New Patient",
+        "date_of_birth": "1980-01-31",
+        "sex": "male",
+        "consent_given": True,
+    }
+
+
+def _case_payload(world):
+    return {
+        "patient": world["patient_a"].pk,
+        "body_site": "lower extremity",
+        "images": [SimpleUploadedFile("lesion.jpg", image_bytes(), content_type="image/jpeg")],
+    }
+
+
+# endpoint -> (method, url builder, payload builder, {persona: expected status})
+ENDPOINTS = {
+    "patient-list": (
+        "get",
+        lambda w: "/api/v1/patients/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, ADMIN: 200},
+    ),
+    "patient-detail": (
+        "get",
+        lambda w: f"/api/v1/patients/{w['patient_a'].pk}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+    ),
+    "referred-patient-detail": (
+        "get",
+        lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+    ),
+    "patient-create-in-clinic-a": (
+        "post",
+        lambda w: "/api/v1/patients/",
+        _patient_payload,
+        {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, ADMIN: 201},
+    ),
+    "case-list": ("get", lambda w: "/api/v1/cases/", None, {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, ADMIN: 200}),
+    "case-detail": (
+        "get",
+        lambda w: f"/api/v1/cases/{w['case_a'].pk}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+    ),
+    "referred-case-detail": (
+        "get",
+        lambda w: f"/api/v1/cases/{w['case_referred'].pk}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+    ),
+    "case-create-for-clinic-a-patient": (
+        "post",
+        lambda w: "/api/v1/cases/",
+        _case_payload,
+        {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, ADMIN: 201},
+    ),
+    "image-file": (
+        "get",
+        lambda w: f"/media/lesions/{w['image_a'].pk}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+    ),
+    "referred-image-file": (
+        "get",
+        lambda w: f"/media/lesions/{w['image_referred'].pk}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+    ),
+    "heatmap-file": (
+        "get",
+        lambda w: f"/media/lesions/{w['image_a'].pk}/heatmap/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+    ),
+    "referred-heatmap-file": (
+        "get",
+        lambda w: f"/media/lesions/{w['image_referred'].pk}/heatmap/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+    ),
+}
+
+MATRIX = [
+    pytest.param(endpoint, persona, expected, id=f"{endpoint}-{persona}-{expected}")
+    for endpoint, (_, _, _, expectations) in ENDPOINTS.items()
+    for persona, expected in expectations.items()
+]
+
+
+@pytest.mark.parametrize(("endpoint", "persona", "expected"), MATRIX)
+def test_access_matrix(endpoint, persona, expected, world, personas, client_for):
+    method, url, payload, _ = ENDPOINTS[endpoint]
+    client = client_for(personas[persona])
+    kwargs = {}
+    if payload is not None:
+        kwargs = {"data": payload(world), "format": "multipart" if "images" in payload(world) else "json"}
+
+    response = getattr(client, method)(url(world), **kwargs)
+
+    assert response.status_code == expected, response.content[:300]
+    if response.status_code >= 400:
+        assert response["Content-Type"].startswith("application/json")
+
+
+def _ids(response) -> set[int]:
+    return {row["id"] for row in response.json()["results"]}
+
+
+def test_staff_list_shows_only_their_clinics_patients(world, staff, client_for):
+    response = client_for(staff).get("/api/v1/patients/")
+
+    assert _ids(response) == {world["patient_a"].pk, world["patient_referred"].pk}
+
+
+def test_staff_cannot_see_other_clinics_cases_in_list(world, other_staff, client_for):
+    response = client_for(other_staff).get("/api/v1/cases/")
+
+    assert _ids(response) == {world["case_b"].pk}
+
+
+def test_specialist_sees_referred_cases_and_their_patients_only(world, specialist, client_for):
+    client = client_for(specialist)
+
+    assert _ids(client.get("/api/v1/cases/")) == {world["case_referred"].pk}
+    assert _ids(client.get("/api/v1/patients/")) == {world["patient_referred"].pk}
+
+
+def test_administrator_sees_every_case(world, admin_user, client_for):
+    response = client_for(admin_user).get("/api/v1/cases/")
+
+    assert _ids(response) == {world["case_a"].pk, world["case_referred"].pk, world["case_b"].pk}
+
+
+def test_inactive_user_token_is_refused(world, staff, client_for):
+    client = client_for(staff)
+    staff.is_active = False
+    staff.save(update_fields=["is_active"])
+
+    assert client.get(f"/api/v1/cases/{world['case_a'].pk}/").status_code == 401
+
+
+def test_staff_of_deactivated_clinic_sees_nothing(world, staff, client_for):
+    world["clinic_a"].is_active = False
+    world["clinic_a"].save(update_fields=["is_active"])
+
+    response = client_for(staff).get(f"/api/v1/cases/{world['case_a'].pk}/")
+
+    assert response.status_code == 404
+
+
+def test_image_file_is_private_and_not_cached(world, staff, client_for):
+    response = client_for(staff).get(f"/media/lesions/{world['image_a'].pk}/")
+
+    assert response["Cache-Control"] == "private, no-store"
+    assert response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
+
+
+def test_heatmap_of_image_without_prediction_is_404(staff, clinic_a, client_for):
+    image = LesionImageFactory(case=CaseFactory(patient=PatientFactory(clinic=clinic_a)))
+
+    assert client_for(staff).get(f"/media/lesions/{image.pk}/heatmap/").status_code == 404
+
+
+def test_stored_file_path_is_not_served_directly(world, staff, client_for):
+    response = client_for(staff).get("/" + "media/" + world["image_a"].file.name)
+
+    assert response.status_code == 404
