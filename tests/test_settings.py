@@ -1,0 +1,128 @@
+"""Settings per environment: safe defaults locally, refusals in production."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from accounts.checks import check_no_demo_users, refuse_demo_users
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_KEY = "k7#Qz9!mR2@vL5wX8^nB3&cF6*hJ1(pT4)yD0-sG+eU_aZWq-Lr8%Vt"
+PROBE = (
+    "import json, django; from django.conf import settings; django.setup(); "
+    "print(json.dumps({'debug': settings.DEBUG, 'engine': settings.DATABASES['default']['ENGINE'], "
+    "'broker': settings.CELERY_BROKER_URL, 'media': str(settings.MEDIA_ROOT), "
+    "'mailer': settings.MAILERS['default']['BACKEND'], 'secure': getattr(settings, 'SESSION_COOKIE_SECURE', False)}))"
+)
+OUR_VARIABLES = ("DJANGO_", "DATABASE_URL", "CELERY_", "REDIS_URL", "EMAIL_URL", "SKINPORTAL_", "UPLOAD_")
+
+
+def run_with(settings_module: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(OUR_VARIABLES)}
+    clean.update({"DJANGO_SETTINGS_MODULE": settings_module, **env})
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def probe(settings_module: str, **env: str) -> dict:
+    result = run_with(settings_module, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_refused(result: subprocess.CompletedProcess, words: str) -> None:
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert words in result.stderr
+
+
+def test_local_settings_need_nothing_installed():
+    values = probe("skinportal.settings.local")
+
+    assert values["debug"] is True
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["broker"] == "filesystem://"
+    assert values["media"].endswith(os.path.join("var", "media"))
+    assert values["mailer"] == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_database_and_broker_come_from_the_environment():
+    values = probe(
+        "skinportal.settings.local",
+        DATABASE_URL="postgres://portal@db.internal:5432/skinportal",
+        REDIS_URL="redis://cache.internal:6379/0",
+    )
+
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["broker"] == "redis://cache.internal:6379/0"
+
+
+def test_production_starts_with_a_strong_key_and_debug_off():
+    values = probe("skinportal.settings.production", DJANGO_SECRET_KEY=GOOD_KEY, DJANGO_ALLOWED_HOSTS="portal.example")
+
+    assert values["debug"] is False
+    assert values["secure"] is True
+
+
+def test_production_refuses_debug():
+    result = run_with(
+        "skinportal.settings.production",
+        DJANGO_SECRET_KEY=GOOD_KEY,
+        DJANGO_ALLOWED_HOSTS="portal.example",
+        DJANGO_DEBUG="true",
+    )
+
+    assert_refused(result, "DJANGO_DEBUG must be off")
+
+
+def test_production_refuses_missing_secret_key():
+    result = run_with("skinportal.settings.production", DJANGO_ALLOWED_HOSTS="portal.example")
+
+    assert_refused(result, "DJANGO_SECRET_KEY")
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["django-insecure-local-development-only", "short-key", "django-insecure-" + "x" * 60],
+)
+def test_production_refuses_default_or_weak_secret_key(key):
+    result = run_with("skinportal.settings.production", DJANGO_SECRET_KEY=key, DJANGO_ALLOWED_HOSTS="portal.example")
+
+    assert_refused(result, "DJANGO_SECRET_KEY is insecure")
+
+
+def test_production_refuses_demo_users(settings, db):
+    settings.SKINPORTAL_REFUSE_DEMO_USERS = True
+    UserFactory(username="demo-staff")
+
+    with pytest.raises(ImproperlyConfigured, match="demo-staff"):
+        refuse_demo_users()
+    assert [error.id for error in check_no_demo_users()] == ["skinportal.E001"]
+    with pytest.raises(SystemCheckError):
+        call_command("check")
+
+
+def test_demo_users_are_fine_outside_production(settings, db):
+    settings.SKINPORTAL_REFUSE_DEMO_USERS = False
+    UserFactory(username="demo-staff")
+
+    refuse_demo_users()
+    assert check_no_demo_users() == []
+
+
+def test_production_without_demo_users_passes_the_check(settings, db):
+    settings.SKINPORTAL_REFUSE_DEMO_USERS = True
+    UserFactory(username="real-nurse")
+
+    assert check_no_demo_users() == []
