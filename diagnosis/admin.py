@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.services import audit_record
 
@@ -61,7 +63,7 @@ class PatientAdmin(AuditedAdmin):
 class LesionImageInline(admin.TabularInline):
     model = LesionImage
     extra = 0
-    fields = ("file", "kind", "width", "height", "analysis_status", "analysis_attempts")
+    fields = ("kind", "width", "height", "analysis_status", "analysis_attempts")
     readonly_fields = fields
     show_change_link = True
     can_delete = False
@@ -116,15 +118,16 @@ class LesionImageAdmin(AuditedAdmin):
     )
     list_filter = ("analysis_status", "kind")
     raw_id_fields = ("case", "uploaded_by")
-    readonly_fields = (
-        "file",
-        "sha256",
-        "width",
-        "height",
-        "content_type",
-        "created_at",
-    )
+    exclude = ("file",)
+    readonly_fields = ("photo", "sha256", "width", "height", "content_type", "created_at")
     inlines = (PredictionInline,)
+
+    @admin.display(description="Photo")
+    def photo(self, image: LesionImage) -> str:
+        # Stored files are private: link the access-checked, audited view, not MEDIA_URL.
+        if image.pk is None:
+            return "-"
+        return format_html('<a href="{}">open photo</a>', reverse("diagnosis:image-file", args=[image.pk]))
 
 
 @admin.register(Prediction)

@@ -213,3 +213,36 @@ def test_referral_sets_referred_at_and_is_audited(staff, patient):
     event = AuditEvent.objects.get(action="case.transition", object_id=str(case.pk))
     assert event.details == {"from": "analysed", "to": "referred"}
     assert event.clinic == patient.clinic
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_transitions_from_the_same_status_let_only_one_win(staff, clinic_a):
+    """Two requests race from 'analysed': closing and referring cannot both happen."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL (CI runs the suite on it)")
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSED)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def attempt(to_status: str) -> None:
+        try:
+            barrier.wait()
+            case_transition(case=Case.objects.get(pk=case.pk), to_status=to_status, actor=staff)
+            outcomes.append("ok")
+        except ValidationError:
+            outcomes.append("refused")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt, args=(status,)) for status in ("closed", "referred")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == ["ok", "refused"]
+    assert AuditEvent.objects.filter(action="case.transition", object_id=str(case.pk)).count() == 1

@@ -225,3 +225,23 @@ def test_heic_upload_is_accepted_and_stored_as_jpeg(submit):
     image = LesionImage.objects.get()
     assert image.content_type == "image/jpeg"
     assert (image.width, image.height) == (64, 48)
+
+
+def test_files_left_by_an_outer_rollback_are_swept(staff, patient, media_root):
+    from datetime import timedelta
+
+    from django.db import transaction
+
+    from diagnosis.services import case_submit, lesion_files_orphaned_delete
+    from tests.factories import LesionImageFactory
+
+    kept = LesionImageFactory(case__patient=patient)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        case_submit(actor=staff, patient=patient, body_site="back", images=[upload("a.jpg", image_bytes())])
+        raise RuntimeError("the caller's own work failed")
+    assert len(stored_files(media_root)) == 2  # the orphan and the kept image
+
+    assert lesion_files_orphaned_delete(older_than=timedelta(hours=1)) == 0  # too recent
+    assert lesion_files_orphaned_delete(older_than=timedelta(0)) == 1
+
+    assert [path.name for path in stored_files(media_root)] == [kept.file.name.split("/")[-1]]
