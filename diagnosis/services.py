@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -114,9 +115,7 @@ def case_submit(
     no files remain. Files stored inside a transaction that an outer caller later rolls
     back are left without a row; ``lesion_files_orphaned_delete`` removes those.
     """
-    from django.conf import settings
-
-    from .analysis import case_analysis_enqueue
+    from .analysis import case_analysis_enqueue  # imported here: analysis imports these services
 
     if not _can_write_for_clinic(actor, patient.clinic_id):
         raise PermissionDenied("You cannot submit cases for this patient.")

@@ -5,12 +5,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .health import healthz
+from . import health
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
-    # /readyz (database, broker, model artifact) is added here by the analysis side:
-    # path("readyz", readyz, name="readyz"),
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -33,6 +31,10 @@ urlpatterns = [
     # REST API v1 and the access-checked image files (namespace "diagnosis").
     path("", include("diagnosis.urls")),
 ]
+
+# /readyz (database, broker, model artifact): define readyz(request) in skinportal/health.py.
+if hasattr(health, "readyz"):
+    urlpatterns.insert(1, path("readyz", health.readyz, name="readyz"))
 
 # The server-rendered web UI (diagnosis/web_urls.py, namespace "web") once it exists.
 if find_spec("diagnosis.web_urls") is not None:
