@@ -1,0 +1,132 @@
+"""Web forms: patient registration and case submission. Writes happen in services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from .models import Case, LesionImage, Patient
+
+CONSENT_WORDING = (
+    "The patient (or their legal guardian) agrees that photographs of the skin lesion "
+    "may be taken, stored in Skin Portal, analysed by software and seen by the clinic "
+    "and by specialists to support their care. The software's result is decision "
+    "support for clinicians, not a diagnosis."
+)
+
+
+class PatientForm(forms.Form):
+    clinic = forms.ModelChoiceField(queryset=None, empty_label=None)
+    identifier = forms.CharField(
+        label="Patient number",
+        max_length=64,
+        help_text="The clinic's own number for this patient.",
+    )
+    full_name = forms.CharField(label="Full name", max_length=200)
+    date_of_birth = forms.DateField(label="Date of birth", widget=forms.DateInput(attrs={"type": "date"}))
+    sex = forms.ChoiceField(choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
+    skin_type = forms.ChoiceField(
+        label="Skin type (Fitzpatrick)",
+        choices=[("", "Not recorded"), *Patient.SkinType.choices],
+        required=False,
+    )
+    consent_given = forms.BooleanField(
+        label="Consent given",
+        required=False,
+        help_text=CONSENT_WORDING,
+    )
+
+    def __init__(self, *args, clinics, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["clinic"].queryset = clinics
+        if clinics.count() == 1:
+            self.fields["clinic"].initial = clinics.first()
+            self.fields["clinic"].widget = forms.HiddenInput()
+        self.fields["date_of_birth"].widget.attrs["max"] = timezone.localdate().isoformat()
+        self.fields["full_name"].widget.attrs["autocomplete"] = "off"
+        self.fields["identifier"].widget.attrs["autocomplete"] = "off"
+
+
+class MultipleImageInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleImageField(forms.FileField):
+    """A list of uploaded files; each is decoded and checked by the case_submit service."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("widget", MultipleImageInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        files = [f for f in files if f]
+        if not files:
+            if self.required:
+                raise forms.ValidationError("Take or choose at least one photo of the lesion.", code="required")
+            return []
+        if len(files) > settings.UPLOAD_MAX_FILES:
+            raise forms.ValidationError(
+                f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case.",
+                code="too_many",
+            )
+        return files
+
+
+class CaseForm(forms.Form):
+    body_site = forms.ChoiceField(
+        label="Body site",
+        choices=[("", "Choose where the lesion is"), *Case.BodySite.choices],
+    )
+    duration = forms.ChoiceField(
+        label="How long has it been there?",
+        choices=Case.Duration.choices,
+        initial=Case.Duration.UNKNOWN,
+        widget=forms.RadioSelect,
+    )
+    recently_changed = forms.BooleanField(label="Recently changed", required=False)
+    itching = forms.BooleanField(label="Itching", required=False)
+    bleeding = forms.BooleanField(label="Bleeding", required=False)
+    abcde_asymmetry = forms.BooleanField(label="A: asymmetry (the two halves do not match)", required=False)
+    abcde_border = forms.BooleanField(label="B: border irregular, ragged or blurred", required=False)
+    abcde_colour = forms.BooleanField(label="C: colour uneven (several shades)", required=False)
+    abcde_diameter = forms.BooleanField(label="D: diameter over 6 mm", required=False)
+    abcde_evolving = forms.BooleanField(label="E: evolving (size, shape or colour changing)", required=False)
+    notes = forms.CharField(
+        label="Notes",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Anything else the specialist should know.",
+    )
+    images = MultipleImageField(label="Photos")
+    image_kinds = forms.MultipleChoiceField(
+        choices=LesionImage.Kind.choices, required=False, widget=forms.MultipleHiddenInput
+    )
+
+    HISTORY_FIELDS = ("recently_changed", "itching", "bleeding")
+    ABCDE_FIELDS = (
+        "abcde_asymmetry",
+        "abcde_border",
+        "abcde_colour",
+        "abcde_diameter",
+        "abcde_evolving",
+    )
+
+    def history_fields(self):
+        return [self[name] for name in self.HISTORY_FIELDS]
+
+    def abcde_fields(self):
+        return [self[name] for name in self.ABCDE_FIELDS]
+
+    def service_kwargs(self) -> dict:
+        """The cleaned data as keyword arguments of diagnosis.services.case_submit."""
+        data = self.cleaned_data
+        kwargs = {name: data[name] for name in Case.HISTORY_FIELDS}
+        kwargs.update(
+            body_site=data["body_site"],
+            notes=data["notes"],
+            images=data["images"],
+            image_kinds=data["image_kinds"][: len(data["images"])],
+        )
+        return kwargs

@@ -1,0 +1,54 @@
+"""Small presentation helpers for the web UI templates."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+
+@register.filter
+def percent(value, digits: int = 1) -> str:
+    """0.1234 -> "12.3 %"; below the shown precision -> "< 0.1 %", never a bare 0."""
+    try:
+        number = float(value) * 100
+    except (TypeError, ValueError):
+        return ""
+    smallest = 10 ** -int(digits)
+    if 0 < number < smallest:
+        return f"< {smallest:.{digits}f} %"
+    return f"{number:.{digits}f} %"
+
+
+@register.filter
+def bar_width(value) -> str:
+    """A probability as a CSS width; at least a sliver so a bar is visible at all."""
+    try:
+        number = max(0.0, min(1.0, float(value))) * 100
+    except (TypeError, ValueError):
+        return "0%"
+    return f"{max(number, 0.5):.1f}%"
+
+
+@register.filter
+def age(date_of_birth: date | None) -> int | None:
+    if not date_of_birth:
+        return None
+    today = timezone.localdate()
+    before_birthday = (today.month, today.day) < (date_of_birth.month, date_of_birth.day)
+    return today.year - date_of_birth.year - before_birthday
+
+
+@register.filter
+def metric(value) -> str:
+    """A report metric: fractions to three decimals, counts as they are."""
+    if isinstance(value, bool) or value is None:
+        return "n/a" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

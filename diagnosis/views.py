@@ -1,0 +1,426 @@
+"""The server-rendered web UI: dashboard, patients, cases with their result, the model page.
+
+Views stay thin: every read goes through the user-scoped selectors (someone else's record
+is a 404), every write through a service, and every page that shows a patient or a case
+leaves an audit event.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.services import audit_record
+from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
+
+from .forms import CONSENT_WORDING, CaseForm, PatientForm
+from .models import Case, LesionImage
+from .permissions import can_submit_clinical_records
+from .selectors import case_list_for, clinics_for, patient_list_for
+from .services import case_submit, patient_create
+
+logger = logging.getLogger(__name__)
+
+RECENT_CASES = 20
+PATIENTS_PER_PAGE = 25
+# Below this top-class probability the result card says plainly that the model is unsure.
+UNCERTAIN_BELOW = 0.5
+PENDING_CASE_STATUSES = (Case.Status.SUBMITTED, Case.Status.ANALYSING)
+PENDING_IMAGE_STATUSES = (
+    LesionImage.AnalysisStatus.QUEUED,
+    LesionImage.AnalysisStatus.ANALYSING,
+)
+REVIEW_QUEUE_STATUSES = (Case.Status.REFERRED, Case.Status.UNDER_REVIEW)
+REPORT_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$")
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.headers.get("x-requested-with") == "XMLHttpRequest"
+
+
+def _case_reanalyse_service():
+    """diagnosis.analysis.case_reanalyse when the analysis side provides it, else None."""
+    try:
+        from .analysis import case_reanalyse
+    except ImportError:
+        return None
+    return case_reanalyse
+
+
+# --- Dashboard -------------------------------------------------------------------------------
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    cases = case_list_for(user=user)
+    context: dict = {"can_submit": can_submit_clinical_records(user)}
+    if user.is_specialist:
+        queue = cases.filter(status__in=REVIEW_QUEUE_STATUSES).order_by("referred_at", "pk")
+        shown = list(queue[:RECENT_CASES])
+        context.update(
+            heading="Referred cases",
+            intro="Cases referred to a specialist, oldest referral first.",
+            cases=shown,
+            queue_count=queue.count(),
+            recent=list(cases.exclude(status__in=REVIEW_QUEUE_STATUSES).order_by("-referred_at")[:5]),
+        )
+    else:
+        shown = list(cases[:RECENT_CASES])
+        context.update(
+            heading="Recent cases",
+            intro=(
+                "The latest cases from every clinic." if user.is_administrator else "The latest cases from your clinic."
+            ),
+            cases=shown,
+            counts=cases.aggregate(
+                waiting=Count("pk", filter=Q(status__in=PENDING_CASE_STATUSES)),
+                high=Count("pk", filter=Q(risk=Case.Risk.HIGH)),
+                referred=Count("pk", filter=Q(status__in=REVIEW_QUEUE_STATUSES)),
+                failed=Count("pk", filter=Q(status=Case.Status.FAILED)),
+            ),
+        )
+    context["show_clinic"] = not user.is_clinic_staff or user.clinics.count() > 1
+    audit_record(
+        actor=user,
+        action="case.list",
+        request=request,
+        details={"page": "dashboard", "ids": [case.pk for case in shown]},
+    )
+    return render(request, "diagnosis/dashboard.html", context)
+
+
+# --- Patients --------------------------------------------------------------------------------
+@login_required
+@require_GET
+def patient_list(request: HttpRequest) -> HttpResponse:
+    # Aggregating drops the model's default ordering, so it is given again for paging.
+    patients = patient_list_for(user=request.user).annotate(case_count=Count("cases")).order_by("-created_at", "-pk")
+    query = request.GET.get("q", "").strip()
+    if query:
+        patients = patients.filter(Q(identifier__icontains=query) | Q(full_name__icontains=query))
+    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    audit_record(
+        actor=request.user,
+        action="patient.list",
+        request=request,
+        details={"search": query, "ids": [patient.pk for patient in page]},
+    )
+    return render(
+        request,
+        "diagnosis/patient_list.html",
+        {
+            "page": page,
+            "query": query,
+            "can_create": clinics_for(user=request.user).exists(),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_create_view(request: HttpRequest) -> HttpResponse:
+    clinics = clinics_for(user=request.user)
+    if not clinics.exists():
+        raise PermissionDenied("Only clinic staff and administrators register patients.")
+    form = PatientForm(request.POST or None, clinics=clinics)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = patient_create(actor=request.user, request=request, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{patient.full_name} is registered.")
+            return redirect("web:patient-detail", pk=patient.pk)
+    return render(
+        request,
+        "diagnosis/patient_form.html",
+        {"form": form, "consent_wording": CONSENT_WORDING},
+    )
+
+
+@login_required
+@require_GET
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    cases = case_list_for(user=request.user).filter(patient=patient)
+    audit_record(actor=request.user, action="patient.view", obj=patient, request=request)
+    return render(
+        request,
+        "diagnosis/patient_detail.html",
+        {
+            "patient": patient,
+            "cases": cases,
+            "can_submit": can_submit_clinical_records(request.user),
+        },
+    )
+
+
+# --- Cases -----------------------------------------------------------------------------------
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied("Only clinic staff and administrators submit cases.")
+    form = CaseForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        if not patient.consent_given:
+            form.add_error(
+                None,
+                "The patient's consent is not recorded; a case cannot be submitted.",
+            )
+        elif form.is_valid():
+            try:
+                case = case_submit(
+                    actor=request.user,
+                    patient=patient,
+                    request=request,
+                    **form.service_kwargs(),
+                )
+            except ValidationError as exc:
+                _add_service_errors(form, exc)
+            else:
+                url = reverse("web:case-detail", args=[case.pk])
+                if _wants_json(request):
+                    return JsonResponse({"case": case.pk, "redirect": url}, status=201)
+                messages.success(request, "The case is submitted; analysis has started.")
+                return redirect(url)
+        if _wants_json(request):
+            return JsonResponse({"errors": _form_errors(form)}, status=400)
+    return render(
+        request,
+        "diagnosis/case_form.html",
+        {
+            "patient": patient,
+            "form": form,
+            "max_files": settings.UPLOAD_MAX_FILES,
+            "max_bytes": settings.UPLOAD_MAX_BYTES,
+        },
+    )
+
+
+@login_required
+@require_GET
+def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    audit_record(actor=request.user, action="case.view", obj=case, request=request)
+    context = {"case": case, "patient": case.patient, **_result_context(request, case)}
+    return render(request, "diagnosis/case_detail.html", context)
+
+
+@login_required
+@require_GET
+def case_result(request: HttpRequest, pk: int) -> JsonResponse:
+    """The result card as an HTML fragment, polled by the case page until analysis ends.
+
+    Polls while the result is pending show no clinical result and are not audited; the
+    poll that delivers the finished result is audited as a view of the case.
+    """
+    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    context = _result_context(request, case)
+    if not context["pending"]:
+        audit_record(
+            actor=request.user,
+            action="case.view",
+            obj=case,
+            request=request,
+            details={"via": "result-refresh"},
+        )
+    html = render_to_string("diagnosis/_result_card.html", {"case": case, **context}, request=request)
+    status_html = render_to_string("diagnosis/_status.html", {"case": case})
+    response = JsonResponse(
+        {
+            "pending": context["pending"],
+            "status": case.status,
+            "status_html": status_html,
+            "html": html,
+        }
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    reanalyse = _case_reanalyse_service()
+    if reanalyse is None:
+        raise Http404("Analysing again is not available.")
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied("Only clinic staff and administrators can do this.")
+    try:
+        reanalyse(case=case, actor=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The photos are queued for analysis again.")
+    return redirect("web:case-detail", pk=case.pk)
+
+
+def _result_context(request: HttpRequest, case: Case) -> dict:
+    """What the result card shows: per image its state, probability bars and heatmap."""
+    images = []
+    for image in case.images.all():
+        prediction = image.current_prediction
+        bars = []
+        if prediction is not None:
+            probabilities = prediction.probabilities or {}
+            bars = sorted(
+                (
+                    {
+                        "code": code,
+                        "name": CLASS_NAMES[code],
+                        "probability": float(probabilities.get(code, 0.0)),
+                        "malignant": code in MALIGNANT_CLASSES,
+                        "top": code == prediction.top_class,
+                    }
+                    for code in CLASSES
+                ),
+                key=lambda bar: -bar["probability"],
+            )
+        top = bars[0]["probability"] if bars else None
+        images.append(
+            {
+                "image": image,
+                "prediction": prediction,
+                "bars": bars,
+                "uncertain": top is not None and top < UNCERTAIN_BELOW,
+                "failed": image.analysis_status == LesionImage.AnalysisStatus.FAILED,
+                "pending": image.analysis_status in PENDING_IMAGE_STATUSES,
+            }
+        )
+    pending = case.status in PENDING_CASE_STATUSES or any(row["pending"] for row in images)
+    any_failed = case.status == Case.Status.FAILED or any(row["failed"] for row in images)
+    reanalyse_available = _case_reanalyse_service() is not None
+    model_versions = sorted({row["prediction"].model_version for row in images if row["prediction"]})
+    return {
+        "images": images,
+        "pending": pending,
+        "any_failed": any_failed,
+        "model_versions": model_versions,
+        "can_reanalyse": (
+            any_failed and not pending and reanalyse_available and can_submit_clinical_records(request.user)
+        ),
+        "reanalyse_available": reanalyse_available,
+        "uncertain_below": UNCERTAIN_BELOW,
+    }
+
+
+# --- Model report ----------------------------------------------------------------------------
+def _load_model_artifact():
+    """(artifact, None) for the served model, or (None, reason) when none is installed."""
+    from inference.artifact import ArtifactError, load_artifact
+
+    try:
+        return load_artifact(settings.SKINPORTAL_MODEL_DIR, verify=False), None
+    except (ArtifactError, OSError, KeyError, ValueError) as exc:
+        return None, str(exc)
+
+
+def _report_images(report_dir: Path) -> set[str]:
+    """The PNG figures in the report folder, by plain file name."""
+    if not report_dir.is_dir():
+        return set()
+    return {
+        entry.name
+        for entry in report_dir.iterdir()
+        if entry.is_file() and not entry.is_symlink() and REPORT_FILE_NAME.match(entry.name)
+    }
+
+
+def _headline_metrics(metrics: dict) -> list[tuple[str, object]]:
+    """The few numbers a clinician asks about first, from the manifest's metrics."""
+    triage = metrics.get("malignant_vs_benign") or {}
+    per_class = metrics.get("per_class") or {}
+    rows = [
+        ("Test images", metrics.get("images")),
+        ("Accuracy", metrics.get("accuracy")),
+        ("Balanced accuracy (mean recall per class)", metrics.get("balanced_accuracy")),
+        ("Macro F1", metrics.get("macro_f1")),
+        ("Melanoma recall", (per_class.get("mel") or {}).get("recall")),
+        ("Malignant sensitivity at the referral thresholds", triage.get("sensitivity")),
+        ("Malignant specificity at the referral thresholds", triage.get("specificity")),
+        ("Malignant vs benign ROC AUC", triage.get("roc_auc")),
+        (
+            "Expected calibration error",
+            (metrics.get("calibration") or {}).get("ece"),
+        ),
+    ]
+    return [(label, value) for label, value in rows if value is not None]
+
+
+@login_required
+@require_GET
+def model_report(request: HttpRequest) -> HttpResponse:
+    from .templatetags.report_markdown import render_report_markdown
+
+    artifact, problem = _load_model_artifact()
+    context: dict = {"artifact": artifact, "problem": problem}
+    if artifact is not None:
+        manifest = artifact.manifest
+        figures = _report_images(artifact.report_dir)
+        report_file = artifact.report_dir / "report.md"
+        report_html = None
+        if report_file.is_file():
+            report_html = render_report_markdown(
+                report_file.read_text(encoding="utf-8", errors="replace"),
+                image_url=lambda name: reverse("web:model-report-file", args=[name]) if name in figures else None,
+            )
+        context.update(
+            manifest=manifest,
+            headline=_headline_metrics(manifest.get("metrics") or {}),
+            thresholds=[(code, CLASS_NAMES.get(code, code), value) for code, value in artifact.thresholds.items()],
+            report_html=report_html,
+        )
+    return render(request, "diagnosis/model_report.html", context)
+
+
+@login_required
+@require_GET
+def model_report_file(request: HttpRequest, name: str) -> FileResponse:
+    """A PNG figure of the served model's report; only files in that folder, by name."""
+    artifact, _ = _load_model_artifact()
+    if artifact is None or name not in _report_images(artifact.report_dir):
+        raise Http404("No such report figure.")
+    response = FileResponse((artifact.report_dir / name).open("rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --- Helpers ---------------------------------------------------------------------------------
+def _add_service_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form: by field where the form has it."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+def _form_errors(form) -> dict[str, list[str]]:
+    errors = {}
+    for field, messages_ in form.errors.items():
+        label = "" if field == "__all__" else str(form.fields[field].label or field)
+        errors[field] = [f"{label}: {m}" if label else m for m in messages_]
+    return errors

@@ -1,0 +1,20 @@
+"""Routes of the server-rendered web UI (namespace "web")."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("patients/", views.patient_list, name="patient-list"),
+    path("patients/new/", views.patient_create_view, name="patient-create"),
+    path("patients/<int:pk>/", views.patient_detail, name="patient-detail"),
+    path("patients/<int:pk>/cases/new/", views.case_create_view, name="case-create"),
+    path("cases/<int:pk>/", views.case_detail, name="case-detail"),
+    path("cases/<int:pk>/result/", views.case_result, name="case-result"),
+    path("cases/<int:pk>/reanalyse/", views.case_reanalyse_view, name="case-reanalyse"),
+    path("model/", views.model_report, name="model-report"),
+    path("model/report/<str:name>", views.model_report_file, name="model-report-file"),
+]

@@ -1,0 +1,294 @@
+/*
+ * New-case form: collect photos from the camera or the gallery, scale big ones down in the
+ * browser, and upload the form with a progress bar. Without JavaScript the same form posts
+ * normally, so nothing here is required for it to work.
+ */
+(function () {
+  "use strict";
+
+  var form = document.getElementById("case-form");
+  if (!form || !window.FormData || !window.XMLHttpRequest || !window.Promise || !window.URL) {
+    return;
+  }
+  document.documentElement.classList.add("js");
+
+  var LONG_SIDE = parseInt(form.dataset.longSide, 10) || 1600; // never scale below this
+  var JPEG_QUALITY = 0.9;
+  var MAX_FILES = parseInt(form.dataset.maxFiles, 10) || 10;
+  var MAX_BYTES = parseInt(form.dataset.maxBytes, 10) || 20 * 1024 * 1024;
+
+  var inputs = Array.prototype.slice.call(form.querySelectorAll('input[type="file"][name="images"]'));
+  var list = document.getElementById("photo-list");
+  var template = document.getElementById("photo-item");
+  var errors = document.getElementById("form-errors");
+  var statusBox = document.getElementById("upload-status");
+  var statusText = document.getElementById("upload-text");
+  var progress = document.getElementById("upload-progress");
+  var cancelButton = document.getElementById("upload-cancel");
+  var submitButton = document.getElementById("case-submit");
+  var cameraLabel = form.querySelector('label[for="photo-camera"]');
+  var cameraText = cameraLabel ? cameraLabel.textContent : "";
+
+  var photos = []; // {file, ready: Promise<File>, item, kind}
+  var queue = Promise.resolve(); // photos are prepared one at a time to spare phone memory
+  var request = null;
+
+  function formatBytes(bytes) {
+    if (bytes >= 1024 * 1024) return (bytes / (1024 * 1024)).toFixed(1) + " MB";
+    return Math.max(1, Math.round(bytes / 1024)) + " KB";
+  }
+
+  function baseName(name) {
+    return (name || "photo").replace(/\.[^.]+$/, "") || "photo";
+  }
+
+  function canvasToBlob(canvas) {
+    if (canvas.convertToBlob) {
+      return canvas.convertToBlob({ type: "image/jpeg", quality: JPEG_QUALITY });
+    }
+    return new Promise(function (resolve) {
+      canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY);
+    });
+  }
+
+  // Resolve to what will be uploaded: the original file, or a JPEG whose long side is
+  // LONG_SIDE when the photo is bigger. EXIF orientation is applied while decoding, so
+  // the scaled copy is upright. Anything the browser cannot decode (HEIC on most
+  // browsers) is sent as it is; the server reads it.
+  function prepare(file, info) {
+    if (!window.createImageBitmap) {
+      return Promise.resolve(file);
+    }
+    return createImageBitmap(file, { imageOrientation: "from-image" }).then(
+      function (bitmap) {
+        var width = bitmap.width;
+        var height = bitmap.height;
+        var longSide = Math.max(width, height);
+        if (longSide <= LONG_SIDE) {
+          bitmap.close && bitmap.close();
+          info.textContent = width + " × " + height + " px · " + formatBytes(file.size);
+          return file;
+        }
+        var scale = LONG_SIDE / longSide;
+        var targetWidth = Math.round(width * scale);
+        var targetHeight = Math.round(height * scale);
+        var canvas;
+        if (window.OffscreenCanvas) {
+          canvas = new OffscreenCanvas(targetWidth, targetHeight);
+        } else {
+          canvas = document.createElement("canvas");
+          canvas.width = targetWidth;
+          canvas.height = targetHeight;
+        }
+        var context = canvas.getContext("2d");
+        context.imageSmoothingEnabled = true;
+        context.imageSmoothingQuality = "high";
+        context.drawImage(bitmap, 0, 0, targetWidth, targetHeight);
+        bitmap.close && bitmap.close();
+        return canvasToBlob(canvas).then(function (blob) {
+          if (!blob) return file;
+          var scaled = new File([blob], baseName(file.name) + ".jpg", { type: "image/jpeg" });
+          info.textContent =
+            targetWidth + " × " + targetHeight + " px · " + formatBytes(scaled.size) +
+            " (scaled from " + width + " × " + height + ", " + formatBytes(file.size) + ")";
+          return scaled;
+        });
+      },
+      function () {
+        info.textContent = formatBytes(file.size) + " · sent as taken";
+        return file;
+      }
+    ).catch(function () {
+      return file;
+    });
+  }
+
+  function refresh() {
+    if (cameraLabel) {
+      cameraLabel.textContent = photos.length ? cameraLabel.dataset.moreLabel || cameraText : cameraText;
+    }
+    photos.forEach(function (photo, index) {
+      photo.item.querySelector(".photo-preview").alt = "Photo " + (index + 1);
+    });
+  }
+
+  function addPhoto(file) {
+    if (photos.length >= MAX_FILES) {
+      showErrors(["At most " + MAX_FILES + " photos per case."]);
+      return;
+    }
+    var item = template.content.firstElementChild.cloneNode(true);
+    var preview = item.querySelector(".photo-preview");
+    var info = item.querySelector(".photo-info");
+    var kind = item.querySelector(".photo-kind");
+    var url = URL.createObjectURL(file);
+    preview.src = url;
+    preview.onerror = function () {
+      preview.removeAttribute("src");
+    };
+    kind.value = photos.length === 0 ? "overview" : "close_up";
+    kind.setAttribute("aria-label", "Kind of photo " + (photos.length + 1));
+
+    var photo = { file: file, item: item, kind: kind, url: url };
+    photo.ready = queue = queue.then(function () {
+      return prepare(file, info);
+    });
+    item.querySelector(".photo-remove").addEventListener("click", function () {
+      photos.splice(photos.indexOf(photo), 1);
+      URL.revokeObjectURL(url);
+      item.remove();
+      refresh();
+    });
+    photos.push(photo);
+    list.appendChild(item);
+    refresh();
+  }
+
+  inputs.forEach(function (input) {
+    input.addEventListener("change", function () {
+      Array.prototype.forEach.call(input.files, addPhoto);
+      input.value = ""; // the same photo can be picked again; files travel via FormData
+    });
+  });
+
+  function showErrors(messages) {
+    errors.innerHTML = "";
+    var heading = document.createElement("p");
+    heading.innerHTML = "<strong>The case was not submitted.</strong>";
+    var ul = document.createElement("ul");
+    messages.forEach(function (message) {
+      var li = document.createElement("li");
+      li.textContent = message;
+      ul.appendChild(li);
+    });
+    errors.appendChild(heading);
+    errors.appendChild(ul);
+    errors.hidden = false;
+    errors.focus();
+  }
+
+  function setBusy(busy) {
+    submitButton.disabled = busy;
+    inputs.forEach(function (input) {
+      input.disabled = busy;
+    });
+    statusBox.hidden = false;
+    cancelButton.hidden = !busy;
+    statusBox.dataset.state = busy ? "busy" : "";
+  }
+
+  function fail(message) {
+    request = null;
+    setBusy(false);
+    statusBox.dataset.state = "error";
+    statusText.textContent = message;
+  }
+
+  function leaveWarning(event) {
+    event.preventDefault();
+    event.returnValue = "";
+  }
+
+  function send(files) {
+    var data = new FormData(form);
+    data.delete("images");
+    data.delete("image_kinds");
+    var total = 0;
+    files.forEach(function (file, index) {
+      data.append("images", file, file.name);
+      data.append("image_kinds", photos[index].kind.value);
+      total += file.size;
+    });
+    var tooBig = files.filter(function (file) { return file.size > MAX_BYTES; });
+    if (tooBig.length) {
+      fail("");
+      statusBox.hidden = true;
+      showErrors(["A photo is larger than " + formatBytes(MAX_BYTES) + "; take it again at a lower resolution."]);
+      return;
+    }
+
+    request = new XMLHttpRequest();
+    request.open("POST", form.getAttribute("action") || window.location.href);
+    request.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+    request.setRequestHeader("Accept", "application/json");
+    request.upload.addEventListener("progress", function (event) {
+      var sent = event.lengthComputable ? event.loaded : 0;
+      var size = event.lengthComputable ? event.total : total;
+      var percent = size ? Math.min(100, Math.round((sent / size) * 100)) : 0;
+      progress.value = percent;
+      statusText.textContent =
+        "Uploading " + files.length + " photo" + (files.length === 1 ? "" : "s") + ": " +
+        percent + " % (" + formatBytes(sent) + " of " + formatBytes(size) + ")";
+    });
+    request.upload.addEventListener("load", function () {
+      progress.value = 100;
+      statusText.textContent = "Upload complete. Saving the case…";
+    });
+    request.addEventListener("load", function () {
+      window.removeEventListener("beforeunload", leaveWarning);
+      var body = null;
+      try {
+        body = JSON.parse(request.responseText);
+      } catch (error) {
+        body = null;
+      }
+      if (request.status === 201 && body && body.redirect) {
+        statusText.textContent = "Case submitted. Opening it…";
+        window.location.assign(body.redirect);
+        return;
+      }
+      if (request.status === 400 && body && body.errors) {
+        var messages = [];
+        Object.keys(body.errors).forEach(function (field) {
+          messages = messages.concat(body.errors[field]);
+        });
+        fail("Nothing was saved. Correct the form and submit again.");
+        showErrors(messages);
+        return;
+      }
+      if (request.status === 403) {
+        fail("The server refused the form (your session may have ended). Reload the page and sign in again; the photos must then be added again.");
+        return;
+      }
+      if (request.status === 413) {
+        fail("The photos are too large for the server. Remove some and submit again.");
+        return;
+      }
+      fail("The server could not save the case (error " + request.status + "). Your photos are still here; submit again.");
+    });
+    request.addEventListener("error", function () {
+      window.removeEventListener("beforeunload", leaveWarning);
+      fail("The connection dropped during the upload. Your photos are still here; submit again when the signal is better.");
+    });
+    request.addEventListener("abort", function () {
+      window.removeEventListener("beforeunload", leaveWarning);
+      fail("Upload cancelled. Nothing was saved.");
+    });
+    window.addEventListener("beforeunload", leaveWarning);
+    request.send(data);
+  }
+
+  cancelButton.addEventListener("click", function () {
+    if (request) request.abort();
+  });
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (request) return;
+    errors.hidden = true;
+    var problems = [];
+    if (!photos.length) problems.push("Photos: take or choose at least one photo of the lesion.");
+    var site = form.elements.body_site;
+    if (site && !site.value) problems.push("Body site: choose where the lesion is.");
+    if (problems.length) {
+      showErrors(problems);
+      return;
+    }
+    setBusy(true);
+    progress.value = 0;
+    statusText.textContent = "Preparing photos…";
+    Promise.all(photos.map(function (photo) { return photo.ready; })).then(send, function () {
+      fail("A photo could not be read. Remove it and try again.");
+    });
+  });
+})();

@@ -1,0 +1,571 @@
+"""The server-rendered web UI: who sees which page, scoping, audit events and the result card."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils.html import escape
+
+from accounts.models import AuditEvent
+from diagnosis.forms import CONSENT_WORDING
+from diagnosis.models import Case, LesionImage, Patient
+from inference.preprocessing import CLASS_NAMES, CLASSES, SPEC_NAME
+from tests.factories import (
+    CaseFactory,
+    LesionImageFactory,
+    PatientFactory,
+    PredictionFactory,
+    image_bytes,
+)
+
+pytestmark = pytest.mark.django_db
+
+XHR = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}
+
+
+@pytest.fixture
+def web_client(client):
+    """A Django test client signed in as the given user (None: anonymous)."""
+
+    def make(user):
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def patient_a(clinic_a, staff):
+    return PatientFactory(clinic=clinic_a, created_by=staff, full_name="Amina Okafor", identifier="A-001")
+
+
+@pytest.fixture
+def patient_b(clinic_b, other_staff):
+    return PatientFactory(clinic=clinic_b, created_by=other_staff, full_name="Bruno Keller", identifier="B-001")
+
+
+@pytest.fixture
+def case_a(patient_a, staff):
+    case = CaseFactory(patient=patient_a, submitted_by=staff, body_site=Case.BodySite.BACK)
+    LesionImageFactory(case=case)
+    return case
+
+
+@pytest.fixture
+def case_b(patient_b, other_staff):
+    case = CaseFactory(patient=patient_b, submitted_by=other_staff, body_site=Case.BodySite.FACE)
+    LesionImageFactory(case=case)
+    return case
+
+
+def audited(action: str, obj) -> bool:
+    return AuditEvent.objects.filter(action=action, object_id=str(obj.pk)).exists()
+
+
+def analysed(case: Case, *, risk: str = Case.Risk.LOW, summary: str = "Looks like a common mole.", **prediction):
+    """Give every image of the case a prediction, the way the worker finishes a case."""
+    for image in case.images.all():
+        image.analysis_status = LesionImage.AnalysisStatus.DONE
+        image.save(update_fields=["analysis_status"])
+        PredictionFactory(image=image, **prediction)
+    case.status = Case.Status.ANALYSED
+    case.risk = risk
+    case.summary = summary
+    case.save(update_fields=["status", "risk", "summary"])
+    return case
+
+
+# --- Sign-in --------------------------------------------------------------------------------
+def test_login_page_renders(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    assert b"Sign in" in response.content
+    assert b'autocomplete="current-password"' in response.content
+
+
+def test_staff_can_sign_in_and_reach_the_dashboard(client, staff):
+    response = client.post(
+        reverse("login"),
+        {"username": "alice", "password": "correct horse battery staple"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert response.resolver_match.view_name == "web:dashboard"
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("web:dashboard", []),
+        ("web:patient-list", []),
+        ("web:patient-create", []),
+        ("web:patient-detail", [1]),
+        ("web:case-create", [1]),
+        ("web:case-detail", [1]),
+        ("web:case-result", [1]),
+        ("web:model-report", []),
+        ("web:model-report-file", ["confusion_matrix.png"]),
+        ("password_change", []),
+    ],
+)
+def test_anonymous_is_redirected_to_login(client, name, args):
+    url = reverse(name, args=args)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert "next=" in response["Location"]
+
+
+def test_password_change_page_renders(web_client, staff):
+    response = web_client(staff).get(reverse("password_change"))
+    assert response.status_code == 200
+    assert b'name="new_password1"' in response.content
+
+
+# --- Dashboard -----------------------------------------------------------------------------
+def test_staff_dashboard_lists_own_clinics_cases_only(web_client, staff, case_a, case_b):
+    response = web_client(staff).get(reverse("web:dashboard"))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Amina Okafor" in content
+    assert "Bruno Keller" not in content
+    assert reverse("web:case-detail", args=[case_a.pk]) in content
+    assert "Register patient" in content
+
+
+def test_specialist_dashboard_is_the_referral_queue(web_client, specialist, patient_a, case_b):
+    referred = CaseFactory(patient=patient_a, referred=True)
+    response = web_client(specialist).get(reverse("web:dashboard"))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Referred cases" in content
+    assert reverse("web:case-detail", args=[referred.pk]) in content
+    assert reverse("web:case-detail", args=[case_b.pk]) not in content
+    assert "Register patient" not in content
+
+
+def test_administrator_dashboard_shows_every_clinic(web_client, admin_user, case_a, case_b):
+    content = web_client(admin_user).get(reverse("web:dashboard")).content.decode()
+    assert "Amina Okafor" in content and "Bruno Keller" in content
+    assert "Clinic A" in content and "Clinic B" in content
+
+
+# --- Patients ------------------------------------------------------------------------------
+def test_patient_list_search(web_client, staff, patient_a, clinic_a):
+    PatientFactory(clinic=clinic_a, created_by=staff, full_name="Zola Dube")
+    client = web_client(staff)
+    everyone = client.get(reverse("web:patient-list")).content.decode()
+    assert "Amina Okafor" in everyone and "Zola Dube" in everyone
+    found = client.get(reverse("web:patient-list"), {"q": "zola"}).content.decode()
+    assert "Zola Dube" in found and "Amina Okafor" not in found
+    by_number = client.get(reverse("web:patient-list"), {"q": "A-001"}).content.decode()
+    assert "Amina Okafor" in by_number
+
+
+def test_staff_cannot_list_other_clinics_patients(web_client, staff, patient_a, patient_b):
+    content = web_client(staff).get(reverse("web:patient-list")).content.decode()
+    assert "Amina Okafor" in content
+    assert "Bruno Keller" not in content
+
+
+def test_patient_create_form_shows_the_consent_wording(web_client, staff):
+    response = web_client(staff).get(reverse("web:patient-create"))
+    assert response.status_code == 200
+    assert escape(CONSENT_WORDING) in response.content.decode()
+    assert b'name="consent_given"' in response.content
+
+
+def test_staff_registers_a_patient(web_client, staff, clinic_a):
+    response = web_client(staff).post(
+        reverse("web:patient-create"),
+        {
+            "clinic": clinic_a.pk,
+            "identifier": "A-777",
+            "full_name": "Grace Mwangi",
+            "date_of_birth": "1984-02-29",
+            "sex": Patient.Sex.FEMALE,
+            "skin_type": Patient.SkinType.V,
+            "consent_given": "on",
+        },
+    )
+    patient = Patient.objects.get(identifier="A-777")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("web:patient-detail", args=[patient.pk])
+    assert patient.clinic == clinic_a and patient.consent_given
+    assert patient.consent_recorded_by == staff
+    assert audited("patient.create", patient)
+
+
+def test_patient_number_already_used_in_the_clinic_is_an_error(web_client, staff, clinic_a, patient_a):
+    response = web_client(staff).post(
+        reverse("web:patient-create"),
+        {
+            "clinic": clinic_a.pk,
+            "identifier": "A-001",
+            "full_name": "Someone Else",
+            "date_of_birth": "1990-01-01",
+            "sex": Patient.Sex.MALE,
+        },
+    )
+    assert response.status_code == 200
+    assert Patient.objects.filter(identifier="A-001").count() == 1
+    assert b"error-summary" in response.content
+
+
+def test_staff_cannot_register_a_patient_in_another_clinic(web_client, staff, clinic_b):
+    response = web_client(staff).post(
+        reverse("web:patient-create"),
+        {
+            "clinic": clinic_b.pk,
+            "identifier": "X-1",
+            "full_name": "Mallory",
+            "date_of_birth": "1990-01-01",
+            "sex": Patient.Sex.MALE,
+            "consent_given": "on",
+        },
+    )
+    assert response.status_code == 200  # the form refuses the choice
+    assert not Patient.objects.filter(identifier="X-1").exists()
+
+
+def test_specialist_cannot_register_patients(web_client, specialist):
+    response = web_client(specialist).get(reverse("web:patient-create"))
+    assert response.status_code == 403
+    assert b"Not allowed" in response.content
+
+
+def test_patient_page_shows_case_history_and_is_audited(web_client, staff, patient_a, case_a):
+    response = web_client(staff).get(reverse("web:patient-detail", args=[patient_a.pk]))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Amina Okafor" in content
+    assert reverse("web:case-detail", args=[case_a.pk]) in content
+    image = case_a.images.get()
+    assert reverse("diagnosis:image-file", args=[image.pk]) in content
+    assert 'loading="lazy"' in content
+    assert reverse("web:case-create", args=[patient_a.pk]) in content
+    assert audited("patient.view", patient_a)
+
+
+def test_staff_cannot_see_other_clinics_patient(web_client, staff, patient_b):
+    response = web_client(staff).get(reverse("web:patient-detail", args=[patient_b.pk]))
+    assert response.status_code == 404
+    assert b"Page not found" in response.content
+    assert not audited("patient.view", patient_b)
+
+
+# --- New case ----------------------------------------------------------------------------------
+def photo(name="lesion.jpg", width=320, height=240):
+    return SimpleUploadedFile(name, image_bytes(width, height), content_type="image/jpeg")
+
+
+def case_form_data(**overrides):
+    data = {
+        "body_site": Case.BodySite.BACK,
+        "duration": Case.Duration.MONTHS_1_6,
+        "recently_changed": "on",
+        "abcde_border": "on",
+        "notes": "Grew in the last month.",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_case_form_opens_the_camera(web_client, staff, patient_a):
+    response = web_client(staff).get(reverse("web:case-create", args=[patient_a.pk]))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert 'capture="environment"' in content
+    assert 'accept="image/*"' in content
+    assert 'enctype="multipart/form-data"' in content
+    for value, _label in Case.BodySite.choices:
+        assert f'value="{value}"' in content
+
+
+def test_case_form_posts_without_javascript(web_client, staff, patient_a, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = web_client(staff).post(
+            reverse("web:case-create", args=[patient_a.pk]),
+            {**case_form_data(), "images": [photo("one.jpg"), photo("two.jpg")]},
+        )
+    case = Case.objects.get(patient=patient_a)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("web:case-detail", args=[case.pk])
+    assert case.images.count() == 2
+    assert case.recently_changed and case.abcde_border and not case.itching
+    assert case.duration == Case.Duration.MONTHS_1_6
+    assert case.submitted_by == staff
+
+
+def test_case_upload_by_script_gets_json_and_keeps_image_kinds(
+    web_client, staff, patient_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = web_client(staff).post(
+            reverse("web:case-create", args=[patient_a.pk]),
+            {
+                **case_form_data(),
+                "images": [photo("a.jpg"), photo("b.jpg")],
+                "image_kinds": [LesionImage.Kind.OVERVIEW, LesionImage.Kind.DERMOSCOPIC],
+            },
+            **XHR,
+        )
+    assert response.status_code == 201
+    body = response.json()
+    case = Case.objects.get(pk=body["case"])
+    assert body["redirect"] == reverse("web:case-detail", args=[case.pk])
+    assert [image.kind for image in case.images.all()] == ["overview", "dermoscopic"]
+
+
+def test_case_without_photos_is_refused_with_json_errors(web_client, staff, patient_a):
+    response = web_client(staff).post(reverse("web:case-create", args=[patient_a.pk]), case_form_data(), **XHR)
+    assert response.status_code == 400
+    assert "images" in response.json()["errors"]
+    assert not Case.objects.exists()
+
+
+def test_case_with_a_file_that_is_not_an_image_shows_the_reason(web_client, staff, patient_a):
+    bogus = SimpleUploadedFile("notes.jpg", b"not really a photo", content_type="image/jpeg")
+    response = web_client(staff).post(
+        reverse("web:case-create", args=[patient_a.pk]), {**case_form_data(), "images": [bogus]}
+    )
+    assert response.status_code == 200
+    assert "not an image" in response.content.decode()
+    assert not Case.objects.exists()
+
+
+def test_case_cannot_be_submitted_without_consent(web_client, staff, clinic_a):
+    patient = PatientFactory(clinic=clinic_a, created_by=staff, consent_given=False)
+    client = web_client(staff)
+    page = client.get(reverse("web:case-create", args=[patient.pk]))
+    assert b"consent is not recorded" in page.content
+    response = client.post(reverse("web:case-create", args=[patient.pk]), {**case_form_data(), "images": [photo()]})
+    assert response.status_code == 200
+    assert not Case.objects.exists()
+
+
+def test_staff_cannot_open_case_form_for_other_clinics_patient(web_client, staff, patient_b):
+    client = web_client(staff)
+    assert client.get(reverse("web:case-create", args=[patient_b.pk])).status_code == 404
+    response = client.post(reverse("web:case-create", args=[patient_b.pk]), {**case_form_data(), "images": [photo()]})
+    assert response.status_code == 404
+    assert not Case.objects.exists()
+
+
+def test_specialist_cannot_submit_cases(web_client, specialist, patient_a):
+    CaseFactory(patient=patient_a, referred=True)  # makes the patient visible to specialists
+    response = web_client(specialist).get(reverse("web:case-create", args=[patient_a.pk]))
+    assert response.status_code == 403
+
+
+# --- Case page and result card -------------------------------------------------------------------
+def test_case_page_says_analysing_before_a_prediction(web_client, staff, case_a):
+    response = web_client(staff).get(reverse("web:case-detail", args=[case_a.pk]))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Analysing" in content
+    assert 'data-pending="true"' in content
+    assert reverse("web:case-result", args=[case_a.pk]) in content
+    assert "Decision support, not a diagnosis" in content
+    assert "prob-table" not in content
+    assert audited("case.view", case_a)
+
+
+def test_case_page_shows_probability_bars_after_a_prediction(web_client, staff, case_a):
+    analysed(
+        case_a,
+        risk=Case.Risk.HIGH,
+        summary="Melanoma is the most likely class; refer.",
+        model_version="mobilenet_v2-test",
+        probabilities={"akiec": 0.02, "bcc": 0.03, "bkl": 0.05, "df": 0.01, "mel": 0.71, "nv": 0.17, "vasc": 0.01},
+        top_class="mel",
+        with_heatmap=True,
+    )
+    response = web_client(staff).get(reverse("web:case-detail", args=[case_a.pk]))
+    content = response.content.decode()
+    assert 'data-pending="false"' in content
+    for code in CLASSES:
+        assert CLASS_NAMES[code] in content
+    assert "71.0 %" in content and "17.0 %" in content
+    assert "width: 71.0%" in content
+    assert "mobilenet_v2-test" in content
+    assert "Melanoma is the most likely class; refer." in content
+    assert "High" in content and "risk-high" in content
+    image = case_a.images.get()
+    assert reverse("diagnosis:image-heatmap", args=[image.pk]) in content
+    assert "Decision support, not a diagnosis" in content
+    assert "uncertain" not in content.split("prob-table")[0].split("image-result")[-1]
+
+
+def test_result_card_says_when_the_model_is_uncertain(web_client, staff, case_a):
+    analysed(
+        case_a,
+        probabilities={"akiec": 0.1, "bcc": 0.1, "bkl": 0.3, "df": 0.1, "mel": 0.2, "nv": 0.15, "vasc": 0.05},
+        top_class="bkl",
+    )
+    content = web_client(staff).get(reverse("web:case-detail", args=[case_a.pk])).content.decode()
+    assert "The model is uncertain about this photo" in content
+
+
+def test_result_endpoint_is_pending_then_delivers_the_result(web_client, staff, case_a):
+    client = web_client(staff)
+    url = reverse("web:case-result", args=[case_a.pk])
+    pending = client.get(url).json()
+    assert pending["pending"] is True
+    assert "Analysing" in pending["html"]
+    assert not audited("case.view", case_a)  # polls that show no result are not logged
+
+    analysed(case_a)
+    done = client.get(url).json()
+    assert done["pending"] is False
+    assert done["status"] == Case.Status.ANALYSED
+    assert CLASS_NAMES["nv"] in done["html"]
+    assert "Analysed" in done["status_html"]
+    assert AuditEvent.objects.filter(
+        action="case.view", object_id=str(case_a.pk), details__via="result-refresh"
+    ).exists()
+
+
+def test_failed_image_shows_its_reason(web_client, staff, case_a):
+    image = case_a.images.get()
+    image.analysis_status = LesionImage.AnalysisStatus.FAILED
+    image.analysis_error = "The photo is too dark to analyse."
+    image.save(update_fields=["analysis_status", "analysis_error"])
+    Case.objects.filter(pk=case_a.pk).update(status=Case.Status.FAILED)
+    content = web_client(staff).get(reverse("web:case-detail", args=[case_a.pk])).content.decode()
+    assert "The photo is too dark to analyse." in content
+    assert 'data-pending="false"' in content
+
+
+def test_analyse_again_calls_the_analysis_service(web_client, staff, case_a, monkeypatch):
+    import diagnosis.analysis
+
+    calls = []
+    monkeypatch.setattr(
+        diagnosis.analysis,
+        "case_reanalyse",
+        lambda *, case, actor, request=None: calls.append((case.pk, actor.pk)),
+        raising=False,
+    )
+    image = case_a.images.get()
+    image.analysis_status = LesionImage.AnalysisStatus.FAILED
+    image.analysis_error = "Worker lost."
+    image.save(update_fields=["analysis_status", "analysis_error"])
+    Case.objects.filter(pk=case_a.pk).update(status=Case.Status.FAILED)
+    client = web_client(staff)
+    page = client.get(reverse("web:case-detail", args=[case_a.pk])).content.decode()
+    assert "Analyse again" in page
+    assert reverse("web:case-reanalyse", args=[case_a.pk]) in page
+    response = client.post(reverse("web:case-reanalyse", args=[case_a.pk]))
+    assert response.status_code == 302
+    assert calls == [(case_a.pk, staff.pk)]
+
+
+def test_other_clinic_cannot_ask_to_analyse_again(web_client, other_staff, case_a, monkeypatch):
+    import diagnosis.analysis
+
+    calls = []
+    monkeypatch.setattr(diagnosis.analysis, "case_reanalyse", lambda **kwargs: calls.append(kwargs), raising=False)
+    response = web_client(other_staff).post(reverse("web:case-reanalyse", args=[case_a.pk]))
+    assert response.status_code == 404
+    assert calls == []
+
+
+def test_staff_cannot_see_other_clinics_case(web_client, staff, case_b):
+    client = web_client(staff)
+    assert client.get(reverse("web:case-detail", args=[case_b.pk])).status_code == 404
+    assert client.get(reverse("web:case-result", args=[case_b.pk])).status_code == 404
+    assert not audited("case.view", case_b)
+
+
+def test_specialist_sees_referred_cases_only(web_client, specialist, case_a, patient_a):
+    referred = CaseFactory(patient=patient_a, referred=True)
+    client = web_client(specialist)
+    assert client.get(reverse("web:case-detail", args=[case_a.pk])).status_code == 404
+    assert client.get(reverse("web:case-detail", args=[referred.pk])).status_code == 200
+
+
+# --- Model page ------------------------------------------------------------------------------
+PNG_BYTES = image_bytes(40, 30, (20, 120, 200), "PNG")
+
+
+@pytest.fixture
+def model_artifact(tmp_path, settings):
+    """A minimal artifact folder the way training/export.py writes one, with a report."""
+    folder = tmp_path / "artifact-test-1"
+    report = folder / "report"
+    report.mkdir(parents=True)
+    manifest = {
+        "format_version": 1,
+        "model_version": "mobilenet_v2-20260101-test",
+        "architecture": "mobilenet_v2",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "classes": list(CLASSES),
+        "preprocessing": {"name": SPEC_NAME, "input_size": 224},
+        "serving": {"file": "model.tflite", "runtime": "litert"},
+        "temperature": 1.3,
+        "thresholds": {"mel": 0.12, "bcc": 0.2, "akiec": 0.25},
+        "threshold_target_sensitivity": 0.9,
+        "metrics": {
+            "images": 1503,
+            "accuracy": 0.8123,
+            "balanced_accuracy": 0.7011,
+            "macro_f1": 0.6822,
+            "per_class": {"mel": {"recall": 0.6555}},
+            "malignant_vs_benign": {"sensitivity": 0.9, "specificity": 0.61, "roc_auc": 0.91},
+            "calibration": {"ece": 0.031},
+        },
+        "parameters": 2266951,
+        "files": {},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (report / "report.md").write_text(
+        "# Evaluation of mobilenet_v2\n\nEvaluated on **1503** images <script>alert(1)</script>.\n\n"
+        "| metric | value |\n| --- | ---: |\n| accuracy | 0.812 |\n\n"
+        "![confusion matrix](confusion_matrix.png) ![secret](../manifest.json)\n"
+    )
+    (report / "confusion_matrix.png").write_bytes(PNG_BYTES)
+    (report / "metrics.json").write_text("{}")
+    settings.SKINPORTAL_MODEL_DIR = str(folder)
+    return folder
+
+
+def test_model_page_without_a_model(web_client, staff, settings, tmp_path):
+    settings.SKINPORTAL_MODEL_DIR = str(tmp_path / "nothing-here")
+    response = web_client(staff).get(reverse("web:model-report"))
+    assert response.status_code == 200
+    assert b"No model installed" in response.content
+
+
+def test_model_page_shows_the_report(web_client, specialist, model_artifact):
+    response = web_client(specialist).get(reverse("web:model-report"))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "mobilenet_v2-20260101-test" in content
+    assert "0.812" in content  # headline accuracy from the manifest
+    assert "<table" in content
+    assert reverse("web:model-report-file", args=["confusion_matrix.png"]) in content
+    assert "<script>alert(1)</script>" not in content
+    assert "&lt;script&gt;" in content
+    assert "manifest.json" not in content
+    assert CLASS_NAMES["mel"] in content  # referral thresholds by class name
+
+
+def test_model_report_figures_are_served_by_name_only(web_client, staff, model_artifact):
+    client = web_client(staff)
+    response = client.get(reverse("web:model-report-file", args=["confusion_matrix.png"]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content) == PNG_BYTES
+    for name in ("metrics.json", "report.md", "missing.png", "..%2Fmanifest.json"):
+        assert client.get(reverse("web:model-report-file", args=[name])).status_code == 404
+
+
+def test_model_report_figures_404_without_a_model(web_client, staff, settings, tmp_path):
+    settings.SKINPORTAL_MODEL_DIR = str(tmp_path / "nothing-here")
+    response = web_client(staff).get(reverse("web:model-report-file", args=["confusion_matrix.png"]))
+    assert response.status_code == 404
