@@ -1,2 +1,415 @@
+"""The inference side of a case: enqueue, claim, score, record, sum up, sweep, analyse again.
+
+How nothing is lost or scored twice:
+
+- A photo is queued for analysis only after its row is committed (``transaction.on_commit``
+  in ``case_submit``); if the broker is down the case is still saved and the sweeper sends
+  the message later.
+- A worker *claims* a photo with a conditional ``update()`` (queued -> analysing) and goes
+  on only if it changed exactly one row, so a duplicate message does nothing.
+- Results are stored under the unique constraint (image, model_version): a task that runs
+  twice (redelivered after a killed worker) cannot write a second prediction.
+- The sweeper (``analysis_sweep``, run by beat) re-sends photos left queued or analysing for
+  too long, fails photos that used up their attempts, and settles cases whose photos are
+  all finished, so every lost message or crashed worker costs a delay, never a case.
+
+Timings are Django settings, all optional: ``SKINPORTAL_ANALYSIS_REQUEUE_SECONDS`` (60),
+``SKINPORTAL_ANALYSIS_STALE_SECONDS`` (120), ``SKINPORTAL_ANALYSIS_MAX_ATTEMPTS`` (8),
+``SKINPORTAL_ANALYSIS_SWEEP_SECONDS`` (30, skinportal/celery.py).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.services import audit_record
+from inference.artifact import ArtifactError
+from inference.heatmap import overlay_png
+from inference.preprocessing import CLASSES, load_image
+from inference.risk import HIGH, ImageResult, case_risk
+
+from .models import Case, LesionImage, Prediction
+from .permissions import can_submit_clinical_records
+from .selectors import case_list_for
+from .services import case_transition
+
+logger = logging.getLogger(__name__)
+
+Status = LesionImage.AnalysisStatus
+PENDING = (Status.QUEUED, Status.ANALYSING)
+# The case statuses the analysis moves on from; later ones belong to people.
+CASE_AWAITING_RESULT = (Case.Status.SUBMITTED, Case.Status.ANALYSING)
+# A request that submits a case must not hang on a dead broker: one quick retry, then the sweeper.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+MODEL_UNAVAILABLE = (
+    "The analysis model could not be loaded on the analysis server. Support has been alerted in the "
+    "server log; use “Analyse again” once it is fixed."
+)
+
+
+class PermanentAnalysisError(Exception):
+    """This photo cannot be scored however often we try; the message is shown to the user."""
+
+
+def _seconds(name: str, default: float) -> timedelta:
+    return timedelta(seconds=float(getattr(settings, name, default)))
+
+
+def requeue_after() -> timedelta:
+    """A queued photo nobody has started on for this long is sent to the queue again."""
+    return _seconds("SKINPORTAL_ANALYSIS_REQUEUE_SECONDS", 60)
+
+
+def stale_after() -> timedelta:
+    """A photo in analysis this long was abandoned by its worker; longer than the task's hard time limit."""
+    return _seconds("SKINPORTAL_ANALYSIS_STALE_SECONDS", 120)
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "SKINPORTAL_ANALYSIS_MAX_ATTEMPTS", 8))
+
+
+# --- Enqueue --------------------------------------------------------------------------------
+def image_analysis_enqueue(*, image_ids: list[int]) -> int:
+    """Send one message per photo; return how many were sent. Never raises for a broker fault."""
+    from .tasks import image_analyse
+
+    sent: list[int] = []
+    for image_id in image_ids:
+        try:
+            image_analyse.apply_async((image_id,), retry_policy=PUBLISH_RETRY)
+        except Exception:  # any broker or network fault: the photo stays queued for the sweeper
+            logger.warning("could not queue image %s for analysis; the sweeper will send it", image_id, exc_info=True)
+            break  # the broker is down for the others too
+        sent.append(image_id)
+    if sent:
+        # "Last sent" for the sweeper, so it re-sends a photo at most once per requeue period.
+        LesionImage.objects.filter(pk__in=sent, analysis_status=Status.QUEUED).update(
+            analysis_updated_at=timezone.now()
+        )
+    return len(sent)
+
+
 def case_analysis_enqueue(*, case_id: int) -> None:
-    """Implemented by the inference service."""
+    """Queue every queued photo of a case. Runs on commit of a request: it logs, never raises."""
+    try:
+        image_ids = list(
+            LesionImage.objects.filter(case_id=case_id, analysis_status=Status.QUEUED).values_list("pk", flat=True)
+        )
+        image_analysis_enqueue(image_ids=image_ids)
+    except Exception:  # the case is saved; the sweeper queues it later
+        logger.exception("could not queue case %s for analysis; the sweeper will retry", case_id)
+
+
+# --- One photo ------------------------------------------------------------------------------
+def image_analysis_claim(*, image_id: int, resume: bool = False) -> LesionImage | None:
+    """Take a photo for scoring with a conditional update; None when another run has it or it is finished.
+
+    ``resume``: this message may take over a photo left in analysis by its own earlier run
+    (a retry, or a redelivery after the worker died). Otherwise only a photo abandoned for
+    longer than ``stale_after()`` can be taken over. A photo that used up its attempts is
+    failed instead of claimed.
+    """
+    now = timezone.now()
+    claimable = Q(analysis_status=Status.QUEUED) | Q(
+        analysis_status=Status.ANALYSING, analysis_updated_at__lt=now - stale_after()
+    )
+    if resume:
+        claimable |= Q(analysis_status=Status.ANALYSING)
+    candidates = LesionImage.objects.filter(claimable, pk=image_id)
+    claimed = candidates.filter(analysis_attempts__lt=max_attempts()).update(
+        analysis_status=Status.ANALYSING,
+        analysis_attempts=F("analysis_attempts") + 1,
+        analysis_started_at=now,
+        analysis_updated_at=now,
+        analysis_error="",
+    )
+    if claimed != 1:
+        used_up = candidates.filter(analysis_attempts__gte=max_attempts())
+        if image_analysis_fail(image_id=image_id, reason=_gave_up(), only=used_up):
+            case_result_update(case_id=LesionImage.objects.get(pk=image_id).case_id)
+        return None
+    image = LesionImage.objects.select_related("case").get(pk=image_id)
+    if image.case.status == Case.Status.SUBMITTED:
+        try:
+            case_transition(case=image.case, to_status=Case.Status.ANALYSING)
+        except ValidationError:  # another photo of the case moved it first
+            logger.debug("case %s already moved on", image.case_id, exc_info=True)
+    return image
+
+
+def _gave_up() -> str:
+    return f"The photo could not be analysed after {max_attempts()} attempts. Use “Analyse again” to retry."
+
+
+def image_analysis_release(*, image_id: int) -> None:
+    """Hand a claimed photo back to the queue after a transient error (best effort)."""
+    try:
+        LesionImage.objects.filter(pk=image_id, analysis_status=Status.ANALYSING).update(
+            analysis_status=Status.QUEUED, analysis_updated_at=timezone.now()
+        )
+    except Exception:  # the database itself is failing: the sweeper finds the photo later
+        logger.warning("could not release image %s", image_id, exc_info=True)
+
+
+def image_analysis_fail(*, image_id: int, reason: str, only=None) -> bool:
+    """Mark a pending photo failed with a reason the user sees; False if it was not pending."""
+    rows = only if only is not None else LesionImage.objects.filter(pk=image_id)
+    return (
+        rows.filter(analysis_status__in=PENDING).update(
+            analysis_status=Status.FAILED, analysis_error=reason[:1000], analysis_updated_at=timezone.now()
+        )
+        == 1
+    )
+
+
+def _read_photo(image: LesionImage):
+    try:
+        with image.file.open("rb") as handle:
+            data = handle.read()
+    except FileNotFoundError as exc:
+        raise PermanentAnalysisError("The stored photo file is missing, so it cannot be analysed.") from exc
+    # Other OSErrors (storage briefly unavailable) propagate and are retried.
+    try:
+        return load_image(io.BytesIO(data))
+    except Exception as exc:  # any decoder failure: corrupt, truncated, unsupported, too large
+        raise PermanentAnalysisError(f"The photo could not be read as an image ({exc}).") from exc
+
+
+def _serving_predictor():
+    from inference.predictor import get_predictor
+
+    try:
+        return get_predictor()
+    except ArtifactError as exc:
+        logger.error("the model cannot be loaded: %s", exc)
+        raise PermanentAnalysisError(MODEL_UNAVAILABLE) from exc
+
+
+def image_analyse(*, image_id: int, resume: bool = False) -> str:
+    """Score one photo with the served model and store the result; safe to run any number of times.
+
+    Returns what happened: "scored", "already scored", "failed" or "skipped".
+    """
+    image = image_analysis_claim(image_id=image_id, resume=resume)
+    if image is None:
+        # Finished by an earlier run that died before settling the case? Settle it now.
+        finished = LesionImage.objects.filter(pk=image_id).exclude(analysis_status__in=PENDING).first()
+        if finished is not None:
+            case_result_update(case_id=finished.case_id)
+        return "skipped"
+    try:
+        predictor = _serving_predictor()
+        if Prediction.objects.filter(image=image, model_version=predictor.model_version).exists():
+            outcome = "already scored"
+            _mark_done(image)
+        else:
+            photo = _read_photo(image)
+            try:
+                scores = predictor.predict_image(photo)
+            except (ValueError, RuntimeError) as exc:
+                raise PermanentAnalysisError(f"The model could not score this photo ({exc}).") from exc
+            heatmap = overlay_png(photo, scores.activation_map) if scores.activation_map is not None else None
+            prediction_record(
+                image=image,
+                model_version=predictor.model_version,
+                probabilities=scores.probabilities,
+                top_class=scores.top_class,
+                inference_ms=scores.inference_ms,
+                heatmap_png=heatmap,
+            )
+            outcome = "scored"
+    except PermanentAnalysisError as exc:
+        image_analysis_fail(image_id=image.pk, reason=str(exc))
+        outcome = "failed"
+    except BaseException:
+        image_analysis_release(image_id=image.pk)
+        raise
+    case_result_update(case_id=image.case_id)
+    return outcome
+
+
+def _mark_done(image: LesionImage) -> None:
+    # Only the run that holds the claim finishes the photo; a photo sent back to the queue
+    # meanwhile is finished by its next run, which finds this prediction and does no work.
+    LesionImage.objects.filter(pk=image.pk, analysis_status=Status.ANALYSING).update(
+        analysis_status=Status.DONE, analysis_error="", analysis_updated_at=timezone.now()
+    )
+
+
+def prediction_record(
+    *,
+    image: LesionImage,
+    model_version: str,
+    probabilities: dict[str, float],
+    top_class: str,
+    inference_ms: float,
+    heatmap_png: bytes | None = None,
+) -> Prediction:
+    """Store a photo's result for one model version and mark the photo done.
+
+    A second call for the same (image, model_version) writes nothing and returns the first
+    prediction: the unique constraint decides, so concurrent duplicates are safe too.
+    """
+    if set(probabilities) != set(CLASSES) or top_class not in CLASSES:
+        raise ValueError(f"a prediction needs probabilities for exactly {CLASSES}")
+    existing = Prediction.objects.filter(image=image, model_version=model_version).first()
+    if existing is not None:
+        _mark_done(image)
+        return existing
+    prediction = Prediction(
+        image=image,
+        model_version=model_version,
+        probabilities={name: float(probabilities[name]) for name in CLASSES},
+        top_class=top_class,
+        inference_ms=float(inference_ms),
+    )
+    if heatmap_png:
+        prediction.heatmap.save("heatmap.png", ContentFile(heatmap_png), save=False)
+    try:
+        with transaction.atomic():
+            prediction.full_clean(validate_constraints=False)
+            prediction.save()
+            _mark_done(image)
+    except IntegrityError:
+        if prediction.heatmap:
+            prediction.heatmap.delete(save=False)
+        _mark_done(image)
+        return Prediction.objects.get(image=image, model_version=model_version)
+    except BaseException:
+        if prediction.heatmap:
+            prediction.heatmap.delete(save=False)
+        raise
+    return prediction
+
+
+# --- The case -------------------------------------------------------------------------------
+def case_result_update(*, case_id: int) -> Case | None:
+    """Once every photo is finished, set the case's risk, summary and status; otherwise do nothing.
+
+    analysed, or referred (high risk), or failed when no photo could be scored. Idempotent,
+    and only for a case still awaiting its result (submitted or analysing).
+    """
+    with transaction.atomic():
+        case = Case.objects.select_for_update().filter(pk=case_id).first()
+        if case is None or case.status not in CASE_AWAITING_RESULT:
+            return case
+        images = list(case.images.prefetch_related("predictions"))
+        if not images or any(image.analysis_status in PENDING for image in images):
+            return case
+        results, versions = [], []
+        for number, image in enumerate(images, start=1):
+            prediction = image.current_prediction if image.analysis_status == Status.DONE else None
+            results.append(ImageResult(number, prediction.probabilities if prediction else None))
+            if prediction:
+                versions.append(prediction.model_version)
+        thresholds = _serving_predictor().artifact.thresholds if versions else {}
+        assessment = case_risk(results, thresholds=thresholds, model_versions=versions)
+        if not assessment.level:
+            to_status = Case.Status.FAILED
+        elif assessment.level == HIGH:
+            to_status = Case.Status.REFERRED
+        else:
+            to_status = Case.Status.ANALYSED
+        now = timezone.now()
+        Case.objects.filter(pk=case.pk).update(risk=assessment.level, summary=assessment.summary, updated_at=now)
+        case.risk, case.summary = assessment.level, assessment.summary
+        case_transition(
+            case=case,
+            to_status=to_status,
+            details={"risk": assessment.level, "model_versions": sorted(set(versions))},
+        )
+    return case
+
+
+def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> Case:
+    """Analyse a case again ("Analyse again", or ``manage.py reanalyse`` with no actor).
+
+    Every photo goes back to the queue with fresh attempts. Photos already scored by the
+    served model version are not scored again (same artifact, same numbers); the others,
+    including failed ones, are. Earlier predictions are kept.
+    """
+    if actor is not None:
+        if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
+            raise PermissionDenied("You cannot analyse this case again.")
+    with transaction.atomic():
+        case_transition(case=case, to_status=Case.Status.ANALYSING, actor=actor, request=request)
+        now = timezone.now()
+        Case.objects.filter(pk=case.pk).update(risk="", summary="", updated_at=now)
+        case.risk, case.summary = "", ""
+        count = case.images.update(
+            analysis_status=Status.QUEUED,
+            analysis_error="",
+            analysis_attempts=0,
+            analysis_started_at=None,
+            analysis_updated_at=now,
+        )
+        audit_record(actor=actor, action="case.reanalyse", obj=case, request=request, details={"images": count})
+        transaction.on_commit(lambda: case_analysis_enqueue(case_id=case.pk))
+    return case
+
+
+# --- The sweeper ----------------------------------------------------------------------------
+def analysis_sweep() -> dict[str, int]:
+    """Re-send photos stuck in the queue or abandoned in analysis; settle finished cases.
+
+    Run every ``SKINPORTAL_ANALYSIS_SWEEP_SECONDS`` by beat (task ``inference.sweep``). Safe
+    to run at any time and from anywhere: every change is a conditional update.
+    """
+    now = timezone.now()
+    waiting = Q(analysis_status=Status.QUEUED) & (
+        Q(analysis_updated_at__lt=now - requeue_after())
+        | Q(analysis_updated_at__isnull=True, created_at__lt=now - requeue_after())
+    )
+    abandoned = Q(analysis_status=Status.ANALYSING, analysis_updated_at__lt=now - stale_after())
+    stuck = LesionImage.objects.filter(waiting | abandoned)
+
+    settle: set[int] = set()
+    exhausted = list(stuck.filter(analysis_attempts__gte=max_attempts()).values_list("pk", "case_id"))
+    for image_id, case_id in exhausted:
+        if image_analysis_fail(image_id=image_id, reason=_gave_up(), only=stuck):
+            settle.add(case_id)
+    abandoned_ids = list(stuck.filter(abandoned, analysis_attempts__lt=max_attempts()).values_list("pk", flat=True))
+    returned = LesionImage.objects.filter(abandoned, pk__in=abandoned_ids).update(analysis_status=Status.QUEUED)
+    to_send = list(
+        LesionImage.objects.filter(waiting | Q(pk__in=abandoned_ids, analysis_status=Status.QUEUED))
+        .filter(analysis_attempts__lt=max_attempts())
+        .values_list("pk", flat=True)
+    )
+    sent = image_analysis_enqueue(image_ids=to_send)
+
+    # Cases whose photos are all finished but whose result was never written (the worker
+    # died in between); one minute of grace so the sweeper does not race a live worker.
+    settle |= set(
+        Case.objects.filter(status__in=CASE_AWAITING_RESULT, updated_at__lt=now - requeue_after())
+        .exclude(images__analysis_status__in=PENDING)
+        .filter(images__isnull=False)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for case_id in settle:
+        try:
+            case_result_update(case_id=case_id)
+        except Exception:  # one case must not stop the sweep of the others
+            logger.exception("could not settle case %s", case_id)
+    counts = {
+        "failed": len(exhausted),
+        "returned": returned,
+        "sent": sent,
+        "to_send": len(to_send),
+        "cases": len(settle),
+    }
+    if any(counts.values()):
+        logger.info("analysis sweep: %s", counts)
+    return counts

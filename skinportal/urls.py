@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health
+from . import health, readiness
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -32,9 +32,8 @@ urlpatterns = [
     path("", include("diagnosis.urls")),
 ]
 
-# /readyz (database, broker, model artifact): define readyz(request) in skinportal/health.py.
-if hasattr(health, "readyz"):
-    urlpatterns.insert(1, path("readyz", health.readyz, name="readyz"))
+# /readyz: database, broker and an inference worker with its model loaded.
+urlpatterns.insert(1, path("readyz", readiness.readyz, name="readyz"))
 
 # The server-rendered web UI (diagnosis/web_urls.py, namespace "web") once it exists.
 if find_spec("diagnosis.web_urls") is not None:

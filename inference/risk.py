@@ -1,0 +1,135 @@
+"""A case's risk level and plain-language summary from its images' probabilities.
+
+The rule (one definition, shared with batch scoring through :mod:`inference.triage`):
+
+- **high**: on at least one photo, melanoma, basal cell carcinoma or actinic keratosis /
+  intraepithelial carcinoma reaches its triage threshold from the model artifact. The
+  thresholds were chosen on validation data for a target sensitivity, so most high-risk
+  cases are in fact benign; a high result means "a specialist should look", nothing more.
+- **moderate**: no threshold is reached, but one of those classes comes within
+  ``NEAR_THRESHOLD_FRACTION`` of its threshold on some photo.
+- **low**: every photo stays well below every threshold.
+
+The summary always says that this is decision support and not a diagnosis, names the
+model version, and says when the model is uncertain (its most likely class below
+``UNCERTAIN_BELOW``) or when a photo could not be analysed. Imports no Django.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from inference.preprocessing import CLASS_NAMES
+from inference.triage import flagged_classes
+
+LOW, MODERATE, HIGH = "low", "moderate", "high"
+NEAR_THRESHOLD_FRACTION = 0.5
+UNCERTAIN_BELOW = 0.5
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What the rule needs from one photo: its position in the case and its probabilities.
+
+    ``probabilities`` is None for a photo that could not be analysed.
+    """
+
+    number: int
+    probabilities: Mapping[str, float] | None
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    level: str  # "" when no photo could be analysed
+    summary: str
+    flagged: tuple[tuple[int, str], ...]  # (photo number, class) pairs at or over threshold
+
+
+def percent(p: float) -> str:
+    if p < 0.01:
+        return "under 1%"
+    if p > 0.99:
+        return "over 99%"
+    return f"{p:.0%}"
+
+
+def _name(code: str) -> str:
+    return CLASS_NAMES[code].lower()
+
+
+def case_risk(
+    images: Sequence[ImageResult],
+    *,
+    thresholds: Mapping[str, float],
+    model_versions: Sequence[str] = (),
+) -> RiskAssessment:
+    scored = [image for image in images if image.probabilities is not None]
+    unreadable = [image.number for image in images if image.probabilities is None]
+    disclaimer = _disclaimer(model_versions)
+    if not scored:
+        return RiskAssessment(
+            level="",
+            summary=f"No photo could be analysed, so there is no model result for this case. {disclaimer}",
+            flagged=(),
+        )
+
+    flagged = tuple(
+        (image.number, code) for image in scored for code in flagged_classes(image.probabilities, thresholds)
+    )
+    near = [
+        (image.number, code)
+        for image in scored
+        for code, threshold in thresholds.items()
+        if NEAR_THRESHOLD_FRACTION * threshold <= image.probabilities[code] < threshold
+    ]
+    level = HIGH if flagged else MODERATE if near else LOW
+
+    sentences: list[str] = []
+    if level == HIGH:
+        reasons = "; ".join(_against_threshold(images, number, code, thresholds) for number, code in flagged)
+        sentences.append(f"High risk: {reasons}. The case is referred to a specialist.")
+    elif level == MODERATE:
+        reasons = "; ".join(_against_threshold(images, number, code, thresholds) for number, code in near)
+        sentences.append(
+            f"Moderate risk: no referral threshold is reached, but {reasons}. "
+            "Consider a specialist opinion if the lesion is changing or the clinical picture is worrying."
+        )
+    else:
+        sentences.append("Low risk: on every photo the cancers checked stay below their thresholds.")
+
+    many = len(images) > 1
+    for image in scored:
+        top = max(image.probabilities, key=image.probabilities.get)
+        p = image.probabilities[top]
+        where = f"Photo {image.number}: most" if many else "Most"
+        line = f"{where} likely {_name(top)} ({percent(p)})"
+        if p < UNCERTAIN_BELOW:
+            runner_up = sorted(image.probabilities, key=image.probabilities.get, reverse=True)[1]
+            line += f", but the model is uncertain: {_name(runner_up)} is {percent(image.probabilities[runner_up])}"
+        sentences.append(line + ".")
+    if unreadable:
+        which = ", ".join(str(n) for n in unreadable)
+        sentences.append(
+            f"Photo{'s' if len(unreadable) > 1 else ''} {which} could not be analysed; "
+            "this result covers only the other photos."
+        )
+    if level != HIGH:
+        sentences.append("A result below the thresholds does not rule cancer out.")
+    sentences.append(disclaimer)
+    return RiskAssessment(level=level, summary=" ".join(sentences), flagged=flagged)
+
+
+def _against_threshold(images: Sequence[ImageResult], number: int, code: str, thresholds: Mapping[str, float]) -> str:
+    probabilities = next(image.probabilities for image in images if image.number == number)
+    where = f"on photo {number} " if len(images) > 1 else ""
+    return f"{where}{_name(code)} is {percent(probabilities[code])} (threshold {percent(thresholds[code])})"
+
+
+def _disclaimer(model_versions: Sequence[str]) -> str:
+    versions = ", ".join(sorted(set(model_versions)))
+    source = f"model {versions}" if versions else "the model"
+    return (
+        f"Decision support from {source}, not a diagnosis: the thresholds are set to miss few cancers, "
+        "so many flagged lesions turn out benign."
+    )

@@ -1,0 +1,60 @@
+"""The Celery app: configured from Django settings (``CELERY_`` namespace), one ``inference`` queue.
+
+    celery -A skinportal worker -Q inference     # scores images; loads the model once per pool process
+    celery -A skinportal beat                    # runs the sweeper (diagnosis.analysis.analysis_sweep)
+
+Serialisation, acks_late, reject-on-worker-lost, prefetch and time limits are Django
+settings (skinportal/settings/base.py); this module adds routing, the beat schedule and
+the hook that loads the model in each worker process after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skinportal.settings.local")
+
+logger = logging.getLogger(__name__)
+
+INFERENCE_QUEUE = "inference"
+
+app = Celery("skinportal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_routes = {"inference.*": {"queue": INFERENCE_QUEUE}}
+# Loading the model in a fresh pool process takes a moment; the default 4 s is tight on a busy machine.
+app.conf.worker_proc_alive_timeout = 60
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _schedule_sweeper(sender: Celery, **kwargs) -> None:
+    """Beat sends the sweeper every few seconds; a lost or never-sent message costs a delay, not a case."""
+    from django.conf import settings
+
+    every = float(getattr(settings, "SKINPORTAL_ANALYSIS_SWEEP_SECONDS", 30))
+    # A sweep nobody picked up in time is superseded by the next one.
+    sender.add_periodic_task(
+        every, sender.signature("inference.sweep"), name="inference-sweep", queue=INFERENCE_QUEUE, expires=every
+    )
+
+
+@worker_process_init.connect
+def load_model_in_worker_process(**kwargs) -> None:
+    """Load the predictor once in every pool process, after the fork, never in the parent.
+
+    A model that cannot load is logged, not raised: the process stays up, each task tries
+    the load again and records the failure on the image, and /readyz reports it.
+    """
+    from inference.artifact import ArtifactError
+    from inference.predictor import get_predictor
+
+    try:
+        predictor = get_predictor()
+    except ArtifactError:
+        logger.exception("the model could not be loaded in worker process %s", os.getpid())
+        return
+    logger.info("worker process %s loaded model %s", os.getpid(), predictor.model_version)
