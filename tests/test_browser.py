@@ -150,6 +150,6 @@ def test_nurse_submits_a_case_from_the_phone_and_sees_the_result(
     result = page.locator("#result-card")
     result.get_by_text("Low risk in the browser test.").wait_for()
     assert result.get_by_text(CLASS_NAMES["nv"]).first.is_visible()
-    assert result.locator(".prob-table").count() == 2
+    assert result.locator("ul.probs").count() == 2
     assert page.locator("#result-card[data-pending='false']").count() == 1
     assert page.locator("#case-status").get_by_text("Analysed").is_visible()

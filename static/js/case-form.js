@@ -109,6 +109,7 @@
     }
     photos.forEach(function (photo, index) {
       photo.item.querySelector(".photo-preview").alt = "Photo " + (index + 1);
+      photo.item.querySelector(".photo-remove").setAttribute("aria-label", "Remove photo " + (index + 1));
     });
   }
 

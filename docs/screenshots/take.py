@@ -1,0 +1,344 @@
+"""Screenshots of the web UI for the docs, at a phone's 360 px and a desktop's 1280 px.
+
+    .venv/bin/python docs/screenshots/take.py
+
+Builds a throwaway database and media folder, registers example patients and submits
+cases through the real services with HAM10000 photos, starts the site on a local port and
+drives Debian's Chromium (/usr/bin/chromium) through it. Writes dashboard-*.png,
+case-new-*.png and case-result-*.png beside this file, and model-*.png when a model is
+installed.
+
+The case results come from the installed model when there is one (SKINPORTAL_MODEL_DIR or
+the default artifact). Without one, the probabilities and heatmap are a made-up example
+and the model version on the page says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "screenshots-only-password"
+EXAMPLE_VERSION = "example-only-not-a-model-result"
+EXAMPLE_THRESHOLDS = {"mel": 0.2, "bcc": 0.25, "akiec": 0.3}
+
+
+def configure_django(workdir: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "skinportal.settings.test"
+    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'db.sqlite3'}"
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
+    import django
+    from django.conf import settings
+
+    django.setup()
+    settings.MEDIA_ROOT = workdir / "media"
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def photos_by_class() -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    with (HAM10000 / "HAM10000_metadata.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            path = HAM10000 / "images" / f"{row['image_id']}.jpg"
+            if path.exists():
+                found.setdefault(row["dx"], []).append(path)
+    for paths in found.values():
+        paths.sort()
+    return found
+
+
+def installed_predictor():
+    """The installed model's predictor, or None when no model is installed here."""
+    from django.conf import settings
+
+    from inference.artifact import ArtifactError, load_artifact
+
+    try:
+        from inference.predictor import Predictor
+
+        return Predictor(load_artifact(settings.SKINPORTAL_MODEL_DIR))
+    except (ArtifactError, ImportError, OSError, RuntimeError, ValueError) as exc:
+        print(f"No model installed ({exc}); the results are a made-up example.")
+        return None
+
+
+def example_activation_map(centre: tuple[float, float]):
+    import numpy as np
+
+    ys, xs = np.mgrid[0:7, 0:7] / 6.0
+    cam = np.exp(-(((xs - centre[0]) ** 2) + ((ys - centre[1]) ** 2)) / 0.05)
+    return (cam / cam.max()).astype(np.float32)
+
+
+def analyse(case, predictor, examples: list[dict]) -> None:
+    """Write what the worker writes: a prediction with heatmap per photo, then the case's risk."""
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from diagnosis.models import Case, LesionImage, Prediction
+    from inference.heatmap import overlay_png
+    from inference.preprocessing import load_image
+    from inference.risk import ImageResult, case_risk
+
+    results, versions = [], []
+    for number, (image, example) in enumerate(zip(case.images.order_by("pk"), examples, strict=True), start=1):
+        with image.file.open("rb") as handle:
+            picture = load_image(handle)
+        if predictor is not None:
+            scores = predictor.predict_image(picture)
+            probabilities, top, cam, elapsed = (
+                scores.probabilities,
+                scores.top_class,
+                scores.activation_map,
+                scores.inference_ms,
+            )
+            version = predictor.model_version
+        else:
+            probabilities = example["probabilities"]
+            top = max(probabilities, key=probabilities.get)
+            cam, elapsed, version = example_activation_map(example["centre"]), 40.0, EXAMPLE_VERSION
+        prediction = Prediction(
+            image=image, model_version=version, probabilities=probabilities, top_class=top, inference_ms=elapsed
+        )
+        if cam is not None:
+            prediction.heatmap.save("heatmap.png", ContentFile(overlay_png(picture, cam)), save=False)
+        prediction.save()
+        image.analysis_status = LesionImage.AnalysisStatus.DONE
+        image.save(update_fields=["analysis_status"])
+        results.append(ImageResult(number=number, probabilities=probabilities))
+        versions.append(version)
+    thresholds = predictor.artifact.thresholds if predictor is not None else EXAMPLE_THRESHOLDS
+    assessment = case_risk(results, thresholds=thresholds, model_versions=versions)
+    status = Case.Status.REFERRED if assessment.level == "high" else Case.Status.ANALYSED
+    now = timezone.now()
+    Case.objects.filter(pk=case.pk).update(
+        status=status,
+        risk=assessment.level,
+        summary=assessment.summary,
+        analysed_at=now,
+        referred_at=now if status == Case.Status.REFERRED else None,
+    )
+
+
+def populate() -> dict:
+    """Example clinic, nurse, patients and cases; returns what the screenshots need."""
+    import datetime
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    import diagnosis.analysis
+    from accounts.models import Clinic, User
+    from diagnosis.models import Case, LesionImage
+    from diagnosis.services import case_submit, patient_create
+
+    diagnosis.analysis.case_analysis_enqueue = lambda *, case_id: None  # no worker here
+    clinic = Clinic.objects.create(name="Hillside Rural Clinic")
+    nurse = User.objects.create_user(
+        "joy.banda", password=PASSWORD, first_name="Joy", last_name="Banda", role=User.Role.CLINIC_STAFF
+    )
+    nurse.clinics.set([clinic])
+    photos = photos_by_class()
+    predictor = installed_predictor()
+
+    def register(identifier, name, born, sex, skin_type="IV"):
+        return patient_create(
+            actor=nurse,
+            clinic=clinic,
+            identifier=identifier,
+            full_name=name,
+            date_of_birth=datetime.date.fromisoformat(born),
+            sex=sex,
+            skin_type=skin_type,
+            consent_given=True,
+        )
+
+    def submit(patient, site, paths, kinds, **history):
+        uploads = [SimpleUploadedFile(p.name, p.read_bytes(), content_type="image/jpeg") for p in paths]
+        return case_submit(actor=nurse, patient=patient, body_site=site, images=uploads, image_kinds=kinds, **history)
+
+    thandiwe = register("HRC-0412", "Thandiwe Nkosi", "1961-07-03", "female", "V")
+    samuel = register("HRC-0388", "Samuel Mutua", "1954-11-20", "male", "IV")
+    grace = register("HRC-0371", "Grace Achieng", "1979-03-14", "female", "VI")
+    peter = register("HRC-0365", "Peter van Wyk", "1948-01-09", "male", "II")
+
+    older = submit(peter, Case.BodySite.FACE, [photos["bcc"][3]], [LesionImage.Kind.CLOSE_UP], duration="over_1_year")
+    analyse(
+        older,
+        predictor,
+        [
+            {
+                "probabilities": {
+                    "akiec": 0.08,
+                    "bcc": 0.61,
+                    "bkl": 0.17,
+                    "df": 0.02,
+                    "mel": 0.04,
+                    "nv": 0.07,
+                    "vasc": 0.01,
+                },
+                "centre": (0.5, 0.45),
+            }
+        ],
+    )
+    benign = submit(grace, Case.BodySite.LOWER_EXTREMITY, [photos["nv"][10]], [LesionImage.Kind.OVERVIEW])
+    analyse(
+        benign,
+        predictor,
+        [
+            {
+                "probabilities": {
+                    "akiec": 0.004,
+                    "bcc": 0.006,
+                    "bkl": 0.03,
+                    "df": 0.01,
+                    "mel": 0.05,
+                    "nv": 0.897,
+                    "vasc": 0.003,
+                },
+                "centre": (0.45, 0.5),
+            }
+        ],
+    )
+    submit(samuel, Case.BodySite.BACK, [photos["bkl"][5]], [LesionImage.Kind.OVERVIEW], itching=True)
+    featured = submit(
+        thandiwe,
+        Case.BodySite.BACK,
+        [photos["mel"][2], photos["mel"][3]],
+        [LesionImage.Kind.OVERVIEW, LesionImage.Kind.CLOSE_UP],
+        duration="1_6_months",
+        recently_changed=True,
+        abcde_asymmetry=True,
+        abcde_border=True,
+        abcde_colour=True,
+        notes="Darker at one edge since the spring. Patient noticed it grow.",
+    )
+    analyse(
+        featured,
+        predictor,
+        [
+            {
+                "probabilities": {
+                    "akiec": 0.03,
+                    "bcc": 0.02,
+                    "bkl": 0.09,
+                    "df": 0.01,
+                    "mel": 0.57,
+                    "nv": 0.27,
+                    "vasc": 0.01,
+                },
+                "centre": (0.55, 0.4),
+            },
+            {
+                "probabilities": {
+                    "akiec": 0.02,
+                    "bcc": 0.03,
+                    "bkl": 0.12,
+                    "df": 0.01,
+                    "mel": 0.38,
+                    "nv": 0.43,
+                    "vasc": 0.01,
+                },
+                "centre": (0.4, 0.55),
+            },
+        ],
+    )
+    return {"featured": featured, "patient": samuel, "photo": photos["nv"][20], "has_model": predictor is not None}
+
+
+def start_server():
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.test.testcases import LiveServerThread
+
+    server = LiveServerThread("localhost", StaticFilesHandler, port=0)
+    server.daemon = True
+    server.start()
+    server.is_ready.wait()
+    if server.error:
+        raise server.error
+    return server, f"http://localhost:{server.port}"
+
+
+def shoot(base_url: str, data: dict) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    written = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for width, height, scale, mobile in ((360, 780, 2, True), (1280, 860, 1, False)):
+            context = browser.new_context(
+                viewport={"width": width, "height": height},
+                device_scale_factor=scale,
+                is_mobile=mobile,
+                has_touch=mobile,
+            )
+            page = context.new_page()
+            page.goto(base_url + "/accounts/login/")
+            page.get_by_label("Username").fill("joy.banda")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(base_url + "/")
+
+            def capture(name: str, page=page, width=width) -> None:
+                # Full-page shots do not scroll, so lazy images would never load.
+                page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
+                page.wait_for_load_state("networkidle")
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+                path = HERE / f"{name}-{width}.png"
+                page.screenshot(path=str(path), full_page=True)
+                written.append(path)
+
+            capture("dashboard")
+            page.goto(f"{base_url}/patients/{data['patient'].pk}/cases/new/")
+            page.locator("#photo-camera").set_input_files(str(data["photo"]))
+            page.locator(".photo-info", has_text="px").wait_for()
+            page.get_by_label("Body site").select_option("back")
+            page.get_by_label("Itching").check()
+            capture("case-new")
+            page.goto(f"{base_url}/cases/{data['featured'].pk}/")
+            capture("case-result")
+            if data["has_model"]:
+                page.goto(f"{base_url}/model/")
+                capture("model")
+            context.close()
+        browser.close()
+    return written
+
+
+def main() -> None:
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"Chromium is needed at {CHROMIUM} (apt-get install -y chromium).")
+    if not (HAM10000 / "images").is_dir():
+        sys.exit(f"HAM10000 images are needed at {HAM10000 / 'images'}.")
+    with tempfile.TemporaryDirectory(prefix="skinportal-screenshots-") as workdir:
+        configure_django(Path(workdir))
+        data = populate()
+        server, base_url = start_server()
+        try:
+            for path in shoot(base_url, data):
+                print(path.relative_to(ROOT))
+        finally:
+            server.terminate()
+
+
+if __name__ == "__main__":
+    main()
