@@ -96,7 +96,9 @@ def case_risk(
             "Consider a specialist opinion if the lesion is changing or the clinical picture is worrying."
         )
     else:
-        sentences.append("Low risk: on every photo the cancers checked stay below their thresholds.")
+        checked = [_name(code) for code in thresholds]
+        listed = ", ".join(checked[:-1]) + f" and {checked[-1]}" if len(checked) > 1 else "".join(checked)
+        sentences.append(f"Low risk: {listed} stay below their referral thresholds on every photo.")
 
     many = len(images) > 1
     for image in scored:
@@ -106,7 +108,7 @@ def case_risk(
         line = f"{where} likely {_name(top)} ({percent(p)})"
         if p < UNCERTAIN_BELOW:
             runner_up = sorted(image.probabilities, key=image.probabilities.get, reverse=True)[1]
-            line += f", but the model is uncertain: {_name(runner_up)} is {percent(image.probabilities[runner_up])}"
+            line += f", but the model is uncertain (next: {_name(runner_up)} {percent(image.probabilities[runner_up])})"
         sentences.append(line + ".")
     if unreadable:
         which = ", ".join(str(n) for n in unreadable)
@@ -122,8 +124,9 @@ def case_risk(
 
 def _against_threshold(images: Sequence[ImageResult], number: int, code: str, thresholds: Mapping[str, float]) -> str:
     probabilities = next(image.probabilities for image in images if image.number == number)
-    where = f"on photo {number} " if len(images) > 1 else ""
-    return f"{where}{_name(code)} is {percent(probabilities[code])} (threshold {percent(thresholds[code])})"
+    where = f" on photo {number}" if len(images) > 1 else ""
+    threshold = percent(thresholds[code])
+    return f"{_name(code)} probability {percent(probabilities[code])}{where} (referral threshold {threshold})"
 
 
 def _disclaimer(model_versions: Sequence[str]) -> str:

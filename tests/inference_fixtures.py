@@ -1,0 +1,298 @@
+"""Fixtures for the inference tests: a model artifact, a real Redis, real Celery worker processes.
+
+Register with ``pytest_plugins = ["tests.inference_fixtures"]`` in the test modules that use it.
+
+- ``model_dir``: the shipped default artifact (``inference/artifacts/DEFAULT``) when there is
+  one; else ``SKINPORTAL_TEST_MODEL_DIR``; else a small random-weight MobileNetV2 artifact
+  built once with the training code (TensorFlow, in a subprocess) and kept in pytest's cache.
+- ``served_model``: points this process's predictor at ``model_dir``.
+- ``redis_broker``: an empty Redis database of its own, with this process's Celery app sending to it.
+- ``worker_factory``: starts ``celery worker -Q inference`` processes that see this test's
+  database (``transactional_db``; PostgreSQL, or SQLite in a file), media folder and broker.
+
+Tests that need a service which is missing are skipped, or fail when CI sets
+``SKINPORTAL_REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from inference.artifact import DEFAULT_FILE, ArtifactError, default_artifact_dir, load_artifact
+
+ROOT = Path(__file__).resolve().parent.parent
+HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
+TEST_MODEL_SIZE = 64
+
+BUILD_SCRIPT = """
+import sys
+import keras, numpy as np
+from training import models
+from training.export import export_artifact
+
+keras.utils.set_random_seed(7)
+model, _ = models.mobilenet_v2({size}, base_weights=None)
+dense = model.get_layer(models.LOGITS_LAYER)
+kernel, bias = dense.get_weights()
+dense.set_weights([np.random.default_rng(7).normal(0, 0.5, kernel.shape).astype("float32"), bias])
+export_artifact(
+    keras_model=model, destination=sys.argv[1], model_version="test-random-{size}", temperature=1.0,
+    thresholds={{"mel": 0.2, "bcc": 0.2, "akiec": 0.2}}, target_sensitivity=0.95, metrics={{}},
+    training={{"training_metadata_sha256": "test"}},
+)
+"""
+
+
+def service_missing(reason: str) -> None:
+    if os.environ.get("SKINPORTAL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (SKINPORTAL_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+# --- The model --------------------------------------------------------------------------------
+def _built_artifact(cache_root: Path) -> Path:
+    sources = b"".join((ROOT / p).read_bytes() for p in ("training/export.py", "training/models.py"))
+    folder = cache_root / f"random-{TEST_MODEL_SIZE}-{hashlib.sha256(sources).hexdigest()[:12]}"
+    if not (folder / "manifest.json").exists():
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        result = subprocess.run(
+            [sys.executable, "-c", BUILD_SCRIPT.format(size=TEST_MODEL_SIZE), str(folder)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"could not build the test model artifact:\n{result.stderr[-3000:]}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def model_dir(request) -> Path:
+    """An artifact folder the predictor can serve; the shipped one when it exists."""
+    if DEFAULT_FILE.exists():
+        folder = default_artifact_dir()
+    elif os.environ.get("SKINPORTAL_TEST_MODEL_DIR"):
+        folder = Path(os.environ["SKINPORTAL_TEST_MODEL_DIR"])
+    else:
+        folder = _built_artifact(Path(request.config.cache.mkdir("skinportal-test-artifacts")))
+    try:
+        load_artifact(folder)
+    except ArtifactError as exc:
+        pytest.fail(f"the test model artifact {folder} does not load: {exc}")
+    return folder
+
+
+@pytest.fixture
+def served_model(model_dir, monkeypatch):
+    """This process's ``get_predictor()`` serves ``model_dir`` for the test, and forgets it afterwards."""
+    from inference.predictor import get_predictor
+
+    monkeypatch.setenv("SKINPORTAL_MODEL_DIR", str(model_dir))
+    get_predictor.cache_clear()
+    yield get_predictor()
+    get_predictor.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def ham_images() -> list[Path]:
+    """A fixed sample of real HAM10000 photos from ../shared (skipped when the folder is absent)."""
+    folder = HAM10000 / "images"
+    if not folder.is_dir():
+        pytest.skip(f"HAM10000 is not at {HAM10000}; these tests need real dermatoscopic photos")
+    return sorted(folder.glob("ISIC_*.jpg"))[::97][:100]
+
+
+# --- Redis and this process's Celery app ------------------------------------------------------
+_redis_databases = itertools.cycle(range(10, 16))
+
+
+def _redis_base_url() -> str:
+    url = os.environ.get("SKINPORTAL_TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    return url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+
+
+@contextmanager
+def celery_sending_to(broker_url: str):
+    """Point this process's Celery app (and the readiness ping's result store) at another broker."""
+    from diagnosis.tasks import ping_backend
+    from skinportal.celery import app
+
+    def reset() -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+        ping_backend.cache_clear()
+
+    saved = app.conf.broker_url, app.conf.broker_transport_options
+    reset()
+    app.conf.broker_url, app.conf.broker_transport_options = broker_url, {}
+    try:
+        yield app
+    finally:
+        reset()
+        app.conf.broker_url, app.conf.broker_transport_options = saved
+
+
+@pytest.fixture
+def redis_broker():
+    """The URL of an empty Redis database used by this test only; this process's Celery app sends there."""
+    import redis
+
+    url = f"{_redis_base_url()}/{next(_redis_databases)}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        service_missing(f"Redis is not reachable at {url}: {exc}")
+    with celery_sending_to(url):
+        yield url
+    client.flushdb()
+    client.close()
+
+
+def queued_messages(broker_url: str, queue: str = "inference") -> int:
+    import redis
+
+    with redis.Redis.from_url(broker_url) as client:
+        return int(client.llen(queue))
+
+
+# --- Worker processes -------------------------------------------------------------------------
+def database_url_for_workers() -> str:
+    """A DATABASE_URL naming the database this test runs on, for other processes to open."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        name = str(settings["NAME"])
+        if connection.is_in_memory_db():
+            service_missing(
+                "the test database is SQLite in memory, which a worker process cannot open: run with "
+                "DATABASE_URL=postgres://... (as CI does) or give the SQLite test database a file name"
+            )
+        return f"sqlite:///{name}"
+    if connection.vendor == "postgresql":
+        user = quote(settings.get("USER") or "", safe="")
+        password = quote(settings.get("PASSWORD") or "", safe="")
+        credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = settings.get("HOST") or "localhost"
+        port = settings.get("PORT") or 5432
+        return f"postgres://{credentials}{host}:{port}/{settings['NAME']}"
+    pytest.skip(f"no worker database URL for {connection.vendor}")
+
+
+class Worker:
+    """One ``celery worker`` process (and its pool children) in a process group of its own."""
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int):
+        self.log = log
+        self._handle = log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "skinportal",
+                "worker",
+                "-Q",
+                "inference",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the worker exited with {self.process.returncode}:\n{self.output()}")
+            if b" ready." in self.log.read_bytes() and b"loaded model" in self.log.read_bytes():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the worker did not start in {timeout} s:\n{self.output()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group: the main process and every pool child."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+        self._handle.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+
+@pytest.fixture
+def worker_factory(transactional_db, settings, model_dir, redis_broker, tmp_path):
+    """Start real worker processes on this test's database, media folder and Redis database."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CELERY_", "REDIS_URL"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="skinportal.settings.local",
+        DJANGO_DEBUG="false",
+        DATABASE_URL=database_url_for_workers(),
+        DJANGO_MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        CELERY_BROKER_URL=redis_broker,
+        SKINPORTAL_MODEL_DIR=str(model_dir),
+        PYTHONUNBUFFERED="1",
+    )
+    started: list[Worker] = []
+
+    def start(concurrency: int = 2, **extra_env: str) -> Worker:
+        worker = Worker({**env, **extra_env}, tmp_path / f"worker-{len(started)}.log", concurrency)
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(condition, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+    """Poll ``condition()`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")

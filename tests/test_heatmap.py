@@ -1,0 +1,46 @@
+"""The evidence overlay drawn over the view of the photo the model saw (inference/heatmap.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from inference.heatmap import MAX_SIDE, overlay, overlay_png
+from inference.preprocessing import canonical_view
+
+pytest_plugins = ["tests.inference_fixtures"]
+
+
+def photo(width: int, height: int, colour=(120, 120, 120)) -> Image.Image:
+    return Image.new("RGB", (width, height), colour)
+
+
+def test_overlay_covers_the_canonical_view_not_the_uploaded_frame():
+    portrait = photo(300, 600)  # turned to landscape and cropped to 4:3, as for the model
+    assert overlay(portrait, np.zeros((3, 3))).size == canonical_view(portrait).size == (400, 300)
+
+
+def test_overlay_is_scaled_down_for_large_photos():
+    assert max(overlay(photo(4000, 3000), np.ones((7, 7))).size) == MAX_SIDE
+
+
+def test_evidence_is_coloured_where_the_map_is_high_and_the_photo_is_untouched_where_it_is_zero():
+    cam = np.zeros((4, 4), dtype=np.float32)
+    cam[:, 2:] = 1.0  # evidence on the right half only
+    result = np.asarray(overlay(photo(400, 300), cam)).astype(int)
+
+    assert (result[:, :20] == 120).all()  # far left: the photo itself
+    right = result[:, -20:]
+    assert right[..., 0].mean() > 150 and right[..., 2].mean() < 100  # hot (red) on the right
+
+
+def test_overlay_of_a_real_prediction_is_a_png(served_model):
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (150, 200, 3), dtype=np.uint8))
+    scores = served_model.predict_image(image)
+    assert scores.activation_map is not None
+    assert scores.activation_map.min() >= 0 and scores.activation_map.max() <= 1
+
+    with Image.open(io.BytesIO(overlay_png(image, scores.activation_map))) as decoded:
+        assert decoded.format == "PNG" and decoded.size == (200, 150)
