@@ -98,7 +98,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 failed=Count("pk", filter=Q(status=Case.Status.FAILED)),
             ),
         )
-    context["show_clinic"] = not user.is_clinic_staff or user.clinics.count() > 1
+    context["show_clinic"] = _shows_clinic(user)
     audit_record(
         actor=user,
         action="case.list",
@@ -131,6 +131,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "query": query,
             "can_create": clinics_for(user=request.user).exists(),
+            "show_clinic": _shows_clinic(request.user),
         },
     )
 
@@ -182,6 +183,14 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators submit cases.")
     form = CaseForm(request.POST or None, request.FILES or None)
+    if request.method == "GET":
+        audit_record(
+            actor=request.user,
+            action="patient.view",
+            obj=patient,
+            request=request,
+            details={"page": "case-create"},
+        )
     if request.method == "POST":
         if not patient.consent_given:
             form.add_error(
@@ -389,7 +398,9 @@ def model_report(request: HttpRequest) -> HttpResponse:
         context.update(
             manifest=manifest,
             headline=_headline_metrics(manifest.get("metrics") or {}),
-            thresholds=[(code, CLASS_NAMES.get(code, code), value) for code, value in artifact.thresholds.items()],
+            thresholds=[
+                (code, CLASS_NAMES.get(code, code), value) for code, value in (manifest.get("thresholds") or {}).items()
+            ],
             report_html=report_html,
         )
     return render(request, "diagnosis/model_report.html", context)
@@ -409,6 +420,11 @@ def model_report_file(request: HttpRequest, name: str) -> FileResponse:
 
 
 # --- Helpers ---------------------------------------------------------------------------------
+def _shows_clinic(user) -> bool:
+    """Lists name the clinic only for users who see more than one."""
+    return not user.is_clinic_staff or user.clinics.count() > 1
+
+
 def _add_service_errors(form, exc: ValidationError) -> None:
     """Put a service's ValidationError on the form: by field where the form has it."""
     if not hasattr(exc, "error_dict"):

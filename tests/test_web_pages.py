@@ -284,6 +284,7 @@ def test_case_form_opens_the_camera(web_client, staff, patient_a):
     assert 'enctype="multipart/form-data"' in content
     for value, _label in Case.BodySite.choices:
         assert f'value="{value}"' in content
+    assert audited("patient.view", patient_a)
 
 
 def test_case_form_posts_without_javascript(web_client, staff, patient_a, django_capture_on_commit_callbacks):
@@ -569,3 +570,21 @@ def test_model_report_figures_404_without_a_model(web_client, staff, settings, t
     settings.SKINPORTAL_MODEL_DIR = str(tmp_path / "nothing-here")
     response = web_client(staff).get(reverse("web:model-report-file", args=["confusion_matrix.png"]))
     assert response.status_code == 404
+
+
+def test_model_page_copes_with_a_bare_manifest(web_client, staff, settings, tmp_path):
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    manifest = {
+        "format_version": 1,
+        "model_version": "bare-1",
+        "classes": list(CLASSES),
+        "preprocessing": {"name": SPEC_NAME},
+        "serving": {"file": "model.tflite"},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    settings.SKINPORTAL_MODEL_DIR = str(folder)
+    response = web_client(staff).get(reverse("web:model-report"))
+    assert response.status_code == 200
+    assert b"bare-1" in response.content
+    assert b"without a written report" in response.content
