@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.services import audit_record
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
+from inference.risk import UNCERTAIN_BELOW
 
 from .forms import CONSENT_WORDING, CaseForm, PatientForm
 from .models import Case, LesionImage
@@ -42,8 +43,6 @@ logger = logging.getLogger(__name__)
 
 RECENT_CASES = 20
 PATIENTS_PER_PAGE = 25
-# Below this top-class probability the result card says plainly that the model is unsure.
-UNCERTAIN_BELOW = 0.5
 PENDING_CASE_STATUSES = (Case.Status.SUBMITTED, Case.Status.ANALYSING)
 PENDING_IMAGE_STATUSES = (
     LesionImage.AnalysisStatus.QUEUED,

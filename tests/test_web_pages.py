@@ -442,38 +442,47 @@ def test_failed_image_shows_its_reason(web_client, staff, case_a):
     assert 'data-pending="false"' in content
 
 
-def test_analyse_again_calls_the_analysis_service(web_client, staff, case_a, monkeypatch):
-    import diagnosis.analysis
+def failed(case: Case, reason: str = "Worker lost.") -> Case:
+    case.images.update(analysis_status=LesionImage.AnalysisStatus.FAILED, analysis_error=reason)
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.FAILED)
+    case.refresh_from_db()
+    return case
 
-    calls = []
-    monkeypatch.setattr(
-        diagnosis.analysis,
-        "case_reanalyse",
-        lambda *, case, actor, request=None: calls.append((case.pk, actor.pk)),
-        raising=False,
-    )
-    image = case_a.images.get()
-    image.analysis_status = LesionImage.AnalysisStatus.FAILED
-    image.analysis_error = "Worker lost."
-    image.save(update_fields=["analysis_status", "analysis_error"])
-    Case.objects.filter(pk=case_a.pk).update(status=Case.Status.FAILED)
+
+def test_analyse_again_queues_the_photos_again(web_client, staff, case_a, django_capture_on_commit_callbacks):
+    failed(case_a)
     client = web_client(staff)
     page = client.get(reverse("web:case-detail", args=[case_a.pk])).content.decode()
     assert "Analyse again" in page
     assert reverse("web:case-reanalyse", args=[case_a.pk]) in page
-    response = client.post(reverse("web:case-reanalyse", args=[case_a.pk]))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("web:case-reanalyse", args=[case_a.pk]))
     assert response.status_code == 302
-    assert calls == [(case_a.pk, staff.pk)]
+    assert response["Location"] == reverse("web:case-detail", args=[case_a.pk])
+    case_a.refresh_from_db()
+    assert case_a.status == Case.Status.ANALYSING
+    assert case_a.images.get().analysis_status == LesionImage.AnalysisStatus.QUEUED
+    assert len(callbacks) == 1  # the case goes back on the analysis queue after commit
+    assert audited("case.reanalyse", case_a)
 
 
-def test_other_clinic_cannot_ask_to_analyse_again(web_client, other_staff, case_a, monkeypatch):
-    import diagnosis.analysis
+def test_specialist_is_not_offered_analyse_again(web_client, specialist, patient_a):
+    case = CaseFactory(patient=patient_a, referred=True)
+    LesionImageFactory(case=case)
+    case.images.update(analysis_status=LesionImage.AnalysisStatus.FAILED, analysis_error="Worker lost.")
+    client = web_client(specialist)
+    page = client.get(reverse("web:case-detail", args=[case.pk])).content.decode()
+    assert "Worker lost." in page
+    assert reverse("web:case-reanalyse", args=[case.pk]) not in page
+    assert client.post(reverse("web:case-reanalyse", args=[case.pk])).status_code == 403
 
-    calls = []
-    monkeypatch.setattr(diagnosis.analysis, "case_reanalyse", lambda **kwargs: calls.append(kwargs), raising=False)
+
+def test_other_clinic_cannot_ask_to_analyse_again(web_client, other_staff, case_a):
+    failed(case_a)
     response = web_client(other_staff).post(reverse("web:case-reanalyse", args=[case_a.pk]))
     assert response.status_code == 404
-    assert calls == []
+    case_a.refresh_from_db()
+    assert case_a.status == Case.Status.FAILED
 
 
 def test_staff_cannot_see_other_clinics_case(web_client, staff, case_b):
