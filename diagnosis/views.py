@@ -7,6 +7,7 @@ leaves an audit event.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from pathlib import Path
@@ -28,6 +29,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from PIL import Image, UnidentifiedImageError
 
 from accounts.services import audit_record
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
@@ -36,7 +38,7 @@ from inference.risk import UNCERTAIN_BELOW
 from .forms import CONSENT_WORDING, CaseForm, PatientForm
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
-from .selectors import case_list_for, clinics_for, patient_list_for
+from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
 from .services import case_submit, patient_create
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ PENDING_IMAGE_STATUSES = (
 )
 REVIEW_QUEUE_STATUSES = (Case.Status.REFERRED, Case.Status.UNDER_REVIEW)
 REPORT_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$")
+# Long side in pixels of the scaled copies lists and the result card show: a thumbnail
+# costs a few KB instead of the stored photo's few hundred on a weak connection.
+PREVIEW_SIZES = frozenset({160, 800})
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -332,6 +337,41 @@ def _result_context(request: HttpRequest, case: Case) -> dict:
         "reanalyse_available": reanalyse_available,
         "uncertain_below": UNCERTAIN_BELOW,
     }
+
+
+@login_required
+@require_GET
+def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
+    """A small JPEG copy of a lesion photo, for thumbnails and the result card.
+
+    Access-checked like the full photo (diagnosis:image-file), which stays one click away.
+    """
+    if size not in PREVIEW_SIZES:
+        raise Http404("No such size.")
+    image = get_object_or_404(image_list_for(user=request.user), pk=pk)
+    try:
+        with image.file.open("rb") as handle, Image.open(handle) as picture:
+            picture.draft("RGB", (size, size))  # JPEG: decode at a fraction of full size
+            preview = picture.convert("RGB")
+    except FileNotFoundError:
+        raise Http404("The photo file is missing.") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        logger.exception("cannot make a preview of image %s", image.pk)
+        raise Http404("The photo cannot be shown.") from None
+    preview.thumbnail((size, size), Image.Resampling.LANCZOS)  # never enlarges
+    buffer = io.BytesIO()
+    preview.save(buffer, format="JPEG", quality=82, optimize=True)
+    audit_record(
+        actor=request.user,
+        action="image.view",
+        obj=image,
+        request=request,
+        details={"preview": size},
+    )
+    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 # --- Model report ----------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils.html import escape
+from PIL import Image
 
 from accounts.models import AuditEvent
 from diagnosis.forms import CONSENT_WORDING
@@ -109,6 +111,7 @@ def test_staff_can_sign_in_and_reach_the_dashboard(client, staff):
         ("web:case-result", [1]),
         ("web:model-report", []),
         ("web:model-report-file", ["confusion_matrix.png"]),
+        ("web:image-preview", [1, 160]),
         ("password_change", []),
     ],
 )
@@ -245,7 +248,7 @@ def test_patient_page_shows_case_history_and_is_audited(web_client, staff, patie
     assert "Amina Okafor" in content
     assert reverse("web:case-detail", args=[case_a.pk]) in content
     image = case_a.images.get()
-    assert reverse("diagnosis:image-file", args=[image.pk]) in content
+    assert reverse("web:image-preview", args=[image.pk, 160]) in content
     assert 'loading="lazy"' in content
     assert reverse("web:case-create", args=[patient_a.pk]) in content
     assert audited("patient.view", patient_a)
@@ -483,6 +486,34 @@ def test_other_clinic_cannot_ask_to_analyse_again(web_client, other_staff, case_
     assert response.status_code == 404
     case_a.refresh_from_db()
     assert case_a.status == Case.Status.FAILED
+
+
+def test_photo_previews_are_small_jpegs(web_client, staff, case_a):
+    image = LesionImageFactory(case=case_a, width=1600, height=1200)
+    response = web_client(staff).get(reverse("web:image-preview", args=[image.pk, 160]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert "no-store" in response["Cache-Control"]
+    with Image.open(io.BytesIO(response.content)) as preview:
+        assert preview.size == (160, 120)
+    assert AuditEvent.objects.filter(action="image.view", object_id=str(image.pk), details__preview=160).exists()
+
+
+def test_photo_previews_never_enlarge(web_client, staff, case_a):
+    image = case_a.images.get()  # 64 x 48
+    response = web_client(staff).get(reverse("web:image-preview", args=[image.pk, 800]))
+    with Image.open(io.BytesIO(response.content)) as preview:
+        assert preview.size == (64, 48)
+
+
+def test_photo_preview_only_in_the_offered_sizes(web_client, staff, case_a):
+    image = case_a.images.get()
+    assert web_client(staff).get(reverse("web:image-preview", args=[image.pk, 4000])).status_code == 404
+
+
+def test_staff_cannot_see_other_clinics_photo_preview(web_client, staff, case_b):
+    image = case_b.images.get()
+    assert web_client(staff).get(reverse("web:image-preview", args=[image.pk, 160])).status_code == 404
 
 
 def test_staff_cannot_see_other_clinics_case(web_client, staff, case_b):
