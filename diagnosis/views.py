@@ -7,6 +7,7 @@ leaves an audit event.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
@@ -237,6 +238,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(case_list_for(user=request.user), pk=pk)
     audit_record(actor=request.user, action="case.view", obj=case, request=request)
     context = {"case": case, "patient": case.patient, **_result_context(request, case)}
+    context["result_html"], context["result_fingerprint"] = _result_card(request, case, context)
     return render(request, "diagnosis/case_detail.html", context)
 
 
@@ -258,7 +260,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
             request=request,
             details={"via": "result-refresh"},
         )
-    html = render_to_string("diagnosis/_result_card.html", {"case": case, **context}, request=request)
+    html, fingerprint = _result_card(request, case, context)
     status_html = render_to_string("diagnosis/_status.html", {"case": case})
     response = JsonResponse(
         {
@@ -266,6 +268,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
             "status": case.status,
             "status_html": status_html,
             "html": html,
+            "fingerprint": fingerprint,
         }
     )
     response["Cache-Control"] = "private, no-store"
@@ -288,6 +291,16 @@ def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "The photos are queued for analysis again.")
     return redirect("web:case-detail", pk=case.pk)
+
+
+def _result_card(request: HttpRequest, case: Case, context: dict) -> tuple[str, str]:
+    """The result card's HTML and a fingerprint of it.
+
+    The page only swaps the card when the fingerprint changes, so an unchanged card is not
+    redrawn (and its photos not fetched again) on every poll.
+    """
+    html = render_to_string("diagnosis/_result_card.html", {**context, "case": case}, request=request)
+    return html, hashlib.sha256(html.encode()).hexdigest()[:16]
 
 
 def _result_context(request: HttpRequest, case: Case) -> dict:

@@ -153,3 +153,4 @@ def test_nurse_submits_a_case_from_the_phone_and_sees_the_result(
     assert result.locator("ul.probs").count() == 2
     assert page.locator("#result-card[data-pending='false']").count() == 1
     assert page.locator("#case-status").get_by_text("Analysed").is_visible()
+    assert "analysis has finished" in page.locator("#result-announcer").text_content()

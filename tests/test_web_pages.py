@@ -418,14 +418,19 @@ def test_result_card_says_when_the_model_is_uncertain(web_client, staff, case_a)
 def test_result_endpoint_is_pending_then_delivers_the_result(web_client, staff, case_a):
     client = web_client(staff)
     url = reverse("web:case-result", args=[case_a.pk])
+    page = client.get(reverse("web:case-detail", args=[case_a.pk])).content.decode()
+    AuditEvent.objects.all().delete()
     pending = client.get(url).json()
     assert pending["pending"] is True
     assert "Analysing" in pending["html"]
+    # Unchanged card, same fingerprint: the page keeps what it shows.
+    assert f'data-fingerprint="{pending["fingerprint"]}"' in page
     assert not audited("case.view", case_a)  # polls that show no result are not logged
 
     analysed(case_a)
     done = client.get(url).json()
     assert done["pending"] is False
+    assert done["fingerprint"] != pending["fingerprint"]
     assert done["status"] == Case.Status.ANALYSED
     assert CLASS_NAMES["nv"] in done["html"]
     assert "Analysed" in done["status_html"]

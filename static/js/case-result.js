@@ -11,6 +11,7 @@
 
   var url = region.dataset.pollUrl;
   var statusHead = document.getElementById("case-status");
+  var announcer = document.getElementById("result-announcer");
   var FAST = 2500; // ms between polls while the analysis is fresh
   var SLOW = 10000; // after a few minutes, or while the connection is failing
   var SLOW_AFTER = 3 * 60 * 1000;
@@ -43,10 +44,18 @@
       .then(function (data) {
         inflight = false;
         failures = 0;
-        region.innerHTML = data.html;
-        if (statusHead && data.status_html) statusHead.innerHTML = data.status_html;
+        // Redraw only what changed: an unchanged card keeps its photos loaded.
+        if (data.fingerprint !== region.dataset.fingerprint) {
+          region.innerHTML = data.html;
+          region.dataset.fingerprint = data.fingerprint;
+          if (statusHead && data.status_html) statusHead.innerHTML = data.status_html;
+        }
         region.dataset.pending = data.pending ? "true" : "false";
-        if (data.pending) schedule();
+        if (data.pending) {
+          schedule();
+        } else if (announcer) {
+          announcer.textContent = "The analysis has finished; the result is shown.";
+        }
       })
       .catch(function () {
         inflight = false;
