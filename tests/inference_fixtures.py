@@ -3,8 +3,9 @@
 Register with ``pytest_plugins = ["tests.inference_fixtures"]`` in the test modules that use it.
 
 - ``model_dir``: the shipped default artifact (``inference/artifacts/DEFAULT``) when there is
-  one; else ``SKINPORTAL_TEST_MODEL_DIR``; else a small random-weight MobileNetV2 artifact
-  built once with the training code (TensorFlow, in a subprocess) and kept in pytest's cache.
+  one; else ``SKINPORTAL_TEST_MODEL_DIR``; else a small MobileNetV2 artifact (ImageNet base
+  from ../shared, random head) built once with the training code (TensorFlow, in a
+  subprocess) and kept in pytest's cache.
 - ``served_model``: points this process's predictor at ``model_dir``.
 - ``redis_broker``: an empty Redis database of its own, with this process's Celery app sending to it.
 - ``worker_factory``: starts ``celery worker -Q inference`` processes that see this test's
@@ -33,7 +34,9 @@ from inference.artifact import DEFAULT_FILE, ArtifactError, default_artifact_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
-TEST_MODEL_SIZE = 64
+TEST_MODEL_SIZE = 96
+# training.models.DEFAULT_BASE_WEIGHTS, without importing Keras into the test process.
+IMAGENET_WEIGHTS = ROOT.parent / "shared/models/mobilenet_v2_imagenet/mobilenet_v2_1.0_224_no_top.weights.h5"
 
 BUILD_SCRIPT = """
 import sys
@@ -42,10 +45,12 @@ from training import models
 from training.export import export_artifact
 
 keras.utils.set_random_seed(7)
-model, _ = models.mobilenet_v2({size}, base_weights=None)
+# ImageNet features from ../shared when present, so probabilities and heatmaps are not flat.
+weights = str(models.DEFAULT_BASE_WEIGHTS) if models.DEFAULT_BASE_WEIGHTS.exists() else None
+model, _ = models.mobilenet_v2({size}, base_weights=weights)
 dense = model.get_layer(models.LOGITS_LAYER)
 kernel, bias = dense.get_weights()
-dense.set_weights([np.random.default_rng(7).normal(0, 0.5, kernel.shape).astype("float32"), bias])
+dense.set_weights([np.random.default_rng(7).normal(0, 0.03, kernel.shape).astype("float32"), bias])
 export_artifact(
     keras_model=model, destination=sys.argv[1], model_version="test-random-{size}", temperature=1.0,
     thresholds={{"mel": 0.2, "bcc": 0.2, "akiec": 0.2}}, target_sensitivity=0.95, metrics={{}},
@@ -63,7 +68,9 @@ def service_missing(reason: str) -> None:
 # --- The model --------------------------------------------------------------------------------
 def _built_artifact(cache_root: Path) -> Path:
     sources = b"".join((ROOT / p).read_bytes() for p in ("training/export.py", "training/models.py"))
-    folder = cache_root / f"random-{TEST_MODEL_SIZE}-{hashlib.sha256(sources).hexdigest()[:12]}"
+    sources += BUILD_SCRIPT.encode()
+    base = "imagenet" if IMAGENET_WEIGHTS.exists() else "random"
+    folder = cache_root / f"{base}-{TEST_MODEL_SIZE}-{hashlib.sha256(sources).hexdigest()[:12]}"
     if not (folder / "manifest.json").exists():
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
         result = subprocess.run(

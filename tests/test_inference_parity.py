@@ -1,0 +1,39 @@
+"""The served model (LiteRT, no TensorFlow) gives the Keras model's probabilities on real photos.
+
+Needs HAM10000 at ../shared/data/ham10000 and TensorFlow (requirements-dev.txt); TensorFlow
+is imported inside the test only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.predictor import softmax
+from inference.preprocessing import load_image, model_pixels
+
+pytest_plugins = ["tests.inference_fixtures"]
+
+TOLERANCE = 1e-4
+
+
+def test_litert_probabilities_equal_keras_on_real_ham10000_photos(served_model, ham_images):
+    keras = pytest.importorskip("keras", reason="the parity test needs Keras (requirements-dev.txt)")
+    artifact = served_model.artifact
+    model = keras.models.load_model(artifact.path / artifact.manifest["keras_model"], compile=False)
+
+    photos = ham_images[:24]
+    pixels = np.stack([model_pixels(load_image(path), artifact.input_size) for path in photos]).astype(np.float32)
+    keras_logits = np.asarray(model.predict(pixels, batch_size=8, verbose=0))
+
+    worst = 0.0
+    for path, image_pixels, logits in zip(photos, pixels, keras_logits, strict=True):
+        served = served_model.predict_pixels(image_pixels)
+        expected = softmax(logits, artifact.temperature)
+        got = np.array([served.probabilities[name] for name in artifact.classes])
+        assert abs(got.sum() - 1.0) < 1e-5
+        np.testing.assert_allclose(served.logits, logits, rtol=1e-3, atol=1e-3)
+        worst = max(worst, float(np.abs(got - expected).max()))
+        assert np.abs(got - expected).max() < TOLERANCE, f"{path.name}: {got} != {expected}"
+        assert served.top_class == artifact.classes[int(np.argmax(expected))]
+    print(f"largest difference over {len(photos)} photos: {worst:.2e}")
