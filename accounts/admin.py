@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
 from .models import AuditEvent, Clinic, User
+from .services import audit_record
 
 
 @admin.register(Clinic)
@@ -34,9 +35,38 @@ class UserAdmin(DjangoUserAdmin):
     )
     actions = ("deactivate",)
 
+    # Who may see which clinic's patients is decided here: every grant and removal is audited.
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=request.user,
+            action=f"user.{'admin_change' if change else 'admin_create'}",
+            obj=obj,
+            request=request,
+            details={"fields": sorted(form.changed_data)} if form is not None else {},
+        )
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if "clinics" in form.changed_data:
+            audit_record(
+                actor=request.user,
+                action="user.clinics_change",
+                obj=form.instance,
+                request=request,
+                details={"clinics": sorted(form.instance.clinics.values_list("pk", flat=True))},
+            )
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        audit_record(actor=request.user, action="user.admin_delete", obj=obj, request=request)
+        super().delete_model(request, obj)
+
     @admin.action(description="Deactivate selected users (they can no longer sign in)")
     def deactivate(self, request: HttpRequest, queryset) -> None:
-        updated = queryset.exclude(pk=request.user.pk).update(is_active=False)
+        users = list(queryset.exclude(pk=request.user.pk).filter(is_active=True))
+        updated = queryset.filter(pk__in=[user.pk for user in users]).update(is_active=False)
+        for user in users:
+            audit_record(actor=request.user, action="user.deactivate", obj=user, request=request)
         self.message_user(request, f"{updated} user(s) deactivated.")
 
 
@@ -46,7 +76,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     list_display = (
         "created_at",
-        "actor",
+        "actor_username",
         "action",
         "object_type",
         "object_id",
@@ -54,7 +84,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "ip_address",
     )
     list_filter = ("action", "object_type", "clinic")
-    search_fields = ("actor__username", "object_id", "ip_address")
+    search_fields = ("actor_username", "object_id", "ip_address")
     date_hierarchy = "created_at"
     list_select_related = ("actor", "clinic")
 

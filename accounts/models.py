@@ -54,6 +54,8 @@ class AuditEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="audit_events",
     )
+    # Kept beside the foreign key: deleting a user empties `actor`, never who did it.
+    actor_username = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)

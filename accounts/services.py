@@ -76,6 +76,7 @@ def audit_record(
         actor = None
     return AuditEvent.objects.create(
         actor=actor,
+        actor_username=actor.get_username() if actor is not None else "",
         action=action,
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -8,10 +9,51 @@ from accounts.services import audit_record
 from .models import Case, LesionImage, Patient, Prediction
 
 
+def _administrator(request: HttpRequest) -> bool:
+    return bool(getattr(request.user, "is_administrator", False))
+
+
 class AuditedAdmin(admin.ModelAdmin):
-    """Clinical records changed in the admin leave an audit event like any other change."""
+    """Clinical records in the admin: administrators only, every read and change audited.
+
+    The admin does not go through the user-scoped selectors, so it is closed to everyone who
+    may not see every clinic's records, whatever model permissions their account was given.
+    """
 
     audit_name = ""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _administrator(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _administrator(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _administrator(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _administrator(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _administrator(request) and super().has_delete_permission(request, obj)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            audit_record(
+                actor=request.user,
+                action=f"{self.audit_name}.admin_list",
+                request=request,
+                details={"query": request.GET.urlencode()[:500]},
+            )
+        return response
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            obj = self.get_object(request, unquote(object_id))
+            audit_record(actor=request.user, action=f"{self.audit_name}.admin_view", obj=obj, request=request)
+        return response
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         super().save_model(request, obj, form, change)

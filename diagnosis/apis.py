@@ -7,15 +7,23 @@ Every object is fetched through a user-scoped selector, so another clinic's reco
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, UnreadablePostError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, parsers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.negotiation import BaseContentNegotiation
@@ -25,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler, set_rollback
 
 from accounts.services import audit_record
+from accounts.throttling import LOGIN_THROTTLES
 
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter
@@ -41,9 +50,31 @@ logger = logging.getLogger(__name__)
 
 
 # --- Errors --------------------------------------------------------------------------------
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request is too large."
+    default_code = "too_large"
+
+
+def _request_refused(exc: SuspiciousOperation) -> exceptions.APIException:
+    """A request Django refuses to read (over its size or count limits, or malformed): 4xx, not 500."""
+    logging.getLogger(f"django.security.{exc.__class__.__name__}").warning("API request refused: %s", exc)
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
+    if isinstance(exc, TooManyFilesSent):
+        return exceptions.ParseError(f"Too many files in one request (at most {settings.UPLOAD_MAX_FILES} photos).")
+    if isinstance(exc, TooManyFieldsSent):
+        return exceptions.ParseError("Too many fields in one request.")
+    return exceptions.ParseError("The request could not be read.")
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     """Every API error is JSON: DRF's own, Django's ValidationError, and anything else."""
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, SuspiciousOperation):
+        exc = _request_refused(exc)
+    elif isinstance(exc, UnreadablePostError):
+        exc = exceptions.ParseError("The request body could not be read.")
+    elif isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             detail = {
                 ("non_field_errors" if field == "__all__" else field): messages
@@ -65,13 +96,75 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     )
 
 
+# --- Common to every endpoint ---------------------------------------------------------------
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+class _BodySizeLimit:
+    """DRF's JSON and form parsers read the whole body, bypassing DATA_UPLOAD_MAX_MEMORY_SIZE.
+
+    Multipart bodies are limited by Django itself (fields) and UploadSizeLimitHandler (files).
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        if request is not None and _content_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise RequestTooLarge()
+        return super().parse(stream, media_type, parser_context)
+
+
+class LimitedJSONParser(_BodySizeLimit, parsers.JSONParser):
+    pass
+
+
+class LimitedFormParser(_BodySizeLimit, parsers.FormParser):
+    pass
+
+
+PARSER_CLASSES = [LimitedJSONParser, LimitedFormParser, parsers.MultiPartParser]
+
+
+class PrivateResponses:
+    """Patient data must not stay in browser or proxy caches."""
+
+    parser_classes = PARSER_CLASSES
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class ApiView(PrivateResponses, APIView):
+    pass
+
+
 # --- Authentication ------------------------------------------------------------------------
-class TokenObtainApi(ObtainAuthToken):
-    """POST username and password, receive {"token": "..."} for the Authorization header."""
+class TokenObtainApi(PrivateResponses, ObtainAuthToken):
+    """POST username and password, receive {"token": "..."} for the Authorization header.
+
+    Attempts count against the sign-in budget per address and per username (429 beyond it);
+    refused attempts are audited.
+    """
+
+    throttle_classes = LOGIN_THROTTLES
 
     def post(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            username = request.data.get("username") if hasattr(request.data, "get") else None
+            audit_record(
+                actor=None,
+                action="auth.token_failed",
+                request=request,
+                details={"username": username[:150] if isinstance(username, str) else ""},
+            )
+            raise exceptions.ValidationError(serializer.errors)
         user = serializer.validated_data["user"]
         token, _ = Token.objects.get_or_create(user=user)
         audit_record(actor=user, action="auth.token", request=request)
@@ -79,7 +172,7 @@ class TokenObtainApi(ObtainAuthToken):
 
 
 # --- Patients ------------------------------------------------------------------------------
-class PatientListCreateApi(APIView):
+class PatientListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
 
     @extend_schema(
@@ -89,6 +182,8 @@ class PatientListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         patients = patient_list_for(user=request.user)
         search = request.query_params.get("search", "").strip()
+        if "\x00" in search:  # PostgreSQL refuses NUL in a string: a 500 unless caught here
+            raise exceptions.ValidationError({"search": ["Null characters are not allowed."]})
         if search:
             patients = patients.filter(Q(identifier__icontains=search) | Q(full_name__icontains=search))
         paginator = PageNumberPagination()
@@ -124,7 +219,7 @@ def _clinic_for_new_patient(user, clinic_id: int | None):
     return clinic
 
 
-class PatientDetailApi(APIView):
+class PatientDetailApi(ApiView):
     @extend_schema(responses=PatientOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
         patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
@@ -133,7 +228,10 @@ class PatientDetailApi(APIView):
 
 
 # --- Cases ---------------------------------------------------------------------------------
-class CaseListCreateApi(APIView):
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+class CaseListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
 
     @extend_schema(
@@ -146,9 +244,13 @@ class CaseListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         cases = case_list_for(user=request.user)
         if status_filter := request.query_params.get("status"):
+            if status_filter not in Case.Status.values:
+                known = ", ".join(Case.Status.values)
+                raise exceptions.ValidationError({"status": [f"Unknown status; one of {known}."]})
             cases = cases.filter(status=status_filter)
         if patient_filter := request.query_params.get("patient"):
-            if not patient_filter.isdigit():
+            # ASCII digits only ("²".isdigit() is true), and few enough to fit the database.
+            if not _ID.fullmatch(patient_filter):
                 raise exceptions.ValidationError({"patient": ["A patient id is a number."]})
             cases = cases.filter(patient_id=int(patient_filter))
         paginator = PageNumberPagination()
@@ -181,7 +283,7 @@ class CaseListCreateApi(APIView):
         )
 
 
-class CaseDetailApi(APIView):
+class CaseDetailApi(ApiView):
     @extend_schema(responses=CaseOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
         case = get_object_or_404(case_list_for(user=request.user), pk=pk)
@@ -212,7 +314,7 @@ def _private_file_response(field_file, content_type: str, download_name: str) ->
     return response
 
 
-class ImageFileApi(APIView):
+class ImageFileApi(ApiView):
     """GET /media/lesions/<image_id>/: the stored photo, for users who may see its case."""
 
     content_negotiation_class = _AnyAccept
@@ -225,7 +327,7 @@ class ImageFileApi(APIView):
         return _private_file_response(image.file, image.content_type, f"lesion-{image.pk}{suffix}")
 
 
-class ImageHeatmapApi(APIView):
+class ImageHeatmapApi(ApiView):
     """GET /media/lesions/<image_id>/heatmap/: the latest prediction's heatmap overlay."""
 
     content_negotiation_class = _AnyAccept

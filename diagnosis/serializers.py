@@ -11,6 +11,23 @@ from .models import Case, LesionImage, Patient, Prediction
 
 
 # --- Patients ------------------------------------------------------------------------------
+class ExplicitBooleanField(serializers.BooleanField):
+    """true or false only: JSON booleans, or the words "true"/"false" in a form.
+
+    DRF's BooleanField also takes "yes", "on", "1" and 1; for a recorded consent the client
+    must say exactly what it means.
+    """
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str) and data.lower() in ("true", "false"):
+            return data.lower() == "true"
+        self.fail("invalid")
+
+
 class PatientInputSerializer(serializers.Serializer):
     clinic = serializers.IntegerField(required=False, help_text="Optional when you work in exactly one clinic.")
     identifier = serializers.CharField(max_length=64)
@@ -18,7 +35,7 @@ class PatientInputSerializer(serializers.Serializer):
     date_of_birth = serializers.DateField(input_formats=["%Y-%m-%d"])
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
     skin_type = serializers.ChoiceField(choices=Patient.SkinType.choices, required=False, allow_blank=True, default="")
-    consent_given = serializers.BooleanField(
+    consent_given = ExplicitBooleanField(
         help_text="Consent to photograph the lesion and share it for analysis. "
         "A case can only be submitted for a patient who has consented."
     )

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -64,7 +64,15 @@ def patient_create(
         created_by=actor,
     )
     patient.full_clean()
-    patient.save()
+    try:
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError:
+        # Another request registered the same number between full_clean() and save().
+        raise ValidationError(
+            {"identifier": "A patient with this number is already registered in this clinic."},
+            code="unique",
+        ) from None
     audit_record(
         actor=actor,
         action="patient.create",
@@ -184,7 +192,10 @@ def case_submit(
                 request=request,
                 details={"images": len(cleaned), "body_site": body_site},
             )
-            transaction.on_commit(lambda: case_analysis_enqueue(case_id=case.pk))
+            # Runs after the commit, still inside this try: robust, so a failure to queue is
+            # logged (the sweeper queues the case later) instead of deleting the files of a
+            # committed case.
+            transaction.on_commit(lambda: case_analysis_enqueue(case_id=case.pk), robust=True)
     except BaseException:
         _delete_files(stored)
         raise

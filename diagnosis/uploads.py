@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -16,13 +18,67 @@ import pillow_heif
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from django.core.files.uploadhandler import FileUploadHandler
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 pillow_heif.register_heif_opener()
 
-ACCEPTED_FORMATS = {"JPEG", "PNG", "HEIF"}
+logger = logging.getLogger(__name__)
+
+# MPO is how Pillow names a camera JPEG that carries extra pictures (depth map, preview);
+# its first frame is the photo itself.
+ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "HEIF"}
+# Formats whose further frames belong to one photo; other multi-frame files are animations.
+PRIMARY_FRAME_FORMATS = {"MPO", "HEIF"}
 JPEG_QUALITY = 92
 _READ_CHUNK = 1024 * 1024
+# What decoders of untrusted bytes raise besides OSError: Pillow's parsers raise SyntaxError,
+# ValueError, struct.error, IndexError and friends; libheif raises RuntimeError.
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    RuntimeError,
+    struct.error,
+    TypeError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+)
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class UploadSizeLimitHandler(FileUploadHandler):
+    """Keeps at most UPLOAD_MAX_BYTES + 1 bytes of each uploaded file; drops the rest unread.
+
+    First in FILE_UPLOAD_HANDLERS: the handlers after it store what it passes on, so an
+    oversized file never fills memory or the temporary folder, and the one byte over the
+    limit makes image_validate report it as too large.
+    """
+
+    def new_file(self, *args, **kwargs) -> None:
+        super().new_file(*args, **kwargs)
+        self.kept = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        room = settings.UPLOAD_MAX_BYTES + 1 - self.kept
+        if room <= 0:
+            return None
+        chunk = raw_data[:room]
+        self.kept += len(chunk)
+        return chunk
+
+    def file_complete(self, file_size: int) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -74,6 +130,21 @@ def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
         return image
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """Turn the pixels as the EXIF orientation says; broken EXIF means upright as stored.
+
+    The EXIF itself is not kept, so unlike ImageOps.exif_transpose this never re-serialises
+    it (which fails on malformed tags).
+    """
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except _DECODE_ERRORS:
+        orientation = 1
+    method = _ORIENTATION_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    # A new image either way: the decoded file is closed when validation ends.
+    return image.transpose(method) if method is not None else image.copy()
+
+
 def image_validate(upload: UploadedFile) -> CleanImage:
     """Decode, check and re-encode one uploaded photo; raise ValidationError if unusable."""
     max_bytes = settings.UPLOAD_MAX_BYTES
@@ -98,7 +169,7 @@ def image_validate(upload: UploadedFile) -> CleanImage:
             image = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise too_many_pixels from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except (UnidentifiedImageError, *_DECODE_ERRORS):
             raise ValidationError("The file is not an image.", "not_an_image") from None
 
         with image:
@@ -107,6 +178,11 @@ def image_validate(upload: UploadedFile) -> CleanImage:
                     f"Unsupported format {image.format} (JPEG, PNG or HEIC).",
                     "unsupported",
                 )
+            if image.format not in PRIMARY_FRAME_FORMATS and getattr(image, "n_frames", 1) > 1:
+                raise ValidationError(
+                    "Animated images are not accepted; send a single photo.",
+                    "animated",
+                )
             width, height = image.size
             if width * height > max_pixels:
                 raise too_many_pixels
@@ -114,18 +190,30 @@ def image_validate(upload: UploadedFile) -> CleanImage:
             icc_profile = image.info.get("icc_profile")
             try:
                 image.load()  # decodes every byte: truncated files fail here
-                upright = ImageOps.exif_transpose(image)
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                upright = _upright(image)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
                 raise too_many_pixels from None
-            except (OSError, SyntaxError, ValueError, EOFError):
+            except _DECODE_ERRORS:
                 raise ValidationError("The image is truncated or damaged.", "truncated") from None
 
-    return _encode(upright, source_format, icc_profile)
+    try:
+        return _encode(upright, source_format, icc_profile)
+    except (ValueError, OSError) as exc:
+        logger.warning("could not re-encode an uploaded %s image in mode %s: %s", source_format, upright.mode, exc)
+        raise ValidationError("The image uses a colour format that cannot be converted.", "unconvertible") from None
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale (PNG) scaled to 8 bits; converting directly would clip to white."""
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        return image.convert("I").point(lambda value: value / 257).convert("L")
+    return image
 
 
 def _encode(image: Image.Image, source_format: str, icc_profile: bytes | None) -> CleanImage:
     """Re-encode without metadata: PNG stays PNG, JPEG and HEIC become JPEG."""
     keep_png = source_format == "PNG"
+    image = _to_8bit(image)
     if keep_png:
         if image.mode == "P":
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")

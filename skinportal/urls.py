@@ -5,12 +5,18 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.forms import ThrottledAdminAuthenticationForm
+from accounts.views import LoginView
+
 from . import health, readiness
+
+# Admin sign-in counts against the same sign-in budget as the web login and the API token.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_change/",
@@ -39,5 +45,7 @@ urlpatterns.insert(1, path("readyz", readiness.readyz, name="readyz"))
 if find_spec("diagnosis.web_urls") is not None:
     urlpatterns.append(path("", include("diagnosis.web_urls")))
 
+handler400 = "skinportal.errors.bad_request"
+handler403 = "skinportal.errors.permission_denied"
 handler404 = "skinportal.errors.not_found"
 handler500 = "skinportal.errors.server_error"

@@ -7,11 +7,20 @@ referred cases only; admin_user sees everything; api_client is anonymous.
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from tests.factories import ClinicFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Sign-in attempt counts (accounts.throttling) live in the cache: none carry over between tests."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

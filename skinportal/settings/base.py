@@ -88,6 +88,11 @@ AUTH_PASSWORD_VALIDATORS = [
 # peer (REMOTE_ADDR) is one of these reverse proxies.
 SKINPORTAL_TRUSTED_PROXIES = env.list("SKINPORTAL_TRUSTED_PROXIES", default=[])
 
+# --- Cache -----------------------------------------------------------------------------
+# Holds the sign-in attempt counts. Per process by default; with several web processes
+# set CACHE_URL to a shared cache (e.g. redis://cache.internal:6379/1).
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # --- Internationalisation --------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env("DJANGO_TIME_ZONE", default="UTC")
@@ -112,6 +117,15 @@ UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
 # Django's own request limits must let a case with several photos through.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Room for the web form's photos and a few spare; each one can take UPLOAD_MAX_BYTES on disk.
+DATA_UPLOAD_MAX_NUMBER_FILES = 2 * UPLOAD_MAX_FILES
+# The first handler stops storing a file once it passes UPLOAD_MAX_BYTES, so an oversized
+# upload costs one byte over the limit in memory or on disk, not its whole size.
+FILE_UPLOAD_HANDLERS = [
+    "diagnosis.uploads.UploadSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Email -----------------------------------------------------------------------------
 # EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.org:587; the console by default.
@@ -145,6 +159,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "diagnosis.apis.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Sign-in attempts (accounts.throttling): per client address and per username.
+    "DEFAULT_THROTTLE_RATES": {
+        "login_ip": env("SKINPORTAL_LOGIN_RATE_IP", default="30/min"),
+        "login_user": env("SKINPORTAL_LOGIN_RATE_USER", default="20/hour"),
+    },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
