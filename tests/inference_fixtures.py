@@ -134,12 +134,13 @@ def _redis_base_url() -> str:
 @contextmanager
 def celery_sending_to(broker_url: str):
     """Point this process's Celery app (and the readiness ping's result store) at another broker."""
+    from kombu import pools as kombu_pools
+
     from diagnosis.tasks import ping_backend
     from skinportal.celery import app
 
     def reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        kombu_pools.reset()  # closes every pooled connection and forgets the pools
         app._pool = None
         app.amqp._producer_pool = None
         ping_backend.cache_clear()
