@@ -19,7 +19,8 @@ pytest_plugins = ["tests.inference_fixtures"]
 
 
 def test_tasks_are_json_late_acknowledged_time_limited_and_on_the_inference_queue():
-    app.loader.import_default_modules()
+    import diagnosis.tasks  # noqa: F401  (what the worker's autodiscovery imports)
+
     conf = app.conf
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
