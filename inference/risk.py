@@ -87,10 +87,10 @@ def case_risk(
 
     sentences: list[str] = []
     if level == HIGH:
-        reasons = "; ".join(_against_threshold(images, number, code, thresholds) for number, code in flagged)
+        reasons = _reasons(images, flagged, thresholds)
         sentences.append(f"High risk: {reasons}. The case is referred to a specialist.")
     elif level == MODERATE:
-        reasons = "; ".join(_against_threshold(images, number, code, thresholds) for number, code in near)
+        reasons = _reasons(images, near, thresholds)
         sentences.append(
             f"Moderate risk: no referral threshold is reached, but {reasons}. "
             "Consider a specialist opinion if the lesion is changing or the clinical picture is worrying."
@@ -122,11 +122,21 @@ def case_risk(
     return RiskAssessment(level=level, summary=" ".join(sentences), flagged=flagged)
 
 
-def _against_threshold(images: Sequence[ImageResult], number: int, code: str, thresholds: Mapping[str, float]) -> str:
-    probabilities = next(image.probabilities for image in images if image.number == number)
-    where = f" on photo {number}" if len(images) > 1 else ""
-    threshold = percent(thresholds[code])
-    return f"{_name(code)} probability {percent(probabilities[code])}{where} (referral threshold {threshold})"
+def _reasons(images: Sequence[ImageResult], pairs, thresholds: Mapping[str, float]) -> str:
+    """One clause per class: its highest probability, on which photos, against its threshold."""
+    by_number = {image.number: image.probabilities for image in images}
+    photos_of: dict[str, list[int]] = {}
+    for number, code in pairs:
+        photos_of.setdefault(code, []).append(number)
+    clauses = []
+    for code, numbers in photos_of.items():
+        peak = max(by_number[number][code] for number in numbers)
+        amount = f"up to {percent(peak)}" if len(numbers) > 1 else percent(peak)
+        where = ""
+        if len(images) > 1:
+            where = f" on photo{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}"
+        clauses.append(f"{_name(code)} probability {amount}{where} (referral threshold {percent(thresholds[code])})")
+    return "; ".join(clauses)
 
 
 def _disclaimer(model_versions: Sequence[str]) -> str:
