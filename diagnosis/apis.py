@@ -36,15 +36,16 @@ from accounts.services import audit_record
 from accounts.throttling import LOGIN_THROTTLES
 
 from .models import Case
-from .permissions import ReadsOrClinicalSubmitter
+from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
 from .serializers import (
     CaseInputSerializer,
     CaseOutputSerializer,
+    PatientConsentInputSerializer,
     PatientInputSerializer,
     PatientOutputSerializer,
 )
-from .services import case_submit, patient_create
+from .services import case_submit, patient_consent_record, patient_create
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,33 @@ class PatientDetailApi(ApiView):
     def get(self, request: Request, pk: int) -> Response:
         patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
         audit_record(actor=request.user, action="patient.view", obj=patient, request=request)
+        return Response(PatientOutputSerializer(patient).data)
+
+
+class PatientConsentApi(ApiView):
+    @extend_schema(
+        summary="Record or withdraw a patient's consent",
+        description=(
+            "Records that the patient has given consent (true) or withdrawn it (false), with who "
+            "recorded it and when. For staff of the patient's clinic and administrators; a patient "
+            "the user cannot see is a 404, one they can see but may not change a 403."
+        ),
+        request=PatientConsentInputSerializer,
+        responses={200: PatientOutputSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+        # Checked before the body, so a specialist learns nothing from a validation error.
+        if not can_submit_clinical_records(request.user):
+            raise exceptions.PermissionDenied("Only clinic staff and administrators can record consent.")
+        serializer = PatientConsentInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patient = patient_consent_record(
+            actor=request.user,
+            patient=patient,
+            consent_given=serializer.validated_data["consent_given"],
+            request=request,
+        )
         return Response(PatientOutputSerializer(patient).data)
 
 

@@ -48,6 +48,21 @@ class PatientForm(forms.Form):
         self.fields["identifier"].widget.attrs["autocomplete"] = "off"
 
 
+class PatientSearchForm(forms.Form):
+    """The patient list's search box. CharField refuses NUL characters, which PostgreSQL cannot take."""
+
+    q = forms.CharField(label="Search by name or patient number", required=False, max_length=200)
+
+
+class PatientConsentForm(forms.Form):
+    """The patient page's consent buttons: "true" records consent, "false" withdraws it."""
+
+    consent_given = forms.TypedChoiceField(
+        choices=[("true", "Record consent"), ("false", "Withdraw consent")],
+        coerce=lambda value: value == "true",
+    )
+
+
 class MultipleImageInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 

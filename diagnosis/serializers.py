@@ -41,6 +41,13 @@ class PatientInputSerializer(serializers.Serializer):
     )
 
 
+class PatientConsentInputSerializer(serializers.Serializer):
+    consent_given = ExplicitBooleanField(
+        help_text="true: the patient has now given consent to photograph the lesion and share it for "
+        "analysis. false: the patient has withdrawn it; no new case can be submitted for them."
+    )
+
+
 class PatientOutputSerializer(serializers.ModelSerializer):
     clinic_name = serializers.CharField(source="clinic.name", read_only=True)
 

@@ -83,6 +83,46 @@ def patient_create(
     return patient
 
 
+@transaction.atomic
+def patient_consent_record(
+    *,
+    actor,
+    patient: Patient,
+    consent_given: bool,
+    request: HttpRequest | None = None,
+) -> Patient:
+    """Record that the patient has given, or has withdrawn, consent; audited either way.
+
+    For staff of the patient's clinic and administrators. Who recorded it and when are
+    kept with the patient; a withdrawal is recorded the same way, so no new case can be
+    submitted afterwards. Cases already submitted are left as they are.
+    """
+    if not isinstance(consent_given, bool):
+        raise ValidationError({"consent_given": "Must be true or false."})
+    if not _can_write_for_clinic(actor, patient.clinic_id):
+        raise PermissionDenied("Only staff of the patient's clinic and administrators can record consent.")
+    # Locked so that two recordings at the same time are audited in the order they happen.
+    locked = Patient.objects.select_for_update().get(pk=patient.pk)
+    previous = locked.consent_given
+    now = timezone.now()
+    locked.consent_given = consent_given
+    locked.consent_recorded_by = actor
+    locked.consent_recorded_at = now
+    locked.updated_at = now
+    locked.full_clean()
+    locked.save(update_fields=["consent_given", "consent_recorded_by", "consent_recorded_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="patient.consent",
+        obj=locked,
+        request=request,
+        details={"consent_given": consent_given, "previous": previous},
+    )
+    for field in ("consent_given", "consent_recorded_by", "consent_recorded_at", "updated_at"):
+        setattr(patient, field, getattr(locked, field))
+    return patient
+
+
 def _store_image_file(clean: CleanImage) -> str:
     """Write the re-encoded bytes under a fresh random name; return the storage name."""
     field = LesionImage._meta.get_field("file")

@@ -14,6 +14,11 @@ urlpatterns = [
         apis.PatientDetailApi.as_view(),
         name="api-patient-detail",
     ),
+    path(
+        "api/v1/patients/<int:pk>/consent/",
+        apis.PatientConsentApi.as_view(),
+        name="api-patient-consent",
+    ),
     path("api/v1/cases/", apis.CaseListCreateApi.as_view(), name="api-case-list"),
     path("api/v1/cases/<int:pk>/", apis.CaseDetailApi.as_view(), name="api-case-detail"),
     # No MEDIA_URL is served anywhere: these views check access, then stream the file.

@@ -11,6 +11,8 @@ import hashlib
 import io
 import logging
 import re
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
@@ -36,11 +38,11 @@ from accounts.services import audit_record
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
-from .forms import CONSENT_WORDING, CaseForm, PatientForm
+from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
-from .services import case_submit, patient_create
+from .services import case_submit, patient_consent_record, patient_create
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,22 @@ REPORT_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$")
 PREVIEW_SIZES = frozenset({160, 800})
 
 
+def private_no_store(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For every page that shows patient data: kept in no browser or proxy cache.
+
+    Sets the header outright (not merged) so nothing upstream can leave a max-age beside
+    it; the REST API sends the same value (diagnosis.apis.PrivateResponses).
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    return wrapped
+
+
 def _wants_json(request: HttpRequest) -> bool:
     return request.headers.get("x-requested-with") == "XMLHttpRequest"
 
@@ -72,6 +90,7 @@ def _case_reanalyse_service():
 
 
 # --- Dashboard -------------------------------------------------------------------------------
+@private_no_store
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -114,33 +133,46 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 # --- Patients --------------------------------------------------------------------------------
+@private_no_store
 @login_required
 @require_GET
 def patient_list(request: HttpRequest) -> HttpResponse:
     # Aggregating drops the model's default ordering, so it is given again for paging.
     patients = patient_list_for(user=request.user).annotate(case_count=Count("cases")).order_by("-created_at", "-pk")
-    query = request.GET.get("q", "").strip()
-    if query:
-        patients = patients.filter(Q(identifier__icontains=query) | Q(full_name__icontains=query))
+    search = PatientSearchForm(request.GET)
+    search_valid = search.is_valid()
+    if search_valid:
+        query = search.cleaned_data["q"]
+        if query:
+            patients = patients.filter(Q(identifier__icontains=query) | Q(full_name__icontains=query))
+    else:
+        # E.g. a NUL character, which PostgreSQL refuses in a query: nothing is searched or
+        # audited, and the form says why.
+        query = ""
+        patients = patients.none()
     page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
-    audit_record(
-        actor=request.user,
-        action="patient.list",
-        request=request,
-        details={"search": query, "ids": [patient.pk for patient in page]},
-    )
+    if search_valid:
+        audit_record(
+            actor=request.user,
+            action="patient.list",
+            request=request,
+            details={"search": query, "ids": [patient.pk for patient in page]},
+        )
     return render(
         request,
         "diagnosis/patient_list.html",
         {
             "page": page,
             "query": query,
+            "search_errors": search.errors.get("q", []),
             "can_create": clinics_for(user=request.user).exists(),
             "show_clinic": _shows_clinic(request.user),
         },
+        status=200 if search_valid else 400,
     )
 
 
+@private_no_store
 @login_required
 @require_http_methods(["GET", "POST"])
 def patient_create_view(request: HttpRequest) -> HttpResponse:
@@ -163,24 +195,57 @@ def patient_create_view(request: HttpRequest) -> HttpResponse:
     )
 
 
+@private_no_store
 @login_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
     cases = case_list_for(user=request.user).filter(patient=patient)
     audit_record(actor=request.user, action="patient.view", obj=patient, request=request)
+    can_submit = can_submit_clinical_records(request.user)
     return render(
         request,
         "diagnosis/patient_detail.html",
         {
             "patient": patient,
             "cases": cases,
-            "can_submit": can_submit_clinical_records(request.user),
+            "can_submit": can_submit,
+            "can_record_consent": can_submit,
+            "consent_wording": CONSENT_WORDING,
         },
     )
 
 
+@private_no_store
+@login_required
+@require_POST
+def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record or withdraw the patient's consent (the buttons on the patient page)."""
+    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied("Only clinic staff and administrators record consent.")
+    form = PatientConsentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose whether to record or to withdraw consent.")
+        return redirect("web:patient-detail", pk=patient.pk)
+    consent_given = form.cleaned_data["consent_given"]
+    try:
+        patient_consent_record(actor=request.user, patient=patient, consent_given=consent_given, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        if consent_given:
+            messages.success(request, f"Consent is recorded for {patient.full_name}.")
+        else:
+            messages.success(
+                request,
+                f"Consent is withdrawn for {patient.full_name}; no new case can be submitted for them.",
+            )
+    return redirect("web:patient-detail", pk=patient.pk)
+
+
 # --- Cases -----------------------------------------------------------------------------------
+@private_no_store
 @login_required
 @require_http_methods(["GET", "POST"])
 def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -232,6 +297,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@private_no_store
 @login_required
 @require_GET
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -242,6 +308,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "diagnosis/case_detail.html", context)
 
 
+@private_no_store
 @login_required
 @require_GET
 def case_result(request: HttpRequest, pk: int) -> JsonResponse:
@@ -262,7 +329,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
         )
     html, fingerprint = _result_card(request, case, context)
     status_html = render_to_string("diagnosis/_status.html", {"case": case})
-    response = JsonResponse(
+    return JsonResponse(
         {
             "pending": context["pending"],
             "status": case.status,
@@ -271,10 +338,9 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
             "fingerprint": fingerprint,
         }
     )
-    response["Cache-Control"] = "private, no-store"
-    return response
 
 
+@private_no_store
 @login_required
 @require_POST
 def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -352,6 +418,7 @@ def _result_context(request: HttpRequest, case: Case) -> dict:
     }
 
 
+@private_no_store
 @login_required
 @require_GET
 def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
@@ -382,7 +449,6 @@ def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
         details={"preview": size},
     )
     response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
-    response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

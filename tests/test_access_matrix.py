@@ -87,6 +87,19 @@ ENDPOINTS = {
         _patient_payload,
         {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, ADMIN: 201},
     ),
+    # Specialists never change consent: 404 where they cannot see the patient, 403 where they can.
+    "patient-consent": (
+        "post",
+        lambda w: f"/api/v1/patients/{w['patient_a'].pk}/consent/",
+        lambda w: {"consent_given": True},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+    ),
+    "referred-patient-consent": (
+        "post",
+        lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/consent/",
+        lambda w: {"consent_given": False},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 403, ADMIN: 200},
+    ),
     "case-list": ("get", lambda w: "/api/v1/cases/", None, {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, ADMIN: 200}),
     "case-detail": (
         "get",

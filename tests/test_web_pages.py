@@ -169,6 +169,17 @@ def test_patient_list_search(web_client, staff, patient_a, clinic_a):
     assert "Amina Okafor" in by_number
 
 
+def test_patient_search_with_a_null_character_is_a_form_error(web_client, staff, patient_a):
+    # PostgreSQL refuses NUL in a query string: without the check this is a 500 there.
+    response = web_client(staff).get(reverse("web:patient-list"), {"q": "Amina\x00"})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The search could not be run" in page and "Null characters are not allowed." in page
+    assert "Amina Okafor" not in page
+    assert not AuditEvent.objects.filter(action="patient.list").exists()
+
+
 def test_staff_cannot_list_other_clinics_patients(web_client, staff, patient_a, patient_b):
     content = web_client(staff).get(reverse("web:patient-list")).content.decode()
     assert "Amina Okafor" in content
@@ -633,3 +644,28 @@ def test_model_page_copes_with_a_bare_manifest(web_client, staff, settings, tmp_
     assert response.status_code == 200
     assert b"bare-1" in response.content
     assert b"without a written report" in response.content
+
+
+PATIENT_DATA_PAGES = [
+    ("get", "web:dashboard", None),
+    ("get", "web:patient-list", None),
+    ("get", "web:patient-create", None),
+    ("get", "web:patient-detail", "patient"),
+    ("get", "web:case-create", "patient"),
+    ("post", "web:case-create", "patient"),  # refused: the form comes back with the patient's name
+    ("get", "web:case-detail", "case"),
+    ("get", "web:case-result", "case"),
+    ("post", "web:patient-consent", "patient"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "arg"), PATIENT_DATA_PAGES, ids=[f"{m}-{n}" for m, n, _ in PATIENT_DATA_PAGES]
+)
+def test_pages_with_patient_data_are_never_cached(web_client, staff, case_a, method, name, arg):
+    args = {"patient": [case_a.patient.pk], "case": [case_a.pk], None: []}[arg]
+
+    response = getattr(web_client(staff), method)(reverse(name, args=args))
+
+    assert response.status_code in (200, 302, 400), response.status_code
+    assert response["Cache-Control"] == "private, no-store"
