@@ -56,6 +56,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="use only this many images (smoke runs)")
     parser.add_argument("--cache-dir", type=Path, help="where decoded pixels are cached")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument(
+        "--init-from", type=Path, help="start fine-tuning from this checkpoint (.keras), skipping the head stage"
+    )
+    parser.add_argument(
+        "--weighted-validation",
+        action="store_true",
+        help="early-stop on the class-weighted validation loss (noisy: a dozen df images weigh as much as 150 nv)",
+    )
     return parser.parse_args(argv)
 
 
@@ -135,7 +143,12 @@ def main(argv: list[str] | None = None) -> Path:
     from training.augment import augment_batch as augment
 
     train_ds = make_dataset(tf, *arrays["train"], weight_of[arrays["train"][1]], args.batch_size, augment, args.seed)
-    val_ds = make_dataset(tf, *arrays["val"], weight_of[arrays["val"][1]], args.batch_size)
+    # Validation loss is unweighted by default: with balanced weights a handful of rare-class
+    # images would dominate it and early stopping would follow their noise.
+    val_weights = (
+        weight_of[arrays["val"][1]] if args.weighted_validation else np.ones(len(arrays["val"][1]), np.float32)
+    )
+    val_ds = make_dataset(tf, *arrays["val"], val_weights, args.batch_size)
 
     verbose = 1 if sys.stdout.isatty() else 2
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -156,7 +169,11 @@ def main(argv: list[str] | None = None) -> Path:
     if args.arch == "mobilenet_v2":
         model, base = models.mobilenet_v2(size, models.resolve_base_weights(args.base_weights))
         head_weights = args.run_dir / "head.weights.h5"
-        if state.get("head_done") and head_weights.exists():
+        if args.init_from and str(args.init_from).endswith(".weights.h5"):
+            model.load_weights(str(args.init_from))
+        elif args.init_from:
+            model.set_weights(keras.models.load_model(args.init_from, compile=False).get_weights())
+        elif state.get("head_done") and head_weights.exists():
             model.load_weights(str(head_weights))
         elif args.head_epochs:
             models.set_trainable_from(base, None)

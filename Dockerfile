@@ -1,0 +1,19 @@
+# The portal image: web, worker and beat run from it with different commands.
+# No TensorFlow: the worker serves the model with LiteRT.
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    DJANGO_SETTINGS_MODULE=skinportal.settings.production
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+RUN DJANGO_SECRET_KEY="$(python -c "import secrets; print(secrets.token_urlsafe(64))")" \
+    DJANGO_ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput
+
+RUN useradd --create-home --uid 1000 portal && mkdir -p /data/media && chown -R portal /data
+USER portal
+EXPOSE 8000
+CMD ["gunicorn", "skinportal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]
