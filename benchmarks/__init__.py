@@ -1,0 +1,1 @@
+"""Benchmark scripts; figures and the commands that printed them are in docs/benchmarks.md."""
