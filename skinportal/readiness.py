@@ -79,7 +79,7 @@ def worker_check(timeout: float) -> dict:
     if not answer.get("model_version"):
         logger.warning("readyz: worker %s has no model: %s", answer.get("hostname"), answer.get("error"))
         raise NotReady("the inference worker could not load the model")
-    return {"model_version": answer["model_version"], "worker": answer.get("hostname")}
+    return {"model_version": answer["model_version"]}
 
 
 @never_cache
