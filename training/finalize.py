@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -162,6 +163,14 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--artifact-dir", type=Path, help="default: inference/artifacts/<model version>")
     parser.add_argument("--target-sensitivity", type=float, default=0.96)
     parser.add_argument("--make-default", action="store_true", help="serve this artifact from now on")
+    parser.add_argument(
+        "--previous-run",
+        type=Path,
+        action="append",
+        default=[],
+        help="earlier runs this one continued from (--init-from), for the training curves",
+    )
+    parser.add_argument("--notes", default="", help="a paragraph on how this model was trained, for the report")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -175,14 +184,17 @@ def main(argv: list[str] | None = None) -> Path:
         comparison.append(comparison_row(baseline, calibrated_results(baseline, args.target_sensitivity)))
 
     context = describe(run, results, args.target_sensitivity, comparison)
+    if args.notes:
+        context["sections"]["Training"] += " " + args.notes
     report_dir = write_report(
         args.run_dir / "report",
         title=f"Model {args.model_version}: evaluation report",
         metrics=results["test"],
-        run_dir=args.run_dir,
+        run_dirs=[*args.previous_run, args.run_dir],
         context=context,
         comparison=comparison,
     )
+    shutil.copy(args.run_dir / "split.csv", report_dir / "split.csv")
     destination = args.artifact_dir or ARTIFACTS_DIR / args.model_version
     model = keras.models.load_model(args.run_dir / "best.keras", compile=False)
     export_artifact(
@@ -204,7 +216,9 @@ def main(argv: list[str] | None = None) -> Path:
     manifest_file = destination / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
     manifest["metrics"]["litert_ms_per_image"] = round(served_ms, 2)
-    manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
+    partial_manifest = manifest_file.with_suffix(".part")
+    partial_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    partial_manifest.replace(manifest_file)
     if args.make_default and destination.parent == ARTIFACTS_DIR:
         partial = DEFAULT_FILE.with_suffix(".part")
         partial.write_text(destination.name + "\n")

@@ -83,13 +83,19 @@ def plot_reliability(calibration: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_training_curves(run_dir: Path, path: Path) -> bool:
-    histories = [run_dir / name for name in ("history-head.csv", "history-finetune.csv", "history-train.csv")]
-    rows = []
-    for file in histories:
-        if file.exists():
-            with file.open() as handle:
-                rows += [dict(row, stage=file.stem.split("-")[1]) for row in csv.DictReader(handle)]
+def plot_training_curves(run_dirs: list[Path], path: Path) -> bool:
+    """Loss and accuracy per epoch over every stage of every run, stages separated by lines."""
+    rows, boundaries = [], []
+    for run_dir in run_dirs:
+        for name in ("history-head.csv", "history-finetune.csv", "history-train.csv"):
+            file = Path(run_dir) / name
+            if file.exists():
+                with file.open() as handle:
+                    stage = list(csv.DictReader(handle))
+                if stage:
+                    if rows:
+                        boundaries.append(len(rows) + 0.5)
+                    rows += stage
     if not rows:
         return False
     epochs = np.arange(1, len(rows) + 1)
@@ -99,11 +105,9 @@ def plot_training_curves(run_dir: Path, path: Path) -> bool:
         ax.plot(epochs, [float(r[f"val_{key}"]) for r in rows], label=f"validation {key}")
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
-    head_epochs = sum(1 for r in rows if r["stage"] == "head")
-    if head_epochs:
-        for ax in (loss_ax, acc_ax):
-            ax.axvline(head_epochs + 0.5, color="grey", linestyle=":")
-    loss_ax.set_title("loss (class-weighted)")
+        for boundary in boundaries:
+            ax.axvline(boundary, color="grey", linestyle=":")
+    loss_ax.set_title("loss")
     acc_ax.set_title("accuracy")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -116,7 +120,7 @@ def write_report(
     *,
     title: str,
     metrics: dict,
-    run_dir: Path | None = None,
+    run_dirs: list[Path] | None = None,
     context: dict | None = None,
     comparison: list[dict] | None = None,
 ) -> Path:
@@ -126,7 +130,7 @@ def write_report(
     plot_confusion(metrics["confusion_matrix"], folder / "confusion_matrix.png")
     plot_roc(metrics["malignant_vs_benign"], folder / "roc_malignant.png")
     plot_reliability(metrics["calibration"], folder / "reliability.png")
-    curves = run_dir is not None and plot_training_curves(Path(run_dir), folder / "training_curves.png")
+    curves = bool(run_dirs) and plot_training_curves(run_dirs, folder / "training_curves.png")
     payload = {"title": title, "metrics": metrics, "context": context or {}, "comparison": comparison or []}
     (folder / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
     (folder / "report.md").write_text(render_markdown(title, metrics, context or {}, comparison or [], curves))
