@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,7 +95,9 @@ def model_dir(request) -> Path:
     elif os.environ.get("SKINPORTAL_TEST_MODEL_DIR"):
         folder = Path(os.environ["SKINPORTAL_TEST_MODEL_DIR"])
     else:
-        folder = _built_artifact(Path(request.config.cache.mkdir("skinportal-test-artifacts")))
+        cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+        root = cache.mkdir("skinportal-test-artifacts") if cache else Path(tempfile.gettempdir()) / "skinportal-test"
+        folder = _built_artifact(Path(root))
     try:
         load_artifact(folder)
     except ArtifactError as exc:
