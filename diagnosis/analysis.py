@@ -136,8 +136,7 @@ def image_analysis_claim(*, image_id: int, resume: bool = False) -> LesionImage 
         analysis_error="",
     )
     if claimed != 1:
-        used_up = candidates.filter(analysis_attempts__gte=max_attempts())
-        if image_analysis_fail(image_id=image_id, reason=_gave_up(), only=used_up):
+        if _fail(candidates.filter(analysis_attempts__gte=max_attempts()), reason=_gave_up()):
             case_result_update(case_id=LesionImage.objects.get(pk=image_id).case_id)
         return None
     image = LesionImage.objects.select_related("case").get(pk=image_id)
@@ -163,14 +162,14 @@ def image_analysis_release(*, image_id: int) -> None:
         logger.warning("could not release image %s", image_id, exc_info=True)
 
 
-def image_analysis_fail(*, image_id: int, reason: str, only=None) -> bool:
+def image_analysis_fail(*, image_id: int, reason: str) -> bool:
     """Mark a pending photo failed with a reason the user sees; False if it was not pending."""
-    rows = only if only is not None else LesionImage.objects.filter(pk=image_id)
-    return (
-        rows.filter(analysis_status__in=PENDING).update(
-            analysis_status=Status.FAILED, analysis_error=reason[:1000], analysis_updated_at=timezone.now()
-        )
-        == 1
+    return _fail(LesionImage.objects.filter(pk=image_id), reason=reason) == 1
+
+
+def _fail(images, *, reason: str) -> int:
+    return images.filter(analysis_status__in=PENDING).update(
+        analysis_status=Status.FAILED, analysis_error=reason[:1000], analysis_updated_at=timezone.now()
     )
 
 
@@ -378,7 +377,7 @@ def analysis_sweep() -> dict[str, int]:
     settle: set[int] = set()
     exhausted = list(stuck.filter(analysis_attempts__gte=max_attempts()).values_list("pk", "case_id"))
     for image_id, case_id in exhausted:
-        if image_analysis_fail(image_id=image_id, reason=_gave_up(), only=stuck):
+        if _fail(stuck.filter(pk=image_id), reason=_gave_up()):
             settle.add(case_id)
     abandoned_ids = list(stuck.filter(abandoned, analysis_attempts__lt=max_attempts()).values_list("pk", flat=True))
     returned = LesionImage.objects.filter(abandoned, pk__in=abandoned_ids).update(analysis_status=Status.QUEUED)
