@@ -14,6 +14,9 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from tests.factories import ClinicFactory, UserFactory
 
+# Registered here, once: pytest only rewrites the asserts of plugins named in the root conftest.
+pytest_plugins = ["tests.inference_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def fresh_cache():

@@ -1,6 +1,6 @@
 """Fixtures for the inference tests: a model artifact, a real Redis, real Celery worker processes.
 
-Register with ``pytest_plugins = ["tests.inference_fixtures"]`` in the test modules that use it.
+Registered for every test module by ``pytest_plugins`` in tests/conftest.py.
 
 - ``model_dir``: the shipped default artifact (``inference/artifacts/DEFAULT``) when there is
   one; else ``SKINPORTAL_TEST_MODEL_DIR``; else a small MobileNetV2 artifact (ImageNet base

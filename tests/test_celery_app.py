@@ -15,8 +15,6 @@ from skinportal.celery import INFERENCE_QUEUE, app
 from tests.factories import LesionImageFactory, PatientFactory, image_bytes
 from tests.inference_fixtures import ROOT, celery_sending_to, queued_messages
 
-pytest_plugins = ["tests.inference_fixtures"]
-
 
 def test_tasks_are_json_late_acknowledged_time_limited_and_on_the_inference_queue():
     import diagnosis.tasks  # noqa: F401  (what the worker's autodiscovery imports)

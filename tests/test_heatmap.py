@@ -10,8 +10,6 @@ from PIL import Image
 from inference.heatmap import MAX_SIDE, overlay, overlay_png
 from inference.preprocessing import canonical_view
 
-pytest_plugins = ["tests.inference_fixtures"]
-
 
 def photo(width: int, height: int, colour=(120, 120, 120)) -> Image.Image:
     return Image.new("RGB", (width, height), colour)

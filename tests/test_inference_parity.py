@@ -12,8 +12,6 @@ import pytest
 from inference.predictor import softmax
 from inference.preprocessing import load_image, model_pixels
 
-pytest_plugins = ["tests.inference_fixtures"]
-
 TOLERANCE = 1e-4
 
 

@@ -7,8 +7,6 @@ from django.db import DatabaseError
 
 from tests.inference_fixtures import celery_sending_to
 
-pytest_plugins = ["tests.inference_fixtures"]
-
 
 @pytest.fixture(autouse=True)
 def short_wait(settings):

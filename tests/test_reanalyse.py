@@ -13,8 +13,6 @@ from diagnosis import analysis
 from diagnosis.models import Case, LesionImage, Prediction
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory
 
-pytest_plugins = ["tests.inference_fixtures"]
-
 Status = LesionImage.AnalysisStatus
 
 

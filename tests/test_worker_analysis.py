@@ -20,8 +20,6 @@ from diagnosis.models import Case, LesionImage, Prediction
 from inference.preprocessing import CLASSES
 from tests.factories import CaseFactory, LesionImageFactory, image_bytes
 
-pytest_plugins = ["tests.inference_fixtures"]
-
 Status = LesionImage.AnalysisStatus
 
 

@@ -26,8 +26,6 @@ from inference.preprocessing import CLASSES
 from tests.factories import PatientFactory, image_bytes
 from tests.inference_fixtures import HAM10000, celery_sending_to, queued_messages, wait_for
 
-pytest_plugins = ["tests.inference_fixtures"]
-
 URL = "/api/v1/cases/"
 FINISHED = (Case.Status.ANALYSED, Case.Status.REFERRED, Case.Status.FAILED)
 
