@@ -13,9 +13,9 @@ How nothing is lost or scored twice:
   too long, fails photos that used up their attempts, and settles cases whose photos are
   all finished, so every lost message or crashed worker costs a delay, never a case.
 
-Timings are Django settings, all optional: ``SKINPORTAL_ANALYSIS_REQUEUE_SECONDS`` (60),
-``SKINPORTAL_ANALYSIS_STALE_SECONDS`` (120), ``SKINPORTAL_ANALYSIS_MAX_ATTEMPTS`` (8),
-``SKINPORTAL_ANALYSIS_SWEEP_SECONDS`` (30, skinportal/celery.py).
+Timings are settings read from the environment (skinportal/settings/base.py, docs/settings.md):
+``SKINPORTAL_ANALYSIS_REQUEUE_SECONDS`` (60), ``SKINPORTAL_ANALYSIS_STALE_SECONDS`` (120),
+``SKINPORTAL_ANALYSIS_MAX_ATTEMPTS`` (8), ``SKINPORTAL_ANALYSIS_SWEEP_SECONDS`` (30, skinportal/celery.py).
 """
 
 from __future__ import annotations
@@ -62,22 +62,18 @@ class PermanentAnalysisError(Exception):
     """This photo cannot be scored however often we try; the message is shown to the user."""
 
 
-def _seconds(name: str, default: float) -> timedelta:
-    return timedelta(seconds=float(getattr(settings, name, default)))
-
-
 def requeue_after() -> timedelta:
     """A queued photo nobody has started on for this long is sent to the queue again."""
-    return _seconds("SKINPORTAL_ANALYSIS_REQUEUE_SECONDS", 60)
+    return timedelta(seconds=settings.SKINPORTAL_ANALYSIS_REQUEUE_SECONDS)
 
 
 def stale_after() -> timedelta:
     """A photo in analysis this long was abandoned by its worker; longer than the task's hard time limit."""
-    return _seconds("SKINPORTAL_ANALYSIS_STALE_SECONDS", 120)
+    return timedelta(seconds=settings.SKINPORTAL_ANALYSIS_STALE_SECONDS)
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "SKINPORTAL_ANALYSIS_MAX_ATTEMPTS", 8))
+    return settings.SKINPORTAL_ANALYSIS_MAX_ATTEMPTS
 
 
 # --- Enqueue --------------------------------------------------------------------------------

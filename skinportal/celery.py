@@ -35,7 +35,7 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
     """Beat sends the sweeper every few seconds; a lost or never-sent message costs a delay, not a case."""
     from django.conf import settings
 
-    every = float(getattr(settings, "SKINPORTAL_ANALYSIS_SWEEP_SECONDS", 30))
+    every = settings.SKINPORTAL_ANALYSIS_SWEEP_SECONDS
     # A sweep nobody picked up in time is superseded by the next one.
     sender.add_periodic_task(
         every, sender.signature("inference.sweep"), name="inference-sweep", queue=INFERENCE_QUEUE, expires=every

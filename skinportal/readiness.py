@@ -85,7 +85,7 @@ def worker_check(timeout: float) -> dict:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    timeout = float(getattr(settings, "SKINPORTAL_READYZ_TIMEOUT", 3))
+    timeout = settings.SKINPORTAL_READYZ_TIMEOUT
     checks: dict[str, dict] = {}
     failed: list[str] = []
     parts = [

@@ -27,18 +27,25 @@ PROBE = (
 OUR_VARIABLES = ("DJANGO_", "DATABASE_URL", "CELERY_", "REDIS_URL", "EMAIL_URL", "SKINPORTAL_", "UPLOAD_")
 
 
-def run_with(settings_module: str, **env: str) -> subprocess.CompletedProcess:
+def run_with(settings_module: str, code: str = PROBE, **env: str) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if not key.startswith(OUR_VARIABLES)}
     clean.update({"DJANGO_SETTINGS_MODULE": settings_module, **env})
-    return subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
-def probe(settings_module: str, **env: str) -> dict:
-    result = run_with(settings_module, **env)
+def probe(settings_module: str, code: str = PROBE, **env: str) -> dict:
+    result = run_with(settings_module, code, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def probe_settings(settings_module: str, *names: str, **env: str) -> dict:
+    """The named settings as a fresh process with this environment sees them."""
+    code = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {list(names)!r}}}))"
+    )
+    return probe(settings_module, code, **env)
 
 
 def assert_refused(result: subprocess.CompletedProcess, words: str) -> None:
@@ -66,6 +73,58 @@ def test_database_and_broker_come_from_the_environment():
 
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["broker"] == "redis://cache.internal:6379/0"
+
+
+ANALYSIS_TIMINGS = {
+    "SKINPORTAL_ANALYSIS_REQUEUE_SECONDS": 60,
+    "SKINPORTAL_ANALYSIS_STALE_SECONDS": 120,
+    "SKINPORTAL_ANALYSIS_MAX_ATTEMPTS": 8,
+    "SKINPORTAL_ANALYSIS_SWEEP_SECONDS": 30,
+    "SKINPORTAL_READYZ_TIMEOUT": 3,
+}
+
+
+def test_analysis_timings_have_their_documented_defaults():
+    assert probe_settings("skinportal.settings.local", *ANALYSIS_TIMINGS) == ANALYSIS_TIMINGS
+
+
+def test_analysis_timings_come_from_the_environment():
+    chosen = {
+        "SKINPORTAL_ANALYSIS_REQUEUE_SECONDS": 15,
+        "SKINPORTAL_ANALYSIS_STALE_SECONDS": 300,
+        "SKINPORTAL_ANALYSIS_MAX_ATTEMPTS": 3,
+        "SKINPORTAL_ANALYSIS_SWEEP_SECONDS": 10,
+        "SKINPORTAL_READYZ_TIMEOUT": 1.5,
+    }
+
+    values = probe_settings("skinportal.settings.local", *chosen, **{k: str(v) for k, v in chosen.items()})
+
+    assert values == chosen
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"REDIS_URL": "redis://127.0.0.1:6379/0"}, {"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}]
+)
+def test_tests_publish_to_an_in_memory_broker_not_to_var_broker_or_redis(env):
+    """A test that wants a real broker asks for one (the redis_broker fixture)."""
+    assert probe("skinportal.settings.test", **env)["broker"] == "memory://"
+
+
+def test_sqlite_test_database_is_a_file_that_worker_processes_can_open(db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip(f"the test database is {connection.vendor}")
+    assert not connection.is_in_memory_db()
+    assert Path(connection.settings_dict["NAME"]).is_file()
+
+
+def test_postgresql_test_database_keeps_django_default_name():
+    values = probe_settings(
+        "skinportal.settings.test", "DATABASES", DATABASE_URL="postgres://portal@db.internal:5432/skinportal"
+    )
+
+    assert values["DATABASES"]["default"].get("TEST", {}).get("NAME") is None
 
 
 def test_production_starts_with_a_strong_key_and_debug_off():

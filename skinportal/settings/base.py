@@ -215,6 +215,16 @@ CELERY_TIMEZONE = TIME_ZONE
 # --- Inference -------------------------------------------------------------------------
 # None means the inference package's default (shipped) artifact.
 SKINPORTAL_MODEL_DIR = env("SKINPORTAL_MODEL_DIR", default=None)
+# The sweeper (diagnosis/analysis.py): a queued photo nobody started on is sent again after
+# REQUEUE seconds; a photo in analysis for STALE seconds was abandoned by its worker (keep it
+# above the analysis task's hard time limit, 60 s in diagnosis/tasks.py); a photo fails after
+# MAX_ATTEMPTS claims; beat sends the sweeper every SWEEP seconds.
+SKINPORTAL_ANALYSIS_REQUEUE_SECONDS = env.float("SKINPORTAL_ANALYSIS_REQUEUE_SECONDS", default=60)
+SKINPORTAL_ANALYSIS_STALE_SECONDS = env.float("SKINPORTAL_ANALYSIS_STALE_SECONDS", default=120)
+SKINPORTAL_ANALYSIS_MAX_ATTEMPTS = env.int("SKINPORTAL_ANALYSIS_MAX_ATTEMPTS", default=8)
+SKINPORTAL_ANALYSIS_SWEEP_SECONDS = env.float("SKINPORTAL_ANALYSIS_SWEEP_SECONDS", default=30)
+# How long GET /readyz waits for an inference worker to answer its ping.
+SKINPORTAL_READYZ_TIMEOUT = env.float("SKINPORTAL_READYZ_TIMEOUT", default=3)
 
 # --- Production guard rails (production.py switches these on) ---------------------------
 SKINPORTAL_REFUSE_DEMO_USERS = False
