@@ -52,14 +52,20 @@ CASE_AWAITING_RESULT = (Case.Status.SUBMITTED, Case.Status.ANALYSING)
 # A request that submits a case must not hang on a dead broker: one quick retry, then the sweeper.
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
+# What clinic users read on a failed photo (the API and the web page show analysis_error).
+# Fixed wording only: exception text can carry file paths and other server internals, so it
+# goes to the server log with the image id instead.
 MODEL_UNAVAILABLE = (
     "The analysis model could not be loaded on the analysis server. Support has been alerted in the "
     "server log; use “Analyse again” once it is fixed."
 )
+PHOTO_MISSING = "The stored photo file is missing, so it cannot be analysed."
+PHOTO_UNREADABLE = "This photo could not be read as an image."
+PHOTO_NOT_SCORED = "The analysis model could not score this photo."
 
 
 class PermanentAnalysisError(Exception):
-    """This photo cannot be scored however often we try; the message is shown to the user."""
+    """This photo cannot be scored however often we try; the message, one of the fixed ones above, is shown."""
 
 
 def requeue_after() -> timedelta:
@@ -174,21 +180,23 @@ def _read_photo(image: LesionImage):
         with image.file.open("rb") as handle:
             data = handle.read()
     except FileNotFoundError as exc:
-        raise PermanentAnalysisError("The stored photo file is missing, so it cannot be analysed.") from exc
+        logger.error("image %s: the stored file %s is missing", image.pk, image.file.name)
+        raise PermanentAnalysisError(PHOTO_MISSING) from exc
     # Other OSErrors (storage briefly unavailable) propagate and are retried.
     try:
         return load_image(io.BytesIO(data))
     except Exception as exc:  # any decoder failure: corrupt, truncated, unsupported, too large
-        raise PermanentAnalysisError(f"The photo could not be read as an image ({exc}).") from exc
+        logger.warning("image %s could not be read as an image", image.pk, exc_info=True)
+        raise PermanentAnalysisError(PHOTO_UNREADABLE) from exc
 
 
-def _serving_predictor():
+def _serving_predictor(*, image_id: int | None = None):
     from inference.predictor import get_predictor
 
     try:
         return get_predictor()
     except ArtifactError as exc:
-        logger.error("the model cannot be loaded: %s", exc)
+        logger.error("the model cannot be loaded (image %s): %s", image_id, exc)
         raise PermanentAnalysisError(MODEL_UNAVAILABLE) from exc
 
 
@@ -205,7 +213,7 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
             case_result_update(case_id=finished.case_id)
         return "skipped"
     try:
-        predictor = _serving_predictor()
+        predictor = _serving_predictor(image_id=image.pk)
         if Prediction.objects.filter(image=image, model_version=predictor.model_version).exists():
             outcome = "already scored"
             _mark_done(image)
@@ -214,7 +222,8 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
             try:
                 scores = predictor.predict_image(photo)
             except (ValueError, RuntimeError) as exc:
-                raise PermanentAnalysisError(f"The model could not score this photo ({exc}).") from exc
+                logger.exception("the model could not score image %s", image.pk)
+                raise PermanentAnalysisError(PHOTO_NOT_SCORED) from exc
             heatmap = overlay_png(photo, scores.activation_map) if scores.activation_map is not None else None
             prediction_record(
                 image=image,

@@ -11,6 +11,8 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.db import OperationalError
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
@@ -121,6 +123,33 @@ def test_unreadable_photo_fails_with_a_reason_and_the_case_fails(db, served_mode
     case = Case.objects.get(pk=image.case_id)
     assert case.status == Case.Status.FAILED and case.risk == ""
     assert "No photo could be analysed" in case.summary
+
+
+@pytest.mark.parametrize("stage", ["decoding", "scoring"])
+def test_failure_details_go_to_the_log_not_to_clinic_users(stage, db, served_model, monkeypatch, client_for, caplog):
+    internal_path = "/srv/skinportal/var/media/lesions/2025/ISIC_0024306.jpg"
+
+    def broken(*args, **kwargs):
+        raise ValueError(f"cannot identify image file '{internal_path}'")
+
+    if stage == "decoding":
+        monkeypatch.setattr(analysis, "load_image", broken)
+    else:
+        monkeypatch.setattr(served_model, "predict_image", broken)
+    image = LesionImageFactory()
+
+    assert analysis.image_analyse(image_id=image.pk) == "failed"
+
+    image.refresh_from_db()
+    assert image.analysis_error in (analysis.PHOTO_UNREADABLE, analysis.PHOTO_NOT_SCORED)
+    user = image.case.submitted_by
+    api = client_for(user).get(f"/api/v1/cases/{image.case_id}/").content.decode()
+    user_client = Client()
+    user_client.force_login(user)
+    page = user_client.get(reverse("web:case-detail", args=[image.case_id])).content.decode()
+    assert internal_path not in api and image.analysis_error in api
+    assert internal_path not in page and image.analysis_error in page
+    assert internal_path in caplog.text and f"image {image.pk}" in caplog.text
 
 
 def test_missing_photo_file_fails_with_a_reason(db, served_model):
