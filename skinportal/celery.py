@@ -4,8 +4,12 @@
     celery -A skinportal beat                    # runs the sweeper (diagnosis.analysis.analysis_sweep)
 
 Serialisation, acks_late, reject-on-worker-lost, prefetch and time limits are Django
-settings (skinportal/settings/base.py); this module adds routing, the beat schedule and
-the hook that loads the model in each worker process after the fork.
+settings (skinportal/settings/base.py); this module adds routing, the beat schedule, the
+start-up refusal of demo accounts under production settings and the hook that loads the
+model in each worker process after the fork.
+
+Without DJANGO_SETTINGS_MODULE the worker uses the local (development) settings, as
+manage.py does; the Docker image sets the production settings.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skinportal.settings.local")
 
@@ -40,6 +44,24 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
     sender.add_periodic_task(
         every, sender.signature("inference.sweep"), name="inference-sweep", queue=INFERENCE_QUEUE, expires=every
     )
+
+
+@worker_init.connect
+def refuse_demo_users_at_worker_start(**kwargs) -> None:
+    """Under production settings a worker does not start while demo accounts exist (as wsgi.py).
+
+    Celery logs and swallows an ``Exception`` raised by a signal handler, so the refusal is a
+    ``SystemExit``, which stops the worker before it consumes anything.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from accounts.checks import refuse_demo_users
+
+    try:
+        refuse_demo_users()
+    except ImproperlyConfigured as exc:
+        logger.critical("worker refused to start: %s", exc)
+        raise SystemExit(f"worker refused to start: {exc}") from exc
 
 
 @worker_process_init.connect

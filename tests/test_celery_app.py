@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from diagnosis import analysis
 from diagnosis.models import Case, LesionImage
-from skinportal.celery import INFERENCE_QUEUE, app
-from tests.factories import LesionImageFactory, PatientFactory, image_bytes
+from skinportal.celery import INFERENCE_QUEUE, app, refuse_demo_users_at_worker_start
+from tests.factories import LesionImageFactory, PatientFactory, UserFactory, image_bytes
 from tests.inference_fixtures import ROOT, celery_sending_to, queued_messages
 
 
@@ -55,6 +55,28 @@ def test_the_model_is_not_loaded_when_the_app_is_imported():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"loaded": 0, "tensorflow": False}
+
+
+def test_worker_refuses_to_start_under_production_settings_with_demo_users(settings, db):
+    settings.SKINPORTAL_REFUSE_DEMO_USERS = True
+    UserFactory(username="demo-staff")
+
+    # SystemExit, not ImproperlyConfigured: Celery logs and ignores an Exception from a signal handler.
+    with pytest.raises(SystemExit, match="demo-staff"):
+        refuse_demo_users_at_worker_start(sender=None)
+
+
+def test_worker_starts_with_demo_users_outside_production(settings, db):
+    settings.SKINPORTAL_REFUSE_DEMO_USERS = False
+    UserFactory(username="demo-staff")
+
+    refuse_demo_users_at_worker_start(sender=None)
+
+
+def test_demo_user_refusal_runs_when_a_worker_starts():
+    from celery.signals import worker_init
+
+    assert refuse_demo_users_at_worker_start in worker_init._live_receivers(None)
 
 
 def test_worker_process_hook_loads_the_model(served_model):

@@ -1,6 +1,7 @@
 """Production settings: refuse to start with debug on or a missing or insecure secret key.
 
-Demo accounts are refused too: accounts/checks.py (system check) and skinportal/wsgi.py.
+Demo accounts are refused too: accounts/checks.py (system check), skinportal/wsgi.py and
+the worker start (skinportal/celery.py).
 """
 
 from django.core.exceptions import ImproperlyConfigured
