@@ -8,6 +8,10 @@ worker part then fails because scoring would not happen within seconds.
 
 Any failure gives 503 with JSON naming the failed parts. Details of what went wrong go
 to the log, not to the (unauthenticated) response.
+
+Anyone may call it, and the worker part sends a message and can wait seconds, so the
+combined answer is kept for ``RESULT_SECONDS`` in Django's cache: a burst of requests costs
+one round of checks, one ping per cache (per web process with the default local cache).
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 logger = logging.getLogger(__name__)
+
+RESULT_CACHE_KEY = "skinportal:readyz"
+RESULT_SECONDS = 5
 
 
 class NotReady(Exception):
@@ -85,6 +93,23 @@ def worker_check(timeout: float) -> dict:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
+    try:
+        result = cache.get(RESULT_CACHE_KEY)
+    except Exception:  # a cache outage must not hide the portal's state: check without it
+        logger.warning("readyz: the cache does not answer", exc_info=True)
+        result = None
+    if result is None:
+        result = readiness_checks()
+        try:
+            cache.set(RESULT_CACHE_KEY, result, RESULT_SECONDS)
+        except Exception:  # as above
+            logger.warning("readyz: the cache does not answer", exc_info=True)
+    body, status = result
+    return JsonResponse(body, status=status)
+
+
+def readiness_checks() -> tuple[dict, int]:
+    """Run the three checks; the response body and its status code."""
     timeout = settings.SKINPORTAL_READYZ_TIMEOUT
     checks: dict[str, dict] = {}
     failed: list[str] = []
@@ -104,4 +129,4 @@ def readyz(request: HttpRequest) -> JsonResponse:
             checks[name] = {"ok": False, "error": str(exc)}
             failed.append(name)
     body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}
-    return JsonResponse(body, status=503 if failed else 200)
+    return body, 503 if failed else 200

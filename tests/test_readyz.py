@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError
 
-from tests.inference_fixtures import celery_sending_to
+from tests.inference_fixtures import celery_sending_to, queued_messages
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +35,15 @@ def test_not_ready_without_a_worker(transactional_db, redis_broker, client):
     assert body["failed"] == ["worker"]
     assert body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"]
     assert "no inference worker answered" in body["checks"]["worker"]["error"]
+
+
+def test_a_burst_of_requests_sends_one_ping(transactional_db, redis_broker, client):
+    first = client.get("/readyz")
+    second = client.get("/readyz")
+
+    assert first.status_code == second.status_code == 503
+    assert second.json() == first.json()
+    assert queued_messages(redis_broker) == 1  # no worker here: the one ping is still queued
 
 
 def test_not_ready_when_the_worker_cannot_load_the_model(worker_factory, client, tmp_path):
