@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="artifact folder (default: the deployed model)")
     parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("SKINPORTAL_MODEL_THREADS", "1")))
+    parser.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the worker's own default)")
     parser.add_argument("--data", type=Path, default=HAM10000)
     args = parser.parse_args(argv)
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(
-        f"model: {predictor.model_version} ({size}x{size}), LiteRT threads={args.threads}, {len(files)} HAM10000 photos"
+        f"model: {predictor.model_version} ({size}x{size}), LiteRT threads={predictor.threads}, {len(files)} HAM10000 photos"
     )
     print(describe("model", model_ms))
     print(describe("worker compute", compute_ms))

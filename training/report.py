@@ -187,7 +187,7 @@ def render_markdown(title: str, metrics: dict, context: dict, comparison: list[d
             "## Architecture comparison (same split, same augmentation and class weights)",
             "",
             (
-                "| model | input | parameters | file size | ms per image | accuracy | balanced accuracy "
+                "| model | input | parameters | weights (float32) | ms per image (Keras) | accuracy | balanced acc. "
                 "| macro F1 | melanoma recall | malignant sens / spec | ECE |"
             ),
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
@@ -199,6 +199,11 @@ def render_markdown(title: str, metrics: dict, context: dict, comparison: list[d
                 f"| {row['macro_f1']:.3f} | {row['melanoma_recall']:.3f} "
                 f"| {_pct(row['malignant_sensitivity'])} / {_pct(row['malignant_specificity'])} | {row['ece']:.3f} |"
             )
+        if context.get("served_ms"):
+            lines += [
+                "",
+                f"Served by the portal with LiteRT, MobileNetV2 takes {context['served_ms']:.1f} ms per image.",
+            ]
         lines += [
             "",
             (

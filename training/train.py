@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -156,6 +157,9 @@ def main(argv: list[str] | None = None) -> Path:
     state_file = args.run_dir / "state.json"
     state = json.loads(state_file.read_text()) if args.resume and state_file.exists() else {}
     best_path = args.run_dir / "best.keras"
+    if not args.resume:  # a fresh run never silently continues from an older run's backup
+        for backup in args.run_dir.glob("backup-*"):
+            shutil.rmtree(backup)
 
     def callbacks(stage: str) -> list:
         return [
