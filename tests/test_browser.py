@@ -18,34 +18,29 @@ from PIL import Image
 from accounts.models import User
 from diagnosis.models import Case, LesionImage, Patient
 from inference.preprocessing import CLASS_NAMES
+from tests.chromium import CHROMIUM, chromium_launch
 from tests.factories import PASSWORD, PredictionFactory, UserFactory
+from tests.inference_fixtures import service_missing
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made here are
 # still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = Path("/usr/bin/chromium")
 HAM10000_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        service_missing(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        service_missing("Playwright is not installed (requirements-dev.txt)")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = chromium_launch(playwright)
         context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
         page = context.new_page()
         page.set_default_timeout(20_000)

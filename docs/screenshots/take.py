@@ -24,22 +24,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT))
 PASSWORD = "screenshots-only-password"
 EXAMPLE_VERSION = "example-only-not-a-model-result"
 EXAMPLE_THRESHOLDS = {"mel": 0.2, "bcc": 0.25, "akiec": 0.3}
 
 
 def configure_django(workdir: Path) -> None:
-    sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "skinportal.settings.test"
     os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'db.sqlite3'}"
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
@@ -281,9 +272,11 @@ def start_server():
 def shoot(base_url: str, data: dict) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
+    from tests.chromium import chromium_launch
+
     written = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = chromium_launch(playwright)
         for width, height, scale, mobile in ((360, 780, 2, True), (1280, 860, 1, False)):
             context = browser.new_context(
                 viewport={"width": width, "height": height},
@@ -325,7 +318,9 @@ def shoot(base_url: str, data: dict) -> list[Path]:
 
 
 def main() -> None:
-    if not Path(CHROMIUM).exists():
+    from tests.chromium import CHROMIUM
+
+    if not CHROMIUM.exists():
         sys.exit(f"Chromium is needed at {CHROMIUM} (apt-get install -y chromium).")
     if not (HAM10000 / "images").is_dir():
         sys.exit(f"HAM10000 images are needed at {HAM10000 / 'images'}.")
