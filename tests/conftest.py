@@ -1,7 +1,8 @@
 """Personas and clients shared by the tests.
 
 clinic_a / clinic_b: two clinics; staff works in A, other_staff in B; specialist sees
-referred cases only; admin_user sees everything; api_client is anonymous.
+referred cases only; admin_user sees everything; api_client is anonymous; client_for and
+web_client sign a given persona in to the API and to the web pages.
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def client_for(db):
         if user is not None:
             token, _ = Token.objects.get_or_create(user=user)
             client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def web_client(client):
+    """A Django test client signed in as the given user (None: anonymous)."""
+
+    def make(user: User | None):
+        if user is not None:
+            client.force_login(user)
         return client
 
     return make

@@ -39,16 +39,6 @@ def consented(clinic_a, staff):
     return PatientFactory(clinic=clinic_a, created_by=staff)
 
 
-@pytest.fixture
-def web_client(client):
-    def make(user):
-        if user is not None:
-            client.force_login(user)
-        return client
-
-    return make
-
-
 def consent_events(patient):
     return AuditEvent.objects.filter(action="patient.consent", object_id=str(patient.pk))
 

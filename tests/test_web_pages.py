@@ -29,18 +29,6 @@ XHR = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}
 
 
 @pytest.fixture
-def web_client(client):
-    """A Django test client signed in as the given user (None: anonymous)."""
-
-    def make(user):
-        if user is not None:
-            client.force_login(user)
-        return client
-
-    return make
-
-
-@pytest.fixture
 def patient_a(clinic_a, staff):
     return PatientFactory(clinic=clinic_a, created_by=staff, full_name="Amina Okafor", identifier="A-001")
 
