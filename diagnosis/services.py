@@ -161,7 +161,7 @@ def case_submit(
 
     Every photo is validated before anything is written. If any write fails, no rows and
     no files remain. Files stored inside a transaction that an outer caller later rolls
-    back are left without a row; ``lesion_files_orphaned_delete`` removes those.
+    back are left without a row; ``lesion_files_orphaned_delete`` (hourly, from beat) removes those.
     """
     from .analysis import case_analysis_enqueue  # imported here: analysis imports these services
 

@@ -19,7 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from . import analysis
+from . import analysis, services
 
 # Worth another try: the database or file storage hiccuped, or the task ran out of time.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded)
@@ -51,6 +51,12 @@ def image_analyse(self: Task, image_id: int) -> str:
 @shared_task(name="inference.sweep", acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
 def sweep() -> dict[str, int]:
     return analysis.analysis_sweep()
+
+
+@shared_task(name="inference.orphaned_files_delete", soft_time_limit=300, time_limit=360, ignore_result=True)
+def orphaned_files_delete() -> int:
+    """Photo and heatmap files no row refers to (left by rolled-back transactions)."""
+    return services.lesion_files_orphaned_delete()
 
 
 class _AnswerKeepingTask(Task):

@@ -2,6 +2,7 @@
 
     celery -A skinportal worker -Q inference     # scores images; loads the model once per pool process
     celery -A skinportal beat                    # runs the sweeper (diagnosis.analysis.analysis_sweep)
+                                                 # and, hourly, the orphaned-file cleanup
 
 Serialisation, acks_late, reject-on-worker-lost, prefetch and time limits are Django
 settings (skinportal/settings/base.py); this module adds routing, the beat schedule, the
@@ -25,6 +26,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skinportal.settings.local")
 logger = logging.getLogger(__name__)
 
 INFERENCE_QUEUE = "inference"
+ORPHAN_SWEEP_SECONDS = 60 * 60
 
 app = Celery("skinportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -43,6 +45,14 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
     # A sweep nobody picked up in time is superseded by the next one.
     sender.add_periodic_task(
         every, sender.signature("inference.sweep"), name="inference-sweep", queue=INFERENCE_QUEUE, expires=every
+    )
+    # Files stored by a transaction that was later rolled back (diagnosis.services.case_submit).
+    sender.add_periodic_task(
+        ORPHAN_SWEEP_SECONDS,
+        sender.signature("inference.orphaned_files_delete"),
+        name="orphaned-files-delete",
+        queue=INFERENCE_QUEUE,
+        expires=ORPHAN_SWEEP_SECONDS,
     )
 
 

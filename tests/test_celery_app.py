@@ -23,7 +23,7 @@ def test_tasks_are_json_late_acknowledged_time_limited_and_on_the_inference_queu
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
-    for name in ("inference.image_analyse", "inference.sweep", "inference.ping"):
+    for name in ("inference.image_analyse", "inference.sweep", "inference.ping", "inference.orphaned_files_delete"):
         task = app.tasks[name]
         assert task.soft_time_limit and task.time_limit and task.soft_time_limit < task.time_limit
         assert app.amqp.router.route({}, name)["queue"].name == INFERENCE_QUEUE
@@ -31,8 +31,9 @@ def test_tasks_are_json_late_acknowledged_time_limited_and_on_the_inference_queu
     assert analyse.acks_late and analyse.reject_on_worker_lost and analyse.max_retries == 3
 
 
-def test_beat_sends_the_sweeper_to_the_inference_queue():
-    (entry,) = [e for e in app.conf.beat_schedule.values() if e["task"] == "inference.sweep"]
+@pytest.mark.parametrize("task", ["inference.sweep", "inference.orphaned_files_delete"])
+def test_beat_sends_the_sweepers_to_the_inference_queue(task):
+    (entry,) = [e for e in app.conf.beat_schedule.values() if e["task"] == task]
     assert entry["options"]["queue"] == INFERENCE_QUEUE and entry["schedule"] > 0
 
 
