@@ -38,6 +38,8 @@ from accounts.services import audit_record
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
+from .analysis import CASE_AWAITING_RESULT, case_reanalyse
+from .analysis import PENDING as PENDING_IMAGES
 from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
@@ -48,11 +50,6 @@ logger = logging.getLogger(__name__)
 
 RECENT_CASES = 20
 PATIENTS_PER_PAGE = 25
-PENDING_CASE_STATUSES = (Case.Status.SUBMITTED, Case.Status.ANALYSING)
-PENDING_IMAGE_STATUSES = (
-    LesionImage.AnalysisStatus.QUEUED,
-    LesionImage.AnalysisStatus.ANALYSING,
-)
 REVIEW_QUEUE_STATUSES = (Case.Status.REFERRED, Case.Status.UNDER_REVIEW)
 REPORT_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$")
 # Long side in pixels of the scaled copies lists and the result card show: a thumbnail
@@ -78,15 +75,6 @@ def private_no_store(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 def _wants_json(request: HttpRequest) -> bool:
     return request.headers.get("x-requested-with") == "XMLHttpRequest"
-
-
-def _case_reanalyse_service():
-    """diagnosis.analysis.case_reanalyse when the analysis side provides it, else None."""
-    try:
-        from .analysis import case_reanalyse
-    except ImportError:
-        return None
-    return case_reanalyse
 
 
 # --- Dashboard -------------------------------------------------------------------------------
@@ -116,7 +104,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
             cases=shown,
             counts=cases.aggregate(
-                waiting=Count("pk", filter=Q(status__in=PENDING_CASE_STATUSES)),
+                waiting=Count("pk", filter=Q(status__in=CASE_AWAITING_RESULT)),
                 high=Count("pk", filter=Q(risk=Case.Risk.HIGH)),
                 referred=Count("pk", filter=Q(status__in=REVIEW_QUEUE_STATUSES)),
                 failed=Count("pk", filter=Q(status=Case.Status.FAILED)),
@@ -345,13 +333,10 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
 @require_POST
 def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(case_list_for(user=request.user), pk=pk)
-    reanalyse = _case_reanalyse_service()
-    if reanalyse is None:
-        raise Http404("Analysing again is not available.")
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators can do this.")
     try:
-        reanalyse(case=case, actor=request.user, request=request)
+        case_reanalyse(case=case, actor=request.user, request=request)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -398,22 +383,18 @@ def _result_context(request: HttpRequest, case: Case) -> dict:
                 "bars": bars,
                 "uncertain": top is not None and top < UNCERTAIN_BELOW,
                 "failed": image.analysis_status == LesionImage.AnalysisStatus.FAILED,
-                "pending": image.analysis_status in PENDING_IMAGE_STATUSES,
+                "pending": image.analysis_status in PENDING_IMAGES,
             }
         )
-    pending = case.status in PENDING_CASE_STATUSES or any(row["pending"] for row in images)
+    pending = case.status in CASE_AWAITING_RESULT or any(row["pending"] for row in images)
     any_failed = case.status == Case.Status.FAILED or any(row["failed"] for row in images)
-    reanalyse_available = _case_reanalyse_service() is not None
     model_versions = sorted({row["prediction"].model_version for row in images if row["prediction"]})
     return {
         "images": images,
         "pending": pending,
         "any_failed": any_failed,
         "model_versions": model_versions,
-        "can_reanalyse": (
-            any_failed and not pending and reanalyse_available and can_submit_clinical_records(request.user)
-        ),
-        "reanalyse_available": reanalyse_available,
+        "can_reanalyse": (any_failed and not pending and can_submit_clinical_records(request.user)),
         "uncertain_below": UNCERTAIN_BELOW,
     }
 
