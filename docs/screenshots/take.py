@@ -59,15 +59,13 @@ def photos_by_class() -> dict[str, list[Path]]:
 
 
 def installed_predictor():
-    """The installed model's predictor, or None when no model is installed here."""
-    from django.conf import settings
-
-    from inference.artifact import ArtifactError, load_artifact
+    """The worker's predictor (SKINPORTAL_MODEL_DIR or the default artifact), or None when no model is installed."""
+    from inference.artifact import ArtifactError
 
     try:
-        from inference.predictor import Predictor
+        from inference.predictor import get_predictor
 
-        return Predictor(load_artifact(settings.SKINPORTAL_MODEL_DIR))
+        return get_predictor()
     except (ArtifactError, ImportError, OSError, RuntimeError, ValueError) as exc:
         print(f"No model installed ({exc}); the results are a made-up example.")
         return None
@@ -82,44 +80,37 @@ def example_activation_map(centre: tuple[float, float]):
 
 
 def analyse(case, predictor, examples: list[dict]) -> None:
-    """Write what the worker writes: a prediction with heatmap per photo, then the case's risk."""
-    from django.core.files.base import ContentFile
+    """Score the case's photos as the worker does; without a model, record the made-up examples."""
     from django.utils import timezone
 
-    from diagnosis.models import Case, LesionImage, Prediction
+    from diagnosis import analysis
+    from diagnosis.models import Case
     from inference.heatmap import overlay_png
     from inference.preprocessing import load_image
     from inference.risk import ImageResult, case_risk
 
-    results, versions = [], []
-    for number, (image, example) in enumerate(zip(case.images.order_by("pk"), examples, strict=True), start=1):
+    images = list(case.images.order_by("pk"))
+    if predictor is not None:
+        for image in images:
+            analysis.image_analyse(image_id=image.pk)  # the worker's own code path
+        return
+
+    results = []
+    for number, (image, example) in enumerate(zip(images, examples, strict=True), start=1):
         with image.file.open("rb") as handle:
             picture = load_image(handle)
-        if predictor is not None:
-            scores = predictor.predict_image(picture)
-            probabilities, top, cam, elapsed = (
-                scores.probabilities,
-                scores.top_class,
-                scores.activation_map,
-                scores.inference_ms,
-            )
-            version = predictor.model_version
-        else:
-            probabilities = example["probabilities"]
-            top = max(probabilities, key=probabilities.get)
-            cam, elapsed, version = example_activation_map(example["centre"]), 40.0, EXAMPLE_VERSION
-        prediction = Prediction(
-            image=image, model_version=version, probabilities=probabilities, top_class=top, inference_ms=elapsed
+        probabilities = example["probabilities"]
+        analysis.prediction_record(
+            image=analysis.image_analysis_claim(image_id=image.pk),
+            model_version=EXAMPLE_VERSION,
+            probabilities=probabilities,
+            top_class=max(probabilities, key=probabilities.get),
+            inference_ms=40.0,
+            heatmap_png=overlay_png(picture, example_activation_map(example["centre"])),
         )
-        if cam is not None:
-            prediction.heatmap.save("heatmap.png", ContentFile(overlay_png(picture, cam)), save=False)
-        prediction.save()
-        image.analysis_status = LesionImage.AnalysisStatus.DONE
-        image.save(update_fields=["analysis_status"])
         results.append(ImageResult(number=number, probabilities=probabilities))
-        versions.append(version)
-    thresholds = predictor.artifact.thresholds if predictor is not None else EXAMPLE_THRESHOLDS
-    assessment = case_risk(results, thresholds=thresholds, model_versions=versions)
+    # case_result_update takes its thresholds from the served model, which is missing here.
+    assessment = case_risk(results, thresholds=EXAMPLE_THRESHOLDS, model_versions=[EXAMPLE_VERSION])
     status = Case.Status.REFERRED if assessment.level == "high" else Case.Status.ANALYSED
     now = timezone.now()
     Case.objects.filter(pk=case.pk).update(
