@@ -23,6 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
+from benchmarks.figures import percentile
+
 HAM10000 = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ham10000" / "images"
 
 
@@ -33,11 +35,6 @@ def memory_mb() -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024
     return fields
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def describe(name: str, values: list[float]) -> str:
@@ -51,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="artifact folder (default: the deployed model)")
     parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the worker's own default)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="interpreter threads (default: the worker's own default)"
+    )
     parser.add_argument("--data", type=Path, default=HAM10000)
     args = parser.parse_args(argv)
 
@@ -90,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(
-        f"model: {predictor.model_version} ({size}x{size}), LiteRT threads={predictor.threads}, {len(files)} HAM10000 photos"
+        f"model: {predictor.model_version} ({size}x{size}), LiteRT threads={predictor.threads}, "
+        f"{len(files)} HAM10000 photos"
     )
     print(describe("model", model_ms))
     print(describe("worker compute", compute_ms))

@@ -39,14 +39,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from benchmarks.figures import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 HAM10000 = ROOT.parent / "shared" / "data" / "ham10000" / "images"
 PASSWORD = "benchmark-password-not-secret"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class Api:
