@@ -600,6 +600,19 @@ def test_model_page_shows_the_report(web_client, specialist, model_artifact):
     assert CLASS_NAMES["mel"] in content  # referral thresholds by class name
 
 
+def test_model_report_links_only_to_web_addresses_and_shows_only_its_own_figures():
+    from diagnosis.templatetags.report_markdown import render_report_markdown
+
+    html = render_report_markdown(
+        "[paper](https://example.org/a) [bad](javascript:alert(1)) ![remote](http://example.org/x.png)",
+        image_url=lambda name: None,
+    )
+
+    assert '<a href="https://example.org/a"' in html
+    assert 'href="javascript:' not in html
+    assert "<img" not in html and "http://example.org/x.png" not in html
+
+
 def test_model_report_figures_are_served_by_name_only(web_client, staff, model_artifact):
     client = web_client(staff)
     response = client.get(reverse("web:model-report-file", args=["confusion_matrix.png"]))
