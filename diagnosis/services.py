@@ -269,7 +269,10 @@ def case_transition(
         changes: dict = {"status": to_status, "updated_at": now}
         if to_status == Case.Status.REFERRED:
             changes["referred_at"] = now
-        if to_status == Case.Status.ANALYSED:
+        # The analysis result lands as analysed or, for a high-risk case, straight as referred.
+        if to_status == Case.Status.ANALYSED or (
+            to_status == Case.Status.REFERRED and from_status in (Case.Status.SUBMITTED, Case.Status.ANALYSING)
+        ):
             changes["analysed_at"] = now
         updated = Case.objects.filter(pk=case.pk, status=from_status).update(**changes)
         if updated != 1:

@@ -215,6 +215,26 @@ def test_referral_sets_referred_at_and_is_audited(staff, patient):
     assert event.clinic == patient.clinic
 
 
+def test_a_result_that_refers_the_case_also_records_when_it_was_analysed(staff, patient):
+    case = CaseFactory(patient=patient, submitted_by=staff, status=Case.Status.ANALYSING)
+
+    case_transition(case=case, to_status=Case.Status.REFERRED)
+
+    case.refresh_from_db()
+    assert case.analysed_at is not None and case.referred_at == case.analysed_at
+
+
+def test_a_later_referral_keeps_the_time_of_the_analysis(staff, patient):
+    case = CaseFactory(patient=patient, submitted_by=staff, status=Case.Status.ANALYSING)
+    case_transition(case=case, to_status=Case.Status.ANALYSED)
+    analysed_at = Case.objects.get(pk=case.pk).analysed_at
+
+    case_transition(case=case, to_status=Case.Status.REFERRED, actor=staff)
+
+    case.refresh_from_db()
+    assert case.analysed_at == analysed_at and case.referred_at > analysed_at
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_transitions_from_the_same_status_let_only_one_win(staff, clinic_a):
     """Two requests race from 'analysed': closing and referring cannot both happen."""
