@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from .models import Case, LesionImage, Patient, Prediction
+from .models import Case, LesionImage, Patient
 
 
 def _can_read(user) -> bool:
@@ -59,16 +59,6 @@ def image_list_for(*, user) -> QuerySet[LesionImage]:
     images = images.prefetch_related("predictions")
     scope = _case_scope(user)
     return images if scope is None else images.filter(case__in=Case.objects.filter(scope))
-
-
-def prediction_list_for(*, user) -> QuerySet[Prediction]:
-    if not _can_read(user):
-        return Prediction.objects.none()
-    predictions = Prediction.objects.select_related("image", "image__case")
-    scope = _case_scope(user)
-    if scope is None:
-        return predictions
-    return predictions.filter(image__case__in=Case.objects.filter(scope))
 
 
 def clinics_for(*, user):
