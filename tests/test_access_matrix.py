@@ -231,3 +231,15 @@ def test_stored_file_path_is_not_served_directly(world, staff, client_for):
     response = client_for(staff).get("/" + "media/" + world["image_a"].file.name)
 
     assert response.status_code == 404
+
+
+def test_the_matrix_covers_every_api_route(world):
+    """A new endpoint added to diagnosis/urls.py without a row above fails here."""
+    from django.urls import resolve
+
+    from diagnosis.urls import urlpatterns
+
+    covered = {resolve(url(world)).route for _, url, _, _ in ENDPOINTS.values()}
+    routes = {str(pattern.pattern) for pattern in urlpatterns} - {"api/v1/auth/token/"}  # sign-in: test_security_auth
+
+    assert routes - covered == set()
