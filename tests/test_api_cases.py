@@ -10,6 +10,7 @@ from accounts.models import AuditEvent
 from diagnosis.models import Case, LesionImage
 from diagnosis.services import case_transition
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, image_bytes
+from tests.inference_fixtures import service_missing
 
 URL = "/api/v1/cases/"
 
@@ -243,7 +244,7 @@ def test_concurrent_transitions_from_the_same_status_let_only_one_win(staff, cli
     from django.db import connection, connections
 
     if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL (CI runs the suite on it)")
+        service_missing("row locks need PostgreSQL (CI runs the suite on it)")
     case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSED)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
