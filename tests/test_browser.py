@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from PIL import Image
 
 from accounts.models import User
@@ -47,6 +48,10 @@ def browser_page():
         try:
             yield page
         finally:
+            # The test's ORM calls ran while Playwright's event loop was current, which gives
+            # them database connections of their own; close those here, or they outlive the
+            # test and block dropping the test database.
+            connections.close_all()
             context.close()
             browser.close()
 
