@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.artifact import ARTIFACTS_DIR, DEFAULT_FILE
+from inference.predictor import default_threads
 from training import metrics as metrics_module
 from training.calibration import fit_temperature, fit_thresholds, softmax
 from training.report import write_report
@@ -98,7 +99,7 @@ def litert_ms_per_image(keras_model, repeats: int = 200) -> float:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.tflite"
         convert_to_litert(keras_model, path)
-        runner = Interpreter(model_path=str(path), num_threads=1).get_signature_runner()
+        runner = Interpreter(model_path=str(path), num_threads=default_threads()).get_signature_runner()
         size = keras_model.input_shape[1]
         pixels = np.random.default_rng(0).integers(0, 256, (1, size, size, 3)).astype(np.float32)
         for _ in range(5):
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> Path:
     served_ms = litert_ms_per_image(model)
     context = describe(run, results, args.target_sensitivity, comparison)
     context["served_ms"] = served_ms
+    context["served_threads"] = default_threads()
     if args.notes:
         context["sections"]["Training"] += " " + args.notes
     report_dir = write_report(

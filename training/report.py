@@ -202,7 +202,10 @@ def render_markdown(title: str, metrics: dict, context: dict, comparison: list[d
         if context.get("served_ms"):
             lines += [
                 "",
-                f"Served by the portal with LiteRT, MobileNetV2 takes {context['served_ms']:.1f} ms per image.",
+                (
+                    f"Served by the portal with LiteRT ({context.get('served_threads', 1)} threads), MobileNetV2 takes "
+                    f"{context['served_ms']:.1f} ms per image."
+                ),
             ]
         lines += [
             "",
