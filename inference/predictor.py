@@ -31,11 +31,13 @@ class Scores:
     inference_ms: float
 
 
-def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Temperature-scaled probabilities over the last axis: the one calibration formula,
+    used here by the worker and by training when it fits the temperature."""
     z = np.asarray(logits, dtype=np.float64) / temperature
-    z -= z.max()
+    z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum()
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 class Predictor:

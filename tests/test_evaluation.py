@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from inference.predictor import softmax
 from inference.preprocessing import CLASSES
 from training import evaluate as evaluate_command
-from training.calibration import fit_temperature, fit_thresholds, softmax
+from training.calibration import fit_temperature, fit_thresholds
 from training.metrics import expected_calibration_error
 
 

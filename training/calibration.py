@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from inference.predictor import softmax
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.triage import flagged_classes
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from inference.artifact import ARTIFACTS_DIR, DEFAULT_FILE
-from inference.predictor import default_threads
+from inference.predictor import default_threads, softmax
 from training import metrics as metrics_module
-from training.calibration import fit_temperature, fit_thresholds, softmax
+from training.calibration import fit_temperature, fit_thresholds
 from training.report import write_report
 
 ARCH_LABEL = {"mobilenet_v2": "MobileNetV2", "lenet5": "LeNet-5", "alexnet": "AlexNet"}
