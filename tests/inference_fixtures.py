@@ -18,7 +18,6 @@ Tests that need a service which is missing are skipped, or fail when CI sets
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import signal
 import subprocess
@@ -126,7 +125,11 @@ def ham_images() -> list[Path]:
 
 
 # --- Redis and this process's Celery app ------------------------------------------------------
-_redis_databases = itertools.cycle(range(10, 16))
+# Each test takes a Redis database (1-15) that no other test run on this machine holds: a lease
+# key in database 0, set only if absent, marks it as taken until the test releases it (or the
+# lease runs out after a crash). Two test runs side by side never share a queue.
+_REDIS_TEST_DATABASES = range(1, 16)
+_REDIS_LEASE_SECONDS = 900
 
 
 def _redis_base_url() -> str:
@@ -160,19 +163,38 @@ def celery_sending_to(broker_url: str):
 
 @pytest.fixture
 def redis_broker():
-    """The URL of an empty Redis database used by this test only; this process's Celery app sends there."""
+    """The URL of an empty Redis database held by this test only; this process's Celery app sends there."""
     import redis
 
-    url = f"{_redis_base_url()}/{next(_redis_databases)}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    base = _redis_base_url()
+    leases = redis.Redis.from_url(f"{base}/0", socket_connect_timeout=2)
+    owner = f"{os.getpid()}-{time.monotonic_ns()}"
+    database = None
+    deadline = time.monotonic() + 120
     try:
-        client.flushdb()
+        while database is None:
+            for candidate in _REDIS_TEST_DATABASES:
+                if leases.set(f"skinportal-test-lease:{candidate}", owner, nx=True, ex=_REDIS_LEASE_SECONDS):
+                    database = candidate
+                    break
+            else:
+                if time.monotonic() > deadline:
+                    raise AssertionError("every Redis test database is held by other test runs")
+                time.sleep(0.5)
     except redis.RedisError as exc:
-        service_missing(f"Redis is not reachable at {url}: {exc}")
-    with celery_sending_to(url):
-        yield url
+        service_missing(f"Redis is not reachable at {base}: {exc}")
+    url = f"{base}/{database}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     client.flushdb()
-    client.close()
+    try:
+        with celery_sending_to(url):
+            yield url
+    finally:
+        client.flushdb()
+        client.close()
+        if leases.get(f"skinportal-test-lease:{database}") == owner.encode():
+            leases.delete(f"skinportal-test-lease:{database}")
+        leases.close()
 
 
 def queued_messages(broker_url: str, queue: str = "inference") -> int:
