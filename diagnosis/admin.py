@@ -9,6 +9,13 @@ from accounts.services import audit_record
 from .models import Case, LesionImage, Patient, Prediction
 
 
+def _plain(value):
+    """A value as the audit log keeps it (JSON): model instances by primary key, the rest as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return getattr(value, "pk", None) if hasattr(value, "_meta") else str(value)
+
+
 def _administrator(request: HttpRequest) -> bool:
     return bool(getattr(request.user, "is_administrator", False))
 
@@ -56,13 +63,20 @@ class AuditedAdmin(admin.ModelAdmin):
         return response
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        fields = sorted(form.changed_data) if form is not None else []
+        before = type(obj).objects.filter(pk=obj.pk).first() if change else None
         super().save_model(request, obj, form, change)
+        changes = {
+            field: {"old": _plain(getattr(before, field, None)) if before else None, "new": _plain(getattr(obj, field))}
+            for field in fields
+            if hasattr(obj, field)
+        }
         audit_record(
             actor=request.user,
             action=f"{self.audit_name}.{'admin_change' if change else 'admin_create'}",
             obj=obj,
             request=request,
-            details={"fields": sorted(form.changed_data)} if form is not None else {},
+            details={"fields": fields, "changes": changes},
         )
 
     def delete_model(self, request: HttpRequest, obj) -> None:
@@ -128,9 +142,24 @@ class CaseAdmin(AuditedAdmin):
     )
     list_filter = ("status", "risk", "body_site", "patient__clinic")
     search_fields = ("patient__identifier", "patient__full_name")
-    raw_id_fields = ("patient", "submitted_by")
     list_select_related = ("patient",)
-    readonly_fields = ("created_at", "updated_at", "analysed_at", "referred_at")
+    # The workflow's fields change only through its services (diagnosis.transitions, the
+    # analysis, the referral workflow), never by hand here: status, risk and the result are
+    # read-only, and so is whose case it is.
+    readonly_fields = (
+        "patient",
+        "submitted_by",
+        "status",
+        "risk",
+        "summary",
+        "created_at",
+        "updated_at",
+        "analysed_at",
+        "referred_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # cases are submitted by clinic staff, with photos, through case_submit
     inlines = (LesionImageInline,)
 
 
@@ -159,9 +188,25 @@ class LesionImageAdmin(AuditedAdmin):
         "created_at",
     )
     list_filter = ("analysis_status", "kind")
-    raw_id_fields = ("case", "uploaded_by")
     exclude = ("file",)
-    readonly_fields = ("photo", "sha256", "width", "height", "content_type", "created_at")
+    readonly_fields = (
+        "case",
+        "uploaded_by",
+        "photo",
+        "sha256",
+        "width",
+        "height",
+        "content_type",
+        "analysis_status",
+        "analysis_error",
+        "analysis_attempts",
+        "analysis_started_at",
+        "analysis_updated_at",
+        "created_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
     inlines = (PredictionInline,)
 
     @admin.display(description="Photo")
@@ -184,5 +229,10 @@ class PredictionAdmin(AuditedAdmin):
         "created_at",
     )
     list_filter = ("model_version", "top_class")
-    raw_id_fields = ("image",)
-    readonly_fields = ("created_at",)
+
+    # A prediction is the model's output: nobody edits or adds one by hand.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

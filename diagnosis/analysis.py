@@ -38,10 +38,12 @@ from inference.heatmap import overlay_png
 from inference.preprocessing import CLASSES, load_image
 from inference.risk import HIGH, ImageResult, case_risk
 
+from . import dispatch
 from .models import Case, LesionImage, Prediction
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for
-from .services import case_transition
+from .signals import case_referred, case_result_written
+from .transitions import IN_SPECIALIST_HANDS, case_transition
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +51,11 @@ Status = LesionImage.AnalysisStatus
 PENDING = (Status.QUEUED, Status.ANALYSING)
 # The case statuses the analysis moves on from; later ones belong to people.
 CASE_AWAITING_RESULT = (Case.Status.SUBMITTED, Case.Status.ANALYSING)
-# A request that submits a case must not hang on a dead broker: one quick retry, then the sweeper.
-PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# Statuses in which a new result (photos added for a specialist, a new model version) updates
+# the case's risk and summary without moving the case. Answered cases keep the result they were answered on.
+CASE_RESULT_REFRESHED = (Case.Status.REFERRED, Case.Status.UNDER_REVIEW, Case.Status.INFORMATION_REQUESTED)
+# Melanoma over its threshold is a suspected cancer: referred as urgent; other flags as routine.
+URGENT_CLASSES = frozenset({"mel"})
 
 # What clinic users read on a failed photo (the API and the web page show analysis_error).
 # Fixed wording only: exception text can carry file paths and other server internals, so it
@@ -80,38 +85,6 @@ def stale_after() -> timedelta:
 
 def max_attempts() -> int:
     return settings.SKINPORTAL_ANALYSIS_MAX_ATTEMPTS
-
-
-# --- Enqueue --------------------------------------------------------------------------------
-def image_analysis_enqueue(*, image_ids: list[int]) -> int:
-    """Send one message per photo; return how many were sent. Never raises for a broker fault."""
-    from .tasks import image_analyse
-
-    sent: list[int] = []
-    for image_id in image_ids:
-        try:
-            image_analyse.apply_async((image_id,), retry_policy=PUBLISH_RETRY)
-        except Exception:  # any broker or network fault: the photo stays queued for the sweeper
-            logger.warning("could not queue image %s for analysis; the sweeper will send it", image_id, exc_info=True)
-            break  # the broker is down for the others too
-        sent.append(image_id)
-    if sent:
-        # "Last sent" for the sweeper, so it re-sends a photo at most once per requeue period.
-        LesionImage.objects.filter(pk__in=sent, analysis_status=Status.QUEUED).update(
-            analysis_updated_at=timezone.now()
-        )
-    return len(sent)
-
-
-def case_analysis_enqueue(*, case_id: int) -> None:
-    """Queue every queued photo of a case. Runs on commit of a request: it logs, never raises."""
-    try:
-        image_ids = list(
-            LesionImage.objects.filter(case_id=case_id, analysis_status=Status.QUEUED).values_list("pk", flat=True)
-        )
-        image_analysis_enqueue(image_ids=image_ids)
-    except Exception:  # the case is saved; the sweeper queues it later
-        logger.exception("could not queue case %s for analysis; the sweeper will retry", case_id)
 
 
 # --- One photo ------------------------------------------------------------------------------
@@ -300,14 +273,16 @@ def prediction_record(
 
 # --- The case -------------------------------------------------------------------------------
 def case_result_update(*, case_id: int) -> Case | None:
-    """Once every photo is finished, set the case's risk, summary and status; otherwise do nothing.
+    """Once every photo is finished, write the case's risk and summary, and move it on if it awaits them.
 
-    analysed, or referred (high risk), or failed when no photo could be scored. Idempotent,
-    and only for a case still awaiting its result (submitted or analysing).
+    A case awaiting its result (submitted or analysing) becomes analysed, referred (high risk)
+    or failed (no photo could be scored). A case already referred (by its checklist or by the
+    clinic) and waiting for a specialist gets the new risk and summary but keeps its status;
+    reviewed and closed cases are left as they were answered. Idempotent.
     """
     with transaction.atomic():
         case = Case.objects.select_for_update().filter(pk=case_id).first()
-        if case is None or case.status not in CASE_AWAITING_RESULT:
+        if case is None or case.status not in CASE_AWAITING_RESULT + CASE_RESULT_REFRESHED:
             return case
         images = list(case.images.prefetch_related("predictions"))
         if not images or any(image.analysis_status in PENDING for image in images):
@@ -320,20 +295,37 @@ def case_result_update(*, case_id: int) -> Case | None:
                 versions.append(prediction.model_version)
         thresholds = _serving_predictor().artifact.thresholds if versions else {}
         assessment = case_risk(results, thresholds=thresholds, model_versions=versions)
-        if not assessment.level:
-            to_status = Case.Status.FAILED
-        elif assessment.level == HIGH:
-            to_status = Case.Status.REFERRED
-        else:
-            to_status = Case.Status.ANALYSED
         now = timezone.now()
-        Case.objects.filter(pk=case.pk).update(risk=assessment.level, summary=assessment.summary, updated_at=now)
-        case.risk, case.summary = assessment.level, assessment.summary
-        case_transition(
-            case=case,
-            to_status=to_status,
-            details={"risk": assessment.level, "model_versions": sorted(set(versions))},
-        )
+        changes = {"risk": assessment.level, "summary": assessment.summary, "updated_at": now}
+        if assessment.level:
+            changes["analysed_at"] = now
+        Case.objects.filter(pk=case.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(case, field, value)
+        if case.status in CASE_AWAITING_RESULT:
+            if not assessment.level:
+                to_status = Case.Status.FAILED
+            elif assessment.level == HIGH:
+                to_status = Case.Status.REFERRED
+            else:
+                to_status = Case.Status.ANALYSED
+            case_transition(
+                case=case,
+                to_status=to_status,
+                details={"risk": assessment.level, "model_versions": sorted(set(versions))},
+            )
+            if to_status == Case.Status.REFERRED:
+                flagged = {code for _, code in assessment.flagged}
+                case_referred.send(
+                    sender=Case,
+                    case=case,
+                    source="model",
+                    urgency="urgent" if flagged & URGENT_CLASSES else "routine",
+                    reason=assessment.summary.split(". ")[0] + ".",
+                    actor=None,
+                    request=None,
+                )
+        case_result_written.send(sender=Case, case=case)
     return case
 
 
@@ -343,15 +335,27 @@ def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> 
     Every photo goes back to the queue with fresh attempts. Photos already scored by the
     served model version are not scored again (same artifact, same numbers); the others,
     including failed ones, are. Earlier predictions are kept.
+
+    Clinic staff can do this only while the case is theirs (analysed or failed): a case in a
+    specialist's hands or answered is refused. Without an actor (a new model deployed), such a
+    case is scored by the new version too, as a new prediction that does not change its status.
     """
     if actor is not None:
         if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
             raise PermissionDenied("You cannot analyse this case again.")
     with transaction.atomic():
-        case_transition(case=case, to_status=Case.Status.ANALYSING, actor=actor, request=request)
+        current = Case.objects.select_for_update().get(pk=case.pk)
+        keeps_status = current.status in IN_SPECIALIST_HANDS
+        if keeps_status and actor is not None:
+            raise ValidationError(
+                {"status": "This case is with a specialist or has been answered, so it cannot be analysed again."},
+                code="invalid_transition",
+            )
         now = timezone.now()
-        Case.objects.filter(pk=case.pk).update(risk="", summary="", updated_at=now)
-        case.risk, case.summary = "", ""
+        if not keeps_status and current.status not in CASE_AWAITING_RESULT:
+            case_transition(case=case, to_status=Case.Status.ANALYSING, actor=actor, request=request)
+            Case.objects.filter(pk=case.pk).update(risk="", summary="", updated_at=now)
+            case.risk, case.summary = "", ""
         count = case.images.update(
             analysis_status=Status.QUEUED,
             analysis_error="",
@@ -359,8 +363,14 @@ def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> 
             analysis_started_at=None,
             analysis_updated_at=now,
         )
-        audit_record(actor=actor, action="case.reanalyse", obj=case, request=request, details={"images": count})
-        transaction.on_commit(lambda: case_analysis_enqueue(case_id=case.pk))
+        audit_record(
+            actor=actor,
+            action="case.reanalyse",
+            obj=case,
+            request=request,
+            details={"images": count, "status": current.status, "status_kept": keeps_status},
+        )
+        transaction.on_commit(lambda: dispatch.case_analysis_enqueue(case_id=case.pk))
     return case
 
 
@@ -391,7 +401,7 @@ def analysis_sweep() -> dict[str, int]:
         .filter(analysis_attempts__lt=max_attempts())
         .values_list("pk", flat=True)
     )
-    sent = image_analysis_enqueue(image_ids=to_send)
+    sent = dispatch.image_analysis_enqueue(image_ids=to_send)
 
     # Cases whose photos are all finished but whose result was never written (the worker
     # died in between); one minute of grace so the sweeper does not race a live worker.

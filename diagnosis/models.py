@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -83,20 +84,9 @@ class Case(models.Model):
         FAILED = "failed", "Analysis failed"
         REFERRED = "referred", "Referred to specialist"
         UNDER_REVIEW = "under_review", "Under specialist review"
+        INFORMATION_REQUESTED = "information_requested", "More information requested"
         REVIEWED = "reviewed", "Reviewed"
         CLOSED = "closed", "Closed"
-
-    # The only legal status changes; diagnosis.services.case_transition enforces them.
-    TRANSITIONS: dict[str, frozenset[str]] = {
-        Status.SUBMITTED: frozenset({Status.ANALYSING, Status.FAILED, Status.ANALYSED, Status.REFERRED}),
-        Status.ANALYSING: frozenset({Status.ANALYSED, Status.REFERRED, Status.FAILED, Status.ANALYSING}),
-        Status.FAILED: frozenset({Status.ANALYSING, Status.SUBMITTED}),
-        Status.ANALYSED: frozenset({Status.REFERRED, Status.CLOSED, Status.ANALYSING}),
-        Status.REFERRED: frozenset({Status.UNDER_REVIEW, Status.ANALYSING, Status.ANALYSED}),
-        Status.UNDER_REVIEW: frozenset({Status.REVIEWED}),
-        Status.REVIEWED: frozenset({Status.CLOSED, Status.ANALYSING}),
-        Status.CLOSED: frozenset(),
-    }
 
     class BodySite(models.TextChoices):
         # HAM10000 "localization" values, stored exactly as the dataset spells them.
@@ -140,6 +130,13 @@ class Case(models.Model):
     abcde_colour = models.BooleanField("uneven colour", default=False)
     abcde_diameter = models.BooleanField("diameter over 6 mm", default=False)
     abcde_evolving = models.BooleanField("evolving", default=False)
+    # The weighted 7-point checklist's items that the ABCDE list does not already hold.
+    diameter_mm = models.PositiveSmallIntegerField(
+        "largest diameter (mm)", null=True, blank=True, validators=[MaxValueValidator(500)]
+    )
+    inflammation = models.BooleanField(default=False)
+    changed_size = models.BooleanField("change in size", default=False)
+    changed_shape = models.BooleanField("change in shape", default=False)
     notes = models.TextField(blank=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -148,7 +145,7 @@ class Case(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
     risk = models.CharField(max_length=10, choices=Risk.choices, blank=True)
     summary = models.TextField(blank=True)
     analysed_at = models.DateTimeField(null=True, blank=True)
@@ -164,7 +161,13 @@ class Case(models.Model):
         "abcde_colour",
         "abcde_diameter",
         "abcde_evolving",
+        "diameter_mm",
+        "inflammation",
+        "changed_size",
+        "changed_shape",
     )
+    # Weighted 7-point checklist (NICE NG12): a score of 3 or more is referred as urgent.
+    CHECKLIST_REFERRAL_SCORE = 3
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -176,8 +179,28 @@ class Case(models.Model):
     def clinic(self) -> Clinic:
         return self.patient.clinic
 
-    def can_transition_to(self, to_status: str) -> bool:
-        return to_status in self.TRANSITIONS.get(self.status, frozenset())
+    @property
+    def checklist_findings(self) -> list[str]:
+        """The weighted 7-point checklist items present, with their points, in plain words."""
+        major = [
+            ("change in size", self.changed_size),
+            ("irregular shape or border", self.changed_shape or self.abcde_border),
+            ("irregular colour", self.abcde_colour),
+        ]
+        minor = [
+            ("largest diameter 7 mm or more", self.diameter_mm is not None and self.diameter_mm >= 7),
+            ("inflammation", self.inflammation),
+            ("oozing or bleeding", self.bleeding),
+            ("change in sensation or itch", self.itching),
+        ]
+        return [f"{name} (2)" for name, present in major if present] + [
+            f"{name} (1)" for name, present in minor if present
+        ]
+
+    @property
+    def checklist_score(self) -> int:
+        """Weighted 7-point checklist: 2 points per major item, 1 per minor item (0-10)."""
+        return sum(2 if finding.endswith("(2)") else 1 for finding in self.checklist_findings)
 
 
 def lesion_upload_to(instance: LesionImage, filename: str) -> str:

@@ -20,7 +20,10 @@ from django.utils import timezone
 from accounts.models import Clinic
 from accounts.services import audit_record
 
+from . import dispatch
 from .models import Case, LesionImage, Patient, Prediction
+from .signals import case_referred
+from .transitions import case_transition
 from .uploads import CleanImage, image_validate
 
 logger = logging.getLogger(__name__)
@@ -138,6 +141,57 @@ def _delete_files(names: Sequence[str]) -> None:
             logger.exception("could not delete stored file %s", name)
 
 
+def _photos_validate(images: Sequence[UploadedFile], image_kinds: Sequence[str] | None) -> list[tuple[CleanImage, str]]:
+    """Decode and clean every photo before anything is written; all the reasons at once."""
+    if not images:
+        raise ValidationError({"images": "Attach at least one photo of the lesion."})
+    if len(images) > settings.UPLOAD_MAX_FILES:
+        raise ValidationError({"images": f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case."})
+    kinds = list(image_kinds or [])
+    if len(kinds) > len(images):
+        raise ValidationError({"image_kinds": "More image kinds than images."})
+    kinds += [LesionImage.Kind.OVERVIEW] * (len(images) - len(kinds))
+    cleaned: list[CleanImage] = []
+    errors: list[str] = []
+    for position, upload in enumerate(images, start=1):
+        try:
+            cleaned.append(image_validate(upload))
+        except ValidationError as exc:
+            label = f"Image {position} ({os.path.basename(upload.name or '')})"
+            errors.extend(f"{label}: {message}" for message in exc.messages)
+    if errors:
+        raise ValidationError({"images": errors})
+    return list(zip(cleaned, kinds, strict=True))
+
+
+def _photos_store(*, case: Case, photos: list[tuple[CleanImage, str]], actor, stored: list[str]) -> list[LesionImage]:
+    """Write the photos' files and rows; every stored file name goes into ``stored`` for clean-up."""
+    rows = []
+    for clean, kind in photos:
+        name = _store_image_file(clean)
+        stored.append(name)
+        image = LesionImage(
+            case=case,
+            file=name,
+            kind=kind,
+            sha256=clean.sha256,
+            width=clean.width,
+            height=clean.height,
+            content_type=clean.content_type,
+            uploaded_by=actor,
+        )
+        image.full_clean()
+        image.save()
+        rows.append(image)
+    return rows
+
+
+def _queue_after_commit(case_id: int) -> None:
+    # Runs after the commit: robust, so a failure to queue is logged (the sweeper queues the
+    # case later) instead of deleting the files of a committed case.
+    transaction.on_commit(lambda: dispatch.case_analysis_enqueue(case_id=case_id), robust=True)
+
+
 def case_submit(
     *,
     actor,
@@ -155,6 +209,10 @@ def case_submit(
     abcde_colour: bool = False,
     abcde_diameter: bool = False,
     abcde_evolving: bool = False,
+    diameter_mm: int | None = None,
+    inflammation: bool = False,
+    changed_size: bool = False,
+    changed_shape: bool = False,
     request: HttpRequest | None = None,
 ) -> Case:
     """Create a case with its photos in one transaction, then queue it for analysis.
@@ -162,32 +220,14 @@ def case_submit(
     Every photo is validated before anything is written. If any write fails, no rows and
     no files remain. Files stored inside a transaction that an outer caller later rolls
     back are left without a row; ``lesion_files_orphaned_delete`` (hourly, from beat) removes those.
+    A case whose weighted 7-point checklist scores ``Case.CHECKLIST_REFERRAL_SCORE`` or more is
+    referred at once as urgent, whatever the model will say.
     """
-    from .analysis import case_analysis_enqueue  # imported here: analysis imports these services
-
     if not _can_write_for_clinic(actor, patient.clinic_id):
         raise PermissionDenied("You cannot submit cases for this patient.")
     if not patient.consent_given:
         raise ValidationError({"patient": "The patient's consent is not recorded; it is required to submit a case."})
-    if not images:
-        raise ValidationError({"images": "Attach at least one photo of the lesion."})
-    if len(images) > settings.UPLOAD_MAX_FILES:
-        raise ValidationError({"images": f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case."})
-    kinds = list(image_kinds or [])
-    if len(kinds) > len(images):
-        raise ValidationError({"image_kinds": "More image kinds than images."})
-    kinds += [LesionImage.Kind.OVERVIEW] * (len(images) - len(kinds))
-
-    cleaned: list[CleanImage] = []
-    errors: list[str] = []
-    for position, upload in enumerate(images, start=1):
-        try:
-            cleaned.append(image_validate(upload))
-        except ValidationError as exc:
-            label = f"Image {position} ({os.path.basename(upload.name or '')})"
-            errors.extend(f"{label}: {message}" for message in exc.messages)
-    if errors:
-        raise ValidationError({"images": errors})
+    photos = _photos_validate(images, image_kinds)
 
     stored: list[str] = []
     try:
@@ -205,91 +245,85 @@ def case_submit(
                 abcde_colour=abcde_colour,
                 abcde_diameter=abcde_diameter,
                 abcde_evolving=abcde_evolving,
+                diameter_mm=diameter_mm,
+                inflammation=inflammation,
+                changed_size=changed_size,
+                changed_shape=changed_shape,
                 submitted_by=actor,
                 status=Case.Status.SUBMITTED,
             )
             case.full_clean()
             case.save()
-            for clean, kind in zip(cleaned, kinds, strict=True):
-                name = _store_image_file(clean)
-                stored.append(name)
-                image = LesionImage(
-                    case=case,
-                    file=name,
-                    kind=kind,
-                    sha256=clean.sha256,
-                    width=clean.width,
-                    height=clean.height,
-                    content_type=clean.content_type,
-                    uploaded_by=actor,
-                )
-                image.full_clean()
-                image.save()
+            _photos_store(case=case, photos=photos, actor=actor, stored=stored)
             audit_record(
                 actor=actor,
                 action="case.create",
                 obj=case,
                 request=request,
-                details={"images": len(cleaned), "body_site": body_site},
+                details={"images": len(photos), "body_site": body_site, "checklist_score": case.checklist_score},
             )
-            # Runs after the commit, still inside this try: robust, so a failure to queue is
-            # logged (the sweeper queues the case later) instead of deleting the files of a
-            # committed case.
-            transaction.on_commit(lambda: case_analysis_enqueue(case_id=case.pk), robust=True)
+            if case.checklist_score >= Case.CHECKLIST_REFERRAL_SCORE:
+                reason = f"7-point checklist scores {case.checklist_score} ({', '.join(case.checklist_findings)})."
+                case_transition(
+                    case=case,
+                    to_status=Case.Status.REFERRED,
+                    actor=actor,
+                    request=request,
+                    details={"source": "checklist", "checklist_score": case.checklist_score},
+                )
+                case_referred.send(
+                    sender=Case,
+                    case=case,
+                    source="checklist",
+                    urgency="urgent",
+                    reason=reason,
+                    actor=actor,
+                    request=request,
+                )
+            _queue_after_commit(case.pk)
     except BaseException:
         _delete_files(stored)
         raise
     return case
 
 
-def case_transition(
+def case_photos_add(
     *,
+    actor,
     case: Case,
-    to_status: str,
-    actor=None,
+    images: Sequence[UploadedFile],
+    image_kinds: Sequence[str] | None = None,
     request: HttpRequest | None = None,
-    details: dict | None = None,
-) -> Case:
-    """Move a case to another status if Case.TRANSITIONS allows it; audited.
+) -> list[LesionImage]:
+    """Add photos to an open case (a retake, or photos a specialist asked for); they are analysed as usual.
 
-    The row is locked and the change is a conditional update on the status read under the
-    lock, so two concurrent transitions cannot both start from the same status.
+    A case that awaits or has its own analysis result goes back to analysis for the new photos;
+    a case in a specialist's hands keeps its status (its risk and summary are brought up to
+    date when the new photos are scored). Closed and reviewed cases take no more photos.
     """
-    if to_status not in Case.Status.values:
-        raise ValidationError({"status": f"Unknown status {to_status!r}."})
-    with transaction.atomic():
-        current = Case.objects.select_for_update().only("status").get(pk=case.pk)
-        from_status = current.status
-        if not current.can_transition_to(to_status):
-            raise ValidationError(
-                {"status": f"A case cannot go from {from_status} to {to_status}."},
-                code="invalid_transition",
+    if not _can_write_for_clinic(actor, case.patient.clinic_id):
+        raise PermissionDenied("You cannot add photos to this case.")
+    if case.status in (Case.Status.REVIEWED, Case.Status.CLOSED):
+        raise ValidationError({"images": "This case has been answered; start a new case for new photos."})
+    photos = _photos_validate(images, image_kinds)
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            rows = _photos_store(case=case, photos=photos, actor=actor, stored=stored)
+            if case.status in (Case.Status.ANALYSED, Case.Status.FAILED):
+                case_transition(case=case, to_status=Case.Status.ANALYSING, actor=actor, request=request)
+            audit_record(
+                actor=actor,
+                action="case.photos_add",
+                obj=case,
+                request=request,
+                details={"images": [row.pk for row in rows], "status": case.status},
             )
-        now = timezone.now()
-        changes: dict = {"status": to_status, "updated_at": now}
-        if to_status == Case.Status.REFERRED:
-            changes["referred_at"] = now
-        # The analysis result lands as analysed or, for a high-risk case, straight as referred.
-        if to_status == Case.Status.ANALYSED or (
-            to_status == Case.Status.REFERRED and from_status in (Case.Status.SUBMITTED, Case.Status.ANALYSING)
-        ):
-            changes["analysed_at"] = now
-        updated = Case.objects.filter(pk=case.pk, status=from_status).update(**changes)
-        if updated != 1:
-            raise ValidationError(
-                {"status": "The case changed at the same time; reload it and try again."},
-                code="concurrent_transition",
-            )
-        for field, value in changes.items():
-            setattr(case, field, value)
-        audit_record(
-            actor=actor,
-            action="case.transition",
-            obj=case,
-            request=request,
-            details={"from": from_status, "to": to_status, **(details or {})},
-        )
-    return case
+            _queue_after_commit(case.pk)
+    except BaseException:
+        _delete_files(stored)
+        raise
+    return rows
 
 
 def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) -> int:

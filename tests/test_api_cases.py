@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import AuditEvent
 from diagnosis.models import Case, LesionImage
-from diagnosis.services import case_transition
+from diagnosis.transitions import case_transition
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, image_bytes
 from tests.inference_fixtures import service_missing
 
@@ -28,14 +28,14 @@ def test_staff_submits_case_with_history_and_photos(
     staff, patient, client_for, django_capture_on_commit_callbacks, monkeypatch
 ):
     enqueued = []
-    monkeypatch.setattr("diagnosis.analysis.case_analysis_enqueue", lambda *, case_id: enqueued.append(case_id))
+    monkeypatch.setattr("diagnosis.dispatch.case_analysis_enqueue", lambda *, case_id: enqueued.append(case_id))
     data = {
         "patient": patient.pk,
         "body_site": "upper extremity",
         "duration": "1_6_months",
         "recently_changed": "true",
         "bleeding": "true",
-        "abcde_border": "true",
+        "abcde_asymmetry": "true",
         "notes": "Grew over the rainy season.",
         "images": [photo("one.jpg"), photo("two.jpg")],
         "image_kinds": ["overview", "close_up"],
@@ -51,7 +51,7 @@ def test_staff_submits_case_with_history_and_photos(
     assert body["status"] == "submitted"
     assert body["body_site"] == "upper extremity"
     assert body["duration"] == "1_6_months"
-    assert (body["recently_changed"], body["bleeding"], body["abcde_border"], body["itching"]) == (
+    assert (body["recently_changed"], body["bleeding"], body["abcde_asymmetry"], body["itching"]) == (
         True,
         True,
         True,
@@ -164,7 +164,9 @@ def test_case_list_does_not_query_per_case(staff, patient, client_for, django_as
     ("path",),
     [
         (["analysing", "analysed", "referred", "under_review", "reviewed", "closed"],),
-        (["analysing", "failed", "analysing", "referred", "analysing", "analysed", "closed"],),
+        (["analysing", "failed", "analysing", "analysed", "closed"],),
+        (["failed", "referred", "under_review", "referred", "under_review", "information_requested", "referred"],),
+        (["referred", "under_review", "reviewed", "closed"],),
         (["analysed", "analysing", "analysed"],),
     ],
 )
@@ -180,7 +182,17 @@ def test_legal_status_paths_are_allowed(staff, patient, path):
 
 @pytest.mark.parametrize(
     ("start", "target"),
-    [("submitted", "closed"), ("closed", "analysing"), ("under_review", "analysing"), ("submitted", "reviewed")],
+    [
+        ("submitted", "closed"),
+        ("closed", "analysing"),
+        ("closed", "referred"),
+        ("under_review", "analysing"),
+        ("referred", "analysing"),
+        ("referred", "analysed"),
+        ("reviewed", "analysing"),
+        ("information_requested", "analysing"),
+        ("submitted", "reviewed"),
+    ],
 )
 def test_illegal_status_change_is_refused(staff, patient, start, target):
     case = CaseFactory(patient=patient, submitted_by=staff, status=start)
@@ -216,24 +228,16 @@ def test_referral_sets_referred_at_and_is_audited(staff, patient):
     assert event.clinic == patient.clinic
 
 
-def test_a_result_that_refers_the_case_also_records_when_it_was_analysed(staff, patient):
-    case = CaseFactory(patient=patient, submitted_by=staff, status=Case.Status.ANALYSING)
+def test_a_referral_back_in_the_queue_keeps_its_first_referral_time(staff, patient):
+    case = CaseFactory(patient=patient, submitted_by=staff, status=Case.Status.ANALYSED)
+    case_transition(case=case, to_status=Case.Status.REFERRED, actor=staff)
+    referred_at = Case.objects.get(pk=case.pk).referred_at
 
+    case_transition(case=case, to_status=Case.Status.UNDER_REVIEW)
     case_transition(case=case, to_status=Case.Status.REFERRED)
 
     case.refresh_from_db()
-    assert case.analysed_at is not None and case.referred_at == case.analysed_at
-
-
-def test_a_later_referral_keeps_the_time_of_the_analysis(staff, patient):
-    case = CaseFactory(patient=patient, submitted_by=staff, status=Case.Status.ANALYSING)
-    case_transition(case=case, to_status=Case.Status.ANALYSED)
-    analysed_at = Case.objects.get(pk=case.pk).analysed_at
-
-    case_transition(case=case, to_status=Case.Status.REFERRED, actor=staff)
-
-    case.refresh_from_db()
-    assert case.analysed_at == analysed_at and case.referred_at > analysed_at
+    assert case.referred_at == referred_at
 
 
 @pytest.mark.django_db(transaction=True)

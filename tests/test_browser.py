@@ -78,10 +78,10 @@ def big_phone_photo(tmp_path, lesion_photo) -> Path:
 @pytest.fixture
 def enqueued(monkeypatch):
     """Case ids handed to the analysis queue; the broker and worker are not part of this test."""
-    import diagnosis.analysis
+    import diagnosis.dispatch
 
     calls: list[int] = []
-    monkeypatch.setattr(diagnosis.analysis, "case_analysis_enqueue", lambda *, case_id: calls.append(case_id))
+    monkeypatch.setattr(diagnosis.dispatch, "case_analysis_enqueue", lambda *, case_id: calls.append(case_id))
     return calls
 
 

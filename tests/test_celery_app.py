@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from diagnosis import analysis
+from diagnosis import dispatch
 from diagnosis.models import Case, LesionImage
 from skinportal.celery import INFERENCE_QUEUE, app, refuse_demo_users_at_worker_start
 from tests.factories import LesionImageFactory, PatientFactory, UserFactory, image_bytes
@@ -129,8 +129,8 @@ def test_enqueue_never_raises_into_the_request(db, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("anything at all")
 
-    monkeypatch.setattr(analysis, "image_analysis_enqueue", broken)
-    analysis.case_analysis_enqueue(case_id=12345)
+    monkeypatch.setattr(dispatch, "image_analysis_enqueue", broken)
+    dispatch.case_analysis_enqueue(case_id=12345)
 
 
 @pytest.mark.parametrize("scheme", ["filesystem://", "redis://127.0.0.1:6379/3"])

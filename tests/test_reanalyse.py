@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEvent
-from diagnosis import analysis
+from diagnosis import analysis, dispatch
 from diagnosis.models import Case, LesionImage, Prediction
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory
 
@@ -19,7 +19,7 @@ Status = LesionImage.AnalysisStatus
 @pytest.fixture
 def enqueued(monkeypatch):
     cases: list[int] = []
-    monkeypatch.setattr(analysis, "case_analysis_enqueue", lambda *, case_id: cases.append(case_id))
+    monkeypatch.setattr(dispatch, "case_analysis_enqueue", lambda *, case_id: cases.append(case_id))
     return cases
 
 
@@ -56,6 +56,37 @@ def test_closed_case_cannot_be_analysed_again(failed_case, staff, enqueued):
     failed_case.refresh_from_db()
     with pytest.raises(ValidationError):
         analysis.case_reanalyse(case=failed_case, actor=staff)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [Case.Status.REFERRED, Case.Status.UNDER_REVIEW, Case.Status.INFORMATION_REQUESTED, Case.Status.REVIEWED],
+)
+def test_staff_cannot_pull_a_case_out_of_the_specialists_hands(failed_case, staff, enqueued, status):
+    Case.objects.filter(pk=failed_case.pk).update(status=status, risk="high", summary="High risk: referred.")
+    failed_case.refresh_from_db()
+
+    with pytest.raises(ValidationError):
+        analysis.case_reanalyse(case=failed_case, actor=staff)
+
+    failed_case.refresh_from_db()
+    assert (failed_case.status, failed_case.risk, failed_case.summary) == (status, "high", "High risk: referred.")
+    assert failed_case.images.get().analysis_status == Status.FAILED
+    assert enqueued == []
+
+
+def test_a_new_model_scores_a_referred_case_without_moving_it(db, served_model, enqueued):
+    image = LesionImageFactory(analysis_status=Status.DONE)
+    PredictionFactory(image=image, model_version="older-model")
+    Case.objects.filter(pk=image.case_id).update(status=Case.Status.REFERRED, risk="high")
+
+    analysis.case_reanalyse(case=Case.objects.get(pk=image.case_id), actor=None)
+    assert analysis.image_analyse(image_id=image.pk) == "scored"
+
+    case = Case.objects.get(pk=image.case_id)
+    assert case.status == Case.Status.REFERRED and case.risk in ("low", "moderate", "high")
+    versions = set(Prediction.objects.filter(image=image).values_list("model_version", flat=True))
+    assert versions == {"older-model", served_model.model_version}
 
 
 def test_new_model_version_adds_a_prediction_and_keeps_the_earlier_one(db, served_model, enqueued):

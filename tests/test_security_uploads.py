@@ -199,7 +199,7 @@ def test_failure_to_queue_after_commit_keeps_the_case_and_its_files(
     def broker_down(*, case_id):
         raise RuntimeError("broker unreachable")
 
-    monkeypatch.setattr("diagnosis.analysis.case_analysis_enqueue", broker_down)
+    monkeypatch.setattr("diagnosis.dispatch.case_analysis_enqueue", broker_down)
 
     response = client_for(staff).post(
         CASES_URL,

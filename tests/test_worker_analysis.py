@@ -17,7 +17,7 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import AuditEvent
-from diagnosis import analysis
+from diagnosis import analysis, dispatch
 from diagnosis.models import Case, LesionImage, Prediction
 from inference.preprocessing import CLASSES
 from tests.factories import CaseFactory, LesionImageFactory, image_bytes
@@ -35,7 +35,7 @@ def sent(monkeypatch):
         LesionImage.objects.filter(pk__in=image_ids).update(analysis_updated_at=timezone.now())
         return len(image_ids)
 
-    monkeypatch.setattr(analysis, "image_analysis_enqueue", fake_send)
+    monkeypatch.setattr(dispatch, "image_analysis_enqueue", fake_send)
     return ids
 
 
@@ -223,7 +223,7 @@ def test_high_risk_case_is_referred_with_referred_at(db, served_model):
 
     case.refresh_from_db()
     assert case.status == Case.Status.REFERRED and case.risk == "high"
-    assert case.referred_at is not None
+    assert case.referred_at is not None and case.analysed_at is not None
     assert "melanoma" in case.summary and "not a diagnosis" in case.summary
     event = AuditEvent.objects.filter(action="case.transition", object_id=str(case.pk)).latest("pk")
     assert event.details["to"] == "referred" and event.details["risk"] == "high"
@@ -245,15 +245,33 @@ def test_low_risk_case_is_analysed(db, served_model):
     assert case.status == Case.Status.ANALYSED and case.risk == "low" and case.analysed_at is not None
 
 
-def test_case_under_review_is_not_changed_by_a_late_result(db, served_model):
+def test_a_late_result_updates_the_risk_of_a_case_under_review_but_not_its_status(db, served_model):
     case = CaseFactory(status=Case.Status.UNDER_REVIEW, referred_at=timezone.now())
-    image = LesionImageFactory(case=case, analysis_status=Status.DONE)
+    image = LesionImageFactory(case=case, analysis_status=Status.ANALYSING)
+    analysis.prediction_record(
+        image=image,
+        model_version=served_model.model_version,
+        probabilities=probabilities(nv=0.97),
+        top_class="nv",
+        inference_ms=4,
+    )
 
     analysis.case_result_update(case_id=case.pk)
 
     case.refresh_from_db()
-    assert case.status == Case.Status.UNDER_REVIEW and case.summary == ""
-    assert image.predictions.count() == 0
+    assert case.status == Case.Status.UNDER_REVIEW and case.risk == "low"
+    assert not AuditEvent.objects.filter(action="case.transition", object_id=str(case.pk)).exists()
+
+
+@pytest.mark.parametrize("status", [Case.Status.REVIEWED, Case.Status.CLOSED])
+def test_an_answered_case_keeps_the_result_it_was_answered_on(db, served_model, status):
+    case = CaseFactory(status=status, referred_at=timezone.now(), risk="high", summary="High risk: as reviewed.")
+    LesionImageFactory(case=case, analysis_status=Status.DONE)
+
+    analysis.case_result_update(case_id=case.pk)
+
+    case.refresh_from_db()
+    assert (case.status, case.risk, case.summary) == (status, "high", "High risk: as reviewed.")
 
 
 # --- The sweeper ------------------------------------------------------------------------------

@@ -128,12 +128,12 @@ def populate() -> dict:
 
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    import diagnosis.analysis
+    import diagnosis.dispatch
     from accounts.models import Clinic, User
     from diagnosis.models import Case, LesionImage
     from diagnosis.services import case_submit, patient_create
 
-    diagnosis.analysis.case_analysis_enqueue = lambda *, case_id: None  # no worker here
+    diagnosis.dispatch.case_analysis_enqueue = lambda *, case_id: None  # no worker here
     clinic = Clinic.objects.create(name="Hillside Rural Clinic")
     nurse = User.objects.create_user(
         "joy.banda", password=PASSWORD, first_name="Joy", last_name="Banda", role=User.Role.CLINIC_STAFF

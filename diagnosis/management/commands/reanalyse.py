@@ -9,8 +9,9 @@ versions stay (one row per image and model version). A photo that already has a
 prediction from the deployed version is not scored again: a version names one immutable
 artifact, so the numbers would be the same; there is no option to force it. Cases whose
 every photo is scored by the deployed version are left alone, as are cases still being
-analysed and cases a specialist has taken on or that are closed (under review, reviewed,
-closed): re-scoring must not pull a case out of a specialist's hands.
+analysed and cases a specialist has taken on, is waiting on or has answered (under review,
+information requested, reviewed, closed). A referred case waiting in the queue is scored by
+the new version too, as a new prediction: it stays referred, in the specialist's hands.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ LEFT_ALONE = {
     Case.Status.SUBMITTED: "analysis in progress",
     Case.Status.ANALYSING: "analysis in progress",
     Case.Status.UNDER_REVIEW: "with a specialist",
+    Case.Status.INFORMATION_REQUESTED: "waiting for the clinic's answer",
     Case.Status.REVIEWED: "reviewed by a specialist",
     Case.Status.CLOSED: "closed",
 }

@@ -1,0 +1,16 @@
+"""Events of the case workflow that apps built on top of ``diagnosis`` listen to.
+
+``diagnosis`` never imports those apps (the referral workflow in ``triage`` imports this
+one); it tells them through these signals, sent inside the transaction that made the change,
+so a receiver's rows commit or roll back with it.
+"""
+
+from django.dispatch import Signal
+
+# Sent after diagnosis itself referred a case (model result or clinical checklist), once the
+# case is in status "referred". Arguments: case, source ("model" or "checklist"), urgency
+# ("routine" or "urgent"), reason (plain words), actor (None for the worker), request.
+case_referred = Signal()
+
+# Sent when the analysis wrote a case's result (risk and summary). Arguments: case.
+case_result_written = Signal()

@@ -1,0 +1,105 @@
+"""A case's status: the legal changes, and the one function that makes them.
+
+Every way in (the web pages, the API, the analysis worker, the referral workflow in
+``triage``, management commands and Django admin) changes a case's status through
+``case_transition``, so a rule such as "a case in a specialist's hands is not analysed
+again" holds in every door at once.
+
+    submitted ──▶ analysing ──▶ analysed ──▶ closed
+        │             │   │         │
+        │             │   └▶ failed ┤ (the clinic can always refer)
+        └─────────────┴──────▶ referred ◀──────────────┐
+                                  │ claim   ▲ release,  │ the clinic answers
+                                  ▼         │ lease out │
+                             under_review ──┴──▶ information_requested
+                                  │ review
+                                  ▼
+                              reviewed ──acknowledge──▶ closed (read-only)
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.services import audit_record
+
+from .models import Case
+
+Status = Case.Status
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.SUBMITTED: frozenset({Status.ANALYSING, Status.ANALYSED, Status.FAILED, Status.REFERRED}),
+    Status.ANALYSING: frozenset({Status.ANALYSING, Status.ANALYSED, Status.FAILED, Status.REFERRED}),
+    Status.ANALYSED: frozenset({Status.ANALYSING, Status.REFERRED, Status.CLOSED}),
+    Status.FAILED: frozenset({Status.ANALYSING, Status.REFERRED}),
+    Status.REFERRED: frozenset({Status.UNDER_REVIEW}),
+    Status.UNDER_REVIEW: frozenset({Status.REFERRED, Status.INFORMATION_REQUESTED, Status.REVIEWED}),
+    Status.INFORMATION_REQUESTED: frozenset({Status.REFERRED}),
+    Status.REVIEWED: frozenset({Status.CLOSED}),
+    Status.CLOSED: frozenset(),
+}
+
+# From referral on, the case is in a specialist's hands or answered: the analysis may add a
+# prediction of a new model version, but never moves the case or clears its result.
+IN_SPECIALIST_HANDS = frozenset(
+    {Status.REFERRED, Status.UNDER_REVIEW, Status.INFORMATION_REQUESTED, Status.REVIEWED, Status.CLOSED}
+)
+# The clinic may refer a case in these statuses (a photo without a result never blocks it).
+REFERABLE = frozenset(status for status, targets in TRANSITIONS.items() if Status.REFERRED in targets) - {
+    Status.UNDER_REVIEW,
+    Status.INFORMATION_REQUESTED,
+}
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    return to_status in TRANSITIONS.get(from_status, frozenset())
+
+
+def case_transition(
+    *,
+    case: Case,
+    to_status: str,
+    actor=None,
+    request: HttpRequest | None = None,
+    details: dict | None = None,
+) -> Case:
+    """Move a case to another status if ``TRANSITIONS`` allows it; audited with old and new status.
+
+    The row is locked and the change is a conditional update on the status read under the
+    lock, so two concurrent transitions cannot both start from the same status. The first
+    referral sets ``referred_at``; a referral returning to the queue keeps it (its waiting
+    time runs from the first referral).
+    """
+    if to_status not in Status.values:
+        raise ValidationError({"status": f"Unknown status {to_status!r}."})
+    with transaction.atomic():
+        current = Case.objects.select_for_update().only("status", "referred_at").get(pk=case.pk)
+        from_status = current.status
+        if not can_transition(from_status, to_status):
+            raise ValidationError(
+                {"status": f"A case cannot go from {from_status} to {to_status}."},
+                code="invalid_transition",
+            )
+        now = timezone.now()
+        changes: dict = {"status": to_status, "updated_at": now}
+        if to_status == Status.REFERRED and current.referred_at is None:
+            changes["referred_at"] = now
+        updated = Case.objects.filter(pk=case.pk, status=from_status).update(**changes)
+        if updated != 1:
+            raise ValidationError(
+                {"status": "The case changed at the same time; reload it and try again."},
+                code="concurrent_transition",
+            )
+        for field, value in changes.items():
+            setattr(case, field, value)
+        audit_record(
+            actor=actor,
+            action="case.transition",
+            obj=case,
+            request=request,
+            details={"from": from_status, "to": to_status, **(details or {})},
+        )
+    return case
