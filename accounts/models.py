@@ -25,7 +25,16 @@ class User(AbstractUser):
         ADMINISTRATOR = "administrator", "Administrator"
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.CLINIC_STAFF)
-    clinics = models.ManyToManyField(Clinic, blank=True, related_name="members")
+    clinics = models.ManyToManyField(
+        Clinic,
+        blank=True,
+        related_name="members",
+        help_text="Clinic staff: the clinics they work in. Specialists: the clinics whose referrals they serve.",
+    )
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
 
     @property
     def is_clinic_staff(self) -> bool:

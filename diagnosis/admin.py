@@ -160,6 +160,7 @@ class CaseAdmin(AuditedAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # cases are submitted by clinic staff, with photos, through case_submit
+
     inlines = (LesionImageInline,)
 
 
@@ -207,6 +208,7 @@ class LesionImageAdmin(AuditedAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
     inlines = (PredictionInline,)
 
     @admin.display(description="Photo")

@@ -101,8 +101,19 @@ class CaseForm(forms.Form):
         widget=forms.RadioSelect,
     )
     recently_changed = forms.BooleanField(label="Recently changed", required=False)
-    itching = forms.BooleanField(label="Itching", required=False)
-    bleeding = forms.BooleanField(label="Bleeding", required=False)
+    changed_size = forms.BooleanField(label="Change in size", required=False)
+    changed_shape = forms.BooleanField(label="Change in shape", required=False)
+    itching = forms.BooleanField(label="Itching or change in sensation", required=False)
+    bleeding = forms.BooleanField(label="Oozing or bleeding", required=False)
+    inflammation = forms.BooleanField(label="Inflammation (red, swollen around it)", required=False)
+    diameter_mm = forms.IntegerField(
+        label="Largest diameter (mm)",
+        required=False,
+        min_value=1,
+        max_value=500,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+        help_text="Measure across the widest part, if you can.",
+    )
     abcde_asymmetry = forms.BooleanField(label="A: asymmetry (the two halves do not match)", required=False)
     abcde_border = forms.BooleanField(label="B: border irregular, ragged or blurred", required=False)
     abcde_colour = forms.BooleanField(label="C: colour uneven (several shades)", required=False)
@@ -119,7 +130,7 @@ class CaseForm(forms.Form):
         choices=LesionImage.Kind.choices, required=False, widget=forms.MultipleHiddenInput
     )
 
-    HISTORY_FIELDS = ("recently_changed", "itching", "bleeding")
+    HISTORY_FIELDS = ("recently_changed", "changed_size", "changed_shape", "itching", "bleeding", "inflammation")
     ABCDE_FIELDS = (
         "abcde_asymmetry",
         "abcde_border",

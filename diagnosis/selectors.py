@@ -1,7 +1,7 @@
 """Every read of clinical data, scoped to what the user may see.
 
-Clinic staff see their own clinics' records; specialists see cases that were referred to
-them (and those cases' patients, images and predictions); administrators see everything;
+Clinic staff see their own clinics' records; specialists see the referred cases of the
+clinics they serve (``User.clinics``), and those cases' patients, images and predictions; administrators see everything;
 anonymous and inactive users see nothing. Views and APIs fetch single objects through
 these too (``get_object_or_404(case_list_for(user=u), pk=pk)``), so another clinic's record
 is a 404.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from . import extensions
 from .models import Case, LesionImage, Patient
 
 
@@ -24,7 +25,7 @@ def _case_scope(user) -> Q | None:
         return None
     if user.is_specialist:
         # referred_at is set on referral and kept through review and closing.
-        return Q(referred_at__isnull=False)
+        return Q(referred_at__isnull=False, patient__clinic__in=user.clinics.filter(is_active=True))
     if user.is_clinic_staff:
         return Q(patient__clinic__in=user.clinics.filter(is_active=True))
     return Q(pk__in=[])
@@ -35,6 +36,7 @@ def case_list_for(*, user) -> QuerySet[Case]:
         return Case.objects.none()
     cases = Case.objects.select_related("patient", "patient__clinic", "submitted_by")
     cases = cases.prefetch_related(Prefetch("images", queryset=LesionImage.objects.prefetch_related("predictions")))
+    cases = cases.prefetch_related(*extensions.CASE_PREFETCHES)
     scope = _case_scope(user)
     return cases if scope is None else cases.filter(scope)
 
@@ -46,7 +48,8 @@ def patient_list_for(*, user) -> QuerySet[Patient]:
     if user.is_administrator:
         return patients
     if user.is_specialist:
-        return patients.filter(cases__referred_at__isnull=False).distinct()
+        served = user.clinics.filter(is_active=True)
+        return patients.filter(clinic__in=served, cases__referred_at__isnull=False).distinct()
     if user.is_clinic_staff:
         return patients.filter(clinic__in=user.clinics.filter(is_active=True))
     return patients.none()

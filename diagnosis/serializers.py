@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from . import extensions
 from .models import Case, LesionImage, Patient, Prediction
 
 
@@ -83,6 +84,12 @@ class CaseInputSerializer(serializers.Serializer):
     abcde_colour = serializers.BooleanField(required=False, default=False)
     abcde_diameter = serializers.BooleanField(required=False, default=False)
     abcde_evolving = serializers.BooleanField(required=False, default=False)
+    diameter_mm = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=500, help_text="Largest diameter in mm."
+    )
+    inflammation = serializers.BooleanField(required=False, default=False)
+    changed_size = serializers.BooleanField(required=False, default=False)
+    changed_shape = serializers.BooleanField(required=False, default=False)
     notes = serializers.CharField(required=False, allow_blank=True, default="")
     # Files are judged by decoding in diagnosis.uploads, so empty ones get its message.
     images = serializers.ListField(
@@ -154,8 +161,19 @@ class ImageOutputSerializer(serializers.ModelSerializer):
 
 
 class CaseOutputSerializer(serializers.ModelSerializer):
+    """A case with its photos and results; apps built on diagnosis add fields (diagnosis.extensions)."""
+
     clinic = serializers.IntegerField(source="patient.clinic_id", read_only=True)
     images = ImageOutputSerializer(many=True, read_only=True)
+    checklist_score = serializers.IntegerField(
+        read_only=True, help_text="Weighted 7-point checklist score (0-10); 3 or more is referred as urgent."
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name, factory in extensions.CASE_OUTPUT_FIELDS.items():
+            fields[name] = factory()
+        return fields
 
     class Meta:
         model = Case
@@ -172,6 +190,7 @@ class CaseOutputSerializer(serializers.ModelSerializer):
             "analysed_at",
             "referred_at",
             *Case.HISTORY_FIELDS,
+            "checklist_score",
             "notes",
             "images",
         )

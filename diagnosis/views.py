@@ -31,6 +31,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
@@ -38,6 +39,7 @@ from accounts.services import audit_record
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
+from . import extensions
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
 from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
@@ -45,6 +47,7 @@ from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
 from .services import case_submit, patient_consent_record, patient_create
+from .transitions import IN_SPECIALIST_HANDS
 
 logger = logging.getLogger(__name__)
 
@@ -291,8 +294,10 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(case_list_for(user=request.user), pk=pk)
     audit_record(actor=request.user, action="case.view", obj=case, request=request)
-    context = {"case": case, "patient": case.patient, **_result_context(request, case)}
+    context = {"case": case, "patient": case.patient, **result_context(request, case)}
     context["result_html"], context["result_fingerprint"] = _result_card(request, case, context)
+    # What apps built on diagnosis show on the case page (the referral and the specialist's answer).
+    context["panels"] = [mark_safe(panel(request, case)) for panel in extensions.CASE_PAGE_PANELS]  # noqa: S308
     return render(request, "diagnosis/case_detail.html", context)
 
 
@@ -306,7 +311,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
     poll that delivers the finished result is audited as a view of the case.
     """
     case = get_object_or_404(case_list_for(user=request.user), pk=pk)
-    context = _result_context(request, case)
+    context = result_context(request, case)
     if not context["pending"]:
         audit_record(
             actor=request.user,
@@ -354,7 +359,7 @@ def _result_card(request: HttpRequest, case: Case, context: dict) -> tuple[str, 
     return html, hashlib.sha256(html.encode()).hexdigest()[:16]
 
 
-def _result_context(request: HttpRequest, case: Case) -> dict:
+def result_context(request: HttpRequest, case: Case) -> dict:
     """What the result card shows: per image its state, probability bars and heatmap."""
     images = []
     for image in case.images.all():
@@ -394,7 +399,12 @@ def _result_context(request: HttpRequest, case: Case) -> dict:
         "pending": pending,
         "any_failed": any_failed,
         "model_versions": model_versions,
-        "can_reanalyse": (any_failed and not pending and can_submit_clinical_records(request.user)),
+        "can_reanalyse": (
+            any_failed
+            and not pending
+            and case.status not in IN_SPECIALIST_HANDS
+            and can_submit_clinical_records(request.user)
+        ),
         "uncertain_below": UNCERTAIN_BELOW,
     }
 

@@ -1,6 +1,7 @@
-"""The Celery app: configured from Django settings (``CELERY_`` namespace), one ``inference`` queue.
+"""The Celery app: configured from Django settings (``CELERY_`` namespace); queues ``inference`` and ``notifications``.
 
     celery -A skinportal worker -Q inference     # scores images; loads the model once per pool process
+    celery -A skinportal worker -Q notifications # emails notifications; returns expired referral claims
     celery -A skinportal beat                    # runs the sweeper (diagnosis.analysis.analysis_sweep)
                                                  # and, hourly, the orphaned-file cleanup
 
@@ -26,11 +27,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skinportal.settings.local")
 logger = logging.getLogger(__name__)
 
 INFERENCE_QUEUE = "inference"
+# Notification emails and the referral workflow's housekeeping: light work that must never
+# wait behind, or hold up, image analysis.
+NOTIFICATIONS_QUEUE = "notifications"
 ORPHAN_SWEEP_SECONDS = 60 * 60
 
 app = Celery("skinportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_routes = {"inference.*": {"queue": INFERENCE_QUEUE}}
+app.conf.task_routes = {
+    "inference.*": {"queue": INFERENCE_QUEUE},
+    "notifications.*": {"queue": NOTIFICATIONS_QUEUE},
+    "triage.*": {"queue": NOTIFICATIONS_QUEUE},
+}
 # Loading the model in a fresh pool process takes a moment; the default 4 s is tight on a busy machine.
 app.conf.worker_proc_alive_timeout = 60
 app.autodiscover_tasks()
@@ -54,6 +62,15 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
         queue=INFERENCE_QUEUE,
         expires=ORPHAN_SWEEP_SECONDS,
     )
+    # Referrals whose claim lease ran out go back to the queue (triage.services.referral_claims_expire).
+    claims_every = settings.SKINPORTAL_REFERRAL_SWEEP_SECONDS
+    sender.add_periodic_task(
+        claims_every,
+        sender.signature("triage.claims_expire"),
+        name="referral-claims-expire",
+        queue=NOTIFICATIONS_QUEUE,
+        expires=claims_every,
+    )
 
 
 @worker_init.connect
@@ -74,6 +91,22 @@ def refuse_demo_users_at_worker_start(**kwargs) -> None:
         raise SystemExit(f"worker refused to start: {exc}") from exc
 
 
+# Set in the worker's main process before its pool forks: does this worker consume the inference queue?
+_consumes_inference = True
+
+
+@worker_init.connect
+def note_whether_worker_serves_the_model(sender=None, **kwargs) -> None:
+    """A worker started for the notifications queue alone never loads the model."""
+    global _consumes_inference
+    try:
+        queues = set(sender.app.amqp.queues.consume_from or ())
+    except AttributeError:
+        return
+    if queues:
+        _consumes_inference = INFERENCE_QUEUE in queues
+
+
 @worker_process_init.connect
 def load_model_in_worker_process(**kwargs) -> None:
     """Load the predictor once in every pool process, after the fork, never in the parent.
@@ -81,6 +114,8 @@ def load_model_in_worker_process(**kwargs) -> None:
     A model that cannot load is logged, not raised: the process stays up, each task tries
     the load again and records the failure on the image, and /readyz reports it.
     """
+    if not _consumes_inference:
+        return
     from inference.artifact import ArtifactError
     from inference.predictor import get_predictor
 

@@ -36,6 +36,9 @@ urlpatterns = [
     ),
     # REST API v1 and the access-checked image files (namespace "diagnosis").
     path("", include("diagnosis.urls")),
+    # The referral workflow: its API (namespace "triage-api") and pages (namespace "triage").
+    path("", include("triage.api_urls")),
+    path("", include("triage.urls")),
 ]
 
 # /readyz: database, broker and an inference worker with its model loaded.

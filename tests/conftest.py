@@ -1,7 +1,7 @@
 """Personas and clients shared by the tests.
 
-clinic_a / clinic_b: two clinics; staff works in A, other_staff in B; specialist sees
-referred cases only; admin_user sees everything; api_client is anonymous; client_for and
+clinic_a / clinic_b: two clinics; staff works in A, other_staff in B; specialist serves
+both clinics and sees their referred cases only; specialist_b serves clinic B only; admin_user sees everything; api_client is anonymous; client_for and
 web_client sign a given persona in to the API and to the web pages.
 """
 
@@ -55,8 +55,13 @@ def other_staff(clinic_b):
 
 
 @pytest.fixture
-def specialist(db):
-    return UserFactory(username="sam", role=User.Role.SPECIALIST)
+def specialist(clinic_a, clinic_b):
+    return UserFactory(username="sam", role=User.Role.SPECIALIST, clinics=[clinic_a, clinic_b])
+
+
+@pytest.fixture
+def specialist_b(clinic_b):
+    return UserFactory(username="sue", role=User.Role.SPECIALIST, clinics=[clinic_b])
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ def test_seed_demo_creates_clinics_and_personas():
     assert [c.name for c in users["demo-staff-2"].clinics.all()] == ["Second Clinic"]
     assert users["demo-staff"].is_clinic_staff
     assert users["demo-specialist"].is_specialist
+    assert sorted(c.name for c in users["demo-specialist"].clinics.all()) == ["Demo Clinic", "Second Clinic"]
+    assert [c.name for c in users["demo-specialist-2"].clinics.all()] == ["Second Clinic"]
     assert users["demo-admin"].is_superuser and users["demo-admin"].is_administrator
     assert all(user.check_password("a-long-demo-password") for user in users.values())
 
@@ -38,7 +40,7 @@ def test_seed_demo_twice_is_harmless():
     output = seed()
 
     assert Clinic.objects.count() == 2
-    assert User.objects.count() == 4
+    assert User.objects.count() == 5
     assert "passwords unchanged" in output
     assert User.objects.get(username="demo-staff").check_password("a-long-demo-password")
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "accounts",
     "diagnosis",
+    "triage",
 ]
 
 MIDDLEWARE = [
@@ -58,6 +59,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "triage.context_processors.notifications",
             ],
         },
     },
@@ -177,6 +179,12 @@ SPECTACULAR_SETTINGS = {
         "ImageAnalysisStatusEnum": "diagnosis.models.LesionImage.AnalysisStatus",
         "CaseStatusEnum": "diagnosis.models.Case.Status",
         "BodySiteEnum": "diagnosis.models.Case.BodySite",
+        "ReferralStatusEnum": "triage.models.Referral.Status",
+        "ReferralUrgencyEnum": "triage.models.Referral.Urgency",
+        "ReferralSourceEnum": "triage.models.Referral.Source",
+        "ReviewDiagnosisEnum": "triage.models.Review.Diagnosis",
+        "ReviewOutcomeEnum": "triage.models.Review.Outcome",
+        "NotificationKindEnum": "triage.models.Notification.Kind",
     },
 }
 
@@ -225,6 +233,17 @@ SKINPORTAL_ANALYSIS_MAX_ATTEMPTS = env.int("SKINPORTAL_ANALYSIS_MAX_ATTEMPTS", d
 SKINPORTAL_ANALYSIS_SWEEP_SECONDS = env.float("SKINPORTAL_ANALYSIS_SWEEP_SECONDS", default=30)
 # How long GET /readyz waits for an inference worker to answer its ping.
 SKINPORTAL_READYZ_TIMEOUT = env.float("SKINPORTAL_READYZ_TIMEOUT", default=3)
+
+# --- Referrals (triage/) ----------------------------------------------------------------
+# Target time from referral to a specialist's answer, by urgency; later ones are overdue.
+SKINPORTAL_REFERRAL_TARGET_HOURS_URGENT = env.float("SKINPORTAL_REFERRAL_TARGET_HOURS_URGENT", default=24)
+SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE = env.float("SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE", default=72)
+# A specialist's claim on a referral lasts this long; then the referral goes back to the queue.
+SKINPORTAL_REFERRAL_CLAIM_MINUTES = env.float("SKINPORTAL_REFERRAL_CLAIM_MINUTES", default=120)
+# Beat returns expired claims to the queue this often (the queue treats them as open at once).
+SKINPORTAL_REFERRAL_SWEEP_SECONDS = env.float("SKINPORTAL_REFERRAL_SWEEP_SECONDS", default=60)
+# Links in notification emails: the portal's public address, e.g. https://portal.example.org
+SKINPORTAL_PUBLIC_URL = env("SKINPORTAL_PUBLIC_URL", default="http://localhost:8000")
 
 # --- Production guard rails (production.py switches these on) ---------------------------
 SKINPORTAL_REFUSE_DEMO_USERS = False

@@ -14,7 +14,9 @@ SECOND_CLINIC = "Second Clinic"
 DEMO_USERS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "demo-staff": (User.Role.CLINIC_STAFF, False, (DEMO_CLINIC,)),
     "demo-staff-2": (User.Role.CLINIC_STAFF, False, (SECOND_CLINIC,)),
-    "demo-specialist": (User.Role.SPECIALIST, False, ()),
+    # Specialists serve the clinics listed: they see those clinics' referrals only.
+    "demo-specialist": (User.Role.SPECIALIST, False, (DEMO_CLINIC, SECOND_CLINIC)),
+    "demo-specialist-2": (User.Role.SPECIALIST, False, (SECOND_CLINIC,)),
     "demo-admin": (User.Role.ADMINISTRATOR, True, ()),
 }
 
@@ -22,7 +24,8 @@ DEMO_USERS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
 class Command(BaseCommand):
     help = (
         "Create the clinics 'Demo Clinic' and 'Second Clinic' and the users demo-staff, "
-        "demo-staff-2, demo-specialist and demo-admin. Running it again changes nothing "
+        "demo-staff-2, demo-specialist (serving both clinics), demo-specialist-2 (serving Second Clinic) "
+        "and demo-admin. Running it again changes nothing "
         "unless --password is given, which resets the demo users' password."
     )
 

@@ -1,0 +1,32 @@
+"""Hooks through which apps built on ``diagnosis`` add to its case responses and case page.
+
+``diagnosis`` never imports those apps; they register here from their ``AppConfig.ready()``
+(the referral workflow in ``triage/hooks.py`` adds a case's ``referral`` and ``review`` to the
+API and its referral panel to the case page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest
+
+# name -> a function returning a fresh read-only serializer field for CaseOutputSerializer
+CASE_OUTPUT_FIELDS: dict[str, Callable[[], object]] = {}
+# prefetch_related lookups that case_list_for applies, so the registered fields cost no query per case
+CASE_PREFETCHES: list[str] = []
+# functions (request, case) -> HTML, shown on the case page below the model's result
+CASE_PAGE_PANELS: list[Callable[[HttpRequest, object], str]] = []
+
+
+def case_output_field_register(name: str, factory: Callable[[], object]) -> None:
+    CASE_OUTPUT_FIELDS[name] = factory
+
+
+def case_prefetch_register(*lookups: str) -> None:
+    CASE_PREFETCHES.extend(lookup for lookup in lookups if lookup not in CASE_PREFETCHES)
+
+
+def case_page_panel_register(render: Callable[[HttpRequest, object], str]) -> None:
+    if render not in CASE_PAGE_PANELS:
+        CASE_PAGE_PANELS.append(render)

@@ -1,0 +1,23 @@
+"""How ``triage`` hears from ``diagnosis`` (which never imports it) and adds to its responses and pages."""
+
+from __future__ import annotations
+
+
+def connect() -> None:
+    from diagnosis import extensions
+    from diagnosis.signals import case_referred
+
+    from . import panels, serializers, services
+
+    def on_case_referred(sender, *, case, source, urgency, reason, actor=None, request=None, **kwargs):
+        services.referral_from_diagnosis(
+            case=case, source=source, urgency=urgency, reason=reason, actor=actor, request=request
+        )
+
+    case_referred.connect(on_case_referred, dispatch_uid="triage.referral_from_diagnosis", weak=False)
+    extensions.case_output_field_register("referral", serializers.case_referral_field)
+    extensions.case_output_field_register("review", serializers.case_review_field)
+    extensions.case_page_panel_register(panels.case_referral_panel)
+    extensions.case_prefetch_register(
+        "referral__claimed_by", "referral__reviews__reviewer", "referral__information_requests"
+    )

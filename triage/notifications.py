@@ -1,0 +1,89 @@
+"""Telling people: a notification row per recipient, and its email sent by the ``notifications`` queue."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Clinic, User
+from diagnosis.models import Case
+
+from .models import Notification
+
+logger = logging.getLogger(__name__)
+
+EMAIL_TASK = "notifications.email_send"  # triage.tasks.email_send, routed to the notifications queue
+
+
+def specialists_serving(clinic: Clinic):
+    return User.objects.filter(role=User.Role.SPECIALIST, is_active=True, clinics=clinic)
+
+
+def clinic_staff_of(clinic: Clinic):
+    return User.objects.filter(role=User.Role.CLINIC_STAFF, is_active=True, clinics=clinic)
+
+
+def notify(*, recipients, kind: str, case: Case, title: str, body: str = "", url: str = "") -> list[Notification]:
+    """One notification per recipient, emailed after the transaction commits (never in the request)."""
+    rows = Notification.objects.bulk_create(
+        [
+            Notification(recipient=user, kind=kind, case=case, title=title[:200], body=body, url=url)
+            for user in recipients
+        ]
+    )
+    ids = [row.pk for row in rows if row.pk is not None]
+    if not ids:  # backends that do not return ids from bulk_create
+        ids = list(
+            Notification.objects.filter(case=case, kind=kind, emailed_at__isnull=True).values_list("pk", flat=True)
+        )
+    transaction.on_commit(lambda: _enqueue_emails(ids), robust=True)
+    return rows
+
+
+def _enqueue_emails(ids: list[int]) -> None:
+    for notification_id in ids:
+        try:
+            current_app.send_task(EMAIL_TASK, args=(notification_id,), retry_policy={"max_retries": 1})
+        except Exception:  # the broker is down: the portal notification stands; the email is lost
+            logger.warning("could not queue the email of notification %s", notification_id, exc_info=True)
+            break
+
+
+def case_url(case: Case) -> str:
+    return reverse("web:case-detail", args=[case.pk])
+
+
+def referral_url(referral) -> str:
+    return reverse("triage:referral-detail", args=[referral.pk])
+
+
+def notification_email_send(*, notification_id: int) -> bool:
+    """Email one notification to its recipient, once; False when there is nothing to send.
+
+    The email says only that something happened and links to the portal: no patient
+    details travel by email.
+    """
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update().select_related("recipient").filter(pk=notification_id).first()
+        )
+        if notification is None or notification.emailed_at is not None or not notification.recipient.email:
+            return False
+        link = f"{settings.SKINPORTAL_PUBLIC_URL.rstrip('/')}{notification.url}" if notification.url else ""
+        body = f"{notification.title}.\n\n{notification.body}\n\nOpen it in Skin Portal: {link}\n".replace(
+            "\n\n\n", "\n\n"
+        )
+        send_mail(
+            subject=f"Skin Portal: {notification.title}",
+            message=body,
+            from_email=None,
+            recipient_list=[notification.recipient.email],
+        )
+        Notification.objects.filter(pk=notification.pk).update(emailed_at=timezone.now())
+    return True
