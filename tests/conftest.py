@@ -102,11 +102,12 @@ def web_client(client):
 
 
 @pytest.fixture
-def personas(staff, other_staff, specialist, admin_user):
+def personas(staff, other_staff, specialist, specialist_b, admin_user):
     return {
         "anonymous": None,
         "staff": staff,
         "other_staff": other_staff,
         "specialist": specialist,
+        "specialist_b": specialist_b,
         "admin": admin_user,
     }

@@ -10,13 +10,19 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, image_bytes
+from triage import services as triage_services
+from triage.models import Notification
 
-ANON, STAFF, OTHER, SPEC, ADMIN = "anonymous", "staff", "other_staff", "specialist", "admin"
+ANON, STAFF, OTHER, SPEC, SPEC_B, ADMIN = "anonymous", "staff", "other_staff", "specialist", "specialist_b", "admin"
 
 
 @pytest.fixture
-def world(clinic_a, clinic_b, staff, other_staff):
-    """Clinic A: a patient with a case, and a patient whose case was referred. Clinic B: one case."""
+def world(clinic_a, clinic_b, staff, other_staff, specialist, specialist_b):
+    """Clinic A: a patient with a case, and a patient whose case was referred. Clinic B: one case.
+
+    ``specialist`` serves both clinics, ``specialist_b`` clinic B only: a clinic A referral is a
+    404 for the latter.
+    """
     patient_a = PatientFactory(clinic=clinic_a, created_by=staff)
     case_a = CaseFactory(patient=patient_a, submitted_by=staff)
     image_a = PredictionFactory(with_heatmap=True, image=LesionImageFactory(case=case_a)).image
@@ -24,6 +30,11 @@ def world(clinic_a, clinic_b, staff, other_staff):
     patient_referred = PatientFactory(clinic=clinic_a, created_by=staff)
     case_referred = CaseFactory(patient=patient_referred, submitted_by=staff, referred=True)
     image_referred = PredictionFactory(with_heatmap=True, image=LesionImageFactory(case=case_referred)).image
+
+    referral = triage_services._referral_row_create(
+        case=case_referred, source="model", urgency="routine", reason="High risk.", referred_by=None, request=None
+    )
+    notification = Notification.objects.create(recipient=staff, kind="review", case=case_referred, title="For alice")
 
     patient_b = PatientFactory(clinic=clinic_b, created_by=other_staff)
     case_b = CaseFactory(patient=patient_b, submitted_by=other_staff)
@@ -39,6 +50,8 @@ def world(clinic_a, clinic_b, staff, other_staff):
         "patient_b": patient_b,
         "case_b": case_b,
         "image_b": image_b,
+        "referral": referral,
+        "notification": notification,
     }
 
 
@@ -67,81 +80,165 @@ ENDPOINTS = {
         "get",
         lambda w: "/api/v1/patients/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, SPEC_B: 200, ADMIN: 200},
     ),
     "patient-detail": (
         "get",
         lambda w: f"/api/v1/patients/{w['patient_a'].pk}/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "referred-patient-detail": (
         "get",
         lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
     ),
     "patient-create-in-clinic-a": (
         "post",
         lambda w: "/api/v1/patients/",
         _patient_payload,
-        {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, ADMIN: 201},
+        {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, SPEC_B: 403, ADMIN: 201},
     ),
     # Specialists never change consent: 404 where they cannot see the patient, 403 where they can.
     "patient-consent": (
         "post",
         lambda w: f"/api/v1/patients/{w['patient_a'].pk}/consent/",
         lambda w: {"consent_given": True},
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "referred-patient-consent": (
         "post",
         lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/consent/",
         lambda w: {"consent_given": False},
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 403, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 403, SPEC_B: 404, ADMIN: 200},
     ),
-    "case-list": ("get", lambda w: "/api/v1/cases/", None, {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, ADMIN: 200}),
+    "case-list": (
+        "get",
+        lambda w: "/api/v1/cases/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, SPEC_B: 200, ADMIN: 200},
+    ),
     "case-detail": (
         "get",
         lambda w: f"/api/v1/cases/{w['case_a'].pk}/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "referred-case-detail": (
         "get",
         lambda w: f"/api/v1/cases/{w['case_referred'].pk}/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
     ),
     "case-create-for-clinic-a-patient": (
         "post",
         lambda w: "/api/v1/cases/",
         _case_payload,
-        {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, ADMIN: 201},
+        {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, SPEC_B: 403, ADMIN: 201},
     ),
     "image-file": (
         "get",
         lambda w: f"/media/lesions/{w['image_a'].pk}/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "referred-image-file": (
         "get",
         lambda w: f"/media/lesions/{w['image_referred'].pk}/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
     ),
     "heatmap-file": (
         "get",
         lambda w: f"/media/lesions/{w['image_a'].pk}/heatmap/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "referred-heatmap-file": (
         "get",
         lambda w: f"/media/lesions/{w['image_referred'].pk}/heatmap/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+    ),
+    # The referral workflow (triage/api_urls.py).
+    "case-referral": (
+        "post",
+        lambda w: f"/api/v1/cases/{w['case_a'].pk}/referral/",
+        lambda w: {"urgency": "routine", "reason": "Growing."},
+        {ANON: 401, STAFF: 201, OTHER: 404, SPEC: 403, SPEC_B: 403, ADMIN: 201},
+    ),
+    "case-information-nothing-asked": (
+        "post",
+        lambda w: f"/api/v1/cases/{w['case_referred'].pk}/information/",
+        lambda w: {"message": "Here it is."},
+        {ANON: 401, STAFF: 409, OTHER: 404, SPEC: 403, SPEC_B: 403, ADMIN: 409},
+    ),
+    "case-acknowledge-unanswered": (
+        "post",
+        lambda w: f"/api/v1/cases/{w['case_referred'].pk}/acknowledge/",
+        None,
+        {ANON: 401, STAFF: 409, OTHER: 404, SPEC: 403, SPEC_B: 403, ADMIN: 409},
+    ),
+    "referral-list": (
+        "get",
+        lambda w: "/api/v1/referrals/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, SPEC_B: 200, ADMIN: 200},
+    ),
+    "referral-detail": (
+        "get",
+        lambda w: f"/api/v1/referrals/{w['referral'].pk}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+    ),
+    "referral-claim": (
+        "post",
+        lambda w: f"/api/v1/referrals/{w['referral'].pk}/claim/",
+        None,
+        {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 200, SPEC_B: 404, ADMIN: 403},
+    ),
+    "referral-release-unclaimed": (
+        "post",
+        lambda w: f"/api/v1/referrals/{w['referral'].pk}/release/",
+        None,
+        {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 409, SPEC_B: 404, ADMIN: 409},
+    ),
+    "referral-review-unclaimed": (
+        "post",
+        lambda w: f"/api/v1/referrals/{w['referral'].pk}/review/",
+        lambda w: {"diagnosis": "nv", "agrees_with_model": True, "outcome": "discharge", "message": "Benign."},
+        {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 409, SPEC_B: 404, ADMIN: 403},
+    ),
+    "referral-request-information-unclaimed": (
+        "post",
+        lambda w: f"/api/v1/referrals/{w['referral'].pk}/request-information/",
+        lambda w: {"message": "A close-up, please."},
+        {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 409, SPEC_B: 404, ADMIN: 403},
+    ),
+    "referral-urgency-raise": (
+        "post",
+        lambda w: f"/api/v1/referrals/{w['referral'].pk}/urgency/",
+        lambda w: {"urgency": "urgent"},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+    ),
+    "notification-list": (
+        "get",
+        lambda w: "/api/v1/notifications/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, SPEC_B: 200, ADMIN: 200},
+    ),
+    "notification-read": (
+        "post",
+        lambda w: f"/api/v1/notifications/{w['notification'].pk}/read/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 404},
+    ),
+    "triage-metrics": (
+        "get",
+        lambda w: "/api/v1/triage/metrics/",
+        None,
+        {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 200, SPEC_B: 200, ADMIN: 200},
     ),
 }
 
@@ -188,6 +285,14 @@ def test_specialist_sees_referred_cases_and_their_patients_only(world, specialis
 
     assert _ids(client.get("/api/v1/cases/")) == {world["case_referred"].pk}
     assert _ids(client.get("/api/v1/patients/")) == {world["patient_referred"].pk}
+
+
+def test_specialist_sees_only_the_referrals_of_the_clinics_they_serve(world, specialist_b, client_for):
+    client = client_for(specialist_b)
+
+    assert _ids(client.get("/api/v1/cases/")) == set()
+    assert _ids(client.get("/api/v1/referrals/")) == set()
+    assert client.get(f"/api/v1/referrals/{world['referral'].pk}/").status_code == 404
 
 
 def test_administrator_sees_every_case(world, admin_user, client_for):
@@ -238,8 +343,10 @@ def test_the_matrix_covers_every_api_route(world):
     from django.urls import resolve
 
     from diagnosis.urls import urlpatterns
+    from triage.api_urls import urlpatterns as triage_urlpatterns
 
     covered = {resolve(url(world)).route for _, url, _, _ in ENDPOINTS.values()}
-    routes = {str(pattern.pattern) for pattern in urlpatterns} - {"api/v1/auth/token/"}  # sign-in: test_security_auth
+    routes = {str(pattern.pattern) for pattern in [*urlpatterns, *triage_urlpatterns]}
+    routes -= {"api/v1/auth/token/"}  # sign-in: test_security_auth
 
     assert routes - covered == set()

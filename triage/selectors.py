@@ -8,7 +8,7 @@ clinic's referral is a 404, as for cases.
 from __future__ import annotations
 
 from django.db.models import Case as When_
-from django.db.models import IntegerField, Prefetch, QuerySet, Value, When
+from django.db.models import F, IntegerField, Prefetch, QuerySet, Value, When
 from django.utils import timezone
 
 from diagnosis.models import LesionImage
@@ -61,9 +61,17 @@ def referral_queue_for(*, user, now=None) -> QuerySet[Referral]:
         .annotate(
             urgency_rank=When_(When(urgency=Referral.Urgency.URGENT, then=Value(1)), default=Value(0)),
             overdue_rank=When_(When(due_at__lt=now, then=Value(1)), default=Value(0)),
+            overdue_since=When_(When(due_at__lt=now, then=F("due_at")), default=None),
             risk_rank=RISK_RANK,
         )
-        .order_by("-urgency_rank", "-overdue_rank", "due_at", "-risk_rank", "referred_at", "pk")
+        .order_by(
+            "-urgency_rank",
+            "-overdue_rank",
+            F("overdue_since").asc(nulls_last=True),
+            "-risk_rank",
+            "referred_at",
+            "pk",
+        )
     )
 
 
