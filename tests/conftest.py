@@ -1,8 +1,9 @@
 """Personas and clients shared by the tests.
 
 clinic_a / clinic_b: two clinics; staff works in A, other_staff in B; specialist serves
-both clinics and sees their referred cases only; specialist_b serves clinic B only; admin_user sees everything; api_client is anonymous; client_for and
-web_client sign a given persona in to the API and to the web pages.
+both clinics and sees their referred cases only; specialist_b serves clinic B only;
+admin_user sees everything; api_client is anonymous; client_for and web_client sign a
+given persona in to the API and to the web pages.
 """
 
 from __future__ import annotations
