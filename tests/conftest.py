@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.db import connections
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from tests.chromium import CHROMIUM, chromium_launch
 from tests.factories import ClinicFactory, UserFactory
 
 # Registered here, once: pytest only rewrites the asserts of plugins named in the root conftest.
@@ -112,3 +114,30 @@ def personas(staff, other_staff, specialist, specialist_b, admin_user):
         "specialist_b": specialist_b,
         "admin": admin_user,
     }
+
+
+@pytest.fixture
+def browser_page():
+    """A Chromium page (phone-sized viewport) driven by Playwright; needs Debian's chromium."""
+    from tests.inference_fixtures import service_missing  # a plugin: imported after pytest registers it
+
+    if not CHROMIUM.exists():
+        service_missing(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        service_missing("Playwright is not installed (requirements-dev.txt)")
+    with sync_api.sync_playwright() as playwright:
+        browser = chromium_launch(playwright)
+        context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            yield page
+        finally:
+            # The test's ORM calls ran while Playwright's event loop was current, which gives
+            # them database connections of their own; close those here, or they outlive the
+            # test and block dropping the test database.
+            connections.close_all()
+            context.close()
+            browser.close()

@@ -13,15 +13,12 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from PIL import Image
 
 from accounts.models import User
 from diagnosis.models import Case, LesionImage, Patient
 from inference.preprocessing import CLASS_NAMES
-from tests.chromium import CHROMIUM, chromium_launch
 from tests.factories import PASSWORD, PredictionFactory, UserFactory
-from tests.inference_fixtures import service_missing
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made here are
 # still synchronous and safe.
@@ -30,30 +27,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 HAM10000_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser_page():
-    if not CHROMIUM.exists():
-        service_missing(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        service_missing("Playwright is not installed (requirements-dev.txt)")
-    with sync_api.sync_playwright() as playwright:
-        browser = chromium_launch(playwright)
-        context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            # The test's ORM calls ran while Playwright's event loop was current, which gives
-            # them database connections of their own; close those here, or they outlive the
-            # test and block dropping the test database.
-            connections.close_all()
-            context.close()
-            browser.close()
 
 
 @pytest.fixture

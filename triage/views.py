@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.models import Clinic
 from accounts.services import audit_record
 from diagnosis.selectors import case_list_for
 from diagnosis.views import private_no_store, result_context
@@ -95,7 +96,7 @@ def referral_queue(request: HttpRequest) -> HttpResponse:
     if not (user.is_specialist or user.is_administrator or user.is_clinic_staff):
         raise PermissionDenied("No referrals for this account.")
     everything = referral_list_for(user=user)
-    clinics = sorted({r.clinic for r in everything.only("clinic").select_related("clinic")}, key=lambda c: c.name)
+    clinics = Clinic.objects.filter(pk__in=everything.values_list("clinic_id", flat=True)).order_by("name")
     form = ReferralFilterForm(request.GET or None, clinics=clinics)
     params = request.GET.copy()
     if form.is_bound and form.is_valid():
