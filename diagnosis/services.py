@@ -263,7 +263,7 @@ def case_submit(
                 details={"images": len(photos), "body_site": body_site, "checklist_score": case.checklist_score},
             )
             if case.checklist_score >= Case.CHECKLIST_REFERRAL_SCORE:
-                reason = f"7-point checklist scores {case.checklist_score} ({', '.join(case.checklist_findings)})."
+                reason = f"Scores {case.checklist_score} of 10: {', '.join(case.checklist_findings)}."
                 case_transition(
                     case=case,
                     to_status=Case.Status.REFERRED,

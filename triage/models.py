@@ -129,6 +129,10 @@ class Review(models.Model):
         return f"Review of case {self.referral.case_id}: {self.diagnosis}, {self.outcome}"
 
     @property
+    def model_top_class_name(self) -> str:
+        return CLASS_NAMES.get(self.model_top_class, self.model_top_class)
+
+    @property
     def diagnosis_label(self) -> str:
         if self.diagnosis == self.Diagnosis.OTHER:
             return self.diagnosis_text

@@ -5,7 +5,8 @@
 Builds a throwaway database and media folder, registers example patients and submits
 cases through the real services with HAM10000 photos, starts the site on a local port and
 drives Debian's Chromium (/usr/bin/chromium) through it. Writes dashboard-*.png,
-case-new-*.png and case-result-*.png beside this file, and model-*.png when a model is
+case-new-*.png, case-result-*.png and case-answer-*.png (the clinic's pages), queue-*.png
+and review-*.png (the specialist's) beside this file, and model-*.png when a model is
 installed.
 
 The case results come from the installed model when there is one (SKINPORTAL_MODEL_DIR or
@@ -244,7 +245,48 @@ def populate() -> dict:
             },
         ],
     )
-    return {"featured": featured, "patient": samuel, "photo": photos["nv"][20], "has_model": predictor is not None}
+    refer_for_screenshots(nurse, clinic, featured, older, benign)
+    return {
+        "featured": featured,
+        "answered": benign,
+        "patient": samuel,
+        "photo": photos["nv"][20],
+        "has_model": predictor is not None,
+    }
+
+
+def refer_for_screenshots(nurse, clinic, featured, older, benign) -> None:
+    """A specialist serving the clinic: the featured case in the queue and claimed, another
+    waiting, and the benign one answered."""
+    from accounts.models import User
+    from triage import services
+    from triage.models import Referral
+
+    doctor = User.objects.create_user(
+        "dr.okafor", password=PASSWORD, first_name="Ngozi", last_name="Okafor", role=User.Role.SPECIALIST
+    )
+    doctor.clinics.set([clinic])
+
+    def referral_of(case, urgency, reason):
+        case.refresh_from_db()
+        existing = Referral.objects.filter(case=case).first()
+        return existing or services.referral_create(actor=nurse, case=case, urgency=urgency, reason=reason)
+
+    referral_of(older, "routine", "Pearly edge on the cheek; slowly growing for over a year.")
+    answered = referral_of(benign, "routine", "The patient asks whether it needs removing.")
+    services.referral_claim(actor=doctor, referral=answered)
+    services.review_submit(
+        actor=doctor,
+        referral=answered,
+        diagnosis="nv",
+        agrees_with_model=True,
+        outcome="monitor",
+        follow_up_months=6,
+        message="A benign melanocytic naevus with a regular network. Reassure the patient and photograph it "
+        "again in six months, or sooner if it changes.",
+    )
+    featured_referral = referral_of(featured, "urgent", "Darker at one edge; the patient noticed it grow.")
+    services.referral_claim(actor=doctor, referral=featured_referral)
 
 
 def start_server():
@@ -300,9 +342,23 @@ def shoot(base_url: str, data: dict) -> list[Path]:
             capture("case-new")
             page.goto(f"{base_url}/cases/{data['featured'].pk}/")
             capture("case-result")
+            page.goto(f"{base_url}/cases/{data['answered'].pk}/")
+            capture("case-answer")
             if data["has_model"]:
                 page.goto(f"{base_url}/model/")
                 capture("model")
+            # The specialist's side.
+            context.clear_cookies()
+            page.goto(base_url + "/accounts/login/")
+            page.get_by_label("Username").fill("dr.okafor")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(base_url + "/")
+            page.goto(f"{base_url}/referrals/")
+            capture("queue")
+            referral_id = data["featured"].referral.pk
+            page.goto(f"{base_url}/referrals/{referral_id}/")
+            capture("review")
             context.close()
         browser.close()
     return written
