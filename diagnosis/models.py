@@ -262,3 +262,27 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.top_class} for image {self.image_id} ({self.model_version})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a submission sent with an Idempotency-Key header.
+
+    The same key from the same user within diagnosis.idempotency.KEY_LIFETIME gets this
+    answer again instead of a second case; see diagnosis/idempotency.py.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request's fields and files.")
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(default=dict)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} by {self.user_id}"

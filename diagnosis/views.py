@@ -31,6 +31,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
@@ -38,6 +39,7 @@ from accounts.services import audit_record
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
+from . import idempotency
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
 from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
@@ -255,6 +257,8 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 None,
                 "The patient's consent is not recorded; a case cannot be submitted.",
             )
+        elif _wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
+            return _case_create_once(request, patient, form)
         elif form.is_valid():
             try:
                 case = case_submit(
@@ -283,6 +287,40 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
             "max_bytes": settings.UPLOAD_MAX_BYTES,
         },
     )
+
+
+def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
+    """The new-case page's upload with an Idempotency-Key: a resend gets the first case back."""
+    try:
+        key = idempotency.key_from(request)
+    except ValidationError as exc:
+        return JsonResponse({"errors": {"__all__": exc.messages}}, status=400)
+
+    def create():
+        if not form.is_valid():
+            raise _FormRefused()
+        try:
+            case = case_submit(actor=request.user, patient=patient, request=request, **form.service_kwargs())
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+            raise _FormRefused() from None
+        return 201, {"case": case.pk, "redirect": reverse("web:case-detail", args=[case.pk])}, case
+
+    fingerprint = idempotency.request_fingerprint(
+        scope=f"web:patient:{patient.pk}", data=request.POST, files=request.FILES
+    )
+    try:
+        answer = idempotency.submission_once(user=request.user, key=key, fingerprint=fingerprint, create=create)
+    except _FormRefused:
+        return JsonResponse({"errors": _form_errors(form)}, status=400)
+    except idempotency.IdempotencyKeyReused:
+        message = _("This upload was already used for a different case; reload the page and submit again.")
+        return JsonResponse({"errors": {"__all__": [message]}}, status=422)
+    return JsonResponse(answer.body, status=answer.status_code)
+
+
+class _FormRefused(Exception):
+    pass
 
 
 @private_no_store
