@@ -295,6 +295,11 @@ def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
         key = idempotency.key_from(request)
     except ValidationError as exc:
         return JsonResponse({"errors": {"__all__": exc.messages}}, status=400)
+    # A case kept on the phone carries whose it is: sent later while someone else is signed
+    # in, it waits for its own user instead of being submitted under another name.
+    owner = request.headers.get("X-Portal-User")
+    if owner is not None and owner != request.user.get_username():
+        return JsonResponse({"errors": {"__all__": [_("This case was saved by another user.")]}}, status=409)
 
     def create():
         if not form.is_valid():

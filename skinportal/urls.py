@@ -8,13 +8,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.views import LoginView
 
-from . import health, readiness
+from . import health, offline, readiness
 
 # Admin sign-in counts against the same sign-in budget as the web login and the API token.
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("sw.js", offline.service_worker, name="service-worker"),
     path("admin/", admin.site.urls),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

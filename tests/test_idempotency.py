@@ -125,3 +125,28 @@ def test_the_new_case_page_resent_with_its_key_gives_the_same_case(staff, patien
     assert Case.objects.count() == 1
     assert send(body_site="face").status_code == 422
     assert Case.objects.count() == 1
+
+
+def test_a_case_kept_on_the_phone_by_another_user_waits_for_its_own(staff, patient, web_client):
+    """A draft sent while someone else is signed in on the phone is not submitted under their name."""
+    data = {"body_site": "back", "duration": "unknown", "images": payload(patient)["images"]}
+    response = web_client(staff).post(
+        f"/patients/{patient.pk}/cases/new/",
+        data,
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+        HTTP_IDEMPOTENCY_KEY="draft-of-someone-else",
+        HTTP_X_PORTAL_USER="somebody-else",
+    )
+    assert response.status_code == 409
+    assert not Case.objects.exists() and not IdempotencyRecord.objects.exists()
+
+
+def test_the_service_worker_is_served_from_the_root_with_the_assets_it_keeps(client):
+    response = client.get("/sw.js")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/javascript")
+    assert response["Service-Worker-Allowed"] == "/"
+    script = response.content.decode()
+    assert script.startswith("var PRECACHE = [")
+    assert '"/static/js/case-form.js"' in script and 'var OUTBOX_URL = "/static/js/outbox.js"' in script
+    assert 'addEventListener("sync"' in script
