@@ -36,6 +36,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from PIL import Image, UnidentifiedImageError
 
 from accounts.services import audit_record
+from clinics.uv import dashboard_uv_readings
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
@@ -113,6 +114,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
         )
     context["show_clinic"] = _shows_clinic(user)
+    context["uv_readings"] = dashboard_uv_readings(user=user)
     audit_record(
         actor=user,
         action="case.list",

@@ -37,6 +37,8 @@ urlpatterns = [
     ),
     # REST API v1 and the access-checked image files (namespace "diagnosis").
     path("", include("diagnosis.urls")),
+    # The user's clinics and today's UV index there (namespace "clinics").
+    path("", include("clinics.urls")),
 ]
 
 # /readyz: database, broker and an inference worker with its model loaded.

@@ -15,8 +15,13 @@ from django.db import connections
 
 from accounts.models import User
 from diagnosis.models import Case, IdempotencyRecord, LesionImage
+from tests import test_browser
 from tests.factories import PASSWORD, PatientFactory, UserFactory
-from tests.test_browser import browser_page, enqueued, lesion_photo  # noqa: F401 (fixtures)
+
+# The fixtures of the first browser test: Chromium, a HAM10000 photo, the analysis queue.
+browser_page = test_browser.browser_page
+lesion_photo = test_browser.lesion_photo
+enqueued = test_browser.enqueued
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -31,7 +36,7 @@ def test_a_case_submitted_offline_is_kept_and_sent_once_when_the_connection_retu
     clinic_a,
     browser_page,
     lesion_photo,
-    enqueued,  # noqa: F811
+    enqueued,
 ):
     nurse = UserFactory(username="nurse", role=User.Role.CLINIC_STAFF, clinics=[clinic_a])
     patient = PatientFactory(clinic=clinic_a, created_by=nurse, identifier="OFF-1", full_name="Amina Otieno")
