@@ -11,6 +11,7 @@
   }).then(function (registration) {
     if (!wasControlled && registration.active) {
       registration.active.postMessage({ type: "keep-page", path: window.location.pathname });
+      if (!navigator.serviceWorker.controller) registration.active.postMessage({ type: "claim" });
     }
     document.documentElement.dataset.offlineReady = "true";
   }).catch(function () {

@@ -106,6 +106,12 @@ self.addEventListener("sync", function (event) {
 // A page asks for itself to be kept (the first visit, before this worker controlled it).
 self.addEventListener("message", function (event) {
   var data = event.data || {};
+  // A page whose navigation began while this worker was activating is not claimed by
+  // activate's claim(); it asks again.
+  if (data.type === "claim") {
+    event.waitUntil(self.clients.claim());
+    return;
+  }
   if (data.type === "keep-page" && typeof data.path === "string") {
     var url = new URL(data.path, self.location.origin);
     if (url.origin === self.location.origin && keptPage(url)) {
