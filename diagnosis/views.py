@@ -43,6 +43,7 @@ from inference.risk import UNCERTAIN_BELOW
 from . import idempotency
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
+from .case_filters import CaseFilterForm, case_list_filter
 from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
@@ -115,6 +116,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         )
     context["show_clinic"] = _shows_clinic(user)
     context["uv_readings"] = dashboard_uv_readings(user=user)
+    # Beyond the first RECENT_CASES, the case list pages through the rest.
+    total = context["queue_count"] if user.is_specialist else cases.count()
+    context["more_cases"] = total if total > len(shown) else 0
     audit_record(
         actor=user,
         action="case.list",
@@ -122,6 +126,46 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         details={"page": "dashboard", "ids": [case.pk for case in shown]},
     )
     return render(request, "diagnosis/dashboard.html", context)
+
+
+# --- The case list ----------------------------------------------------------------------------
+CASES_PER_PAGE = 25
+
+
+@private_no_store
+@login_required
+@require_GET
+def case_list_view(request: HttpRequest) -> HttpResponse:
+    """Every case the user may see, filtered (status, risk, referral, dates, patient) and paged."""
+    form = CaseFilterForm(request.GET or None)
+    cases = case_list_for(user=request.user)
+    valid = form.is_valid() if form.is_bound else True
+    if form.is_bound and valid:
+        cases = case_list_filter(cases, form)
+    elif not valid:
+        cases = cases.none()
+    page = Paginator(cases, CASES_PER_PAGE).get_page(request.GET.get("page"))
+    filters = form.active() if form.is_bound else {}
+    audit_record(
+        actor=request.user,
+        action="case.list",
+        request=request,
+        details={"page": "case-list", "filters": filters, "ids": [case.pk for case in page]},
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "diagnosis/case_list.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": bool(filters),
+            "query_string": query.urlencode(),
+            "show_clinic": _shows_clinic(request.user),
+        },
+        status=200 if valid else 400,
+    )
 
 
 # --- Patients --------------------------------------------------------------------------------

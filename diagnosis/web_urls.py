@@ -13,6 +13,7 @@ urlpatterns = [
     path("patients/<int:pk>/", views.patient_detail, name="patient-detail"),
     path("patients/<int:pk>/consent/", views.patient_consent_view, name="patient-consent"),
     path("patients/<int:pk>/cases/new/", views.case_create_view, name="case-create"),
+    path("cases/", views.case_list_view, name="case-list"),
     path("cases/<int:pk>/", views.case_detail, name="case-detail"),
     path("cases/<int:pk>/result/", views.case_result, name="case-result"),
     path("cases/<int:pk>/reanalyse/", views.case_reanalyse_view, name="case-reanalyse"),
