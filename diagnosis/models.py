@@ -38,6 +38,9 @@ class Patient(models.Model):
     date_of_birth = models.DateField()
     sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
     skin_type = models.CharField(max_length=3, choices=SkinType.choices, blank=True)
+    # How to reach the patient with a result or a referral; both optional.
+    phone = models.CharField(max_length=32, blank=True, help_text="Contact phone number, e.g. +254 712 345 678.")
+    village = models.CharField(max_length=200, blank=True, help_text="Village or neighbourhood.")
     consent_given = models.BooleanField(
         default=False,
         help_text="Consent to photograph the lesion and share it for analysis.",

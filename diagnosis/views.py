@@ -44,11 +44,24 @@ from . import idempotency
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
 from .case_filters import CaseFilterForm, case_list_filter
-from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
+from .forms import (
+    CONSENT_WORDING,
+    CaseForm,
+    PatientConsentForm,
+    PatientEditForm,
+    PatientForm,
+    PatientSearchForm,
+)
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
-from .services import case_submit, patient_consent_record, patient_create
+from .services import (
+    PATIENT_EDITABLE_FIELDS,
+    case_submit,
+    patient_consent_record,
+    patient_create,
+    patient_update,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -224,10 +237,52 @@ def patient_create_view(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{patient.full_name} is registered.")
             return redirect("web:patient-detail", pk=patient.pk)
+    existing = None
+    if form.is_bound and form.has_error("identifier", code="unique"):
+        existing = _same_number_patient(request, form.cleaned_data.get("clinic"), form.data.get("identifier", ""))
     return render(
         request,
         "diagnosis/patient_form.html",
-        {"form": form, "consent_wording": CONSENT_WORDING},
+        {"form": form, "consent_wording": CONSENT_WORDING, "existing_patient": existing},
+    )
+
+
+def _same_number_patient(request: HttpRequest, clinic, identifier: str):
+    """The patient already registered under this number, if the user may see them (for a link)."""
+    if clinic is None:
+        return None
+    return patient_list_for(user=request.user).filter(clinic=clinic, identifier=identifier.strip()).first()
+
+
+@private_no_store
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Correct a patient's details; every change is audited with its old and new value."""
+    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied("Only clinic staff and administrators change patient details.")
+    initial = {field: getattr(patient, field) for field in PATIENT_EDITABLE_FIELDS}
+    form = PatientEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient_update(actor=request.user, patient=patient, request=request, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The patient's details are saved."))
+            return redirect("web:patient-detail", pk=patient.pk)
+    if request.method == "GET":
+        audit_record(
+            actor=request.user, action="patient.view", obj=patient, request=request, details={"page": "patient-edit"}
+        )
+    existing = None
+    if form.is_bound and form.has_error("identifier", code="unique"):
+        existing = _same_number_patient(request, patient.clinic, form.data.get("identifier", ""))
+    return render(
+        request,
+        "diagnosis/patient_edit.html",
+        {"form": form, "patient": patient, "existing_patient": existing},
     )
 
 
@@ -265,6 +320,9 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose whether to record or to withdraw consent.")
         return redirect("web:patient-detail", pk=patient.pk)
     consent_given = form.cleaned_data["consent_given"]
+    if not consent_given and request.POST.get("confirm") != "yes":
+        # Withdrawing is asked again on a page of its own, never one tap.
+        return render(request, "diagnosis/patient_consent_withdraw.html", {"patient": patient})
     try:
         patient_consent_record(actor=request.user, patient=patient, consent_given=consent_given, request=request)
     except ValidationError as exc:
@@ -618,7 +676,7 @@ def _add_service_errors(form, exc: ValidationError) -> None:
     if not hasattr(exc, "error_dict"):
         form.add_error(None, exc.messages)
         return
-    for field, errors in exc.message_dict.items():
+    for field, errors in exc.error_dict.items():  # ValidationErrors, so their codes stay
         form.add_error(field if field in form.fields else None, errors)
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("patients/", views.patient_list, name="patient-list"),
     path("patients/new/", views.patient_create_view, name="patient-create"),
     path("patients/<int:pk>/", views.patient_detail, name="patient-detail"),
+    path("patients/<int:pk>/edit/", views.patient_edit_view, name="patient-edit"),
     path("patients/<int:pk>/consent/", views.patient_consent_view, name="patient-consent"),
     path("patients/<int:pk>/cases/new/", views.case_create_view, name="case-create"),
     path("cases/", views.case_list_view, name="case-list"),
