@@ -97,3 +97,60 @@ def test_a_case_submitted_offline_is_kept_and_sent_once_when_the_connection_retu
     assert drafts == []
     assert Case.objects.count() == 1
     connections.close_all()
+
+
+def test_signing_out_warns_about_waiting_cases_and_then_deletes_them(
+    live_server,
+    transactional_db,
+    clinic_a,
+    browser_page,
+    lesion_photo,
+    enqueued,
+):
+    nurse = UserFactory(username="nurse", role=User.Role.CLINIC_STAFF, clinics=[clinic_a])
+    patient = PatientFactory(clinic=clinic_a, created_by=nurse, identifier="OFF-2", full_name="Baraka Mutua")
+    page = browser_page
+    page.goto(live_server.url + "/accounts/login/")
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + "/")
+
+    # The server cannot take the case now (503): it stays on the phone, waiting.
+    def unavailable(route):
+        if route.request.method == "POST":
+            route.fulfill(status=503, body="busy")
+        else:
+            route.continue_()
+
+    page.context.route("**/cases/new/", unavailable)
+    page.goto(live_server.url + f"/patients/{patient.pk}/cases/new/")
+    page.locator("#photo-camera").set_input_files(str(lesion_photo))
+    page.get_by_label("Body site").select_option(Case.BodySite.HAND)
+    page.get_by_role("button", name="Submit case").click()
+    page.locator("#upload-text").get_by_text("saved on this phone").wait_for()
+    assert page.locator("#outbox-count").text_content() == "1"
+
+    # Signing out warns first; saying no keeps the nurse signed in and the case kept.
+    dialogs: list[str] = []
+
+    def answer(dialog, accept):
+        dialogs.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.locator(".user-menu > summary").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_function("document.getElementById('outbox-count').textContent === '1'")
+    assert dialogs and dialogs[0].startswith("1 cases have not been uploaded yet")
+    assert page.evaluate("() => Outbox.list().then(d => d.length)") == 1
+
+    # Saying yes deletes the kept case from the phone and signs out.
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(lambda url: "/accounts/" in url or url.endswith("/logout/"))
+    assert len(dialogs) == 2
+    page.goto(live_server.url + "/accounts/login/")
+    assert page.evaluate("() => Outbox.list().then(d => d.length)") == 0
+    assert not Case.objects.exists()
+    connections.close_all()

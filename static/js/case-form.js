@@ -266,7 +266,8 @@
         var percent = size ? Math.min(100, Math.round((sent / size) * 100)) : 0;
         progress.value = percent;
         statusText.textContent =
-          (form.dataset.msgUploading || "Uploading") + " " + files.length + " 📷: " +
+          (form.dataset.msgUploading || "Uploading") + " " + files.length + " " +
+          (document.body.dataset.outboxPhotos || "photo(s)") + ": " +
           percent + " % (" + formatBytes(sent) + " / " + formatBytes(size || total) + ")";
       }, function (xhr) {
         request = xhr;

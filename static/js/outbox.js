@@ -235,6 +235,7 @@
       box.hidden = drafts.length === 0;
       countEl.textContent = String(drafts.length);
       listEl.innerHTML = "";
+      var t = body.dataset;
       drafts.forEach(function (draft) {
         var li = document.createElement("li");
         li.className = "outbox-item";
@@ -244,7 +245,7 @@
         var when = document.createElement("span");
         when.className = "small muted";
         when.textContent = " · " + new Date(draft.createdAt).toLocaleString() + " · " +
-          draft.photos.length + " 📷";
+          draft.photos.length + " " + (t.outboxPhotos || "photo(s)");
         var state = document.createElement("p");
         state.className = "small outbox-state";
         state.textContent = stateText(draft);
