@@ -150,3 +150,15 @@ def test_the_service_worker_is_served_from_the_root_with_the_assets_it_keeps(cli
     assert script.startswith("var PRECACHE = [")
     assert '"/static/js/case-form.js"' in script and 'var OUTBOX_URL = "/static/js/outbox.js"' in script
     assert 'addEventListener("sync"' in script
+
+
+def test_the_hourly_cleanup_deletes_only_answers_older_than_24_hours(staff, patient, client_for):
+    from diagnosis.tasks import idempotency_records_expired_delete
+
+    client = client_for(staff)
+    post(client, payload(patient), "fresh")
+    post(client, payload(patient), "stale")
+    IdempotencyRecord.objects.filter(key="stale").update(created_at=timezone.now() - timedelta(hours=25))
+
+    assert idempotency_records_expired_delete() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
