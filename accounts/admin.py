@@ -8,7 +8,7 @@ from .services import audit_record
 
 @admin.register(Clinic)
 class ClinicAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "created_at")
+    list_display = ("name", "is_active", "latitude", "longitude", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "address")
 

@@ -2,12 +2,26 @@
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
 class Clinic(models.Model):
     name = models.CharField(max_length=200, unique=True)
     address = models.TextField(blank=True)
+    # Where the clinic is, for the day's UV index (clinics/uv.py); optional.
+    latitude = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-90), MaxValueValidator(90)],
+        help_text="Degrees north (negative: south), e.g. -1.2921 for Nairobi.",
+    )
+    longitude = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-180), MaxValueValidator(180)],
+        help_text="Degrees east (negative: west), e.g. 36.8219 for Nairobi.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

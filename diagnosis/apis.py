@@ -6,6 +6,7 @@ Every object is fetched through a user-scoped selector, so another clinic's reco
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import PurePosixPath
@@ -28,6 +29,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler, set_rollback
@@ -35,6 +37,7 @@ from rest_framework.views import APIView, exception_handler, set_rollback
 from accounts.services import audit_record
 from accounts.throttling import LOGIN_THROTTLES
 
+from . import idempotency
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
@@ -55,6 +58,12 @@ class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request is too large."
     default_code = "too_large"
+
+
+class IdempotencyKeyConflict(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was already used for a different request."
+    default_code = "idempotency_key_reused"
 
 
 def _request_refused(exc: SuspiciousOperation) -> exceptions.APIException:
@@ -294,9 +303,38 @@ class CaseListCreateApi(ApiView):
 
     @extend_schema(
         request={"multipart/form-data": CaseInputSerializer},
+        parameters=[
+            OpenApiParameter(
+                idempotency.HEADER,
+                str,
+                location=OpenApiParameter.HEADER,
+                description=(
+                    "Optional, 1 to 255 visible ASCII characters (a UUID). The same key from the same "
+                    "user within 24 hours returns the first response (the same case) and creates "
+                    "nothing; the same key with a different request is a 422."
+                ),
+            )
+        ],
         responses={201: CaseOutputSerializer},
     )
     def post(self, request: Request) -> Response:
+        key = idempotency.key_from(request)
+        if key is None:
+            status_code, body, _case = self._submit(request)
+            return Response(body, status=status_code)
+        fingerprint = idempotency.request_fingerprint(scope="api", data=request.data, files=request.FILES)
+        try:
+            answer = idempotency.submission_once(
+                user=request.user, key=key, fingerprint=fingerprint, create=lambda: self._submit(request)
+            )
+        except idempotency.IdempotencyKeyReused:
+            raise IdempotencyKeyConflict() from None
+        response = Response(answer.body, status=answer.status_code)
+        if answer.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    def _submit(self, request: Request) -> tuple[int, dict, Case]:
         serializer = CaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -305,10 +343,9 @@ class CaseListCreateApi(ApiView):
             raise exceptions.ValidationError({"patient": ["Unknown patient."]})
         case = case_submit(actor=request.user, patient=patient, request=request, **data)
         case = case_list_for(user=request.user).get(pk=case.pk)
-        return Response(
-            CaseOutputSerializer(case, context={"request": request}).data,
-            status=status.HTTP_201_CREATED,
-        )
+        # Through the JSON renderer's encoder and back, so a replay is the same document.
+        body = json.loads(JSONRenderer().render(CaseOutputSerializer(case, context={"request": request}).data))
+        return status.HTTP_201_CREATED, body, case
 
 
 class CaseDetailApi(ApiView):

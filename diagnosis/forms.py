@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .models import Case, LesionImage, Patient
 
@@ -31,6 +32,8 @@ class PatientForm(forms.Form):
         choices=[("", "Not recorded"), *Patient.SkinType.choices],
         required=False,
     )
+    phone = forms.CharField(label=_("Contact phone"), max_length=32, required=False)
+    village = forms.CharField(label=_("Village"), max_length=200, required=False)
     consent_given = forms.BooleanField(
         label="Consent given",
         required=False,
@@ -46,6 +49,25 @@ class PatientForm(forms.Form):
         self.fields["date_of_birth"].widget.attrs["max"] = timezone.localdate().isoformat()
         self.fields["full_name"].widget.attrs["autocomplete"] = "off"
         self.fields["identifier"].widget.attrs["autocomplete"] = "off"
+        self.fields["phone"].widget.input_type = "tel"
+
+
+class PatientEditForm(forms.Form):
+    """Correcting a patient's details (diagnosis.services.patient_update); clinic and consent stay."""
+
+    identifier = PatientForm.base_fields["identifier"]
+    full_name = PatientForm.base_fields["full_name"]
+    date_of_birth = PatientForm.base_fields["date_of_birth"]
+    sex = PatientForm.base_fields["sex"]
+    skin_type = PatientForm.base_fields["skin_type"]
+    phone = PatientForm.base_fields["phone"]
+    village = PatientForm.base_fields["village"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["date_of_birth"].widget.attrs["max"] = timezone.localdate().isoformat()
+        self.fields["phone"].widget.input_type = "tel"
+        self.fields["phone"].widget.attrs["autocomplete"] = "off"
 
 
 class PatientSearchForm(forms.Form):

@@ -39,6 +39,9 @@ class Patient(models.Model):
     date_of_birth = models.DateField()
     sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
     skin_type = models.CharField(max_length=3, choices=SkinType.choices, blank=True)
+    # How to reach the patient with a result or a referral; both optional.
+    phone = models.CharField(max_length=32, blank=True, help_text="Contact phone number, e.g. +254 712 345 678.")
+    village = models.CharField(max_length=200, blank=True, help_text="Village or neighbourhood.")
     consent_given = models.BooleanField(
         default=False,
         help_text="Consent to photograph the lesion and share it for analysis.",
@@ -285,3 +288,27 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.top_class} for image {self.image_id} ({self.model_version})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a submission sent with an Idempotency-Key header.
+
+    The same key from the same user within diagnosis.idempotency.KEY_LIFETIME gets this
+    answer again instead of a second case; see diagnosis/idempotency.py.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request's fields and files.")
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(default=dict)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} by {self.user_id}"

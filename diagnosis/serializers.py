@@ -36,6 +36,8 @@ class PatientInputSerializer(serializers.Serializer):
     date_of_birth = serializers.DateField(input_formats=["%Y-%m-%d"])
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
     skin_type = serializers.ChoiceField(choices=Patient.SkinType.choices, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    village = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     consent_given = ExplicitBooleanField(
         help_text="Consent to photograph the lesion and share it for analysis. "
         "A case can only be submitted for a patient who has consented."
@@ -63,6 +65,8 @@ class PatientOutputSerializer(serializers.ModelSerializer):
             "date_of_birth",
             "sex",
             "skin_type",
+            "phone",
+            "village",
             "consent_given",
             "consent_recorded_at",
             "created_at",

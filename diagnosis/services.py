@@ -48,11 +48,14 @@ def patient_create(
     sex: str,
     skin_type: str = "",
     consent_given: bool,
+    phone: str = "",
+    village: str = "",
     request: HttpRequest | None = None,
 ) -> Patient:
     """Register a patient in a clinic the actor works in."""
     if not _can_write_for_clinic(actor, clinic.pk):
         raise PermissionDenied("You cannot register patients in this clinic.")
+    _identifier_check_free(clinic=clinic, identifier=identifier.strip())
     now = timezone.now()
     patient = Patient(
         clinic=clinic,
@@ -61,6 +64,8 @@ def patient_create(
         date_of_birth=date_of_birth,
         sex=sex,
         skin_type=skin_type or "",
+        phone=phone.strip(),
+        village=village.strip(),
         consent_given=consent_given,
         consent_recorded_by=actor if consent_given else None,
         consent_recorded_at=now if consent_given else None,
@@ -348,3 +353,55 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
             default_storage.delete(name)
             deleted += 1
     return deleted
+
+
+DUPLICATE_IDENTIFIER = "A patient with this number is already registered in this clinic."
+# What patient_update may change; the clinic and consent have their own ways.
+PATIENT_EDITABLE_FIELDS = ("identifier", "full_name", "date_of_birth", "sex", "skin_type", "phone", "village")
+
+
+def _identifier_check_free(*, clinic: Clinic, identifier: str, exclude_pk: int | None = None) -> None:
+    """A duplicate number is an error on the identifier field (not the whole form)."""
+    taken = Patient.objects.filter(clinic=clinic, identifier=identifier)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValidationError({"identifier": ValidationError(DUPLICATE_IDENTIFIER, code="unique")})
+
+
+@transaction.atomic
+def patient_update(*, actor, patient: Patient, request: HttpRequest | None = None, **changes) -> Patient:
+    """Correct a patient's details; audited with each changed field's old and new value.
+
+    For staff of the patient's clinic and administrators. Only PATIENT_EDITABLE_FIELDS.
+    """
+    unknown = set(changes) - set(PATIENT_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError({"__all__": f"These details cannot be changed here: {', '.join(sorted(unknown))}."})
+    if not _can_write_for_clinic(actor, patient.clinic_id):
+        raise PermissionDenied("Only staff of the patient's clinic and administrators can change its details.")
+    locked = Patient.objects.select_for_update().get(pk=patient.pk)
+    diff: dict[str, dict[str, str]] = {}
+    for field, value in changes.items():
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None:
+            value = ""
+        old = getattr(locked, field)
+        if old != value:
+            diff[field] = {"old": str(old), "new": str(value)}
+            setattr(locked, field, value)
+    if not diff:
+        return patient
+    if "identifier" in diff:
+        _identifier_check_free(clinic=locked.clinic, identifier=locked.identifier, exclude_pk=locked.pk)
+    locked.full_clean()
+    try:
+        with transaction.atomic():
+            locked.save(update_fields=[*diff, "updated_at"])
+    except IntegrityError:
+        raise ValidationError({"identifier": ValidationError(DUPLICATE_IDENTIFIER, code="unique")}) from None
+    audit_record(actor=actor, action="patient.update", obj=locked, request=request, details={"changes": diff})
+    for field in [*diff, "updated_at"]:
+        setattr(patient, field, getattr(locked, field))
+    return patient

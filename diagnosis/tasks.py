@@ -59,6 +59,16 @@ def orphaned_files_delete() -> int:
     return services.lesion_files_orphaned_delete()
 
 
+@shared_task(
+    name="inference.idempotency_records_expired_delete", soft_time_limit=120, time_limit=180, ignore_result=True
+)
+def idempotency_records_expired_delete() -> int:
+    """Kept answers to Idempotency-Keys older than 24 hours (diagnosis/idempotency.py)."""
+    from . import idempotency
+
+    return idempotency.idempotency_records_expired_delete()
+
+
 class _AnswerKeepingTask(Task):
     """A task whose result is kept (for a minute) in a store of its own, while the app keeps none."""
 

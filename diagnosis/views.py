@@ -32,21 +32,37 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
 from accounts.services import audit_record
+from clinics.uv import dashboard_uv_readings
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
-from . import extensions
+from . import extensions, idempotency
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
-from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
+from .case_filters import CaseFilterForm, case_list_filter
+from .forms import (
+    CONSENT_WORDING,
+    CaseForm,
+    PatientConsentForm,
+    PatientEditForm,
+    PatientForm,
+    PatientSearchForm,
+)
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
-from .services import case_submit, patient_consent_record, patient_create
+from .services import (
+    PATIENT_EDITABLE_FIELDS,
+    case_submit,
+    patient_consent_record,
+    patient_create,
+    patient_update,
+)
 from .transitions import IN_SPECIALIST_HANDS
 
 logger = logging.getLogger(__name__)
@@ -114,6 +130,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
         )
     context["show_clinic"] = _shows_clinic(user)
+    context["uv_readings"] = dashboard_uv_readings(user=user)
+    # Beyond the first RECENT_CASES, the case list pages through the rest.
+    total = context["queue_count"] if user.is_specialist else cases.count()
+    context["more_cases"] = total if total > len(shown) else 0
     audit_record(
         actor=user,
         action="case.list",
@@ -121,6 +141,46 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         details={"page": "dashboard", "ids": [case.pk for case in shown]},
     )
     return render(request, "diagnosis/dashboard.html", context)
+
+
+# --- The case list ----------------------------------------------------------------------------
+CASES_PER_PAGE = 25
+
+
+@private_no_store
+@login_required
+@require_GET
+def case_list_view(request: HttpRequest) -> HttpResponse:
+    """Every case the user may see, filtered (status, risk, referral, dates, patient) and paged."""
+    form = CaseFilterForm(request.GET or None)
+    cases = case_list_for(user=request.user)
+    valid = form.is_valid() if form.is_bound else True
+    if form.is_bound and valid:
+        cases = case_list_filter(cases, form)
+    elif not valid:
+        cases = cases.none()
+    page = Paginator(cases, CASES_PER_PAGE).get_page(request.GET.get("page"))
+    filters = form.active() if form.is_bound else {}
+    audit_record(
+        actor=request.user,
+        action="case.list",
+        request=request,
+        details={"page": "case-list", "filters": filters, "ids": [case.pk for case in page]},
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "diagnosis/case_list.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": bool(filters),
+            "query_string": query.urlencode(),
+            "show_clinic": _shows_clinic(request.user),
+        },
+        status=200 if valid else 400,
+    )
 
 
 # --- Patients --------------------------------------------------------------------------------
@@ -179,10 +239,52 @@ def patient_create_view(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{patient.full_name} is registered.")
             return redirect("web:patient-detail", pk=patient.pk)
+    existing = None
+    if form.is_bound and form.has_error("identifier", code="unique"):
+        existing = _same_number_patient(request, form.cleaned_data.get("clinic"), form.data.get("identifier", ""))
     return render(
         request,
         "diagnosis/patient_form.html",
-        {"form": form, "consent_wording": CONSENT_WORDING},
+        {"form": form, "consent_wording": CONSENT_WORDING, "existing_patient": existing},
+    )
+
+
+def _same_number_patient(request: HttpRequest, clinic, identifier: str):
+    """The patient already registered under this number, if the user may see them (for a link)."""
+    if clinic is None:
+        return None
+    return patient_list_for(user=request.user).filter(clinic=clinic, identifier=identifier.strip()).first()
+
+
+@private_no_store
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Correct a patient's details; every change is audited with its old and new value."""
+    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied("Only clinic staff and administrators change patient details.")
+    initial = {field: getattr(patient, field) for field in PATIENT_EDITABLE_FIELDS}
+    form = PatientEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient_update(actor=request.user, patient=patient, request=request, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The patient's details are saved."))
+            return redirect("web:patient-detail", pk=patient.pk)
+    if request.method == "GET":
+        audit_record(
+            actor=request.user, action="patient.view", obj=patient, request=request, details={"page": "patient-edit"}
+        )
+    existing = None
+    if form.is_bound and form.has_error("identifier", code="unique"):
+        existing = _same_number_patient(request, patient.clinic, form.data.get("identifier", ""))
+    return render(
+        request,
+        "diagnosis/patient_edit.html",
+        {"form": form, "patient": patient, "existing_patient": existing},
     )
 
 
@@ -220,6 +322,9 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose whether to record or to withdraw consent.")
         return redirect("web:patient-detail", pk=patient.pk)
     consent_given = form.cleaned_data["consent_given"]
+    if not consent_given and request.POST.get("confirm") != "yes":
+        # Withdrawing is asked again on a page of its own, never one tap.
+        return render(request, "diagnosis/patient_consent_withdraw.html", {"patient": patient})
     try:
         patient_consent_record(actor=request.user, patient=patient, consent_given=consent_given, request=request)
     except ValidationError as exc:
@@ -258,6 +363,8 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 None,
                 "The patient's consent is not recorded; a case cannot be submitted.",
             )
+        elif _wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
+            return _case_create_once(request, patient, form)
         elif form.is_valid():
             try:
                 case = case_submit(
@@ -286,6 +393,45 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
             "max_bytes": settings.UPLOAD_MAX_BYTES,
         },
     )
+
+
+def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
+    """The new-case page's upload with an Idempotency-Key: a resend gets the first case back."""
+    try:
+        key = idempotency.key_from(request)
+    except ValidationError as exc:
+        return JsonResponse({"errors": {"__all__": exc.messages}}, status=400)
+    # A case kept on the phone carries whose it is: sent later while someone else is signed
+    # in, it waits for its own user instead of being submitted under another name.
+    owner = request.headers.get("X-Portal-User")
+    if owner is not None and owner != request.user.get_username():
+        return JsonResponse({"errors": {"__all__": [_("This case was saved by another user.")]}}, status=409)
+
+    def create():
+        if not form.is_valid():
+            raise _FormRefused()
+        try:
+            case = case_submit(actor=request.user, patient=patient, request=request, **form.service_kwargs())
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+            raise _FormRefused() from None
+        return 201, {"case": case.pk, "redirect": reverse("web:case-detail", args=[case.pk])}, case
+
+    fingerprint = idempotency.request_fingerprint(
+        scope=f"web:patient:{patient.pk}", data=request.POST, files=request.FILES
+    )
+    try:
+        answer = idempotency.submission_once(user=request.user, key=key, fingerprint=fingerprint, create=create)
+    except _FormRefused:
+        return JsonResponse({"errors": _form_errors(form)}, status=400)
+    except idempotency.IdempotencyKeyReused:
+        message = _("This upload was already used for a different case; reload the page and submit again.")
+        return JsonResponse({"errors": {"__all__": [message]}}, status=422)
+    return JsonResponse(answer.body, status=answer.status_code)
+
+
+class _FormRefused(Exception):
+    pass
 
 
 @private_no_store
@@ -539,7 +685,7 @@ def _add_service_errors(form, exc: ValidationError) -> None:
     if not hasattr(exc, "error_dict"):
         form.add_error(None, exc.messages)
         return
-    for field, errors in exc.message_dict.items():
+    for field, errors in exc.error_dict.items():  # ValidationErrors, so their codes stay
         form.add_error(field if field in form.fields else None, errors)
 
 

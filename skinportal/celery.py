@@ -71,6 +71,14 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
         queue=NOTIFICATIONS_QUEUE,
         expires=claims_every,
     )
+    # Answers kept for resent case uploads, once their 24 hours are over.
+    sender.add_periodic_task(
+        ORPHAN_SWEEP_SECONDS,
+        sender.signature("inference.idempotency_records_expired_delete"),
+        name="idempotency-records-expired-delete",
+        queue=INFERENCE_QUEUE,
+        expires=ORPHAN_SWEEP_SECONDS,
+    )
 
 
 @worker_init.connect

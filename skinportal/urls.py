@@ -8,13 +8,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.views import LoginView
 
-from . import health, readiness
+from . import health, offline, readiness
 
 # Admin sign-in counts against the same sign-in budget as the web login and the API token.
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("sw.js", offline.service_worker, name="service-worker"),
     path("admin/", admin.site.urls),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -39,6 +40,8 @@ urlpatterns = [
     # The referral workflow: its API (namespace "triage-api") and pages (namespace "triage").
     path("", include("triage.api_urls")),
     path("", include("triage.urls")),
+    # The user's clinics and today's UV index there (namespace "clinics").
+    path("", include("clinics.urls")),
 ]
 
 # /readyz: database, broker and an inference worker with its model loaded.

@@ -23,6 +23,8 @@ def world(clinic_a, clinic_b, staff, other_staff, specialist, specialist_b):
     ``specialist`` serves both clinics, ``specialist_b`` clinic B only: a clinic A referral is a
     404 for the latter.
     """
+    clinic_a.latitude, clinic_a.longitude = -1.2921, 36.8219  # for its UV index
+    clinic_a.save(update_fields=["latitude", "longitude"])
     patient_a = PatientFactory(clinic=clinic_a, created_by=staff)
     case_a = CaseFactory(patient=patient_a, submitted_by=staff)
     image_a = PredictionFactory(with_heatmap=True, image=LesionImageFactory(case=case_a)).image
@@ -240,6 +242,18 @@ ENDPOINTS = {
         None,
         {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 200, SPEC_B: 200, ADMIN: 200},
     ),
+    "clinic-list": (
+        "get",
+        lambda w: "/api/v1/clinics/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 200, SPEC_B: 200, ADMIN: 200},
+    ),
+    "clinic-uv": (
+        "get",
+        lambda w: f"/api/v1/clinics/{w['clinic_a'].pk}/uv/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
+    ),
 }
 
 MATRIX = [
@@ -342,11 +356,12 @@ def test_the_matrix_covers_every_api_route(world):
     """A new endpoint added to diagnosis/urls.py without a row above fails here."""
     from django.urls import resolve
 
+    from clinics.urls import urlpatterns as clinic_urlpatterns
     from diagnosis.urls import urlpatterns
     from triage.api_urls import urlpatterns as triage_urlpatterns
 
     covered = {resolve(url(world)).route for _, url, _, _ in ENDPOINTS.values()}
-    routes = {str(pattern.pattern) for pattern in [*urlpatterns, *triage_urlpatterns]}
+    routes = {str(pattern.pattern) for pattern in [*urlpatterns, *triage_urlpatterns, *clinic_urlpatterns]}
     routes -= {"api/v1/auth/token/"}  # sign-in: test_security_auth
 
     assert routes - covered == set()

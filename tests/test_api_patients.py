@@ -94,7 +94,7 @@ def test_identifier_is_unique_within_a_clinic(staff, clinic_a, client_for):
     response = client_for(staff).post(URL, payload(), format="json")
 
     assert response.status_code == 400
-    assert "non_field_errors" in response.json()
+    assert response.json() == {"identifier": ["A patient with this number is already registered in this clinic."]}
 
 
 def test_same_identifier_is_allowed_in_another_clinic(staff, clinic_b, client_for):

@@ -31,7 +31,9 @@ def test_tasks_are_json_late_acknowledged_time_limited_and_on_the_inference_queu
     assert analyse.acks_late and analyse.reject_on_worker_lost and analyse.max_retries == 3
 
 
-@pytest.mark.parametrize("task", ["inference.sweep", "inference.orphaned_files_delete"])
+@pytest.mark.parametrize(
+    "task", ["inference.sweep", "inference.orphaned_files_delete", "inference.idempotency_records_expired_delete"]
+)
 def test_beat_sends_the_sweepers_to_the_inference_queue(task):
     (entry,) = [e for e in app.conf.beat_schedule.values() if e["task"] == task]
     assert entry["options"]["queue"] == INFERENCE_QUEUE and entry["schedule"] > 0

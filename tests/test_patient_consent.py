@@ -191,8 +191,16 @@ def test_staff_records_consent_on_the_patient_page(web_client, staff, unconsente
 
 def test_staff_withdraws_consent_on_the_patient_page(web_client, staff, consented):
     client = web_client(staff)
+    url = reverse("web:patient-consent", args=[consented.pk])
 
-    response = client.post(reverse("web:patient-consent", args=[consented.pk]), {"consent_given": "false"})
+    # One tap asks again; nothing is recorded until the withdrawal is confirmed.
+    question = client.post(url, {"consent_given": "false"})
+    assert question.status_code == 200
+    assert b"Yes, withdraw consent" in question.content
+    consented.refresh_from_db()
+    assert consented.consent_given is True and not consent_events(consented).exists()
+
+    response = client.post(url, {"consent_given": "false", "confirm": "yes"})
 
     assert response.status_code == 302
     consented.refresh_from_db()

@@ -215,7 +215,10 @@ def test_patient_number_already_used_in_the_clinic_is_an_error(web_client, staff
     )
     assert response.status_code == 200
     assert Patient.objects.filter(identifier="A-001").count() == 1
-    assert b"error-summary" in response.content
+    # On the number field, with a link to the patient already registered under it.
+    assert response.context["form"].has_error("identifier", code="unique")
+    assert not response.context["form"].non_field_errors()
+    assert reverse("web:patient-detail", args=[patient_a.pk]).encode() in response.content
 
 
 def test_staff_cannot_register_a_patient_in_another_clinic(web_client, staff, clinic_b):

@@ -257,3 +257,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# The day's UV index on the dashboard (clinics/uv.py): Open-Meteo's forecast when it answers
+# within the timeout, kept an hour per clinic; otherwise a clear-sky estimate. Empty URL:
+# always the estimate (no network).
+SKINPORTAL_UV_FORECAST_URL = env.str("SKINPORTAL_UV_FORECAST_URL", default="https://api.open-meteo.com")
+SKINPORTAL_UV_FORECAST_TIMEOUT = env.float("SKINPORTAL_UV_FORECAST_TIMEOUT", default=2)

@@ -27,3 +27,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 CELERY_TASK_ALWAYS_EAGER = False
 # Static files are not collected for tests.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
+# No test reaches the internet: tests of the forecast point this at a local fake server.
+SKINPORTAL_UV_FORECAST_URL = ""

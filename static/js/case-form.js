@@ -7,7 +7,7 @@
   "use strict";
 
   var form = document.getElementById("case-form");
-  if (!form || !window.FormData || !window.XMLHttpRequest || !window.Promise || !window.URL) {
+  if (!form || !window.FormData || !window.XMLHttpRequest || !window.Promise || !window.URL || !window.indexedDB) {
     return;
   }
   document.documentElement.classList.add("js");
@@ -181,6 +181,8 @@
   function fail(message) {
     request = null;
     setBusy(false);
+    progress.value = 0;
+    progress.hidden = true;
     statusBox.dataset.state = "error";
     statusText.textContent = message;
   }
@@ -190,83 +192,140 @@
     event.returnValue = "";
   }
 
-  function send(files) {
-    var data = new FormData(form);
-    data.delete("images");
-    data.delete("image_kinds");
-    var total = 0;
-    files.forEach(function (file, index) {
-      data.append("images", file, file.name);
-      data.append("image_kinds", photos[index].kind.value);
-      total += file.size;
+  function draftFrom(files) {
+    var fields = [];
+    new FormData(form).forEach(function (value, name) {
+      if (name === "images" || name === "image_kinds" || name === "csrfmiddlewaretoken") return;
+      if (typeof value === "string") fields.push([name, value]);
     });
+    var csrf = form.elements.csrfmiddlewaretoken;
+    return {
+      id: window.Outbox.newKey(), // the Idempotency-Key of every send of this case
+      user: document.body.dataset.user,
+      action: form.getAttribute("action") || window.location.pathname,
+      label: form.dataset.draftLabel || document.title,
+      fields: fields,
+      photos: files.map(function (file, index) {
+        return { blob: file, name: file.name, kind: photos[index].kind.value };
+      }),
+      csrf: csrf ? csrf.value : "",
+      createdAt: Date.now(),
+      state: "waiting",
+      attempts: 0
+    };
+  }
+
+  function clearPhotos() {
+    photos.forEach(function (photo) {
+      URL.revokeObjectURL(photo.url);
+      photo.item.remove();
+    });
+    photos = [];
+    refresh();
+  }
+
+  // Kept on the phone: the case is safe, and sent by the outbox when the signal returns.
+  function keptOnPhone(message) {
+    request = null;
+    setBusy(false);
+    progress.hidden = true;
+    statusBox.dataset.state = "waiting";
+    statusText.textContent = message;
+    clearPhotos();
+    window.Outbox.page.registerSync();
+    window.Outbox.page.render();
+  }
+
+  function send(files) {
     var tooBig = files.filter(function (file) { return file.size > MAX_BYTES; });
     if (tooBig.length) {
       fail("");
       statusBox.hidden = true;
-      showErrors(["A photo is larger than " + formatBytes(MAX_BYTES) + "; take it again at a lower resolution."]);
+      showErrors([form.dataset.msgTooBig || ("A photo is larger than " + formatBytes(MAX_BYTES) + "; take it again at a lower resolution.")]);
       return;
     }
+    var total = files.reduce(function (sum, file) { return sum + file.size; }, 0);
+    var outbox = window.Outbox && window.Outbox.page;
+    if (!outbox) {
+      fail(form.dataset.msgNoStorage || "This browser cannot keep the case; submit again.");
+      return;
+    }
+    var draft = draftFrom(files);
+    var waitingText = form.dataset.msgWaiting ||
+      "No connection: the case is saved on this phone, waiting to upload. It is sent automatically when the connection returns.";
 
-    request = new XMLHttpRequest();
-    request.open("POST", form.getAttribute("action") || window.location.href);
-    request.setRequestHeader("X-Requested-With", "XMLHttpRequest");
-    request.setRequestHeader("Accept", "application/json");
-    request.upload.addEventListener("progress", function (event) {
-      var sent = event.lengthComputable ? event.loaded : 0;
-      var size = event.lengthComputable ? event.total : total;
-      var percent = size ? Math.min(100, Math.round((sent / size) * 100)) : 0;
-      progress.value = percent;
-      statusText.textContent =
-        "Uploading " + files.length + " photo" + (files.length === 1 ? "" : "s") + ": " +
-        percent + " % (" + formatBytes(sent) + " of " + formatBytes(size) + ")";
-    });
-    request.upload.addEventListener("load", function () {
-      progress.value = 100;
-      statusText.textContent = "Upload complete. Saving the case…";
-    });
-    request.addEventListener("load", function () {
-      window.removeEventListener("beforeunload", leaveWarning);
-      var body = null;
-      try {
-        body = JSON.parse(request.responseText);
-      } catch (error) {
-        body = null;
-      }
-      if (request.status === 201 && body && body.redirect) {
-        statusText.textContent = "Case submitted. Opening it…";
-        window.location.assign(body.redirect);
+    window.Outbox.put(draft).then(function () {
+      if (navigator.onLine === false) {
+        keptOnPhone(waitingText);
         return;
       }
-      if (request.status === 400 && body && body.errors) {
-        var messages = [];
-        Object.keys(body.errors).forEach(function (field) {
-          messages = messages.concat(body.errors[field]);
+      progress.hidden = false;
+      window.addEventListener("beforeunload", leaveWarning);
+      draft.state = "sending";
+      return window.Outbox.send(draft, outbox.csrfToken(), function (sent, size) {
+        var percent = size ? Math.min(100, Math.round((sent / size) * 100)) : 0;
+        progress.value = percent;
+        statusText.textContent =
+          (form.dataset.msgUploading || "Uploading") + " " + files.length + " " +
+          (document.body.dataset.outboxPhotos || "photo(s)") + ": " +
+          percent + " % (" + formatBytes(sent) + " / " + formatBytes(size || total) + ")";
+      }, function (xhr) {
+        request = xhr;
+      }).then(function (answer) {
+        window.removeEventListener("beforeunload", leaveWarning);
+        var body = answer.body;
+        if (answer.status === 201 && body && body.redirect) {
+          return window.Outbox.remove(draft.id).then(function () {
+            statusText.textContent = form.dataset.msgSubmitted || "Case submitted. Opening it…";
+            window.location.assign(body.redirect);
+          });
+        }
+        if ((answer.status === 400 || answer.status === 422) && body && body.errors) {
+          return window.Outbox.remove(draft.id).then(function () {
+            var messages = [];
+            Object.keys(body.errors).forEach(function (field) {
+              messages = messages.concat(body.errors[field]);
+            });
+            fail(form.dataset.msgNotSaved || "Nothing was saved. Correct the form and submit again.");
+            showErrors(messages);
+          });
+        }
+        if (answer.status === 413) {
+          return window.Outbox.remove(draft.id).then(function () {
+            fail(form.dataset.msgTooLarge || "The photos are too large for the server. Remove some and submit again.");
+          });
+        }
+        if (answer.status === 403) {
+          draft.state = "waiting";
+          draft.error = "sign-in";
+          return window.Outbox.put(draft).then(function () {
+            keptOnPhone(form.dataset.msgSignIn ||
+              "Your session has ended: the case is saved on this phone and is sent once you sign in again.");
+          });
+        }
+        draft.state = "waiting";
+        draft.error = "server (" + answer.status + ")";
+        return window.Outbox.put(draft).then(function () {
+          keptOnPhone(form.dataset.msgServerError ||
+            "The server could not save the case now; it is saved on this phone and sent again automatically.");
         });
-        fail("Nothing was saved. Correct the form and submit again.");
-        showErrors(messages);
-        return;
-      }
-      if (request.status === 403) {
-        fail("The server refused the form (your session may have ended). Reload the page and sign in again; the photos must then be added again.");
-        return;
-      }
-      if (request.status === 413) {
-        fail("The photos are too large for the server. Remove some and submit again.");
-        return;
-      }
-      fail("The server could not save the case (error " + request.status + "). Your photos are still here; submit again.");
+      }, function (error) {
+        window.removeEventListener("beforeunload", leaveWarning);
+        if (error && error.message === "aborted") {
+          return window.Outbox.remove(draft.id).then(function () {
+            fail(form.dataset.msgCancelled || "Upload cancelled. Nothing was saved.");
+          });
+        }
+        draft.state = "waiting";
+        draft.error = "network";
+        return window.Outbox.put(draft).then(function () {
+          keptOnPhone(form.dataset.msgDropped ||
+            "The connection dropped: the case is saved on this phone, waiting to upload. It is sent automatically when the connection returns.");
+        });
+      });
+    }, function () {
+      fail(form.dataset.msgNoStorage || "This phone could not keep the case (storage full?). Submit again.");
     });
-    request.addEventListener("error", function () {
-      window.removeEventListener("beforeunload", leaveWarning);
-      fail("The connection dropped during the upload. Your photos are still here; submit again when the signal is better.");
-    });
-    request.addEventListener("abort", function () {
-      window.removeEventListener("beforeunload", leaveWarning);
-      fail("Upload cancelled. Nothing was saved.");
-    });
-    window.addEventListener("beforeunload", leaveWarning);
-    request.send(data);
   }
 
   cancelButton.addEventListener("click", function () {
@@ -287,6 +346,7 @@
     }
     setBusy(true);
     progress.value = 0;
+    progress.hidden = false;
     statusText.textContent = "Preparing photos…";
     Promise.all(photos.map(function (photo) { return photo.ready; })).then(send, function () {
       fail("A photo could not be read. Remove it and try again.");

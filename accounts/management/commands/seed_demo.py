@@ -10,6 +10,8 @@ from accounts.models import Clinic, User
 
 DEMO_CLINIC = "Demo Clinic"
 SECOND_CLINIC = "Second Clinic"
+# (latitude, longitude): Nairobi and Maputo, for the dashboard's UV index.
+CLINIC_LOCATIONS = {DEMO_CLINIC: (-1.2921, 36.8219), SECOND_CLINIC: (-25.9692, 32.5732)}
 # username -> (role, superuser, clinic names)
 DEMO_USERS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "demo-staff": (User.Role.CLINIC_STAFF, False, (DEMO_CLINIC,)),
@@ -55,6 +57,10 @@ class Command(BaseCommand):
     @transaction.atomic
     def _seed(self, *, password: str, reset_password: bool) -> list[str]:
         clinics = {name: Clinic.objects.get_or_create(name=name)[0] for name in (DEMO_CLINIC, SECOND_CLINIC)}
+        for name, (latitude, longitude) in CLINIC_LOCATIONS.items():
+            Clinic.objects.filter(name=name, latitude=None, longitude=None).update(
+                latitude=latitude, longitude=longitude
+            )
         created_users = []
         for username, (role, superuser, clinic_names) in DEMO_USERS.items():
             user, created = User.objects.get_or_create(
