@@ -11,6 +11,7 @@ import re
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
     RequestDataTooBig,
@@ -23,15 +24,17 @@ from django.db.models import Q
 from django.http import FileResponse, Http404, UnreadablePostError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from knox.models import AuthToken
 from rest_framework import exceptions, parsers, status
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler, set_rollback
 
+from accounts.lockout import lockout_message
 from accounts.services import audit_record
 from accounts.throttling import LOGIN_THROTTLES
 
@@ -41,9 +44,11 @@ from .selectors import case_list_for, clinics_for, image_list_for, patient_list_
 from .serializers import (
     CaseInputSerializer,
     CaseOutputSerializer,
+    ErrorSerializer,
     PatientConsentInputSerializer,
     PatientInputSerializer,
     PatientOutputSerializer,
+    TokenOutputSerializer,
 )
 from .services import case_submit, patient_consent_record, patient_create
 
@@ -146,30 +151,49 @@ class ApiView(PrivateResponses, APIView):
 
 
 # --- Authentication ------------------------------------------------------------------------
-class TokenObtainApi(PrivateResponses, ObtainAuthToken):
+class TokenObtainApi(PrivateResponses, APIView):
     """POST username and password, receive {"token": "..."} for the Authorization header.
 
-    Attempts count against the sign-in budget per address and per username (429 beyond it);
-    refused attempts are audited.
+    The token is stored as a digest only (django-rest-knox), expires after
+    SKINPORTAL_TOKEN_IDLE_HOURS without use and SKINPORTAL_TOKEN_MAX_DAYS after issue, and is
+    revoked by POST /api/v1/auth/logout/, a password change or deactivation. Attempts count
+    against the per-address budget; failures per username and address lock out (django-axes,
+    429). Failed attempts and lockouts are audited (accounts/signals.py).
     """
 
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
     throttle_classes = LOGIN_THROTTLES
 
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={200: TokenOutputSerializer, 400: ErrorSerializer, 429: ErrorSerializer},
+    )
     def post(self, request: Request, *args, **kwargs) -> Response:
-        serializer = self.get_serializer(data=request.data)
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
         if not serializer.is_valid():
-            username = request.data.get("username") if hasattr(request.data, "get") else None
-            audit_record(
-                actor=None,
-                action="auth.token_failed",
-                request=request,
-                details={"username": username[:150] if isinstance(username, str) else ""},
-            )
+            if getattr(request, "axes_locked_out", False):
+                return Response({"detail": lockout_message()}, status=status.HTTP_429_TOO_MANY_REQUESTS)
             raise exceptions.ValidationError(serializer.errors)
         user = serializer.validated_data["user"]
-        token, _ = Token.objects.get_or_create(user=user)
+        _, token = AuthToken.objects.create(user=user)
+        # As a sign-in does: django-axes resets this user's failure count, last_login is set.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         audit_record(actor=user, action="auth.token", request=request)
-        return Response({"token": token.key})
+        return Response({"token": token})
+
+
+class TokenLogoutApi(ApiView):
+    """POST: revoke the API token this request is signed with; it answers 401 from then on."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AuthToken):
+            request.auth.delete()
+        audit_record(actor=request.user, action="auth.token_revoke", request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Patients ------------------------------------------------------------------------------

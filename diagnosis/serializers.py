@@ -182,3 +182,13 @@ def _absolute(context: dict, view_name: str, pk: int) -> str:
     path = reverse(view_name, args=[pk])
     request = context.get("request")
     return request.build_absolute_uri(path) if request is not None else path
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as the header `Authorization: Token <token>`.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """An error answer: `detail`, or field names with their messages for a 400."""
+
+    detail = serializers.CharField(required=False)

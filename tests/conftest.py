@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -21,7 +21,7 @@ pytest_plugins = ["tests.inference_fixtures"]
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Sign-in attempt counts (accounts.throttling) live in the cache: none carry over between tests."""
+    """Sign-in attempt rates (accounts.throttling) live in the cache: none carry over between tests."""
     cache.clear()
     yield
     cache.clear()
@@ -77,8 +77,8 @@ def client_for(db):
     def make(user: User | None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            _, token = AuthToken.objects.create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
         return client
 
     return make
