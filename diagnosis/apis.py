@@ -51,6 +51,7 @@ from .serializers import (
     TokenOutputSerializer,
 )
 from .services import case_submit, patient_consent_record, patient_create
+from .uploads import upload_allowance_take
 
 logger = logging.getLogger(__name__)
 
@@ -321,6 +322,9 @@ class CaseListCreateApi(ApiView):
         responses={201: CaseOutputSerializer},
     )
     def post(self, request: Request) -> Response:
+        wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many photos sent in the last hour.")
         serializer = CaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

@@ -21,7 +21,7 @@ from accounts.models import Clinic
 from accounts.services import audit_record
 
 from .models import Case, LesionImage, Patient, Prediction
-from .uploads import CleanImage, image_validate
+from .uploads import CleanImage, image_validate, request_budget_check
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,11 @@ def case_submit(
         raise ValidationError({"image_kinds": "More image kinds than images."})
     kinds += [LesionImage.Kind.OVERVIEW] * (len(images) - len(kinds))
 
+    # What decoding all the photos would hold, from their headers: refused before any decode.
+    try:
+        request_budget_check(images)
+    except ValidationError as exc:
+        raise ValidationError({"images": exc.messages}) from None
     cleaned: list[CleanImage] = []
     errors: list[str] = []
     for position, upload in enumerate(images, start=1):

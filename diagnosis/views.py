@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from functools import wraps
+from math import ceil
 from pathlib import Path
 
 from django.conf import settings
@@ -45,6 +46,7 @@ from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
 from .services import case_submit, patient_consent_record, patient_create
+from .uploads import upload_allowance_take
 
 logger = logging.getLogger(__name__)
 
@@ -249,8 +251,13 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
             request=request,
             details={"page": "case-create"},
         )
+    status = 200
     if request.method == "POST":
-        if not patient.consent_given:
+        wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
+        if wait is not None:
+            status = 429
+            form.add_error(None, f"Too many photos sent in the last hour; try again in {ceil(wait / 60)} minute(s).")
+        elif not patient.consent_given:
             form.add_error(
                 None,
                 "The patient's consent is not recorded; a case cannot be submitted.",
@@ -272,7 +279,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "The case is submitted; analysis has started.")
                 return redirect(url)
         if _wants_json(request):
-            return JsonResponse({"errors": _form_errors(form)}, status=400)
+            return JsonResponse({"errors": _form_errors(form)}, status=429 if status == 429 else 400)
     return render(
         request,
         "diagnosis/case_form.html",
@@ -282,6 +289,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
             "max_files": settings.UPLOAD_MAX_FILES,
             "max_bytes": settings.UPLOAD_MAX_BYTES,
         },
+        status=status,
     )
 
 
