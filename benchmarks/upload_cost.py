@@ -59,7 +59,8 @@ client = APIClient()
 client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
 def photo(n):
     buffer = io.BytesIO()
-    Image.new("RGB", (side, height), (120 + n, 80, 60)).save(buffer, format=fmt, **({"quality": 90} if fmt != "PNG" else {}))
+    options = {"quality": 90} if fmt != "PNG" else {}
+    Image.new("RGB", (side, height), (120 + n, 80, 60)).save(buffer, format=fmt, **options)
     return buffer.getvalue()
 files = [photo(n) for n in range(count)]
 sizes = sum(len(f) for f in files)
