@@ -53,7 +53,7 @@ clinic = Clinic.objects.create(name="Bench")
 user = User.objects.create_user("bench", password="x" * 20, role=User.Role.CLINIC_STAFF)
 user.clinics.add(clinic)
 patient = Patient.objects.create(clinic=clinic, identifier="B-1", full_name="Bench Patient",
-    date_of_birth="1970-01-01", sex="female", consent_given=True)
+    date_of_birth="1970-01-01", sex="female", consent_given=True, created_by=user)
 _, token = AuthToken.objects.create(user=user)
 client = APIClient()
 client.credentials(HTTP_AUTHORIZATION=f"Token {token}")

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .models import Case, LesionImage, Patient
+from .text import NOTES_MAX_LENGTH
 
 CONSENT_WORDING = (
     "The patient (or their legal guardian) agrees that photographs of the skin lesion "
@@ -111,6 +112,7 @@ class CaseForm(forms.Form):
     notes = forms.CharField(
         label="Notes",
         required=False,
+        max_length=NOTES_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Anything else the specialist should know.",
     )

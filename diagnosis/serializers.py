@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Case, LesionImage, Patient, Prediction
+from .text import NOTES_MAX_LENGTH
 
 
 # --- Patients ------------------------------------------------------------------------------
@@ -83,7 +84,13 @@ class CaseInputSerializer(serializers.Serializer):
     abcde_colour = serializers.BooleanField(required=False, default=False)
     abcde_diameter = serializers.BooleanField(required=False, default=False)
     abcde_evolving = serializers.BooleanField(required=False, default=False)
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=NOTES_MAX_LENGTH,
+        help_text=f"At most {NOTES_MAX_LENGTH} characters.",
+    )
     # Files are judged by decoding in diagnosis.uploads, so empty ones get its message.
     images = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False),

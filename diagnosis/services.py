@@ -21,6 +21,7 @@ from accounts.models import Clinic
 from accounts.services import audit_record
 
 from .models import Case, LesionImage, Patient, Prediction
+from .text import NOTES_MAX_LENGTH, clean_text
 from .uploads import CleanImage, image_validate, request_budget_check
 
 logger = logging.getLogger(__name__)
@@ -50,11 +51,20 @@ def patient_create(
     """Register a patient in a clinic the actor works in."""
     if not _can_write_for_clinic(actor, clinic.pk):
         raise PermissionDenied("You cannot register patients in this clinic.")
+    identifier = clean_text(identifier, field="identifier")
+    full_name = clean_text(full_name, field="full_name")
+    # Identifiers are compared case-insensitively within a clinic: "p-7" is "P-7" (an exact
+    # duplicate is full_clean()'s unique-constraint error, as before).
+    same_but_case = Patient.objects.filter(clinic=clinic, identifier__iexact=identifier).exclude(identifier=identifier)
+    if same_but_case.exists():
+        raise ValidationError(
+            {"identifier": "A patient with this number is already registered in this clinic."}, code="unique"
+        )
     now = timezone.now()
     patient = Patient(
         clinic=clinic,
-        identifier=identifier.strip(),
-        full_name=full_name.strip(),
+        identifier=identifier,
+        full_name=full_name,
         date_of_birth=date_of_birth,
         sex=sex,
         skin_type=skin_type or "",
@@ -173,6 +183,9 @@ def case_submit(
         raise ValidationError({"images": "Attach at least one photo of the lesion."})
     if len(images) > settings.UPLOAD_MAX_FILES:
         raise ValidationError({"images": f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case."})
+    notes = clean_text(notes, field="notes", multiline=True)
+    if len(notes) > NOTES_MAX_LENGTH:
+        raise ValidationError({"notes": f"Notes are at most {NOTES_MAX_LENGTH} characters."})
     kinds = list(image_kinds or [])
     if len(kinds) > len(images):
         raise ValidationError({"image_kinds": "More image kinds than images."})
