@@ -51,6 +51,10 @@ class PatientConsentInputSerializer(serializers.Serializer):
 
 class PatientOutputSerializer(serializers.ModelSerializer):
     clinic_name = serializers.CharField(source="clinic.name", read_only=True)
+    # "" when not recorded: part of the documented values.
+    skin_type = serializers.ChoiceField(
+        choices=[("", "Not recorded"), *Patient.SkinType.choices], read_only=True, help_text="Fitzpatrick phototype"
+    )
 
     class Meta:
         model = Patient
@@ -193,9 +197,3 @@ def _absolute(context: dict, view_name: str, pk: int) -> str:
 
 class TokenOutputSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as the header `Authorization: Token <token>`.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    """An error answer: `detail`, or field names with their messages for a 400."""
-
-    detail = serializers.CharField(required=False)

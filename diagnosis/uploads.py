@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import struct
 import time
 import warnings
@@ -232,8 +233,11 @@ def upload_allowance_take(*, user, photos: int) -> float | None:
 def _reduce_while_decoding(image: Image.Image) -> None:
     """JPEG: decode at the smallest 1/2, 1/4 or 1/8 scale still at least the stored size."""
     if image.format in DRAFT_FORMATS and image.mode in ("RGB", "L"):
-        side = settings.UPLOAD_STORE_MAX_SIDE
-        image.draft(image.mode, (side, side))
+        width, height = image.size
+        ratio = settings.UPLOAD_STORE_MAX_SIDE / max(width, height)
+        if ratio < 1:
+            # The stored size in both directions, or draft picks its scale by the short side.
+            image.draft(image.mode, (math.ceil(width * ratio), math.ceil(height * ratio)))
 
 
 def _bounded(image: Image.Image) -> Image.Image:
@@ -291,7 +295,8 @@ def image_validate(upload: UploadedFile) -> CleanImage:
             try:
                 _reduce_while_decoding(image)
                 image.load()  # decodes every byte: truncated files fail here
-                upright = _bounded(_upright(image))
+                # Scaled down before anything copies it, so no step holds two full-size copies.
+                upright = _upright(_bounded(image))
             except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
                 raise too_many_pixels from None
             except _DECODE_ERRORS:

@@ -183,7 +183,7 @@ UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
 # What one request and one user may cost (diagnosis/uploads.py): the pixels decoding a
 # case's photos holds (JPEG counts at its reduced decoding size), the long side photos are
 # stored at, the whole request body, and photos per user per hour.
-UPLOAD_MAX_REQUEST_PIXELS = env.int("UPLOAD_MAX_REQUEST_PIXELS", default=32_000_000)
+UPLOAD_MAX_REQUEST_PIXELS = env.int("UPLOAD_MAX_REQUEST_PIXELS", default=24_000_000)
 UPLOAD_STORE_MAX_SIDE = env.int("UPLOAD_STORE_MAX_SIDE", default=2000)
 UPLOAD_MAX_REQUEST_BYTES = env.int("UPLOAD_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
 UPLOAD_MAX_PHOTOS_PER_HOUR = env.int("UPLOAD_MAX_PHOTOS_PER_HOUR", default=300)
@@ -248,6 +248,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation documents its error answers (400, 401, 404, ...), not only success.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "diagnosis.schema.add_error_responses",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ImageKindEnum": "diagnosis.models.LesionImage.Kind",
