@@ -1,9 +1,12 @@
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
+from knox.models import AuthToken
 
 from .models import AuditEvent, Clinic, User
-from .services import audit_record
+from .services import audit_record, user_tokens_revoke
 
 
 @admin.register(Clinic)
@@ -67,6 +70,8 @@ class UserAdmin(DjangoUserAdmin):
         updated = queryset.filter(pk__in=[user.pk for user in users]).update(is_active=False)
         for user in users:
             audit_record(actor=request.user, action="user.deactivate", obj=user, request=request)
+            # queryset.update() sends no signal: revoke the API tokens here.
+            user_tokens_revoke(user=user, reason="deactivation", request=request, actor=request.user)
         self.message_user(request, f"{updated} user(s) deactivated.")
 
 
@@ -96,3 +101,35 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+# API tokens are stored as digests and are nobody's business in the admin.
+if admin.site.is_registered(AuthToken):
+    admin.site.unregister(AuthToken)
+
+
+# Lockouts (django-axes): deleting an attempt unlocks that username at that address.
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LockoutAdmin(AccessAttemptAdmin):
+    """Failed sign-ins per username and address; delete a row to unlock (audited)."""
+
+    def _audit_unlock(self, request: HttpRequest, attempt: AccessAttempt) -> None:
+        audit_record(
+            actor=request.user,
+            action="auth.unlock",
+            request=request,
+            details={"username": attempt.username or "", "address": attempt.ip_address or ""},
+        )
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        self._audit_unlock(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for attempt in queryset:
+            self._audit_unlock(request, attempt)
+        super().delete_queryset(request, queryset)

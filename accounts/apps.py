@@ -6,4 +6,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and audit"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the production system checks)
+        # Registers the production system checks, the authentication audit and token revocation.
+        from . import checks, signals  # noqa: F401

@@ -85,3 +85,29 @@ def audit_record(
         user_agent=(request.META.get("HTTP_USER_AGENT", "") if request is not None else "")[:512],
         details=details or {},
     )
+
+
+def user_tokens_revoke(*, user, reason: str, request: HttpRequest | None = None, actor=None) -> int:
+    """Delete every API token of this user (logout everywhere, password change, deactivation)."""
+    from knox.models import AuthToken
+
+    count, _ = AuthToken.objects.filter(user=user).delete()
+    if count:
+        audit_record(
+            actor=actor if actor is not None else user,
+            action="auth.tokens_revoke",
+            obj=user,
+            request=request,
+            details={"reason": reason, "tokens": count},
+        )
+    return count
+
+
+def access_denied_record(*, user, object_type: str, object_id, request: HttpRequest | None = None) -> None:
+    """Audit an attempt to reach an object that exists but is outside this user's scope."""
+    audit_record(
+        actor=user,
+        action="access.denied",
+        request=request,
+        details={"object_type": object_type, "object_id": str(object_id), "path": request.path if request else ""},
+    )

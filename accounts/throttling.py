@@ -1,8 +1,9 @@
-"""Limits on sign-in attempts (web login, admin login and the API token endpoint).
+"""The rate of sign-in attempts per client address (web login, admin login, API token).
 
-Two budgets, both in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]: attempts per client
-address ("login_ip") and attempts per username ("login_user"), so neither one address
-trying many accounts nor many addresses trying one account get far. The client address is
+settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login_ip"] bounds how fast one address
+may try (any username, success or not). Failed sign-ins per username and address, with
+lockout, reset on success and administrators' unlock, are django-axes' (accounts/lockout.py).
+The client address is
 accounts.services.client_ip: X-Forwarded-For counts only behind a trusted proxy, so a
 client cannot get a fresh budget by sending a made-up header.
 
@@ -20,18 +21,6 @@ from rest_framework.throttling import SimpleRateThrottle
 from .services import client_ip
 
 TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Wait {minutes} minute(s) and try again."
-
-
-def _submitted_username(request) -> str:
-    """The username a sign-in request names, from the DRF request's data or a form post."""
-    data = getattr(request, "data", None)
-    if data is None:
-        data = request.POST
-    try:
-        value = data.get("username", "")
-    except AttributeError:  # a JSON body that is not an object
-        return ""
-    return value.strip().lower()[:150] if isinstance(value, str) else ""
 
 
 class _LoginThrottle(SimpleRateThrottle):
@@ -52,19 +41,7 @@ class LoginIpThrottle(_LoginThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class LoginUsernameThrottle(_LoginThrottle):
-    """Sign-in attempts per username, whichever address they come from."""
-
-    scope = "login_user"
-
-    def get_cache_key(self, request, view) -> str | None:
-        username = _submitted_username(request)
-        if not username:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": username}
-
-
-LOGIN_THROTTLES = (LoginIpThrottle, LoginUsernameThrottle)
+LOGIN_THROTTLES = (LoginIpThrottle,)
 
 
 def login_wait_seconds(request) -> float | None:

@@ -12,6 +12,7 @@ import re
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
     RequestDataTooBig,
@@ -24,16 +25,18 @@ from django.db.models import Q
 from django.http import FileResponse, Http404, UnreadablePostError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from knox.models import AuthToken
 from rest_framework import exceptions, parsers, status
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler, set_rollback
 
+from accounts.lockout import lockout_message
 from accounts.services import audit_record
 from accounts.throttling import LOGIN_THROTTLES
 
@@ -47,8 +50,10 @@ from .serializers import (
     PatientConsentInputSerializer,
     PatientInputSerializer,
     PatientOutputSerializer,
+    TokenOutputSerializer,
 )
 from .services import case_submit, patient_consent_record, patient_create
+from .uploads import upload_allowance_take
 
 logger = logging.getLogger(__name__)
 
@@ -155,35 +160,55 @@ class ApiView(PrivateResponses, APIView):
 
 
 # --- Authentication ------------------------------------------------------------------------
-class TokenObtainApi(PrivateResponses, ObtainAuthToken):
+class TokenObtainApi(PrivateResponses, APIView):
     """POST username and password, receive {"token": "..."} for the Authorization header.
 
-    Attempts count against the sign-in budget per address and per username (429 beyond it);
-    refused attempts are audited.
+    The token is stored as a digest only (django-rest-knox), expires after
+    SKINPORTAL_TOKEN_IDLE_HOURS without use and SKINPORTAL_TOKEN_MAX_DAYS after issue, and is
+    revoked by POST /api/v1/auth/logout/, a password change or deactivation. Attempts count
+    against the per-address budget; failures per username and address lock out (django-axes,
+    429). Failed attempts and lockouts are audited (accounts/signals.py).
     """
 
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
     throttle_classes = LOGIN_THROTTLES
 
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={200: TokenOutputSerializer},
+    )
     def post(self, request: Request, *args, **kwargs) -> Response:
-        serializer = self.get_serializer(data=request.data)
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
         if not serializer.is_valid():
-            username = request.data.get("username") if hasattr(request.data, "get") else None
-            audit_record(
-                actor=None,
-                action="auth.token_failed",
-                request=request,
-                details={"username": username[:150] if isinstance(username, str) else ""},
-            )
+            if getattr(request, "axes_locked_out", False):
+                return Response({"detail": lockout_message()}, status=status.HTTP_429_TOO_MANY_REQUESTS)
             raise exceptions.ValidationError(serializer.errors)
         user = serializer.validated_data["user"]
-        token, _ = Token.objects.get_or_create(user=user)
+        _, token = AuthToken.objects.create(user=user)
+        # As a sign-in does: django-axes resets this user's failure count, last_login is set.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         audit_record(actor=user, action="auth.token", request=request)
-        return Response({"token": token.key})
+        return Response({"token": token})
+
+
+class TokenLogoutApi(ApiView):
+    """POST: revoke the API token this request is signed with; it answers 401 from then on."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AuthToken):
+            request.auth.delete()
+        audit_record(actor=request.user, action="auth.token_revoke", request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Patients ------------------------------------------------------------------------------
 class PatientListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
+    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
 
     @extend_schema(
         parameters=[OpenApiParameter("search", str, description="Identifier or name contains")],
@@ -265,11 +290,13 @@ class PatientConsentApi(ApiView):
 
 
 # --- Cases ---------------------------------------------------------------------------------
-_ID = re.compile(r"[0-9]{1,18}")
+_ID = re.compile(r"-?[0-9]+")
+_BIGGEST_ID = 2**63 - 1
 
 
 class CaseListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
+    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
 
     @extend_schema(
         parameters=[
@@ -280,16 +307,19 @@ class CaseListCreateApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         cases = case_list_for(user=request.user)
-        if status_filter := request.query_params.get("status"):
+        if (status_filter := request.query_params.get("status")) is not None:
             if status_filter not in Case.Status.values:
                 known = ", ".join(Case.Status.values)
                 raise exceptions.ValidationError({"status": [f"Unknown status; one of {known}."]})
             cases = cases.filter(status=status_filter)
         if patient_filter := request.query_params.get("patient"):
-            # ASCII digits only ("²".isdigit() is true), and few enough to fit the database.
+            # ASCII digits only ("²".isdigit() is true).
             if not _ID.fullmatch(patient_filter):
                 raise exceptions.ValidationError({"patient": ["A patient id is a number."]})
-            cases = cases.filter(patient_id=int(patient_filter))
+            # Any integer the schema allows: one no row can have (negative, or past the
+            # database's 64-bit ids) names no patient, so the list is empty.
+            patient_id = int(patient_filter)
+            cases = cases.filter(patient_id=patient_id) if 0 < patient_id <= _BIGGEST_ID else cases.none()
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(cases, request, view=self)
         audit_record(
@@ -335,6 +365,10 @@ class CaseListCreateApi(ApiView):
         return response
 
     def _submit(self, request: Request) -> tuple[int, dict, Case]:
+        # Only a submission that creates a case counts against the hourly photo allowance (not a replay).
+        wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many photos sent in the last hour.")
         serializer = CaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

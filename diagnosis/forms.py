@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Case, LesionImage, Patient
+from .text import NOTES_MAX_LENGTH
 
 CONSENT_WORDING = (
     "The patient (or their legal guardian) agrees that photographs of the skin lesion "
@@ -144,6 +145,7 @@ class CaseForm(forms.Form):
     notes = forms.CharField(
         label="Notes",
         required=False,
+        max_length=NOTES_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Anything else the specialist should know.",
     )

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Clinic
@@ -68,7 +69,13 @@ class Patient(models.Model):
             models.UniqueConstraint(
                 fields=["clinic", "identifier"],
                 name="patient_identifier_unique_per_clinic",
-            )
+            ),
+            # Identifiers are compared case-insensitively within a clinic.
+            models.UniqueConstraint(
+                Lower("identifier"),
+                "clinic",
+                name="patient_identifier_unique_per_clinic_ci",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -77,6 +84,8 @@ class Patient(models.Model):
     def clean(self) -> None:
         if self.date_of_birth and self.date_of_birth > timezone.localdate():
             raise ValidationError({"date_of_birth": "Date of birth cannot be in the future."})
+        if self.date_of_birth and self.date_of_birth.year < 1900:
+            raise ValidationError({"date_of_birth": "Date of birth cannot be before 1900."})
 
 
 class Case(models.Model):

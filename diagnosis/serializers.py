@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from . import extensions
 from .models import Case, LesionImage, Patient, Prediction
+from .text import NOTES_MAX_LENGTH
 
 
 # --- Patients ------------------------------------------------------------------------------
@@ -53,6 +54,10 @@ class PatientConsentInputSerializer(serializers.Serializer):
 
 class PatientOutputSerializer(serializers.ModelSerializer):
     clinic_name = serializers.CharField(source="clinic.name", read_only=True)
+    # "" when not recorded: part of the documented values.
+    skin_type = serializers.ChoiceField(
+        choices=[("", "Not recorded"), *Patient.SkinType.choices], read_only=True, help_text="Fitzpatrick phototype"
+    )
 
     class Meta:
         model = Patient
@@ -94,7 +99,13 @@ class CaseInputSerializer(serializers.Serializer):
     inflammation = serializers.BooleanField(required=False, default=False)
     changed_size = serializers.BooleanField(required=False, default=False)
     changed_shape = serializers.BooleanField(required=False, default=False)
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=NOTES_MAX_LENGTH,
+        help_text=f"At most {NOTES_MAX_LENGTH} characters.",
+    )
     # Files are judged by decoding in diagnosis.uploads, so empty ones get its message.
     images = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False),
@@ -205,3 +216,7 @@ def _absolute(context: dict, view_name: str, pk: int) -> str:
     path = reverse(view_name, args=[pk])
     request = context.get("request")
     return request.build_absolute_uri(path) if request is not None else path
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as the header `Authorization: Token <token>`.")

@@ -23,8 +23,9 @@ from accounts.services import audit_record
 from . import dispatch
 from .models import Case, LesionImage, Patient, Prediction
 from .signals import case_referred
+from .text import NOTES_MAX_LENGTH, clean_text
 from .transitions import case_transition
-from .uploads import CleanImage, image_validate
+from .uploads import CleanImage, image_validate, request_budget_check
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +56,15 @@ def patient_create(
     """Register a patient in a clinic the actor works in."""
     if not _can_write_for_clinic(actor, clinic.pk):
         raise PermissionDenied("You cannot register patients in this clinic.")
-    _identifier_check_free(clinic=clinic, identifier=identifier.strip())
+    identifier = clean_text(identifier, field="identifier")
+    full_name = clean_text(full_name, field="full_name")
+    # Identifiers are compared case-insensitively within a clinic: "p-7" is "P-7".
+    _identifier_check_free(clinic=clinic, identifier=identifier)
     now = timezone.now()
     patient = Patient(
         clinic=clinic,
-        identifier=identifier.strip(),
-        full_name=full_name.strip(),
+        identifier=identifier,
+        full_name=full_name,
         date_of_birth=date_of_birth,
         sex=sex,
         skin_type=skin_type or "",
@@ -156,6 +160,11 @@ def _photos_validate(images: Sequence[UploadedFile], image_kinds: Sequence[str] 
     if len(kinds) > len(images):
         raise ValidationError({"image_kinds": "More image kinds than images."})
     kinds += [LesionImage.Kind.OVERVIEW] * (len(images) - len(kinds))
+    # What decoding all the photos would hold, from their headers: refused before any decode.
+    try:
+        request_budget_check(images)
+    except ValidationError as exc:
+        raise ValidationError({"images": exc.messages}) from None
     cleaned: list[CleanImage] = []
     errors: list[str] = []
     for position, upload in enumerate(images, start=1):
@@ -232,6 +241,9 @@ def case_submit(
         raise PermissionDenied("You cannot submit cases for this patient.")
     if not patient.consent_given:
         raise ValidationError({"patient": "The patient's consent is not recorded; it is required to submit a case."})
+    notes = clean_text(notes, field="notes", multiline=True)
+    if len(notes) > NOTES_MAX_LENGTH:
+        raise ValidationError({"notes": f"Notes are at most {NOTES_MAX_LENGTH} characters."})
     photos = _photos_validate(images, image_kinds)
 
     stored: list[str] = []
@@ -362,7 +374,7 @@ PATIENT_EDITABLE_FIELDS = ("identifier", "full_name", "date_of_birth", "sex", "s
 
 def _identifier_check_free(*, clinic: Clinic, identifier: str, exclude_pk: int | None = None) -> None:
     """A duplicate number is an error on the identifier field (not the whole form)."""
-    taken = Patient.objects.filter(clinic=clinic, identifier=identifier)
+    taken = Patient.objects.filter(clinic=clinic, identifier__iexact=identifier)
     if exclude_pk is not None:
         taken = taken.exclude(pk=exclude_pk)
     if taken.exists():
@@ -383,7 +395,9 @@ def patient_update(*, actor, patient: Patient, request: HttpRequest | None = Non
     locked = Patient.objects.select_for_update().get(pk=patient.pk)
     diff: dict[str, dict[str, str]] = {}
     for field, value in changes.items():
-        if isinstance(value, str):
+        if field in ("identifier", "full_name"):
+            value = clean_text(value, field=field)
+        elif isinstance(value, str):
             value = value.strip()
         if value is None:
             value = ""

@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import struct
+import time
 import warnings
 from dataclasses import dataclass
 
 import pillow_heif
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
@@ -30,6 +33,8 @@ logger = logging.getLogger(__name__)
 ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "HEIF"}
 # Formats whose further frames belong to one photo; other multi-frame files are animations.
 PRIMARY_FRAME_FORMATS = {"MPO", "HEIF"}
+# Formats Pillow can decode at a reduced scale (draft mode).
+DRAFT_FORMATS = {"JPEG", "MPO"}
 JPEG_QUALITY = 92
 _READ_CHUNK = 1024 * 1024
 # What decoders of untrusted bytes raise besides OSError: Pillow's parsers raise SyntaxError,
@@ -62,14 +67,25 @@ class UploadSizeLimitHandler(FileUploadHandler):
 
     First in FILE_UPLOAD_HANDLERS: the handlers after it store what it passes on, so an
     oversized file never fills memory or the temporary folder, and the one byte over the
-    limit makes image_validate report it as too large.
+    limit makes image_validate report it as too large. A request whose declared or received
+    size passes UPLOAD_MAX_REQUEST_BYTES is refused (413) as soon as that is known, before
+    the rest is read or spooled.
     """
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        if content_length and content_length > settings.UPLOAD_MAX_REQUEST_BYTES:
+            raise RequestDataTooBig(f"Request body over UPLOAD_MAX_REQUEST_BYTES ({content_length} bytes).")
+        self.received = 0
+        return None
 
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
         self.kept = 0
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        self.received = getattr(self, "received", 0) + len(raw_data)
+        if self.received > settings.UPLOAD_MAX_REQUEST_BYTES:
+            raise RequestDataTooBig("Uploaded files over UPLOAD_MAX_REQUEST_BYTES.")
         room = settings.UPLOAD_MAX_BYTES + 1 - self.kept
         if room <= 0:
             return None
@@ -145,6 +161,94 @@ def _upright(image: Image.Image) -> Image.Image:
     return image.transpose(method) if method is not None else image.copy()
 
 
+def decoded_pixels(width: int, height: int, image_format: str | None) -> int:
+    """Pixels the decoder holds for a photo of this size: JPEG decodes at 1/2, 1/4 or 1/8
+    scale (draft mode) down to the stored size; PNG and HEIC decode whole."""
+    if image_format in DRAFT_FORMATS:
+        side = settings.UPLOAD_STORE_MAX_SIDE
+        scale = 1
+        while scale < 8 and max(width, height) // (scale * 2) >= side:
+            scale *= 2
+        return -(-width // scale) * -(-height // scale)
+    return width * height
+
+
+def upload_cost(upload: UploadedFile) -> int:
+    """The pixels decoding this upload will hold, read from its header only (0 if unreadable
+    or over the per-photo limit: image_validate refuses it, without decoding, and says why)."""
+    try:
+        upload.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None
+            with Image.open(upload) as image:
+                width, height = image.size
+                image_format = image.format
+    except (UnidentifiedImageError, *_DECODE_ERRORS):
+        return 0
+    finally:
+        Image.MAX_IMAGE_PIXELS = settings.UPLOAD_MAX_PIXELS
+        upload.seek(0)
+    if width * height > settings.UPLOAD_MAX_PIXELS:
+        return 0  # image_validate refuses it from its header, with its own message
+    return decoded_pixels(width, height, image_format)
+
+
+def request_budget_check(uploads) -> None:
+    """Refuse a set of photos whose decoding would hold more than UPLOAD_MAX_REQUEST_PIXELS,
+    before any of them is decoded."""
+    total = sum(upload_cost(upload) for upload in uploads)
+    budget = settings.UPLOAD_MAX_REQUEST_PIXELS
+    if total > budget:
+        raise ValidationError(
+            f"These photos are too large together ({total / 1e6:.0f} megapixels to decode, limit "
+            f"{budget / 1e6:g}); send fewer or smaller photos in one case.",
+            "request_too_large",
+        )
+
+
+def upload_allowance_take(*, user, photos: int) -> float | None:
+    """Count these photos against the user's hourly allowance (UPLOAD_MAX_PHOTOS_PER_HOUR).
+
+    None when they may be sent, else the seconds until the allowance starts afresh. The
+    count lives in the default cache (a shared one with several web processes).
+    """
+    limit = settings.UPLOAD_MAX_PHOTOS_PER_HOUR
+    if not limit or photos <= 0:
+        return None
+    now = time.time()
+    window = int(now // 3600)
+    key = f"upload-allowance:{user.pk}:{window}"
+    cache.add(key, 0, timeout=3600)
+    try:
+        used = cache.incr(key, photos)
+    except ValueError:  # expired between add and incr
+        cache.set(key, photos, timeout=3600)
+        used = photos
+    if used > limit:
+        return (window + 1) * 3600 - now
+    return None
+
+
+def _reduce_while_decoding(image: Image.Image) -> None:
+    """JPEG: decode at the smallest 1/2, 1/4 or 1/8 scale still at least the stored size."""
+    if image.format in DRAFT_FORMATS and image.mode in ("RGB", "L"):
+        width, height = image.size
+        ratio = settings.UPLOAD_STORE_MAX_SIDE / max(width, height)
+        if ratio < 1:
+            # The stored size in both directions, or draft picks its scale by the short side.
+            image.draft(image.mode, (math.ceil(width * ratio), math.ceil(height * ratio)))
+
+
+def _bounded(image: Image.Image) -> Image.Image:
+    """At most UPLOAD_STORE_MAX_SIDE pixels on the long side: more than the analysis and a
+    specialist's screen use, and a bound on what every later step costs."""
+    side = settings.UPLOAD_STORE_MAX_SIDE
+    if max(image.size) > side:
+        image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return image
+
+
 def image_validate(upload: UploadedFile) -> CleanImage:
     """Decode, check and re-encode one uploaded photo; raise ValidationError if unusable."""
     max_bytes = settings.UPLOAD_MAX_BYTES
@@ -189,8 +293,10 @@ def image_validate(upload: UploadedFile) -> CleanImage:
             source_format = image.format
             icc_profile = image.info.get("icc_profile")
             try:
+                _reduce_while_decoding(image)
                 image.load()  # decodes every byte: truncated files fail here
-                upright = _upright(image)
+                # Scaled down before anything copies it, so no step holds two full-size copies.
+                upright = _upright(_bounded(image))
             except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
                 raise too_many_pixels from None
             except _DECODE_ERRORS:

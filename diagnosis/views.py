@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from functools import wraps
+from math import ceil
 from pathlib import Path
 
 from django.conf import settings
@@ -64,6 +65,7 @@ from .services import (
     patient_update,
 )
 from .transitions import IN_SPECIALIST_HANDS
+from .uploads import upload_allowance_take
 
 logger = logging.getLogger(__name__)
 
@@ -357,8 +359,13 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
             request=request,
             details={"page": "case-create"},
         )
+    status = 200
     if request.method == "POST":
-        if not patient.consent_given:
+        wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
+        if wait is not None:
+            status = 429
+            form.add_error(None, f"Too many photos sent in the last hour; try again in {ceil(wait / 60)} minute(s).")
+        elif not patient.consent_given:
             form.add_error(
                 None,
                 "The patient's consent is not recorded; a case cannot be submitted.",
@@ -382,7 +389,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "The case is submitted; analysis has started.")
                 return redirect(url)
         if _wants_json(request):
-            return JsonResponse({"errors": _form_errors(form)}, status=400)
+            return JsonResponse({"errors": _form_errors(form)}, status=429 if status == 429 else 400)
     return render(
         request,
         "diagnosis/case_form.html",
@@ -392,6 +399,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
             "max_files": settings.UPLOAD_MAX_FILES,
             "max_bytes": settings.UPLOAD_MAX_BYTES,
         },
+        status=status,
     )
 
 

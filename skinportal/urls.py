@@ -3,14 +3,15 @@ from importlib.util import find_spec
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.forms import ThrottledAdminAuthenticationForm
-from accounts.views import LoginView
+from accounts.views import LoginView, PasswordChangeView
 
 from . import health, offline, readiness
 
-# Admin sign-in counts against the same sign-in budget as the web login and the API token.
+# Admin sign-in counts against the same per-address budget as the web login and the API token;
+# failures lock out per username and address (django-axes) on all three.
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
@@ -21,7 +22,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_change/",
-        auth_views.PasswordChangeView.as_view(),
+        PasswordChangeView.as_view(),
         name="password_change",
     ),
     path(
@@ -32,7 +33,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        # Swagger UI from the portal's own static files, its set-up script a separate file
+        # (the Content-Security-Policy allows no inline script).
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
         name="api-docs",
     ),
     # REST API v1 and the access-checked image files (namespace "diagnosis").

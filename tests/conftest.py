@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 from django.db import connections
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -24,7 +24,7 @@ pytest_plugins = ["tests.inference_fixtures"]
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Sign-in attempt counts (accounts.throttling) live in the cache: none carry over between tests."""
+    """Sign-in attempt rates (accounts.throttling) live in the cache: none carry over between tests."""
     cache.clear()
     yield
     cache.clear()
@@ -85,8 +85,8 @@ def client_for(db):
     def make(user: User | None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            _, token = AuthToken.objects.create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
         return client
 
     return make
@@ -132,6 +132,14 @@ def browser_page():
         context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
         page = context.new_page()
         page.set_default_timeout(20_000)
+        # Anything the Content-Security-Policy blocks is reported on the console.
+        page.csp_violations = []
+        page.on(
+            "console",
+            lambda message: (
+                page.csp_violations.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         try:
             yield page
         finally:

@@ -33,7 +33,8 @@ import pytest
 from inference.artifact import DEFAULT_FILE, ArtifactError, default_artifact_dir, load_artifact
 
 ROOT = Path(__file__).resolve().parent.parent
-HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
+# 20 HAM10000 photos, every diagnosis, committed with their attribution (tests/data/README.md).
+HAM10000_SAMPLE = ROOT / "tests" / "data" / "ham10000"
 TEST_MODEL_SIZE = 96
 # training.models.DEFAULT_BASE_WEIGHTS, without importing Keras into the test process.
 IMAGENET_WEIGHTS = ROOT.parent / "shared/models/mobilenet_v2_imagenet/mobilenet_v2_1.0_224_no_top.weights.h5"
@@ -117,11 +118,10 @@ def served_model(model_dir, monkeypatch):
 
 @pytest.fixture(scope="session")
 def ham_images() -> list[Path]:
-    """A fixed sample of real HAM10000 photos from ../shared (skipped when the folder is absent)."""
-    folder = HAM10000 / "images"
-    if not folder.is_dir():
-        pytest.skip(f"HAM10000 is not at {HAM10000}; these tests need real dermatoscopic photos")
-    return sorted(folder.glob("ISIC_*.jpg"))[::97][:100]
+    """The committed sample of real HAM10000 photos, one or more of every diagnosis."""
+    photos = sorted((HAM10000_SAMPLE / "images").glob("ISIC_*.jpg"))
+    assert len(photos) >= 7, f"the HAM10000 sample is missing from {HAM10000_SAMPLE}"
+    return photos
 
 
 # --- Redis and this process's Celery app ------------------------------------------------------

@@ -254,6 +254,13 @@ ENDPOINTS = {
         None,
         {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
+    # Revokes the caller's own token; everyone signed in may (tests/test_security_tokens.py).
+    "token-logout": (
+        "post",
+        lambda w: "/api/v1/auth/logout/",
+        None,
+        {ANON: 401, STAFF: 204, OTHER: 204, SPEC: 204, ADMIN: 204},
+    ),
 }
 
 MATRIX = [

@@ -19,24 +19,20 @@ from accounts.models import User
 from diagnosis.models import Case, LesionImage, Patient
 from inference.preprocessing import CLASS_NAMES
 from tests.factories import PASSWORD, PredictionFactory, UserFactory
+from tests.inference_fixtures import HAM10000_SAMPLE
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made here are
 # still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-HAM10000_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def lesion_photo() -> Path:
-    if not HAM10000_IMAGES.is_dir():
-        pytest.skip(f"HAM10000 images not found at {HAM10000_IMAGES}")
-    photo = next(iter(sorted(HAM10000_IMAGES.glob("*.jpg"))), None)
-    if photo is None:
-        pytest.skip(f"no JPEG images in {HAM10000_IMAGES}")
-    return photo
+    """A real HAM10000 photo from the committed sample (tests/data/README.md)."""
+    return sorted((HAM10000_SAMPLE / "images").glob("*.jpg"))[0]
 
 
 @pytest.fixture
@@ -64,8 +60,9 @@ def test_nurse_submits_a_case_from_the_phone_and_sees_the_result(
     UserFactory(username="nurse", role=User.Role.CLINIC_STAFF, clinics=[clinic_a])
     page = browser_page
 
-    # Signing in: anonymous visitors land on the login page.
-    page.goto(live_server.url + "/")
+    # Signing in: anonymous visitors land on the login page, which has the policy.
+    response = page.goto(live_server.url + "/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
     assert "/accounts/login/" in page.url
     page.get_by_label("Username").fill("nurse")
     page.get_by_label("Password").fill(PASSWORD)
@@ -127,3 +124,5 @@ def test_nurse_submits_a_case_from_the_phone_and_sees_the_result(
     assert page.locator("#result-card[data-pending='false']").count() == 1
     assert page.locator("#case-status").get_by_text("Analysed").is_visible()
     assert "analysis has finished" in page.locator("#result-announcer").text_content()
+    # The pages' own scripts (photo scaling, live result) ran under the policy; nothing was blocked.
+    assert page.csp_violations == []

@@ -1,6 +1,6 @@
 """The served model (LiteRT, no TensorFlow) gives the Keras model's probabilities on real photos.
 
-Needs HAM10000 at ../shared/data/ham10000 and TensorFlow (requirements-dev.txt); TensorFlow
+Uses the committed HAM10000 sample (tests/data) and TensorFlow (requirements-dev.txt); TensorFlow
 is imported inside the test only.
 """
 

@@ -47,7 +47,7 @@ def test_consent_given_as_a_form_word_is_accepted(staff, clinic_a, client_for):
     ("query", "field"),
     [
         ({"patient": "²"}, "patient"),  # a digit to str.isdigit(), not to int()
-        ({"patient": "9" * 30}, "patient"),  # larger than any database integer
+        ({"patient": "1.5"}, "patient"),  # not an integer
         ({"status": "deleted"}, "status"),
     ],
 )
@@ -181,3 +181,11 @@ def test_search_with_a_null_character_is_400(staff, client_for):
 
     assert response.status_code == 400
     assert "search" in response.json()
+
+
+def test_case_list_for_an_id_no_patient_can_have_is_empty_not_an_error(staff, client_for):
+    # The schema says integer: a negative one, or one past the database's ids, names nobody.
+    for value in ("-639", "9" * 30):
+        response = client_for(staff).get("/api/v1/cases/", {"patient": value})
+        assert response.status_code == 200
+        assert response.json()["results"] == []

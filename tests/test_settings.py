@@ -153,12 +153,28 @@ def test_production_refuses_missing_secret_key():
 
 @pytest.mark.parametrize(
     "key",
-    ["django-insecure-local-development-only", "short-key", "django-insecure-" + "x" * 60],
+    ["django-insecure-local-development-only", "short-key", "django-insecure-" + "x" * 60, "abcd" * 20],
 )
 def test_production_refuses_default_or_weak_secret_key(key):
     result = run_with("skinportal.settings.production", DJANGO_SECRET_KEY=key, DJANGO_ALLOWED_HOSTS="portal.example")
 
     assert_refused(result, "DJANGO_SECRET_KEY is insecure")
+
+
+def test_production_warns_when_any_host_is_allowed():
+    result = run_with("skinportal.settings.production", DJANGO_SECRET_KEY=GOOD_KEY, DJANGO_ALLOWED_HOSTS="*")
+
+    assert result.returncode == 0, result.stderr
+    assert "DJANGO_ALLOWED_HOSTS contains '*'" in result.stderr
+    quiet = run_with(
+        "skinportal.settings.production", DJANGO_SECRET_KEY=GOOD_KEY, DJANGO_ALLOWED_HOSTS="portal.example"
+    )
+    assert "DJANGO_ALLOWED_HOSTS" not in quiet.stderr
+
+
+def test_env_files_stay_out_of_git_and_the_image():
+    for ignore_file in (".gitignore", ".dockerignore"):
+        assert ".env" in (ROOT / ignore_file).read_text().split(), ignore_file
 
 
 def test_production_refuses_demo_users(settings, db):

@@ -44,7 +44,7 @@ def test_every_environment_variable_is_documented():
     assert undocumented == []
 
 
-@pytest.mark.parametrize("name", ["CACHE_URL", "SKINPORTAL_LOGIN_RATE_IP", "SKINPORTAL_LOGIN_RATE_USER"])
+@pytest.mark.parametrize("name", ["CACHE_URL", "SKINPORTAL_LOGIN_RATE_IP"])
 def test_cache_and_sign_in_limits_are_documented_with_their_defaults(name):
     default = _env_reads()[name]
 

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from inference.artifact import ArtifactError, load_artifact
 from inference.preprocessing import CLASSES
+from tests.inference_fixtures import service_missing
 from training import data as data_module
 
 pytestmark = pytest.mark.training
@@ -59,7 +60,7 @@ def test_split_keeps_every_lesion_in_one_split(ham_folder):
 
 def test_split_of_the_real_dataset_is_grouped_stratified_and_reproducible():
     if not data_module.DEFAULT_DATA_DIR.exists():
-        pytest.skip(f"HAM10000 not found at {data_module.DEFAULT_DATA_DIR}")
+        service_missing(f"HAM10000 not found at {data_module.DEFAULT_DATA_DIR}")
     records = data_module.read_metadata(data_module.DEFAULT_DATA_DIR)
     first = data_module.grouped_split(records, seed=42)
     assert first == data_module.grouped_split(records, seed=42)

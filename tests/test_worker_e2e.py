@@ -1,8 +1,8 @@
 """End to end: photos uploaded through the API, scored by real ``celery worker`` processes over Redis.
 
 Needs Redis and a database the worker processes can open (PostgreSQL as in CI, or SQLite in
-a file); see tests/inference_fixtures.py. Real HAM10000 photos from ../shared when present,
-generated ones otherwise.
+a file); see tests/inference_fixtures.py. Real HAM10000 photos from the committed sample
+(tests/data/README.md).
 """
 
 from __future__ import annotations
@@ -23,19 +23,18 @@ from diagnosis import analysis
 from diagnosis.models import Case, LesionImage, Prediction
 from inference.artifact import load_artifact
 from inference.preprocessing import CLASSES
-from tests.factories import PatientFactory, image_bytes
-from tests.inference_fixtures import HAM10000, celery_sending_to, queued_messages, wait_for
+from tests.factories import PatientFactory
+from tests.inference_fixtures import HAM10000_SAMPLE, celery_sending_to, queued_messages, wait_for
 
 URL = "/api/v1/cases/"
 FINISHED = (Case.Status.ANALYSED, Case.Status.REFERRED, Case.Status.FAILED)
 
 
 def ham_photo_bytes(count: int) -> list[bytes]:
-    folder = HAM10000 / "images"
-    if folder.is_dir():
-        files = sorted(folder.glob("ISIC_*.jpg"))[: count * 37 : 37]
-        return [file.read_bytes() for file in files]
-    return [image_bytes(200, 150, (120 + 4 * n % 100, 80, 60)) for n in range(count)]
+    """Real HAM10000 photos from the committed sample (tests/data/README.md)."""
+    files = sorted((HAM10000_SAMPLE / "images").glob("ISIC_*.jpg"))
+    assert len(files) >= count, f"the HAM10000 sample has {len(files)} photos, {count} needed"
+    return [file.read_bytes() for file in files[:count]]
 
 
 @pytest.fixture

@@ -52,8 +52,18 @@ def _conflict(exc: services.WorkflowConflict) -> Conflict:
 
 
 CONFLICT = OpenApiResponse(description="The referral's state does not allow this (JSON detail says why).")
-_ID = re.compile(r"[0-9]{1,18}")
-TRUE = ("true", "1", "yes")
+_ID = re.compile(r"-?[0-9]+")
+_BIGGEST_ID = 2**63 - 1
+TRUE = ("true", "1")
+FALSE = ("false", "0", "")
+
+
+def flag(params, name: str) -> bool:
+    """A boolean query parameter: true/1 or false/0 (or absent); anything else is a 400."""
+    value = params.get(name, "").lower()
+    if value not in TRUE + FALSE:
+        raise exceptions.ValidationError({name: ["true or false."]})
+    return value in TRUE
 
 
 # --- Clinic side ------------------------------------------------------------------------------
@@ -120,6 +130,8 @@ class CaseAcknowledgeApi(ApiView):
 
 # --- Referrals --------------------------------------------------------------------------------
 class ReferralListApi(ApiView):
+    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+
     @extend_schema(
         summary="Referrals of the clinics the user serves (specialists) or works in (clinic staff)",
         description=(
@@ -156,8 +168,8 @@ def referral_filter(request, queue, everything):
     """The list and queue filters shared by the API and the queue page."""
     params = request.query_params if hasattr(request, "query_params") else request.GET
     now = timezone.now()
-    wanted = params.get("status", "")
-    if wanted == "":
+    wanted = params.get("status")
+    if wanted is None:
         referrals = queue
     elif wanted == "all":
         referrals = everything
@@ -171,17 +183,19 @@ def referral_filter(request, queue, everything):
         referrals = queue.filter(status=wanted)
     else:
         raise exceptions.ValidationError({"status": [f"One of {', '.join(Referral.Status.values)} or all."]})
-    if urgency := params.get("urgency"):
+    if (urgency := params.get("urgency")) is not None:
         if urgency not in Referral.Urgency.values:
             raise exceptions.ValidationError({"urgency": ["routine or urgent."]})
         referrals = referrals.filter(urgency=urgency)
-    if clinic := params.get("clinic"):
+    if (clinic := params.get("clinic")) is not None:
         if not _ID.fullmatch(clinic):
             raise exceptions.ValidationError({"clinic": ["A clinic id is a number."]})
-        referrals = referrals.filter(clinic_id=int(clinic))
-    if params.get("mine", "").lower() in TRUE:
+        # Any integer the schema allows; one no row can have names no clinic: an empty list.
+        clinic_id = int(clinic)
+        referrals = referrals.filter(clinic_id=clinic_id) if 0 < clinic_id <= _BIGGEST_ID else referrals.none()
+    if flag(params, "mine"):
         referrals = referrals.filter(status=Referral.Status.CLAIMED, claimed_by=request.user, claim_expires_at__gt=now)
-    if params.get("overdue", "").lower() in TRUE:
+    if flag(params, "overdue"):
         referrals = referrals.filter(status__in=OPEN_STATUSES, due_at__lt=now)
     return referrals
 
@@ -300,13 +314,15 @@ class ReferralInformationRequestApi(ApiView):
 
 # --- Notifications and metrics ----------------------------------------------------------------
 class NotificationListApi(ApiView):
+    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+
     @extend_schema(
         parameters=[OpenApiParameter("unread", bool, description="Only unread notifications")],
         responses=NotificationOutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
         notifications = notification_list_for(user=request.user)
-        if request.query_params.get("unread", "").lower() in TRUE:
+        if flag(request.query_params, "unread"):
             notifications = notifications.filter(read_at__isnull=True)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(notifications, request, view=self)

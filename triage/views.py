@@ -98,10 +98,16 @@ def referral_queue(request: HttpRequest) -> HttpResponse:
     everything = referral_list_for(user=user)
     clinics = Clinic.objects.filter(pk__in=everything.values_list("clinic_id", flat=True)).order_by("name")
     form = ReferralFilterForm(request.GET or None, clinics=clinics)
-    params = request.GET.copy()
+    # Only what the form validated reaches the filter (an empty choice means "any").
+    params: dict[str, str] = {}
+    if request.GET.get("status") in (*Referral.Status.values, "all"):
+        params["status"] = request.GET["status"]
     if form.is_bound and form.is_valid():
+        for name in ("urgency", "clinic"):
+            if form.cleaned_data[name]:
+                params[name] = str(form.cleaned_data[name])
         for name in ("mine", "overdue"):
-            params[name] = "true" if form.cleaned_data[name] else ""
+            params[name] = "true" if form.cleaned_data[name] else "false"
     referrals = referral_filter(_Params(request, params), referral_queue_for(user=user), everything)
     page = Paginator(referrals, PER_PAGE).get_page(request.GET.get("page"))
     now = timezone.now()

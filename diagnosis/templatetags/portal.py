@@ -34,6 +34,17 @@ def bar_width(value) -> str:
 
 
 @register.filter
+def bar_class(value) -> str:
+    """A probability as one of the stylesheet's width classes (w1..w100): the
+    Content-Security-Policy allows no inline style attributes."""
+    try:
+        number = max(0.0, min(1.0, float(value))) * 100
+    except (TypeError, ValueError):
+        number = 0.0
+    return f"w{max(1, min(100, round(number)))}"
+
+
+@register.filter
 def age(date_of_birth: date | None) -> int | None:
     if not date_of_birth:
         return None

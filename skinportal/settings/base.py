@@ -4,9 +4,11 @@ Defaults need nothing installed: SQLite under var/, media under var/media, conso
 and a filesystem Celery broker under var/broker. See docs/settings.md for every variable.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -28,8 +30,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "diagnosis",
     "triage",
@@ -44,6 +48,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last: turns a locked-out sign-in into the 429 page (accounts/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "skinportal.urls"
@@ -70,6 +77,17 @@ VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The zero-setup database must take a small clinic's concurrent writes: write-ahead
+    # logging (readers never block the writer), a busy timeout instead of "database is
+    # locked", and transactions that take the write lock when they begin.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": env.int("SKINPORTAL_SQLITE_BUSY_TIMEOUT", default=20),
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts --------------------------------------------------------------------------
@@ -89,6 +107,54 @@ AUTH_PASSWORD_VALIDATORS = [
 # Client addresses for the audit log: X-Forwarded-For is honoured only when the direct
 # peer (REMOTE_ADDR) is one of these reverse proxies.
 SKINPORTAL_TRUSTED_PROXIES = env.list("SKINPORTAL_TRUSTED_PROXIES", default=[])
+
+# --- Sign-in, sessions and API tokens (see docs/settings.md) --------------------------
+AUTHENTICATION_BACKENDS = [
+    # django-axes: failed sign-ins per username and address, lockout, reset on success.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("SKINPORTAL_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SKINPORTAL_LOGIN_LOCKOUT_MINUTES", default=60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.attempted_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False
+# Automatic logoff: a web session ends after this many minutes without a request.
+SESSION_COOKIE_AGE = env.int("SKINPORTAL_SESSION_IDLE_MINUTES", default=30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+# API tokens (django-rest-knox): stored as digests, expire after TOKEN_IDLE hours without
+# use and TOKEN_MAX_DAYS after issue whatever the use, revoked on logout, password change
+# and deactivation (accounts/signals.py).
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env.float("SKINPORTAL_TOKEN_IDLE_HOURS", default=12)),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(days=env.float("SKINPORTAL_TOKEN_MAX_DAYS", default=7)),
+    "MIN_REFRESH_INTERVAL": 60,
+    "AUTH_HEADER_PREFIX": "Token",
+    "USER_SERIALIZER": None,
+    "TOKEN_LIMIT_PER_USER": None,
+}
+
+# --- Browser protections ---------------------------------------------------------------
+# One Content-Security-Policy for every page: scripts and styles only from the portal's own
+# static files (no inline script, no third-party origin), never framed. A page that needs
+# more overrides it with django.views.decorators.csp, not by loosening this.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # --- Cache -----------------------------------------------------------------------------
 # Holds the sign-in attempt counts. Per process by default; with several web processes
@@ -116,6 +182,13 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=50_000_000)
 UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
+# What one request and one user may cost (diagnosis/uploads.py): the pixels decoding a
+# case's photos holds (JPEG counts at its reduced decoding size), the long side photos are
+# stored at, the whole request body, and photos per user per hour.
+UPLOAD_MAX_REQUEST_PIXELS = env.int("UPLOAD_MAX_REQUEST_PIXELS", default=24_000_000)
+UPLOAD_STORE_MAX_SIDE = env.int("UPLOAD_STORE_MAX_SIDE", default=2000)
+UPLOAD_MAX_REQUEST_BYTES = env.int("UPLOAD_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
+UPLOAD_MAX_PHOTOS_PER_HOUR = env.int("UPLOAD_MAX_PHOTOS_PER_HOUR", default=300)
 # Django's own request limits must let a case with several photos through.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -152,7 +225,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Skin Portal <noreply@loc
 # --- REST API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -161,10 +234,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "diagnosis.apis.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # Sign-in attempts (accounts.throttling): per client address and per username.
+    # Sign-in attempts per client address (accounts.throttling); failures per username and
+    # address lock out through django-axes (AXES_* above).
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env("SKINPORTAL_LOGIN_RATE_IP", default="30/min"),
-        "login_user": env("SKINPORTAL_LOGIN_RATE_USER", default="20/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -173,6 +246,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Teledermatology for rural clinics: patients, cases, lesion images and model predictions.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the portal's own static files (drf-spectacular-sidecar), pinned.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Every operation documents its error answers (400, 401, 404, ...), not only success.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "diagnosis.schema.add_error_responses",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ImageKindEnum": "diagnosis.models.LesionImage.Kind",
@@ -255,7 +337,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # The day's UV index on the dashboard (clinics/uv.py): Open-Meteo's forecast when it answers

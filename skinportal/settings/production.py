@@ -4,6 +4,8 @@ Demo accounts are refused too: accounts/checks.py (system check), skinportal/wsg
 the worker start (skinportal/celery.py).
 """
 
+import warnings
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -15,6 +17,8 @@ DEBUG = False
 
 # No default: a missing DJANGO_SECRET_KEY stops the process here.
 SECRET_KEY = env("DJANGO_SECRET_KEY")
+# Django's own rule (security.W009): at least 50 characters, at least 5 different ones, not
+# Django's generated insecure prefix; and none of the usual placeholders.
 _INSECURE_PREFIXES = ("django-insecure", "change-me", "changeme", "secret", "test-only")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.lower().startswith(_INSECURE_PREFIXES):
     raise ImproperlyConfigured(
@@ -23,6 +27,13 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.lower().starts
     )
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+if "*" in ALLOWED_HOSTS:
+    warnings.warn(
+        "DJANGO_ALLOWED_HOSTS contains '*': any Host header is accepted (password-reset links and "
+        "absolute URLs can be pointed at another site). Name the portal's host names.",
+        RuntimeWarning,
+        stacklevel=1,
+    )
 SKINPORTAL_REFUSE_DEMO_USERS = True
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -30,7 +41,6 @@ SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 60 * 60)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
