@@ -162,3 +162,44 @@ def test_the_hourly_cleanup_deletes_only_answers_older_than_24_hours(staff, pati
 
     assert idempotency_records_expired_delete() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sends_of_one_key_at_the_same_moment_make_one_case(staff, clinic_a):
+    """The phone resends while the first upload is still being saved: the second waits and replays."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from diagnosis import idempotency
+    from tests.factories import CaseFactory
+    from tests.inference_fixtures import service_missing
+
+    if connection.vendor != "postgresql":
+        service_missing("concurrent inserts need PostgreSQL (CI runs the suite on it)")
+    patient = PatientFactory(clinic=clinic_a, created_by=staff)
+    barrier = threading.Barrier(2)
+    answers: list[idempotency.Answer] = []
+
+    def create():
+        case = CaseFactory(patient=patient)
+        time.sleep(0.5)  # keeps the first transaction open while the second arrives
+        return 201, {"id": case.pk}, case
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            answers.append(idempotency.submission_once(user=staff, key="same", fingerprint="f" * 64, create=create))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(answer.replayed for answer in answers) == [False, True]
+    assert answers[0].body == answers[1].body
+    assert Case.objects.count() == 1

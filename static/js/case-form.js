@@ -231,6 +231,8 @@
     progress.hidden = true;
     statusBox.dataset.state = "waiting";
     statusText.textContent = message;
+    // The case is safe in the outbox: an empty form cannot be sent twice by a second tap.
+    form.reset();
     clearPhotos();
     window.Outbox.page.registerSync();
     window.Outbox.page.render();
