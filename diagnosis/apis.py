@@ -22,7 +22,6 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import FileResponse, Http404, UnreadablePostError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from knox.models import AuthToken
 from rest_framework import exceptions, parsers, status
@@ -38,6 +37,7 @@ from accounts.lockout import lockout_message
 from accounts.services import audit_record
 from accounts.throttling import LOGIN_THROTTLES
 
+from .access import scoped_object_or_404
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
@@ -248,7 +248,7 @@ def _clinic_for_new_patient(user, clinic_id: int | None):
 class PatientDetailApi(ApiView):
     @extend_schema(responses=PatientOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+        patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="patient.view", obj=patient, request=request)
         return Response(PatientOutputSerializer(patient).data)
 
@@ -265,7 +265,7 @@ class PatientConsentApi(ApiView):
         responses={200: PatientOutputSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
-        patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+        patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
         # Checked before the body, so a specialist learns nothing from a validation error.
         if not can_submit_clinical_records(request.user):
             raise exceptions.PermissionDenied("Only clinic staff and administrators can record consent.")
@@ -347,7 +347,7 @@ class CaseListCreateApi(ApiView):
 class CaseDetailApi(ApiView):
     @extend_schema(responses=CaseOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="case.view", obj=case, request=request)
         return Response(CaseOutputSerializer(case, context={"request": request}).data)
 
@@ -382,7 +382,7 @@ class ImageFileApi(ApiView):
 
     @extend_schema(responses={(200, "image/*"): bytes})
     def get(self, request: Request, image_id: int) -> FileResponse:
-        image = get_object_or_404(image_list_for(user=request.user), pk=image_id)
+        image = scoped_object_or_404(image_list_for(user=request.user), pk=image_id, request=request)
         audit_record(actor=request.user, action="image.view", obj=image, request=request)
         suffix = PurePosixPath(image.file.name).suffix
         return _private_file_response(image.file, image.content_type, f"lesion-{image.pk}{suffix}")
@@ -395,7 +395,7 @@ class ImageHeatmapApi(ApiView):
 
     @extend_schema(responses={(200, "image/png"): bytes})
     def get(self, request: Request, image_id: int) -> FileResponse:
-        image = get_object_or_404(image_list_for(user=request.user), pk=image_id)
+        image = scoped_object_or_404(image_list_for(user=request.user), pk=image_id, request=request)
         prediction = image.current_prediction
         if prediction is None or not prediction.heatmap:
             raise Http404("No heatmap for this image.")
