@@ -36,6 +36,8 @@ from rest_framework.views import APIView, exception_handler, set_rollback
 from accounts.lockout import lockout_message
 from accounts.services import audit_record
 from accounts.throttling import LOGIN_THROTTLES
+from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
+from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
 from .access import scoped_object_or_404
 from .models import Case
@@ -76,6 +78,10 @@ def _request_refused(exc: SuspiciousOperation) -> exceptions.APIException:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     """Every API error is JSON: DRF's own, Django's ValidationError, and anything else."""
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.warning("database unavailable in API view %s: %s", context.get("view"), exc)
+        set_rollback()
+        return Response({"detail": UNAVAILABLE}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, SuspiciousOperation):
         exc = _request_refused(exc)
     elif isinstance(exc, UnreadablePostError):

@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # A database that cannot be reached answers 503 with Retry-After, not 500.
+    "skinportal.unavailable.DatabaseUnavailableMiddleware",
     # Last: turns a locked-out sign-in into the 429 page (accounts/lockout.py).
     "axes.middleware.AxesMiddleware",
 ]
