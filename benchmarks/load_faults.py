@@ -380,9 +380,13 @@ def main(argv: list[str] | None = None) -> None:
             result = subprocess.run(
                 [sys.executable, "-c", RECONCILE], cwd=ROOT, env=reconcile_env, capture_output=True, text=True
             )
-            if result.returncode == 0:
+            timed_out = time.perf_counter() - drain_started > args.drain_timeout
+            if result.returncode != 0:
+                if timed_out:
+                    raise SystemExit(f"reconciliation failed: {result.stderr[-2000:]}")
+            else:
                 report = json.loads(result.stdout.strip().splitlines()[-1])
-                if report["stuck"] == 0 or time.perf_counter() - drain_started > args.drain_timeout:
+                if report["stuck"] == 0 or timed_out:
                     break
             time.sleep(5)
         drained = time.perf_counter() - drain_started

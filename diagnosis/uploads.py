@@ -228,12 +228,16 @@ def upload_allowance_take(*, user, photos: int) -> float | None:
     now = time.time()
     window = int(now // 3600)
     key = f"upload-allowance:{user.pk}:{window}"
-    cache.add(key, 0, timeout=3600)
     try:
-        used = cache.incr(key, photos)
-    except ValueError:  # expired between add and incr
-        cache.set(key, photos, timeout=3600)
-        used = photos
+        cache.add(key, 0, timeout=3600)
+        try:
+            used = cache.incr(key, photos)
+        except ValueError:  # expired between add and incr
+            cache.set(key, photos, timeout=3600)
+            used = photos
+    except Exception as exc:  # noqa: BLE001 - the cache (Redis) is down: a case is worth more than the count
+        logger.warning("upload allowance not counted, the cache is unavailable: %s", exc)
+        return None
     if used > limit:
         return (window + 1) * 3600 - now
     return None

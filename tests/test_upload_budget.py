@@ -170,3 +170,14 @@ def test_a_png_decoding_to_more_than_the_per_photo_limit_is_refused(submit, sett
     assert response.status_code == 400
     assert "would decode to" in response.json()["images"][0]
     assert Case.objects.count() == 0 and stored_files(media_root) == []
+
+
+def test_with_the_cache_down_photos_are_still_accepted(submit, monkeypatch):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to the cache")
+
+    monkeypatch.setattr(cache, "add", down)
+
+    assert submit(encode((40, 30), "PNG")).status_code == 201
