@@ -203,9 +203,21 @@ class TokenLogoutApi(ApiView):
 
 
 # --- Patients ------------------------------------------------------------------------------
+class Pages(PageNumberPagination):
+    """DRF's page numbers, but `?page=` (empty) or any non-number is a 404 "Invalid page", as
+    a page past the end is, instead of silently the first page: the schema says integer."""
+
+    def get_page_number(self, request, paginator):
+        value = request.query_params.get(self.page_query_param)
+        number = value is None or value in self.last_page_strings or (value.isascii() and value.isdigit())
+        if not number:  # ASCII digits only: "²".isdigit() is true too
+            raise exceptions.NotFound(self.invalid_page_message.format(page_number=value, message="not a number"))
+        return super().get_page_number(request, paginator)
+
+
 class PatientListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
-    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+    pagination_class = Pages  # so the schema documents the paginated answer
 
     @extend_schema(
         parameters=[OpenApiParameter("search", str, description="Identifier or name contains")],
@@ -218,7 +230,7 @@ class PatientListCreateApi(ApiView):
             raise exceptions.ValidationError({"search": ["Null characters are not allowed."]})
         if search:
             patients = patients.filter(Q(identifier__icontains=search) | Q(full_name__icontains=search))
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(patients, request, view=self)
         audit_record(
             actor=request.user,
@@ -293,7 +305,7 @@ _BIGGEST_ID = 2**63 - 1
 
 class CaseListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
-    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+    pagination_class = Pages  # so the schema documents the paginated answer
 
     @extend_schema(
         parameters=[
@@ -317,7 +329,7 @@ class CaseListCreateApi(ApiView):
             # database's 64-bit ids) names no patient, so the list is empty.
             patient_id = int(patient_filter)
             cases = cases.filter(patient_id=patient_id) if 0 < patient_id <= _BIGGEST_ID else cases.none()
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(cases, request, view=self)
         audit_record(
             actor=request.user,
