@@ -13,6 +13,7 @@ Counts live in the default cache; with several web processes that must be a shar
 
 from __future__ import annotations
 
+import logging
 import math
 
 from rest_framework.settings import api_settings
@@ -20,10 +21,21 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from .services import client_ip
 
+logger = logging.getLogger(__name__)
+
 TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Wait {minutes} minute(s) and try again."
 
 
 class _LoginThrottle(SimpleRateThrottle):
+    def allow_request(self, request, view) -> bool:
+        # With the cache (Redis) down the rate cannot be counted; sign-in still works, and
+        # failures still lock out through django-axes, which counts in the database.
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("sign-in rate not counted, the cache is unavailable: %s", exc)
+            return True
+
     def get_rate(self) -> str:
         # Read when used, not when DRF is imported, so a changed setting takes effect.
         return api_settings.DEFAULT_THROTTLE_RATES[self.scope]

@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SCENARIOS = {
-    "10 PNG 1549x1549 (24 MP together, the request budget)": ("PNG", 1549, 10),
-    "1 PNG 4898x4898 (24 MP, one photo at the budget)": ("PNG", 4898, 1),
+    "10 PNG 1788x1788 (32 MP together, the request budget)": ("PNG", 1788, 10),
+    "1 PNG 4898x4898 (24 MP, one photo at its limit)": ("PNG", 4898, 1),
     "1 HEIC 4898x4898 (24 MP)": ("HEIF", 4898, 1),
     "2 JPEG 7000x7000 (49 MP each, decoded at 1/2 scale)": ("JPEG", 7000, 2),
     "10 JPEG 4032x3024 (phone photos, 3 MP each decoded)": ("JPEG", 4032, 10),

@@ -23,7 +23,6 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import FileResponse, Http404, UnreadablePostError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from knox.models import AuthToken
 from rest_framework import exceptions, parsers, status
@@ -39,8 +38,11 @@ from rest_framework.views import APIView, exception_handler, set_rollback
 from accounts.lockout import lockout_message
 from accounts.services import audit_record
 from accounts.throttling import LOGIN_THROTTLES
+from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
+from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
 from . import idempotency
+from .access import scoped_object_or_404
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
@@ -85,6 +87,10 @@ def _request_refused(exc: SuspiciousOperation) -> exceptions.APIException:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     """Every API error is JSON: DRF's own, Django's ValidationError, and anything else."""
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.warning("database unavailable in API view %s: %s", context.get("view"), exc)
+        set_rollback()
+        return Response({"detail": UNAVAILABLE}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, SuspiciousOperation):
         exc = _request_refused(exc)
     elif isinstance(exc, UnreadablePostError):
@@ -206,9 +212,21 @@ class TokenLogoutApi(ApiView):
 
 
 # --- Patients ------------------------------------------------------------------------------
+class Pages(PageNumberPagination):
+    """DRF's page numbers, but `?page=` (empty) or any non-number is a 404 "Invalid page", as
+    a page past the end is, instead of silently the first page: the schema says integer."""
+
+    def get_page_number(self, request, paginator):
+        value = request.query_params.get(self.page_query_param)
+        number = value is None or value in self.last_page_strings or (value.isascii() and value.isdigit())
+        if not number:  # ASCII digits only: "²".isdigit() is true too
+            raise exceptions.NotFound(self.invalid_page_message.format(page_number=value, message="not a number"))
+        return super().get_page_number(request, paginator)
+
+
 class PatientListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
-    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+    pagination_class = Pages  # so the schema documents the paginated answer
 
     @extend_schema(
         parameters=[OpenApiParameter("search", str, description="Identifier or name contains")],
@@ -221,7 +239,7 @@ class PatientListCreateApi(ApiView):
             raise exceptions.ValidationError({"search": ["Null characters are not allowed."]})
         if search:
             patients = patients.filter(Q(identifier__icontains=search) | Q(full_name__icontains=search))
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(patients, request, view=self)
         audit_record(
             actor=request.user,
@@ -257,7 +275,7 @@ def _clinic_for_new_patient(user, clinic_id: int | None):
 class PatientDetailApi(ApiView):
     @extend_schema(responses=PatientOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+        patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="patient.view", obj=patient, request=request)
         return Response(PatientOutputSerializer(patient).data)
 
@@ -274,7 +292,7 @@ class PatientConsentApi(ApiView):
         responses={200: PatientOutputSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
-        patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+        patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
         # Checked before the body, so a specialist learns nothing from a validation error.
         if not can_submit_clinical_records(request.user):
             raise exceptions.PermissionDenied("Only clinic staff and administrators can record consent.")
@@ -296,7 +314,7 @@ _BIGGEST_ID = 2**63 - 1
 
 class CaseListCreateApi(ApiView):
     permission_classes = [ReadsOrClinicalSubmitter]
-    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+    pagination_class = Pages  # so the schema documents the paginated answer
 
     @extend_schema(
         parameters=[
@@ -320,7 +338,7 @@ class CaseListCreateApi(ApiView):
             # database's 64-bit ids) names no patient, so the list is empty.
             patient_id = int(patient_filter)
             cases = cases.filter(patient_id=patient_id) if 0 < patient_id <= _BIGGEST_ID else cases.none()
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(cases, request, view=self)
         audit_record(
             actor=request.user,
@@ -385,7 +403,7 @@ class CaseListCreateApi(ApiView):
 class CaseDetailApi(ApiView):
     @extend_schema(responses=CaseOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="case.view", obj=case, request=request)
         return Response(CaseOutputSerializer(case, context={"request": request}).data)
 
@@ -420,7 +438,7 @@ class ImageFileApi(ApiView):
 
     @extend_schema(responses={(200, "image/*"): bytes})
     def get(self, request: Request, image_id: int) -> FileResponse:
-        image = get_object_or_404(image_list_for(user=request.user), pk=image_id)
+        image = scoped_object_or_404(image_list_for(user=request.user), pk=image_id, request=request)
         audit_record(actor=request.user, action="image.view", obj=image, request=request)
         suffix = PurePosixPath(image.file.name).suffix
         return _private_file_response(image.file, image.content_type, f"lesion-{image.pk}{suffix}")
@@ -433,7 +451,7 @@ class ImageHeatmapApi(ApiView):
 
     @extend_schema(responses={(200, "image/png"): bytes})
     def get(self, request: Request, image_id: int) -> FileResponse:
-        image = get_object_or_404(image_list_for(user=request.user), pk=image_id)
+        image = scoped_object_or_404(image_list_for(user=request.user), pk=image_id, request=request)
         prediction = image.current_prediction
         if prediction is None or not prediction.heatmap:
             raise Http404("No heatmap for this image.")

@@ -197,7 +197,16 @@ def upload_cost(upload: UploadedFile) -> int:
 def request_budget_check(uploads) -> None:
     """Refuse a set of photos whose decoding would hold more than UPLOAD_MAX_REQUEST_PIXELS,
     before any of them is decoded."""
-    total = sum(upload_cost(upload) for upload in uploads)
+    costs = [upload_cost(upload) for upload in uploads]
+    each = settings.UPLOAD_MAX_DECODED_PIXELS
+    for position, cost in enumerate(costs, start=1):
+        if cost > each:
+            raise ValidationError(
+                f"Image {position} would decode to {cost / 1e6:.0f} megapixels (limit {each / 1e6:g}; a JPEG "
+                "decodes at a reduced size, PNG and HEIC in full); send it smaller or as a JPEG.",
+                "decode_too_large",
+            )
+    total = sum(costs)
     budget = settings.UPLOAD_MAX_REQUEST_PIXELS
     if total > budget:
         raise ValidationError(
@@ -219,12 +228,16 @@ def upload_allowance_take(*, user, photos: int) -> float | None:
     now = time.time()
     window = int(now // 3600)
     key = f"upload-allowance:{user.pk}:{window}"
-    cache.add(key, 0, timeout=3600)
     try:
-        used = cache.incr(key, photos)
-    except ValueError:  # expired between add and incr
-        cache.set(key, photos, timeout=3600)
-        used = photos
+        cache.add(key, 0, timeout=3600)
+        try:
+            used = cache.incr(key, photos)
+        except ValueError:  # expired between add and incr
+            cache.set(key, photos, timeout=3600)
+            used = photos
+    except Exception as exc:  # noqa: BLE001 - the cache (Redis) is down: a case is worth more than the count
+        logger.warning("upload allowance not counted, the cache is unavailable: %s", exc)
+        return None
     if used > limit:
         return (window + 1) * 3600 - now
     return None

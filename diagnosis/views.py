@@ -29,7 +29,7 @@ from django.http import (
     HttpResponse,
     JsonResponse,
 )
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
@@ -43,6 +43,7 @@ from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
 from . import extensions, idempotency
+from .access import scoped_object_or_404
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
 from .case_filters import CaseFilterForm, case_list_filter
@@ -294,7 +295,7 @@ def patient_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     cases = case_list_for(user=request.user).filter(patient=patient)
     audit_record(actor=request.user, action="patient.view", obj=patient, request=request)
     can_submit = can_submit_clinical_records(request.user)
@@ -316,7 +317,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Record or withdraw the patient's consent (the buttons on the patient page)."""
-    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators record consent.")
     form = PatientConsentForm(request.POST)
@@ -347,7 +348,7 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators submit cases.")
     form = CaseForm(request.POST or None, request.FILES or None)
@@ -446,7 +447,7 @@ class _FormRefused(Exception):
 @login_required
 @require_GET
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     audit_record(actor=request.user, action="case.view", obj=case, request=request)
     context = {"case": case, "patient": case.patient, **result_context(request, case)}
     context["result_html"], context["result_fingerprint"] = _result_card(request, case, context)
@@ -464,7 +465,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
     Polls while the result is pending show no clinical result and are not audited; the
     poll that delivers the finished result is audited as a view of the case.
     """
-    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     context = result_context(request, case)
     if not context["pending"]:
         audit_record(
@@ -491,7 +492,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 @require_POST
 def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators can do this.")
     try:
@@ -573,7 +574,7 @@ def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
     """
     if size not in PREVIEW_SIZES:
         raise Http404("No such size.")
-    image = get_object_or_404(image_list_for(user=request.user), pk=pk)
+    image = scoped_object_or_404(image_list_for(user=request.user), pk=pk, request=request)
     try:
         with image.file.open("rb") as handle, Image.open(handle) as picture:
             picture.draft("RGB", (size, size))  # JPEG: decode at a fraction of full size

@@ -85,3 +85,22 @@ def test_web_login_page_and_logout_by_post(staff, client):
 
     assert client.get("/accounts/logout/").status_code == 405
     assert client.post("/accounts/logout/").status_code == 302
+
+
+def test_a_database_outage_is_a_503_with_retry_after_not_a_500(staff, client_for, monkeypatch):
+    from django.db import OperationalError
+
+    def down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("diagnosis.apis.patient_list_for", down)
+    monkeypatch.setattr("diagnosis.views.patient_list_for", down)
+    client = client_for(staff)
+
+    api = client.get("/api/v1/patients/")
+    client.force_login(staff)
+    web = client.get("/patients/")
+
+    for response in (api, web):
+        assert response.status_code == 503
+        assert response["Retry-After"] == "5"

@@ -85,3 +85,27 @@ def test_audit_log_is_read_only_in_admin(admin_user, case, client):
     assert client.post(f"/admin/accounts/auditevent/{event.pk}/change/", {"action": "x"}).status_code == 403
     event.refresh_from_db()
     assert event.action == "case.view"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/cases/{case}/", "/api/v1/patients/{patient}/", "/media/lesions/{image}/", "/cases/{case}/"],
+)
+def test_reaching_for_another_clinics_object_is_a_404_and_an_audit_event(
+    case, other_staff, client_for, web_client, url
+):
+    image = LesionImageFactory(case=case)
+    target = url.format(case=case.pk, patient=case.patient.pk, image=image.pk)
+    client = web_client(other_staff) if not target.startswith(("/api/", "/media/")) else client_for(other_staff)
+
+    response = client.get(target)
+
+    assert response.status_code == 404
+    event = AuditEvent.objects.get(action="access.denied")
+    assert event.actor == other_staff
+    assert event.details["path"] == target
+
+
+def test_a_missing_object_is_a_404_without_a_denial_event(staff, client_for):
+    assert client_for(staff).get("/api/v1/cases/987654/").status_code == 404
+    assert not AuditEvent.objects.filter(action="access.denied").exists()

@@ -189,3 +189,9 @@ def test_case_list_for_an_id_no_patient_can_have_is_empty_not_an_error(staff, cl
         response = client_for(staff).get("/api/v1/cases/", {"patient": value})
         assert response.status_code == 200
         assert response.json()["results"] == []
+
+
+@pytest.mark.parametrize("page", ["", "x", "1.5"])
+def test_a_page_that_is_not_a_number_is_a_404_not_the_first_page(staff, client_for, page):
+    for url in ("/api/v1/cases/", "/api/v1/patients/"):
+        assert client_for(staff).get(url, {"page": page}).status_code == 404

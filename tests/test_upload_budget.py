@@ -160,3 +160,24 @@ def test_the_web_form_has_the_same_allowance(web_client, staff, patient, setting
 
     assert response.status_code == 429
     assert b"Too many photos" in response.content
+
+
+def test_a_png_decoding_to_more_than_the_per_photo_limit_is_refused(submit, settings, media_root):
+    settings.UPLOAD_MAX_DECODED_PIXELS = 30_000
+
+    response = submit(encode((200, 200), "PNG"))
+
+    assert response.status_code == 400
+    assert "would decode to" in response.json()["images"][0]
+    assert Case.objects.count() == 0 and stored_files(media_root) == []
+
+
+def test_with_the_cache_down_photos_are_still_accepted(submit, monkeypatch):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to the cache")
+
+    monkeypatch.setattr(cache, "add", down)
+
+    assert submit(encode((40, 30), "PNG")).status_code == 201

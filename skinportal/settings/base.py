@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # A database that cannot be reached answers 503 with Retry-After, not 500.
+    "skinportal.unavailable.DatabaseUnavailableMiddleware",
     # Last: turns a locked-out sign-in into the 429 page (accounts/lockout.py).
     "axes.middleware.AxesMiddleware",
 ]
@@ -183,9 +185,11 @@ UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=50_000_000)
 UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
 # What one request and one user may cost (diagnosis/uploads.py): the pixels decoding a
-# case's photos holds (JPEG counts at its reduced decoding size), the long side photos are
+# case's photos holds, together (time) and per photo (memory; JPEG counts at its reduced
+# decoding size), the long side photos are
 # stored at, the whole request body, and photos per user per hour.
-UPLOAD_MAX_REQUEST_PIXELS = env.int("UPLOAD_MAX_REQUEST_PIXELS", default=24_000_000)
+UPLOAD_MAX_REQUEST_PIXELS = env.int("UPLOAD_MAX_REQUEST_PIXELS", default=32_000_000)
+UPLOAD_MAX_DECODED_PIXELS = env.int("UPLOAD_MAX_DECODED_PIXELS", default=24_000_000)
 UPLOAD_STORE_MAX_SIDE = env.int("UPLOAD_STORE_MAX_SIDE", default=2000)
 UPLOAD_MAX_REQUEST_BYTES = env.int("UPLOAD_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
 UPLOAD_MAX_PHOTOS_PER_HOUR = env.int("UPLOAD_MAX_PHOTOS_PER_HOUR", default=300)
