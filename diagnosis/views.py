@@ -264,7 +264,7 @@ def _same_number_patient(request: HttpRequest, clinic, identifier: str):
 @require_http_methods(["GET", "POST"])
 def patient_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Correct a patient's details; every change is audited with its old and new value."""
-    patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+    patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators change patient details.")
     initial = {field: getattr(patient, field) for field in PATIENT_EDITABLE_FIELDS}
