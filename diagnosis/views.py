@@ -504,11 +504,11 @@ def _test_figures(manifest: dict) -> dict:
     return figures
 
 
-def _headline_comparison(artifact) -> tuple[list[str], list[tuple[str, list]]]:
+def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     """Columns (the published system, earlier shipped versions, the served one) and one row per figure."""
     from inference.artifact import ARTIFACTS_DIR
 
-    columns = [("Published system", PUBLISHED_SYSTEM)]
+    columns = [("Published", PUBLISHED_SYSTEM)]
     for folder in sorted(ARTIFACTS_DIR.iterdir()) if ARTIFACTS_DIR.is_dir() else []:
         if folder.is_dir() and folder.name != artifact.model_version and (folder / "manifest.json").is_file():
             try:
@@ -516,13 +516,18 @@ def _headline_comparison(artifact) -> tuple[list[str], list[tuple[str, list]]]:
             except ArtifactError:
                 continue
             columns.append((other.model_version, _test_figures(other.manifest)))
-    columns.append((f"{artifact.model_version} (in use)", _test_figures(artifact.manifest)))
+    columns.append((artifact.model_version, _test_figures(artifact.manifest)))
     rows = []
     for label, key in HEADLINE_ROWS:
         values = [figures.get(key) for _, figures in columns]
         if any(value is not None for value in values[1:]):
             rows.append((label, values))
-    return [name for name, _ in columns], rows
+    # Short headers ("v1", "v2") so the table fits a phone; the full names are in the title.
+    headers = [
+        {"short": name.rsplit("-", 1)[-1], "full": name, "in_use": name == artifact.model_version}
+        for name, _ in columns
+    ]
+    return headers, rows
 
 
 @login_required
