@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         raw = balanced_index(softmax(per_view[:, 0]), np.full(len(CLASSES), 1.0))
         raw_balanced = balanced_accuracy_score(labels, raw)
         print(f"{run_dir.name} | 1 | none | balanced accuracy of the raw argmax {raw_balanced:.4f}")
-        for views in (1, 2, 4, 8):
+        for views in [v for v in (1, 2, 4, 8) if v <= per_view.shape[1]]:
             logits = per_view[:, :views].mean(axis=1)
             for method in ("temperature", "prior+temperature", "prior+vector"):
                 row = cross_validated(

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--tflite", type=Path, help="a converted serving model (default: convert best.keras)")
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--views", type=int, default=VIEWS, choices=(1, 2, 4, 8), help="compute only the first N views")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.time()
@@ -72,10 +73,10 @@ def main(argv: list[str] | None = None) -> None:
             tflite = Path(folder) / "model.tflite"
             convert_to_litert(keras.models.load_model(args.run_dir / "best.keras", compile=False), tflite)
         for name, (pixels, labels) in arrays.items():
-            logits = view_logits(tflite, pixels)
+            logits = view_logits(tflite, pixels, args.views)
             np.save(args.run_dir / f"view-logits-{name}.npy", logits)
             np.save(args.run_dir / f"labels-{name}.npy", labels)
-            print(f"{name}: {len(labels)} images x {VIEWS} views, {time.time() - started:.0f} s", flush=True)
+            print(f"{name}: {len(labels)} images x {args.views} views, {time.time() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
