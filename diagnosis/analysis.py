@@ -33,8 +33,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.services import audit_record
-from inference.artifact import ArtifactError
-from inference.heatmap import overlay_png
+from inference.artifact import ArtifactError, artifact_for_version
+from inference.heatmap import overlay_layer_webp
 from inference.preprocessing import CLASSES, load_image
 from inference.risk import HIGH, ImageResult, case_risk
 
@@ -187,7 +187,17 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
         return "skipped"
     try:
         predictor = _serving_predictor(image_id=image.pk)
-        if Prediction.objects.filter(image=image, model_version=predictor.model_version).exists():
+        existing = Prediction.objects.filter(image=image, model_version=predictor.model_version).first()
+        if existing is not None:
+            if existing.artifact_sha256 and existing.artifact_sha256 != predictor.artifact.sha256:
+                logger.error(
+                    "image %s: model %s now has hash %s, but scored with %s",
+                    image.pk,
+                    predictor.model_version,
+                    predictor.artifact.sha256,
+                    existing.artifact_sha256,
+                )
+                raise PermanentAnalysisError(MODEL_UNAVAILABLE)
             outcome = "already scored"
             _mark_done(image)
         else:
@@ -197,12 +207,14 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
             except (ValueError, RuntimeError) as exc:
                 logger.exception("the model could not score image %s", image.pk)
                 raise PermanentAnalysisError(PHOTO_NOT_SCORED) from exc
-            heatmap = overlay_png(photo, scores.activation_map) if scores.activation_map is not None else None
+            heatmap = overlay_layer_webp(photo, scores.activation_map) if scores.activation_map is not None else None
             prediction_record(
                 image=image,
                 model_version=predictor.model_version,
                 probabilities=scores.probabilities,
                 top_class=scores.top_class,
+                balanced_class=scores.balanced_class,
+                artifact_sha256=predictor.artifact.sha256,
                 inference_ms=scores.inference_ms,
                 heatmap_png=heatmap,
             )
@@ -232,14 +244,16 @@ def prediction_record(
     probabilities: dict[str, float],
     top_class: str,
     inference_ms: float,
-    heatmap_png: bytes | None = None,
+    heatmap_png: bytes | None = None,  # legacy name: a WebP overlay layer (or a PNG from older code)
+    balanced_class: str = "",
+    artifact_sha256: str = "",
 ) -> Prediction:
     """Store a photo's result for one model version and mark the photo done.
 
     A second call for the same (image, model_version) writes nothing and returns the first
     prediction: the unique constraint decides, so concurrent duplicates are safe too.
     """
-    if set(probabilities) != set(CLASSES) or top_class not in CLASSES:
+    if set(probabilities) != set(CLASSES) or top_class not in CLASSES or balanced_class not in ("", *CLASSES):
         raise ValueError(f"a prediction needs probabilities for exactly {CLASSES}")
     existing = Prediction.objects.filter(image=image, model_version=model_version).first()
     if existing is not None:
@@ -250,10 +264,13 @@ def prediction_record(
         model_version=model_version,
         probabilities={name: float(probabilities[name]) for name in CLASSES},
         top_class=top_class,
+        balanced_class=balanced_class,
+        artifact_sha256=artifact_sha256,
         inference_ms=float(inference_ms),
     )
     if heatmap_png:
-        prediction.heatmap.save("heatmap.png", ContentFile(heatmap_png), save=False)
+        name = "heatmap.webp" if heatmap_png[:4] == b"RIFF" else "heatmap.png"
+        prediction.heatmap.save(name, ContentFile(heatmap_png), save=False)
     try:
         with transaction.atomic():
             prediction.full_clean(validate_constraints=False)
@@ -290,11 +307,11 @@ def case_result_update(*, case_id: int) -> Case | None:
         results, versions = [], []
         for number, image in enumerate(images, start=1):
             prediction = image.current_prediction if image.analysis_status == Status.DONE else None
-            results.append(ImageResult(number, prediction.probabilities if prediction else None))
+            thresholds = _scoring_thresholds(prediction) if prediction else None
+            results.append(ImageResult(number, prediction.probabilities if prediction else None, thresholds))
             if prediction:
                 versions.append(prediction.model_version)
-        thresholds = _serving_predictor().artifact.thresholds if versions else {}
-        assessment = case_risk(results, thresholds=thresholds, model_versions=versions)
+        assessment = case_risk(results, thresholds={}, model_versions=versions)
         now = timezone.now()
         changes = {"risk": assessment.level, "summary": assessment.summary, "updated_at": now}
         if assessment.level:
@@ -327,6 +344,30 @@ def case_result_update(*, case_id: int) -> Case | None:
                 )
         case_result_written.send(sender=Case, case=case)
     return case
+
+
+def _scoring_thresholds(prediction: Prediction) -> dict[str, float]:
+    """The referral thresholds of the artifact that scored the prediction, not of the one loaded now.
+
+    A prediction that recorded its artifact's hash is settled only with exactly that artifact.
+    """
+    from inference.predictor import get_predictor
+
+    try:
+        served = get_predictor().artifact
+    except ArtifactError:
+        served = None  # the served model is broken or gone; the scoring artifact may still be there
+    if (
+        served is not None
+        and served.model_version == prediction.model_version
+        and prediction.artifact_sha256 in ("", served.sha256)
+    ):
+        return served.thresholds
+    try:
+        return artifact_for_version(prediction.model_version, prediction.artifact_sha256).thresholds
+    except ArtifactError as exc:
+        logger.error("image %s: cannot read the thresholds of its model: %s", prediction.image_id, exc)
+        raise PermanentAnalysisError(MODEL_UNAVAILABLE) from exc
 
 
 def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> Case:

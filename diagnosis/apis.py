@@ -449,7 +449,7 @@ class ImageHeatmapApi(ApiView):
 
     content_negotiation_class = _AnyAccept
 
-    @extend_schema(responses={(200, "image/png"): bytes})
+    @extend_schema(responses={(200, "image/webp"): bytes, (200, "image/png"): bytes})
     def get(self, request: Request, image_id: int) -> FileResponse:
         image = scoped_object_or_404(image_list_for(user=request.user), pk=image_id, request=request)
         prediction = image.current_prediction
@@ -466,5 +466,5 @@ class ImageHeatmapApi(ApiView):
             },
         )
         suffix = PurePosixPath(prediction.heatmap.name).suffix or ".png"
-        content_type = "image/jpeg" if suffix in (".jpg", ".jpeg") else "image/png"
+        content_type = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}.get(suffix, "image/png")
         return _private_file_response(prediction.heatmap, content_type, f"lesion-{image.pk}-heatmap{suffix}")

@@ -281,7 +281,16 @@ class Prediction(models.Model):
     image = models.ForeignKey(LesionImage, on_delete=models.CASCADE, related_name="predictions")
     model_version = models.CharField(max_length=100)
     probabilities = models.JSONField(help_text="Class code -> probability, summing to 1.")
-    top_class = models.CharField(max_length=16)
+    top_class = models.CharField(max_length=16, help_text="The most likely class (calibrated argmax).")
+    balanced_class = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="The class the photo resembles most relative to how common it is; blank before model v2.",
+    )
+    artifact_sha256 = models.CharField(
+        max_length=64, blank=True, default="", help_text="Hash of the model artifact that scored the photo."
+    )
     inference_ms = models.FloatField()
     heatmap = models.FileField(upload_to=heatmap_upload_to, max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -297,6 +306,11 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.top_class} for image {self.image_id} ({self.model_version})"
+
+    @property
+    def heatmap_is_layer(self) -> bool:
+        """A transparent overlay to lay over the photo (WebP), not a photo with the map blended in (PNG)."""
+        return bool(self.heatmap) and self.heatmap.name.endswith(".webp")
 
 
 class IdempotencyRecord(models.Model):

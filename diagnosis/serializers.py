@@ -131,6 +131,8 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
             "model_version",
             "probabilities",
             "top_class",
+            "balanced_class",
+            "artifact_sha256",
             "inference_ms",
             "created_at",
             "heatmap_url",

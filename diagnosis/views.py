@@ -39,6 +39,7 @@ from PIL import Image, UnidentifiedImageError
 
 from accounts.services import audit_record
 from clinics.uv import dashboard_uv_readings
+from inference.artifact import ArtifactError, artifact_for_version
 from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
@@ -514,14 +515,24 @@ def _result_card(request: HttpRequest, case: Case, context: dict) -> tuple[str, 
     return html, hashlib.sha256(html.encode()).hexdigest()[:16]
 
 
+def _thresholds_of(prediction) -> dict[str, float]:
+    """The referral thresholds of the model version that scored the prediction (empty if it is gone)."""
+    try:
+        return artifact_for_version(prediction.model_version, prediction.artifact_sha256).thresholds
+    except ArtifactError:
+        logger.warning("no thresholds for model %s of prediction %s", prediction.model_version, prediction.pk)
+        return {}
+
+
 def result_context(request: HttpRequest, case: Case) -> dict:
     """What the result card shows: per image its state, probability bars and heatmap."""
     images = []
     for image in case.images.all():
         prediction = image.current_prediction
-        bars = []
+        bars, over = [], []
         if prediction is not None:
             probabilities = prediction.probabilities or {}
+            thresholds = _thresholds_of(prediction)
             bars = sorted(
                 (
                     {
@@ -530,17 +541,21 @@ def result_context(request: HttpRequest, case: Case) -> dict:
                         "probability": float(probabilities.get(code, 0.0)),
                         "malignant": code in MALIGNANT_CLASSES,
                         "top": code == prediction.top_class,
+                        "threshold": thresholds.get(code),
+                        "over": code in thresholds and float(probabilities.get(code, 0.0)) >= thresholds[code],
                     }
                     for code in CLASSES
                 ),
                 key=lambda bar: -bar["probability"],
             )
+            over = [bar for bar in bars if bar["over"]]
         top = bars[0]["probability"] if bars else None
         images.append(
             {
                 "image": image,
                 "prediction": prediction,
                 "bars": bars,
+                "over_threshold": over,
                 "uncertain": top is not None and top < UNCERTAIN_BELOW,
                 "failed": image.analysis_status == LesionImage.AnalysisStatus.FAILED,
                 "pending": image.analysis_status in PENDING_IMAGES,
@@ -610,6 +625,15 @@ def _load_model_artifact():
         return None, str(exc)
 
 
+def _parse_time(value):
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _report_images(report_dir: Path) -> set[str]:
     """The PNG figures in the report folder, by plain file name."""
     if not report_dir.is_dir():
@@ -621,25 +645,54 @@ def _report_images(report_dir: Path) -> set[str]:
     }
 
 
-def _headline_metrics(metrics: dict) -> list[tuple[str, object]]:
-    """The few numbers a clinician asks about first, from the manifest's metrics."""
-    triage = metrics.get("malignant_vs_benign") or {}
-    per_class = metrics.get("per_class") or {}
-    rows = [
-        ("Test images", metrics.get("images")),
-        ("Accuracy", metrics.get("accuracy")),
-        ("Balanced accuracy (mean recall per class)", metrics.get("balanced_accuracy")),
-        ("Macro F1", metrics.get("macro_f1")),
-        ("Melanoma recall", (per_class.get("mel") or {}).get("recall")),
-        ("Malignant sensitivity at the referral thresholds", triage.get("sensitivity")),
-        ("Malignant specificity at the referral thresholds", triage.get("specificity")),
-        ("Malignant vs benign ROC AUC", triage.get("roc_auc")),
-        (
-            "Expected calibration error",
-            (metrics.get("calibration") or {}).get("ece"),
-        ),
+# The published system the model is compared with (its paper reports these three figures).
+PUBLISHED_SYSTEM = {"accuracy": 0.62, "top_class_accuracy": 0.62, "macro_f1": 0.53, "melanoma_recall": 0.70}
+HEADLINE_ROWS = (
+    ("Test images", "images"),
+    ("Balanced accuracy (mean recall per class)", "balanced_accuracy"),
+    ("Macro F1", "macro_f1"),
+    ("Accuracy of the most likely class", "top_class_accuracy"),
+    ("Melanoma photos referred", "melanoma_referred"),
+    ("Malignant lesions referred (sensitivity)", "malignant_sensitivity"),
+    ("Benign lesions not referred (specificity)", "malignant_specificity"),
+    ("Malignant vs benign ROC AUC", "malignant_roc_auc"),
+    ("Calibration error, per class (lower is better)", "classwise_ece"),
+    ("Calibration error, most likely class", "ece"),
+)
+
+
+def _test_figures(manifest: dict) -> dict:
+    """The test-split summary of a manifest; format 1 scored the plain argmax, so its accuracy is the top class'."""
+    figures = dict((manifest.get("metrics") or {}).get("test") or {})
+    if "top_class_accuracy" not in figures and "accuracy" in figures:
+        figures["top_class_accuracy"] = figures["accuracy"]
+    return figures
+
+
+def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
+    """Columns (the published system, earlier shipped versions, the served one) and one row per figure."""
+    from inference.artifact import ARTIFACTS_DIR
+
+    columns = [("Published", PUBLISHED_SYSTEM)]
+    for folder in sorted(ARTIFACTS_DIR.iterdir()) if ARTIFACTS_DIR.is_dir() else []:
+        if folder.is_dir() and folder.name != artifact.model_version and (folder / "manifest.json").is_file():
+            try:
+                other = artifact_for_version(folder.name)
+            except ArtifactError:
+                continue
+            columns.append((other.model_version, _test_figures(other.manifest)))
+    columns.append((artifact.model_version, _test_figures(artifact.manifest)))
+    rows = []
+    for label, key in HEADLINE_ROWS:
+        values = [figures.get(key) for _, figures in columns]
+        if any(value is not None for value in values[1:]):
+            rows.append((label, values))
+    # Short headers ("v1", "v2") so the table fits a phone; the full names are in the title.
+    headers = [
+        {"short": name.rsplit("-", 1)[-1], "full": name, "in_use": name == artifact.model_version}
+        for name, _ in columns
     ]
-    return [(label, value) for label, value in rows if value is not None]
+    return headers, rows
 
 
 @login_required
@@ -652,6 +705,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
     if artifact is not None:
         manifest = artifact.manifest
         figures = _report_images(artifact.report_dir)
+        columns, rows = _headline_comparison(artifact)
         report_file = artifact.report_dir / "report.md"
         report_html = None
         if report_file.is_file():
@@ -661,7 +715,9 @@ def model_report(request: HttpRequest) -> HttpResponse:
             )
         context.update(
             manifest=manifest,
-            headline=_headline_metrics(manifest.get("metrics") or {}),
+            headline_columns=columns,
+            headline=rows,
+            created_at=_parse_time(manifest.get("created_at")),
             thresholds=[
                 (code, CLASS_NAMES.get(code, code), value) for code, value in (manifest.get("thresholds") or {}).items()
             ],

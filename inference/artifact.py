@@ -1,14 +1,26 @@
 """Reading a model artifact: a versioned folder with a manifest, checked at load time.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     <model_version>/
-        manifest.json   format version, classes, preprocessing spec, temperature,
-                        triage thresholds, metrics, training-metadata hash, file hashes
-        model.tflite    the serving model (LiteRT): outputs "logits" and "features"
-        model.keras     the Keras model it was exported from
-        head.npz        the dense head (kernel, bias) for class activation maps
-        report/         the evaluation report (JSON, Markdown, PNG)
+        manifest.json     format version, classes, preprocessing spec, calibration, triage
+                          thresholds, training prevalence, test-time views, metrics,
+                          training-metadata hash, and ``files``: the SHA-256 of every other file
+        model.tflite      the serving model (LiteRT): outputs "logits" and "features"
+        model.keras       the Keras model it was exported from
+        head.npz          the dense head (kernel, bias) for class activation maps
+        calibration.npz   class-wise calibration (see ``inference.calibration``)
+        thresholds.json   the triage thresholds (the manifest repeats them; both must agree)
+        report/           the evaluation report (JSON, Markdown, PNG)
+
+Format version 1 (``ham10000-mobilenetv2-v1``) has a temperature instead of calibration.npz and
+its thresholds only in the manifest; it is still served and read.
+
+A version folder is immutable: export refuses to write over one, and ``load_artifact`` checks
+the hash of every file in ``files`` and refuses a top-level file that ``files`` does not list,
+so any file added to the artifact later is covered without a special case. The hash of
+``manifest.json`` (which holds all the others) is the artifact's hash, stored with every
+prediction.
 """
 
 from __future__ import annotations
@@ -16,11 +28,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 
-from inference.preprocessing import CLASSES, SPEC_NAME
+import numpy as np
 
-FORMAT_VERSION = 1
+from inference.calibration import Calibration
+from inference.preprocessing import CLASSES, MALIGNANT_CLASSES, SPEC_NAME
+
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_FILE = ARTIFACTS_DIR / "DEFAULT"
@@ -34,6 +51,7 @@ class ArtifactError(Exception):
 class Artifact:
     path: Path
     manifest: dict = field(repr=False)
+    sha256: str = ""  # the hash of manifest.json, which lists the hash of every other file
 
     @property
     def model_version(self) -> str:
@@ -49,7 +67,39 @@ class Artifact:
 
     @property
     def temperature(self) -> float:
-        return float(self.manifest["temperature"])
+        return float(self.manifest.get("temperature", 1.0))
+
+    @cached_property
+    def calibration(self) -> Calibration:
+        section = self.manifest.get("calibration")
+        if section:
+            return Calibration.load(self.path / section["file"])
+        return Calibration.temperature(self.temperature, len(self.classes))
+
+    @property
+    def prevalence(self) -> np.ndarray:
+        """How common each class was in training, for ``balanced_class``.
+
+        Format 1 recorded only the class weights, which were n / (7 n_c) times a malignant
+        boost, so the prevalence is recovered from them.
+        """
+        recorded = self.manifest.get("training_prevalence")
+        if recorded:
+            values = np.array([float(recorded[name]) for name in self.classes])
+        else:
+            training = self.manifest.get("training", {})
+            weights = training.get("class_weights", {})
+            boost = float(training.get("malignant_boost", 1.0))
+            if not weights:
+                return np.full(len(self.classes), 1.0 / len(self.classes))
+            values = np.array(
+                [(boost if name in MALIGNANT_CLASSES else 1.0) / float(weights[name]) for name in self.classes]
+            )
+        return values / values.sum()
+
+    @property
+    def test_time_views(self) -> int:
+        return int(self.manifest.get("test_time_augmentation", {}).get("views", 1))
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -84,21 +134,57 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def artifact_dir_for(model_version: str) -> Path:
+    """The folder of a shipped version, by name (names are plain folder names, never paths)."""
+    if not model_version or "/" in model_version or "\\" in model_version or model_version.startswith("."):
+        raise ArtifactError(f"not a model version name: {model_version!r}")
+    return ARTIFACTS_DIR / model_version
+
+
+@lru_cache(maxsize=8)
+def artifact_for_version(model_version: str, sha256: str = "") -> Artifact:
+    """A shipped version, verified; with ``sha256`` it must be exactly the artifact that hash names."""
+    artifact = load_artifact(artifact_dir_for(model_version))
+    if sha256 and artifact.sha256 != sha256:
+        raise ArtifactError(
+            f"model artifact {model_version} has changed since it scored: hash {artifact.sha256[:12]}, "
+            f"recorded {sha256[:12]}"
+        )
+    return artifact
+
+
+def verify_files(folder: Path, manifest: dict) -> None:
+    """Every file the manifest lists matches its hash, and no top-level file goes unlisted."""
+    files = manifest.get("files") or {}
+    if not files:
+        raise ArtifactError(f"model artifact {folder.name} lists no file hashes")
+    for name, expected in files.items():
+        file = folder / name
+        if ".." in Path(name).parts or not file.is_file():
+            raise ArtifactError(f"model artifact {folder.name} is missing {name}")
+        if sha256_file(file) != expected:
+            raise ArtifactError(f"model artifact {folder.name}: {name} does not match its recorded hash")
+    for file in folder.iterdir():
+        if file.is_file() and file.name != MANIFEST and file.name not in files:
+            raise ArtifactError(f"model artifact {folder.name}: {file.name} is not in the manifest's file hashes")
+
+
 def load_artifact(path: str | Path | None = None, *, verify: bool = True) -> Artifact:
     """Open and check an artifact folder; ``None`` means the default artifact."""
     folder = Path(path) if path else default_artifact_dir()
     manifest_file = folder / MANIFEST
     if not manifest_file.exists():
         raise ArtifactError(f"{folder} is not a model artifact: {MANIFEST} is missing")
+    raw = manifest_file.read_bytes()
     try:
-        manifest = json.loads(manifest_file.read_text())
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{manifest_file} is not valid JSON: {exc}") from exc
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in SUPPORTED_FORMAT_VERSIONS:
         raise ArtifactError(
             f"model artifact {folder.name} has format version {version!r}; "
-            f"this code serves format version {FORMAT_VERSION}. Re-export the model."
+            f"this code serves format versions {SUPPORTED_FORMAT_VERSIONS}. Re-export the model."
         )
     if tuple(manifest.get("classes", ())) != CLASSES:
         raise ArtifactError(f"model artifact {folder.name} has classes {manifest.get('classes')}, expected {CLASSES}")
@@ -107,12 +193,21 @@ def load_artifact(path: str | Path | None = None, *, verify: bool = True) -> Art
             f"model artifact {folder.name} was trained with preprocessing "
             f"{manifest.get('preprocessing', {}).get('name')!r}, this code does {SPEC_NAME!r}"
         )
-    artifact = Artifact(folder, manifest)
+    artifact = Artifact(folder, manifest, hashlib.sha256(raw).hexdigest())
     if verify:
-        for name, expected in manifest.get("files", {}).items():
-            file = folder / name
-            if not file.exists():
-                raise ArtifactError(f"model artifact {folder.name} is missing {name}")
-            if name == manifest["serving"]["file"] and sha256_file(file) != expected:
-                raise ArtifactError(f"model artifact {folder.name}: {name} does not match its recorded hash")
+        verify_files(folder, manifest)
+        thresholds_file = manifest.get("thresholds_file")
+        if thresholds_file:
+            try:
+                recorded = json.loads((folder / thresholds_file).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ArtifactError(f"model artifact {folder.name}: cannot read {thresholds_file}: {exc}") from exc
+            if recorded != manifest.get("thresholds"):
+                raise ArtifactError(
+                    f"model artifact {folder.name}: the manifest's thresholds differ from {thresholds_file}"
+                )
+        try:
+            _ = artifact.calibration
+        except (OSError, KeyError, ValueError) as exc:
+            raise ArtifactError(f"model artifact {folder.name}: cannot read its calibration: {exc}") from exc
     return artifact

@@ -2,8 +2,10 @@
 
     python -m inference.batch --images DIR --out predictions.csv [--model ARTIFACT_DIR]
 
-One row per image: image_id, the seven calibrated probabilities, top_class and refer
-(1 when the image would flag its case for a specialist at the artifact's thresholds).
+One row per image: image_id, the seven calibrated probabilities, top_class (the most
+likely class), balanced_class (the class the photo resembles most relative to how common
+it is) and refer (1 when the image would flag its case for a specialist at the artifact's
+thresholds).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from inference.preprocessing import CLASSES, load_image
 from inference.triage import flagged_classes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif"}
-COLUMNS = ["image_id", *CLASSES, "top_class", "refer"]
+COLUMNS = ["image_id", *CLASSES, "top_class", "refer", "balanced_class"]
 
 
 def score_folder(images: Path, out: Path, predictor: Predictor) -> int:
@@ -47,7 +49,13 @@ def score_folder(images: Path, out: Path, predictor: Predictor) -> int:
                 continue
             refer = flagged_classes(scores.probabilities, predictor.artifact.thresholds)
             writer.writerow(
-                [file.stem, *(f"{scores.probabilities[c]:.6f}" for c in CLASSES), scores.top_class, int(bool(refer))]
+                [
+                    file.stem,
+                    *(f"{scores.probabilities[c]:.6f}" for c in CLASSES),
+                    scores.top_class,
+                    int(bool(refer)),
+                    scores.balanced_class,
+                ]
             )
             written += 1
             if index % 500 == 0:

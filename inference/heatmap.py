@@ -50,3 +50,49 @@ def overlay_png(image: Image.Image, activation_map: np.ndarray, *, max_side: int
     # Fast zlib level: the overlay is photographic, so higher levels cost ~5x the time for ~10% smaller files.
     overlay(image, activation_map, max_side=max_side).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+LAYER_QUALITY = 70
+
+
+def overlay_layer(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> Image.Image:
+    """The evidence as a transparent RGBA layer over the whole upright photo, at display size.
+
+    The map covers the canonical view (turned to landscape, centre-cropped to 4:3); here it is
+    turned and placed back where that view lies in the photo, so a viewer can lay the layer
+    over the photo itself and change its opacity. Outside the view the layer is transparent.
+    """
+    upright = image.convert("RGB")
+    width, height = upright.size
+    portrait = height > width
+    turned = (height, width) if portrait else (width, height)
+    view = canonical_view(upright)
+    left, top = (turned[0] - view.width) // 2, (turned[1] - view.height) // 2
+    scale = min(1.0, max_side / max(width, height))
+    layer_size = (max(1, round(turned[0] * scale)), max(1, round(turned[1] * scale)))
+    box = (
+        round(left * scale),
+        round(top * scale),
+        round((left + view.width) * scale),
+        round((top + view.height) * scale),
+    )
+    cam = np.clip(np.asarray(activation_map, dtype=np.float32), 0.0, 1.0)
+    box_size = (max(1, box[2] - box[0]), max(1, box[3] - box[1]))
+    cam = np.clip(np.asarray(Image.fromarray(cam, mode="F").resize(box_size, Image.Resampling.BILINEAR)), 0.0, 1.0)
+    rgba = np.zeros((layer_size[1], layer_size[0], 4), dtype=np.uint8)
+    region = rgba[box[1] : box[1] + box_size[1], box[0] : box[0] + box_size[0]]
+    region[..., :3] = np.round(LUT[np.round(cam * 255).astype(np.uint8)])[: region.shape[0], : region.shape[1]]
+    region[..., 3] = np.round(255 * cam)[: region.shape[0], : region.shape[1]]
+    layer = Image.fromarray(rgba, mode="RGBA")
+    if portrait:  # canonical_view turned the photo with ROTATE_90; turn the layer back
+        layer = layer.transpose(Image.Transpose.ROTATE_270)
+    return layer
+
+
+def overlay_layer_webp(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> bytes:
+    """:func:`overlay_layer` as lossy WebP with alpha: a few kilobytes instead of a full-size PNG."""
+    buffer = io.BytesIO()
+    overlay_layer(image, activation_map, max_side=max_side).save(
+        buffer, format="WEBP", quality=LAYER_QUALITY, alpha_quality=60, method=4
+    )
+    return buffer.getvalue()

@@ -17,27 +17,61 @@ import numpy as np
 from PIL import Image
 
 from inference.artifact import Artifact, ArtifactError, load_artifact
+from inference.calibration import balanced_index, softmax
 from inference.preprocessing import model_pixels
+
+__all__ = [
+    "Predictor",
+    "Scores",
+    "class_activation_map",
+    "default_threads",
+    "get_predictor",
+    "softmax",
+    "unview",
+    "view",
+]
 
 
 @dataclass(frozen=True)
 class Scores:
-    """One image's result: calibrated probabilities and the evidence map for the top class."""
+    """One image's result: calibrated probabilities, the two answers, and the evidence map.
+
+    ``top_class`` is the most likely class (argmax of the calibrated probabilities);
+    ``balanced_class`` is the class the photo resembles most relative to how common it is
+    (argmax of probability / training prevalence), the decision balanced accuracy scores.
+    """
 
     probabilities: dict[str, float]
     top_class: str
     logits: np.ndarray
     activation_map: np.ndarray | None  # (h, w) in [0, 1], over the canonical view of the image
     inference_ms: float
+    balanced_class: str = ""
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Temperature-scaled probabilities over the last axis: the one calibration formula,
-    used here by the worker and by training when it fits the temperature."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+def view(pixels: np.ndarray, index: int) -> np.ndarray:
+    """The ``index``-th of the eight flips and quarter turns of an (S, S, ...) array (0: itself).
+
+    0-3 are the identity, the horizontal flip, the vertical flip and the half turn; 4-7 the
+    same after a transpose (the quarter turns and the diagonal flips).
+    """
+    array = np.swapaxes(pixels, 0, 1) if index >= 4 else pixels
+    index %= 4
+    if index in (1, 3):
+        array = array[:, ::-1]
+    if index in (2, 3):
+        array = array[::-1]
+    return array
+
+
+def unview(array: np.ndarray, index: int) -> np.ndarray:
+    """Undo :func:`view`: the flips first (each is its own inverse), then the transpose."""
+    flips = index % 4
+    if flips in (1, 3):
+        array = array[:, ::-1]
+    if flips in (2, 3):
+        array = array[::-1]
+    return np.swapaxes(array, 0, 1) if index >= 4 else array
 
 
 class Predictor:
@@ -53,7 +87,15 @@ class Predictor:
             self._runner = self._interpreter.get_signature_runner()
         except (ValueError, RuntimeError) as exc:
             raise ArtifactError(f"cannot load {artifact.serving_file}: {exc}") from exc
-        (self._input_name,) = self._runner.get_input_details().keys()
+        ((self._input_name, details),) = self._runner.get_input_details().items()
+        expected = [1, artifact.input_size, artifact.input_size, 3]
+        if [int(d) for d in details["shape"]] != expected:
+            raise ArtifactError(
+                f"{artifact.serving_file} takes input {list(details['shape'])}, the manifest says {expected}"
+            )
+        self.calibration = artifact.calibration
+        self.prevalence = artifact.prevalence
+        self.views = artifact.test_time_views
         self._head = None
         if artifact.head_file is not None and artifact.head_file.exists():
             with np.load(artifact.head_file) as head:
@@ -68,11 +110,27 @@ class Predictor:
         features = outputs.get("features")
         return outputs["logits"][0], (features[0] if features is not None else None)
 
+    def view_logits(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits averaged over the artifact's test-time views, and the feature map averaged
+        over the same views turned back to the photo's orientation."""
+        logits, features = self.run(pixels)
+        if self.views == 1:
+            return np.asarray(logits), features
+        all_logits, all_features = [np.asarray(logits)], [features]
+        for index in range(1, self.views):
+            view_logits, view_features = self.run(np.ascontiguousarray(view(pixels, index)))
+            all_logits.append(np.asarray(view_logits))
+            if features is not None:
+                all_features.append(unview(view_features, index))
+        mean_features = np.mean(all_features, axis=0) if features is not None else None
+        return np.mean(all_logits, axis=0), mean_features
+
     def predict_pixels(self, pixels: np.ndarray) -> Scores:
         started = time.perf_counter()
-        logits, features = self.run(pixels)
-        probabilities = softmax(logits, self.artifact.temperature)
+        logits, features = self.view_logits(pixels)
+        probabilities = self.calibration.probabilities(logits)
         top = int(np.argmax(probabilities))
+        balanced = int(balanced_index(probabilities, self.prevalence))
         activation_map = None
         if features is not None and self._head is not None:
             activation_map = class_activation_map(features, self._head[0][:, top])
@@ -83,6 +141,7 @@ class Predictor:
             logits=np.asarray(logits),
             activation_map=activation_map,
             inference_ms=elapsed_ms,
+            balanced_class=self.classes[balanced],
         )
 
     def predict_image(self, image: Image.Image) -> Scores:

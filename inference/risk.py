@@ -37,6 +37,8 @@ class ImageResult:
 
     number: int
     probabilities: Mapping[str, float] | None
+    # the referral thresholds of the model artifact that scored this photo; None: the case's
+    thresholds: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,29 +76,30 @@ def case_risk(
             flagged=(),
         )
 
+    own = {image.number: image.thresholds if image.thresholds is not None else thresholds for image in images}
     flagged = tuple(
-        (image.number, code) for image in scored for code in flagged_classes(image.probabilities, thresholds)
+        (image.number, code) for image in scored for code in flagged_classes(image.probabilities, own[image.number])
     )
     near = [
         (image.number, code)
         for image in scored
-        for code, threshold in thresholds.items()
+        for code, threshold in own[image.number].items()
         if NEAR_THRESHOLD_FRACTION * threshold <= image.probabilities[code] < threshold
     ]
     level = HIGH if flagged else MODERATE if near else LOW
 
     sentences: list[str] = []
     if level == HIGH:
-        reasons = _reasons(images, flagged, thresholds)
+        reasons = _reasons(images, flagged, own)
         sentences.append(f"High risk: {reasons}. The case is referred to a specialist.")
     elif level == MODERATE:
-        reasons = _reasons(images, near, thresholds)
+        reasons = _reasons(images, near, own)
         sentences.append(
             f"Moderate risk: no referral threshold is reached, but {reasons}. "
             "Consider a specialist opinion if the lesion is changing or the clinical picture is worrying."
         )
     else:
-        checked = [_name(code) for code in thresholds]
+        checked = [_name(code) for code in (thresholds or own[scored[0].number])]
         listed = ", ".join(checked[:-1]) + f" and {checked[-1]}" if len(checked) > 1 else "".join(checked)
         sentences.append(f"Low risk: {listed} stay below their referral thresholds on every photo.")
 
@@ -122,8 +125,9 @@ def case_risk(
     return RiskAssessment(level=level, summary=" ".join(sentences), flagged=flagged)
 
 
-def _reasons(images: Sequence[ImageResult], pairs, thresholds: Mapping[str, float]) -> str:
-    """One clause per class: its highest probability, on which photos, against its threshold."""
+def _reasons(images: Sequence[ImageResult], pairs, thresholds_of: Mapping[int, Mapping[str, float]]) -> str:
+    """One clause per class: its highest probability, on which photos, against its threshold
+    (the lowest of the photos' own thresholds, when models with different thresholds scored them)."""
     by_number = {image.number: image.probabilities for image in images}
     photos_of: dict[str, list[int]] = {}
     for number, code in pairs:
@@ -135,7 +139,8 @@ def _reasons(images: Sequence[ImageResult], pairs, thresholds: Mapping[str, floa
         where = ""
         if len(images) > 1:
             where = f" on photo{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}"
-        clauses.append(f"{_name(code)} probability {amount}{where} (referral threshold {percent(thresholds[code])})")
+        threshold = min(thresholds_of[number][code] for number in numbers)
+        clauses.append(f"{_name(code)} probability {amount}{where} (referral threshold {percent(threshold)})")
     return "; ".join(clauses)
 
 

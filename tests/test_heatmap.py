@@ -42,3 +42,38 @@ def test_overlay_of_a_real_prediction_is_a_png(served_model):
 
     with Image.open(io.BytesIO(overlay_png(image, scores.activation_map))) as decoded:
         assert decoded.format == "PNG" and decoded.size == (200, 150)
+
+
+def test_layer_lies_over_the_whole_upright_photo_at_display_size():
+    from inference.heatmap import overlay_layer
+
+    assert overlay_layer(photo(1600, 1200), np.ones((7, 7))).size == (MAX_SIDE, 480)
+    assert overlay_layer(photo(900, 1600), np.ones((7, 7))).size == (360, MAX_SIDE)  # portrait stays portrait
+    assert overlay_layer(photo(200, 150), np.ones((7, 7))).size == (200, 150)  # never enlarged
+
+
+def test_layer_is_transparent_outside_the_view_the_model_saw_and_where_there_is_no_evidence():
+    from inference.heatmap import overlay_layer
+
+    wide = overlay_layer(photo(600, 300), np.ones((4, 4)))  # the model saw the centre 400 x 300
+    alpha = np.asarray(wide)[..., 3]
+    assert (alpha[:, :95] == 0).all() and (alpha[:, -95:] == 0).all() and (alpha[:, 105:495] == 255).all()
+
+    cam = np.zeros((4, 4), dtype=np.float32)
+    cam[:2] = 1.0  # evidence in the top half of the portrait photo's canonical (turned) view
+    tall = np.asarray(overlay_layer(photo(300, 400), cam))[..., 3]
+    # canonical_view turned the portrait photo a quarter turn anticlockwise: its top is the photo's right side
+    assert tall[:, -60:].mean() > 200 and tall[:, :60].mean() < 10
+
+
+def test_stored_layer_is_a_small_webp(served_model):
+    from inference.heatmap import overlay_layer_webp
+
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 255, (1200, 1600, 3), dtype=np.uint8))
+    scores = served_model.predict_image(image)
+
+    data = overlay_layer_webp(image, scores.activation_map)
+
+    assert len(data) < 40_000, len(data)
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.format == "WEBP" and decoded.mode == "RGBA" and decoded.size == (MAX_SIDE, 480)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.predictor import softmax
 from inference.preprocessing import load_image, model_pixels
 
 TOLERANCE = 1e-4
@@ -27,7 +26,7 @@ def test_litert_probabilities_equal_keras_on_real_ham10000_photos(served_model, 
     worst = 0.0
     for path, image_pixels, logits in zip(photos, pixels, keras_logits, strict=True):
         served = served_model.predict_pixels(image_pixels)
-        expected = softmax(logits, artifact.temperature)
+        expected = artifact.calibration.probabilities(logits)
         got = np.array([served.probabilities[name] for name in artifact.classes])
         assert abs(got.sum() - 1.0) < 1e-5
         np.testing.assert_allclose(served.logits, logits, rtol=1e-3, atol=1e-3)

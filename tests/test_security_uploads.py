@@ -90,7 +90,7 @@ def test_camera_jpeg_with_extra_pictures_is_accepted_as_its_first_picture(submit
 
     assert response.status_code == 201, response.content
     image = LesionImage.objects.get()
-    assert (image.width, image.height, image.content_type) == (32, 24, "image/jpeg")
+    assert (image.width, image.height, image.content_type) == (32, 24, "image/png")
     red, _, _ = stored_image().convert("RGB").getpixel((5, 5))
     assert red > 150
 

@@ -6,9 +6,10 @@ import io
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageOps
 
 from diagnosis.models import Case, LesionImage
 from tests.factories import PatientFactory, image_bytes
@@ -212,7 +213,7 @@ def heic_bytes() -> bytes | None:
     return buffer.getvalue()
 
 
-def test_heic_upload_is_accepted_and_stored_as_jpeg(submit):
+def test_heic_upload_is_accepted_and_stored_losslessly_as_png(submit):
     import diagnosis.uploads  # noqa: F401  (registers the HEIF codec with Pillow)
 
     content = heic_bytes()
@@ -223,7 +224,7 @@ def test_heic_upload_is_accepted_and_stored_as_jpeg(submit):
 
     assert response.status_code == 201, response.content
     image = LesionImage.objects.get()
-    assert image.content_type == "image/jpeg"
+    assert image.content_type == "image/png"
     assert (image.width, image.height) == (64, 48)
 
 
@@ -245,3 +246,18 @@ def test_files_left_by_an_outer_rollback_are_swept(staff, patient, media_root):
     assert lesion_files_orphaned_delete(older_than=timedelta(0)) == 1
 
     assert [path.name for path in stored_files(media_root)] == [kept.file.name.split("/")[-1]]
+
+
+def test_a_jpeg_upload_is_stored_with_exactly_its_decoded_pixels(submit):
+    """What the model scores is what was uploaded: decoded and turned upright, never re-compressed."""
+    original = jpeg_with_gps_rotated_six()
+
+    response = submit(upload("phone.jpg", original))
+
+    assert response.status_code == 201, response.content
+    image = LesionImage.objects.get()
+    with Image.open(io.BytesIO(original)) as decoded:
+        expected = ImageOps.exif_transpose(decoded).convert("RGB")
+    with image.file.open("rb") as handle, Image.open(handle) as stored:
+        assert stored.format == "PNG"
+        assert np.array_equal(np.asarray(stored.convert("RGB")), np.asarray(expected))

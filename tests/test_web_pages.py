@@ -559,13 +559,17 @@ def model_artifact(tmp_path, settings):
         "thresholds": {"mel": 0.12, "bcc": 0.2, "akiec": 0.25},
         "threshold_target_sensitivity": 0.9,
         "metrics": {
-            "images": 1503,
-            "accuracy": 0.8123,
-            "balanced_accuracy": 0.7011,
-            "macro_f1": 0.6822,
-            "per_class": {"mel": {"recall": 0.6555}},
-            "malignant_vs_benign": {"sensitivity": 0.9, "specificity": 0.61, "roc_auc": 0.91},
-            "calibration": {"ece": 0.031},
+            "test": {
+                "images": 1503,
+                "accuracy": 0.8123,
+                "balanced_accuracy": 0.7011,
+                "macro_f1": 0.6822,
+                "melanoma_recall": 0.6555,
+                "malignant_sensitivity": 0.9,
+                "malignant_specificity": 0.61,
+                "malignant_roc_auc": 0.91,
+                "ece": 0.031,
+            }
         },
         "parameters": 2266951,
         "files": {},
@@ -595,6 +599,11 @@ def test_model_page_shows_the_report(web_client, specialist, model_artifact):
     assert response.status_code == 200
     assert "mobilenet_v2-20260101-test" in content
     assert "0.812" in content  # headline accuracy from the manifest
+    headline = content.split("How well it does", 1)[1].split("</section>", 1)[0]
+    assert "0.701" in headline and "0.682" in headline  # the served model's test figures
+    assert 'title="ham10000-mobilenetv2-v1"' in headline and "0.670" in headline  # the shipped v1 beside it
+    assert "0.530" in headline  # the published system's macro F1
+    assert "2026-01-01T" not in content and "1 January 2026" in content
     assert "<table" in content
     assert reverse("web:model-report-file", args=["confusion_matrix.png"]) in content
     assert "<script>alert(1)</script>" not in content

@@ -57,7 +57,7 @@ def test_photo_is_scored_once_with_prediction_heatmap_and_case_result(db, served
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert prediction.top_class == max(prediction.probabilities, key=prediction.probabilities.get)
     with prediction.heatmap.open("rb") as handle, Image.open(handle) as heatmap:
-        assert heatmap.format == "PNG" and heatmap.size == (200, 150)
+        assert heatmap.format == "WEBP" and heatmap.mode == "RGBA" and heatmap.size == (200, 150)
     case = Case.objects.get(pk=image.case_id)
     assert case.status in (Case.Status.ANALYSED, Case.Status.REFERRED)
     assert case.risk in ("low", "moderate", "high")

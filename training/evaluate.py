@@ -39,24 +39,30 @@ def read_labels(path: Path) -> dict[str, int]:
     return labels
 
 
-def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    ids, rows, refer = [], [], []
+def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
+    """Ids, probabilities, referral flags and ``balanced_class`` indices (None for files without the column)."""
+    ids, rows, refer, balanced = [], [], [], []
     with Path(path).open(newline="") as handle:
         for row in csv.DictReader(handle):
             ids.append(row["image_id"])
             rows.append([float(row[c]) for c in CLASSES])
             refer.append(int(row["refer"]))
-    return ids, np.array(rows, dtype=float).reshape(-1, len(CLASSES)), np.array(refer, dtype=bool)
+            if row.get("balanced_class"):
+                balanced.append(CLASSES.index(row["balanced_class"]))
+    if balanced and len(balanced) != len(ids):
+        raise ValueError(f"{path}: balanced_class is missing on some rows")
+    probabilities = np.array(rows, dtype=float).reshape(-1, len(CLASSES))
+    return ids, probabilities, np.array(refer, dtype=bool), (np.array(balanced, dtype=int) if balanced else None)
 
 
 def evaluate_files(predictions: Path, labels: Path) -> dict:
-    ids, probabilities, refer = read_predictions(predictions)
+    ids, probabilities, refer, balanced = read_predictions(predictions)
     truth = read_labels(labels)
     missing = [i for i in ids if i not in truth]
     if missing:
         raise ValueError(f"{len(missing)} predicted images have no label, e.g. {missing[:3]}")
     y = np.array([truth[i] for i in ids], dtype=int)
-    return evaluate(probabilities, y, refer=refer)
+    return evaluate(probabilities, y, refer=refer, balanced=balanced)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -12,6 +12,8 @@ import numpy as np
 
 from inference import preprocessing
 from inference.artifact import FORMAT_VERSION, MANIFEST, sha256_file
+from inference.calibration import METHOD as CALIBRATION_METHOD
+from inference.calibration import Calibration
 from training import models
 
 
@@ -43,13 +45,21 @@ def export_artifact(
     model_version: str,
     temperature: float,
     thresholds: dict[str, float],
+    calibration: Calibration | None = None,
+    prevalence: np.ndarray | None = None,
+    views: int = 1,
     target_sensitivity: float,
     metrics: dict,
     training: dict,
     report_dir: Path | None = None,
 ) -> Path:
-    """Write the artifact to ``destination.part`` and rename it into place when complete."""
+    """Write the artifact to ``destination.part`` and rename it into place when complete.
+
+    Refuses an existing ``destination``: a model version, once written, never changes.
+    """
     destination = Path(destination)
+    if destination.exists():
+        raise FileExistsError(f"{destination} exists: a model version is never overwritten")
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)
@@ -66,10 +76,15 @@ def export_artifact(
         has_features = False
     if has_features:
         np.savez(partial / "head.npz", kernel=kernel.astype(np.float32), bias=bias.astype(np.float32))
+    if calibration is None:
+        calibration = Calibration.temperature(temperature, len(preprocessing.CLASSES))
+    calibration.save(partial / "calibration.npz")
+    thresholds = {k: float(v) for k, v in thresholds.items()}
+    (partial / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
     if report_dir is not None and Path(report_dir).exists():
         shutil.copytree(report_dir, partial / "report")
 
-    files = {p.name: sha256_file(p) for p in sorted(partial.iterdir()) if p.is_file()}
+    files = {p.relative_to(partial).as_posix(): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_version": model_version,
@@ -85,7 +100,15 @@ def export_artifact(
         "keras_model": "model.keras",
         "heatmap": {"file": "head.npz", "method": "class activation map"} if has_features else {},
         "temperature": float(temperature),
-        "thresholds": {k: float(v) for k, v in thresholds.items()},
+        "calibration": {"file": "calibration.npz", "method": CALIBRATION_METHOD},
+        "thresholds": thresholds,
+        "thresholds_file": "thresholds.json",
+        "training_prevalence": (
+            {name: float(p) for name, p in zip(preprocessing.CLASSES, prevalence, strict=True)}
+            if prevalence is not None
+            else None
+        ),
+        "test_time_augmentation": {"views": int(views)},
         "threshold_target_sensitivity": target_sensitivity,
         "metrics": metrics,
         "training": training,
@@ -95,11 +118,8 @@ def export_artifact(
     }
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
-    if destination.exists():
-        retired = Path(tempfile.mkdtemp(prefix=destination.name + ".old-", dir=destination.parent))
-        destination.rename(retired / destination.name)
-        partial.rename(destination)
-        shutil.rmtree(retired)
-    else:
-        partial.rename(destination)
+    if destination.exists():  # written meanwhile by another export
+        shutil.rmtree(partial)
+        raise FileExistsError(f"{destination} exists: a model version is never overwritten")
+    partial.rename(destination)
     return destination

@@ -1,15 +1,20 @@
 """Turn a finished training run into the shipped artifact: calibrate, set thresholds, report, export.
 
+    python -m training.view_logits --run-dir runs/mobilenet_v2 --cache-dir runs/cache   # for --views
     python -m training.finalize --run-dir runs/mobilenet_v2 \\
         --baseline runs/lenet5 --baseline runs/alexnet \\
-        --model-version ham10000-mobilenetv2-v1 --make-default
+        --model-version ham10000-mobilenetv2-v2 --views 8 --make-default
 
-Everything is chosen on the validation split; the test split is only measured.
+Everything is chosen on the validation split; the test split is only measured. The
+calibration corrects the prior shift of the run's class weights, then fits a scale and a
+bias per class on the validation split; the thresholds are fitted on the calibrated
+validation probabilities. A version that already exists is never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -21,27 +26,57 @@ import numpy as np
 
 from inference.artifact import ARTIFACTS_DIR, DEFAULT_FILE
 from inference.predictor import default_threads, softmax
+from inference.preprocessing import CLASSES
 from training import metrics as metrics_module
-from training.calibration import fit_temperature, fit_thresholds
+from training.calibration import fit_temperature, fit_thresholds, fit_vector_scaling, log_prior_shift
 from training.report import write_report
 
 ARCH_LABEL = {"mobilenet_v2": "MobileNetV2", "lenet5": "LeNet-5", "alexnet": "AlexNet"}
 
 
-def calibrated_results(run_dir: Path, target_sensitivity: float) -> dict:
-    """Temperature and thresholds from the validation logits, metrics on both splits."""
-    val_logits, val_labels = np.load(run_dir / "logits-val.npy"), np.load(run_dir / "labels-val.npy")
-    test_logits, test_labels = np.load(run_dir / "logits-test.npy"), np.load(run_dir / "labels-test.npy")
-    temperature = fit_temperature(val_logits, val_labels)
-    val_probabilities = softmax(val_logits, temperature)
-    thresholds = fit_thresholds(val_probabilities, val_labels, target_sensitivity)
-    test_probabilities = softmax(test_logits, temperature)
+def training_prevalence(run_dir: Path) -> np.ndarray:
+    """The share of each class among the run's training images (from its split.csv)."""
+    counts = np.zeros(len(CLASSES))
+    with (run_dir / "split.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["split"] == "train":
+                counts[CLASSES.index(row["dx"])] += 1
+    return counts / counts.sum()
+
+
+def split_logits(run_dir: Path, name: str, views: int) -> np.ndarray:
+    """The split's logits as the worker computes them: the mean over the first ``views`` views."""
+    if views == 1 and (run_dir / f"logits-{name}.npy").exists():
+        return np.load(run_dir / f"logits-{name}.npy")
+    per_view = run_dir / f"view-logits-{name}.npy"
+    if not per_view.exists():
+        raise SystemExit(f"{per_view} is missing: run python -m training.view_logits --run-dir {run_dir} first")
+    return np.load(per_view)[:, :views].mean(axis=1)
+
+
+def calibrated_results(
+    run_dir: Path, target_sensitivity: float, views: int = 1, melanoma_target: float | None = None
+) -> dict:
+    """Calibration and thresholds from the validation logits, metrics on both splits."""
+    run = json.loads((run_dir / "run.json").read_text())
+    val_logits, val_labels = split_logits(run_dir, "val", views), np.load(run_dir / "labels-val.npy")
+    test_logits, test_labels = split_logits(run_dir, "test", views), np.load(run_dir / "labels-test.npy")
+    prevalence = training_prevalence(run_dir)
+    calibration = fit_vector_scaling(val_logits, val_labels, log_prior_shift(run["class_weights"]))
+    val_probabilities = calibration.probabilities(val_logits)
+    thresholds = fit_thresholds(val_probabilities, val_labels, target_sensitivity, melanoma_target)
+    test_probabilities = calibration.probabilities(test_logits)
+    temperature = fit_temperature(val_logits, val_labels)  # the format-1 calibration, for comparison
     return {
+        "calibration": calibration,
+        "prevalence": prevalence,
+        "views": views,
         "temperature": temperature,
         "thresholds": thresholds,
-        "val": metrics_module.evaluate(val_probabilities, val_labels, thresholds),
-        "test": metrics_module.evaluate(test_probabilities, test_labels, thresholds),
+        "val": metrics_module.evaluate(val_probabilities, val_labels, thresholds, prevalence=prevalence),
+        "test": metrics_module.evaluate(test_probabilities, test_labels, thresholds, prevalence=prevalence),
         "test_uncalibrated_ece": metrics_module.expected_calibration_error(softmax(test_logits), test_labels)["ece"],
+        "test_temperature_only": metrics_module.classwise_calibration(softmax(test_logits, temperature), test_labels),
     }
 
 
@@ -120,7 +155,9 @@ def describe(run: dict, results: dict, target: float, baselines: list[dict]) -> 
         "description": (
             f"MobileNetV2 (alpha 1.0, ImageNet weights) fine-tuned on HAM10000 at {run['input_size']}x"
             f"{run['input_size']}. Split 80/10/10 by lesion_id, stratified by diagnosis (seed {run['seed']}): "
-            f"{run['split_sizes']}. Training took {run['train_seconds'] / 60:.0f} minutes on a 2-core CPU."
+            f"{run['split_sizes']['train']:,} training, {run['split_sizes']['val']:,} validation and "
+            f"{run['split_sizes']['test']:,} test images. Training took {run['train_seconds'] / 60:.0f} minutes "
+            "on a 2-core CPU."
         ),
         "sections": {
             "Training": (
@@ -139,9 +176,28 @@ def describe(run: dict, results: dict, target: float, baselines: list[dict]) -> 
                 f"false alarm. Weights: {weights}."
             ),
             "Calibration": (
-                f"Temperature scaling fitted on the validation split: T = {results['temperature']:.3f}. "
-                f"Test ECE {results['test_uncalibrated_ece']:.3f} before and "
-                f"{results['test']['calibration']['ece']:.3f} after."
+                "Class-wise: the logits are first corrected for the prior shift of the class weights "
+                "(minus log w per class), then a scale and a bias per class are fitted on the validation "
+                "split by minimising its log loss (vector scaling, lightly regularised towards one "
+                "temperature). Test class-wise ECE (mean of the seven one-vs-rest ECEs): "
+                f"{results['test']['classwise_calibration']['ece']:.3f}, against "
+                f"{results['test_temperature_only']['ece']:.3f} with the temperature alone "
+                f"(T = {results['temperature']:.3f}); largest gap between a class' mean probability and "
+                f"its prevalence {results['test']['classwise_calibration']['largest_prior_gap']:.3f}, against "
+                f"{results['test_temperature_only']['largest_prior_gap']:.3f}. Top-label ECE "
+                f"{results['test_uncalibrated_ece']:.3f} uncalibrated, "
+                f"{results['test']['calibration']['ece']:.3f} calibrated."
+            ),
+            "Two answers": (
+                "`top_class` is the most likely class (the argmax of the calibrated probabilities); "
+                "`balanced_class` is the class the photo resembles most relative to how common it is "
+                "(the argmax of probability divided by the training prevalence), the decision that "
+                "balanced accuracy and macro F1 score. Referral uses neither: it is the thresholds below."
+            ),
+            "Test-time augmentation": (
+                f"The served logits are the mean over {results['views']} view(s) of the photo "
+                "(identity, flips, half and quarter turns; inference.predictor.view), chosen on the "
+                "validation split; the heatmap is averaged over the same views turned back."
             ),
             "Triage thresholds": (
                 "A case is flagged for a specialist when any of mel, bcc or akiec reaches its threshold: "
@@ -152,7 +208,8 @@ def describe(run: dict, results: dict, target: float, baselines: list[dict]) -> 
             ),
             "Validation split": (
                 f"balanced accuracy {val['balanced_accuracy']}, macro F1 {val['macro_f1']}, melanoma recall "
-                f"{val['melanoma_recall']}, ECE {val['ece']}."
+                f"{val['melanoma_recall']}, ECE {val['ece']}, class-wise ECE {val['classwise_ece']} (the calibration "
+                "was fitted on this split, so this is optimistic)."
             ),
             "Limits": (
                 "HAM10000 images are dermatoscopic and downscaled to 200x150; phone photographs taken "
@@ -171,6 +228,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--model-version", required=True)
     parser.add_argument("--artifact-dir", type=Path, help="default: inference/artifacts/<model version>")
     parser.add_argument("--target-sensitivity", type=float, default=0.96)
+    parser.add_argument(
+        "--melanoma-target", type=float, default=None, help="also flag at least this share of validation melanomas"
+    )
+    parser.add_argument("--views", type=int, choices=(1, 2, 4, 8), default=1, help="test-time views served")
     parser.add_argument("--make-default", action="store_true", help="serve this artifact from now on")
     parser.add_argument(
         "--previous-run",
@@ -181,13 +242,16 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("--notes", default="", help="a paragraph on how this model was trained, for the report")
     args = parser.parse_args(argv)
+    destination = args.artifact_dir or ARTIFACTS_DIR / args.model_version
+    if destination.exists():
+        raise SystemExit(f"{destination} exists: a model version is never overwritten; choose a new --model-version")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from training.export import export_artifact
 
     run = json.loads((args.run_dir / "run.json").read_text())
-    results = calibrated_results(args.run_dir, args.target_sensitivity)
+    results = calibrated_results(args.run_dir, args.target_sensitivity, args.views, args.melanoma_target)
     comparison = [comparison_row(args.run_dir, results)]
     for baseline in args.baseline:
         comparison.append(comparison_row(baseline, calibrated_results(baseline, args.target_sensitivity)))
@@ -208,12 +272,14 @@ def main(argv: list[str] | None = None) -> Path:
         comparison=comparison,
     )
     shutil.copy(args.run_dir / "split.csv", report_dir / "split.csv")
-    destination = args.artifact_dir or ARTIFACTS_DIR / args.model_version
     export_artifact(
         keras_model=model,
         destination=destination,
         model_version=args.model_version,
         temperature=results["temperature"],
+        calibration=results["calibration"],
+        prevalence=results["prevalence"],
+        views=args.views,
         thresholds=results["thresholds"],
         target_sensitivity=args.target_sensitivity,
         metrics={
@@ -233,7 +299,8 @@ def main(argv: list[str] | None = None) -> Path:
             {
                 "artifact": str(destination),
                 "test": metrics_module.summary(results["test"]),
-                "temperature": results["temperature"],
+                "validation": metrics_module.summary(results["val"]),
+                "views": args.views,
                 "thresholds": results["thresholds"],
                 "litert_ms_per_image": served_ms,
             },

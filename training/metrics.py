@@ -43,6 +43,48 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return {"ece": float(ece), "bins": rows}
 
 
+def classwise_calibration(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
+    """One-vs-rest calibration of every class: ECE with equal-width bins, its reliability bins,
+    and the mean predicted probability against the class' prevalence.
+
+    ``ece`` is the mean of the seven one-vs-rest ECEs (class-wise ECE, Kull et al. 2019).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    per_class = {}
+    for index, name in enumerate(CLASSES):
+        p = probabilities[:, index]
+        truth = (labels == index).astype(float)
+        ece, rows = 0.0, []
+        for low, high in zip(edges[:-1], edges[1:], strict=False):
+            inside = (p > low) & (p <= high) if low > 0 else (p >= low) & (p <= high)
+            if not inside.any():
+                continue
+            frequency, mean_p = truth[inside].mean(), p[inside].mean()
+            ece += inside.mean() * abs(frequency - mean_p)
+            rows.append(
+                {
+                    "low": float(low),
+                    "high": float(high),
+                    "count": int(inside.sum()),
+                    "frequency": float(frequency),
+                    "confidence": float(mean_p),
+                }
+            )
+        per_class[name] = {
+            "ece": float(ece),
+            "mean_probability": float(p.mean()),
+            "prevalence": float(truth.mean()),
+            "bins": rows,
+        }
+    return {
+        "ece": float(np.mean([c["ece"] for c in per_class.values()])),
+        "largest_prior_gap": float(max(abs(c["mean_probability"] - c["prevalence"]) for c in per_class.values())),
+        "per_class": per_class,
+    }
+
+
 def malignant_score(probabilities: np.ndarray) -> np.ndarray:
     """Probability that the lesion is malignant: the sum over mel, bcc and akiec."""
     return probabilities[:, [CLASSES.index(c) for c in MALIGNANT_CLASSES]].sum(axis=1)
@@ -53,19 +95,32 @@ def evaluate(
     labels: np.ndarray,
     thresholds: dict[str, float] | None = None,
     refer: np.ndarray | None = None,
+    prevalence: np.ndarray | None = None,
+    balanced: np.ndarray | None = None,
 ) -> dict:
     """Every figure of the report, from calibrated probabilities and integer labels.
 
     The triage rule is given either as ``thresholds`` or directly as the ``refer`` flags.
+    Per-class figures (balanced accuracy, macro F1, recall, the confusion matrix) score
+    ``balanced_class``: the argmax of probability / training ``prevalence``, or the
+    ``balanced`` indices given directly; ``accuracy`` scores it too and ``top_class_accuracy``
+    scores the plain argmax. Without either, both are the plain argmax.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
-    predicted = probabilities.argmax(axis=1)
+    top = probabilities.argmax(axis=1)
+    if balanced is not None:
+        predicted = np.asarray(balanced, dtype=int)
+    elif prevalence is not None:
+        predicted = (probabilities / np.asarray(prevalence)).argmax(axis=1)
+    else:
+        predicted = top
     indices = list(range(len(CLASSES)))
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=indices, zero_division=0)
     result = {
         "images": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predicted)),
+        "top_class_accuracy": float(accuracy_score(labels, top)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted))
         if len(set(labels)) > 1
         else float(recall[labels[0]]),
@@ -81,6 +136,7 @@ def evaluate(
         },
         "confusion_matrix": confusion_matrix(labels, predicted, labels=indices).tolist(),
         "calibration": expected_calibration_error(probabilities, labels),
+        "classwise_calibration": classwise_calibration(probabilities, labels),
     }
     is_malignant = np.isin(labels, [CLASSES.index(c) for c in MALIGNANT_CLASSES])
     score = malignant_score(probabilities)
@@ -95,6 +151,8 @@ def evaluate(
         triage["thresholds"] = thresholds
     if refer is not None:
         refer = np.asarray(refer, dtype=bool)
+        is_melanoma = labels == CLASSES.index("mel")
+        triage["melanoma_referred"] = float(refer[is_melanoma].mean()) if is_melanoma.any() else None
         triage["sensitivity"] = float(refer[is_malignant].mean()) if is_malignant.any() else None
         triage["specificity"] = float((~refer[~is_malignant]).mean()) if (~is_malignant).any() else None
         triage["referred_fraction"] = float(refer.mean())
@@ -108,6 +166,7 @@ def summary(metrics: dict) -> dict:
     return {
         "images": metrics["images"],
         "accuracy": round(metrics["accuracy"], 4),
+        "top_class_accuracy": _round(metrics.get("top_class_accuracy")),
         "balanced_accuracy": round(metrics["balanced_accuracy"], 4),
         "macro_f1": round(metrics["macro_f1"], 4),
         "melanoma_recall": round(metrics["per_class"]["mel"]["recall"], 4),
@@ -115,6 +174,9 @@ def summary(metrics: dict) -> dict:
         "malignant_specificity": _round(triage.get("specificity")),
         "malignant_roc_auc": _round(triage.get("roc_auc")),
         "ece": round(metrics["calibration"]["ece"], 4),
+        "melanoma_referred": _round(triage.get("melanoma_referred")),
+        "classwise_ece": _round(metrics.get("classwise_calibration", {}).get("ece")),
+        "largest_prior_gap": _round(metrics.get("classwise_calibration", {}).get("largest_prior_gap")),
     }
 
 

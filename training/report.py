@@ -83,6 +83,46 @@ def plot_reliability(calibration: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_classwise_reliability(classwise: dict, path: Path) -> None:
+    """One reliability diagram per class (one-vs-rest): how often a photo given p is that class."""
+    fig, axes = plt.subplots(2, 4, figsize=(12, 6.2))
+    for ax, name in zip(axes.flat, CLASSES, strict=False):
+        row = classwise["per_class"][name]
+        bins = [b for b in row["bins"]]
+        ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1)
+        ax.scatter(
+            [b["confidence"] for b in bins],
+            [b["frequency"] for b in bins],
+            s=[max(6, min(120, b["count"])) for b in bins],
+            color="crimson",
+            alpha=0.8,
+        )
+        ax.plot([b["confidence"] for b in bins], [b["frequency"] for b in bins], color="crimson", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(
+            f"{name}: ECE {row['ece']:.3f}\nmean p {row['mean_probability']:.3f}, prevalence {row['prevalence']:.3f}",
+            fontsize=9,
+        )
+        ax.set_xlabel("predicted probability", fontsize=8)
+        ax.set_ylabel("observed frequency", fontsize=8)
+        ax.tick_params(labelsize=7)
+    last = axes.flat[-1]
+    last.axis("off")
+    last.text(
+        0.0,
+        0.5,
+        f"class-wise ECE (mean of 7): {classwise['ece']:.3f}\n"
+        f"largest |mean p - prevalence|: {classwise['largest_prior_gap']:.3f}\n\n"
+        "marker size: images in the bin",
+        fontsize=9,
+        va="center",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_training_curves(run_dirs: list[Path], path: Path) -> bool:
     """Loss and accuracy per epoch over every stage of every run, stages separated by lines."""
     rows, boundaries = [], []
@@ -130,6 +170,8 @@ def write_report(
     plot_confusion(metrics["confusion_matrix"], folder / "confusion_matrix.png")
     plot_roc(metrics["malignant_vs_benign"], folder / "roc_malignant.png")
     plot_reliability(metrics["calibration"], folder / "reliability.png")
+    if metrics.get("classwise_calibration"):
+        plot_classwise_reliability(metrics["classwise_calibration"], folder / "reliability_per_class.png")
     curves = bool(run_dirs) and plot_training_curves(run_dirs, folder / "training_curves.png")
     payload = {"title": title, "metrics": metrics, "context": context or {}, "comparison": comparison or []}
     (folder / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -153,25 +195,42 @@ def render_markdown(title: str, metrics: dict, context: dict, comparison: list[d
         "",
         "| metric | value |",
         "| --- | ---: |",
-        f"| accuracy | {_pct(metrics['accuracy'])} |",
-        f"| balanced accuracy (mean per-class recall) | {_pct(metrics['balanced_accuracy'])} |",
-        f"| macro F1 | {_pct(metrics['macro_f1'])} |",
-        f"| melanoma recall | {_pct(metrics['per_class']['mel']['recall'])} |",
+        f"| accuracy (`balanced_class`) | {_pct(metrics['accuracy'])} |",
+        f"| accuracy (`top_class`, the most likely class) | {_pct(metrics.get('top_class_accuracy'))} |",
+        f"| balanced accuracy (`balanced_class`, mean per-class recall) | {_pct(metrics['balanced_accuracy'])} |",
+        f"| macro F1 (`balanced_class`) | {_pct(metrics['macro_f1'])} |",
+        f"| melanoma recall (`balanced_class`) | {_pct(metrics['per_class']['mel']['recall'])} |",
+        f"| melanoma photos referred at the shipped thresholds | {_pct(triage.get('melanoma_referred'))} |",
         f"| malignant sensitivity at the shipped thresholds | {_pct(triage.get('sensitivity'))} |",
         f"| malignant specificity at the shipped thresholds | {_pct(triage.get('specificity'))} |",
         f"| malignant-vs-benign ROC AUC | {_pct(triage.get('roc_auc'))} |",
-        f"| expected calibration error (15 bins) | {_pct(metrics['calibration']['ece'])} |",
+        f"| top-label expected calibration error (15 bins) | {_pct(metrics['calibration']['ece'])} |",
+    ]
+    classwise = metrics.get("classwise_calibration")
+    if classwise:
+        lines += [
+            f"| class-wise ECE (mean of the seven one-vs-rest ECEs) | {_pct(classwise['ece'])} |",
+            f"| largest gap between mean probability and prevalence | {_pct(classwise['largest_prior_gap'])} |",
+        ]
+    lines += [
         "",
         "## Per class",
         "",
-        "| class | | precision | recall | F1 | support |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        (
+            "Precision, recall and F1 score `balanced_class` (the class the photo resembles most relative to "
+            "how common it is); the probabilities are calibrated one class at a time."
+        ),
+        "",
+        "| class | | precision | recall | F1 | support | mean probability | prevalence | ECE |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in CLASSES:
         row = metrics["per_class"][name]
+        cal = (classwise or {}).get("per_class", {}).get(name, {})
         lines.append(
             f"| {name} | {CLASS_NAMES[name]} | {row['precision']:.3f} | {row['recall']:.3f} "
-            f"| {row['f1']:.3f} | {row['support']} |"
+            f"| {row['f1']:.3f} | {row['support']} | {_pct(cal.get('mean_probability'))} "
+            f"| {_pct(cal.get('prevalence'))} | {_pct(cal.get('ece'))} |"
         )
     lines += [
         "",
@@ -180,6 +239,8 @@ def render_markdown(title: str, metrics: dict, context: dict, comparison: list[d
         "![ROC, malignant vs benign](roc_malignant.png) ![reliability diagram](reliability.png)",
         "",
     ]
+    if classwise:
+        lines += ["![reliability diagram per class](reliability_per_class.png)", ""]
     if curves:
         lines += ["![training curves](training_curves.png)", ""]
     if comparison:

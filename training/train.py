@@ -25,12 +25,13 @@ from training import data as data_module
 ARCH_DEFAULT_SIZE = {"mobilenet_v2": 224, "lenet5": 32, "alexnet": 128}
 
 
-def class_weights(labels: np.ndarray, malignant_boost: float) -> dict[int, float]:
-    """Balanced weights (n / (k * n_c)), with the malignant classes boosted further."""
+def class_weights(labels: np.ndarray, malignant_boost: float, power: float = 1.0) -> dict[int, float]:
+    """Balanced weights (n / (k * n_c)) raised to ``power`` (1: fully balanced, 0.5: milder, 0: none),
+    with the malignant classes boosted further."""
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
     weights = {}
     for index, name in enumerate(CLASSES):
-        weight = len(labels) / (len(CLASSES) * counts[index]) if counts[index] else 0.0
+        weight = (len(labels) / (len(CLASSES) * counts[index])) ** power if counts[index] else 0.0
         if name in MALIGNANT_CLASSES:
             weight *= malignant_boost
         weights[index] = float(weight)
@@ -53,6 +54,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--malignant-boost", type=float, default=1.5)
+    parser.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=1.0,
+        help="balanced class weights raised to this power (calibration corrects the prior shift they cause)",
+    )
+    parser.add_argument(
+        "--cosine",
+        action="store_true",
+        help="cosine decay of the fine-tuning learning rate over --epochs instead of halving on plateaus",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--limit", type=int, help="use only this many images (smoke runs)")
     parser.add_argument("--cache-dir", type=Path, help="where decoded pixels are cached")
@@ -137,7 +149,7 @@ def main(argv: list[str] | None = None) -> Path:
             data_module.load_pixels(args.data, ids, size, args.cache_dir),
             np.array([r.label for r in items], dtype=np.int32),
         )
-    weights = class_weights(arrays["train"][1], args.malignant_boost)
+    weights = class_weights(arrays["train"][1], args.malignant_boost, args.class_weight_power)
     weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
     print("class weights:", {CLASSES[i]: round(w, 3) for i, w in weights.items()}, flush=True)
 
@@ -162,13 +174,15 @@ def main(argv: list[str] | None = None) -> Path:
             shutil.rmtree(backup)
 
     def callbacks(stage: str) -> list:
-        return [
+        chosen = [
             keras.callbacks.CSVLogger(str(args.run_dir / f"history-{stage}.csv"), append=args.resume),
             keras.callbacks.BackupAndRestore(str(args.run_dir / f"backup-{stage}")),
             keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6),
         ]
+        if not args.cosine:  # a schedule owns the learning rate; plateau halving would fight it
+            chosen.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
+        return chosen
 
     if args.arch == "mobilenet_v2":
         model, base = models.mobilenet_v2(size, models.resolve_base_weights(args.base_weights))
@@ -198,7 +212,11 @@ def main(argv: list[str] | None = None) -> Path:
         model = models.lenet5(size) if args.arch == "lenet5" else models.alexnet(size)
         stage = "train"
         args.learning_rate = 1e-3 if args.arch == "lenet5" else 3e-4
-    model.compile(keras.optimizers.Adam(args.learning_rate), loss, metrics=metrics)
+    learning_rate = args.learning_rate
+    if args.cosine:
+        steps = args.epochs * int(np.ceil(len(arrays["train"][1]) / args.batch_size))
+        learning_rate = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps, alpha=0.05)
+    model.compile(keras.optimizers.Adam(learning_rate), loss, metrics=metrics)
     model.summary(print_fn=lambda line, *a, **k: None)
     model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=verbose, callbacks=callbacks(stage))
     model.save(str(best_path))  # restore_best_weights left the best epoch in memory
@@ -219,6 +237,9 @@ def main(argv: list[str] | None = None) -> Path:
         "batch_size": args.batch_size,
         "class_weights": {CLASSES[i]: w for i, w in weights.items()},
         "malignant_boost": args.malignant_boost,
+        "class_weight_power": args.class_weight_power,
+        "schedule": "cosine decay" if args.cosine else "halved on plateaus",
+        "init_from": str(args.init_from) if args.init_from else None,
         "training_metadata_sha256": data_module.metadata_digest(records, assignment),
         "split_sizes": {name: len(items) for name, items in splits.items()},
         "parameters": int(model.count_params()),
