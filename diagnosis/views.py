@@ -45,7 +45,7 @@ from .analysis import PENDING as PENDING_IMAGES
 from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, PatientSearchForm
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
-from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
+from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
 from .services import case_submit, patient_consent_record, patient_create
 from .transitions import IN_SPECIALIST_HANDS
 
@@ -114,6 +114,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
         )
     context["show_clinic"] = _shows_clinic(user)
+    # What apps built on diagnosis show on the dashboard (follow-ups due).
+    context["panels"] = [mark_safe(panel(request)) for panel in extensions.DASHBOARD_PANELS]  # noqa: S308
     audit_record(
         actor=user,
         action="case.list",
@@ -243,7 +245,8 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators submit cases.")
-    form = CaseForm(request.POST or None, request.FILES or None)
+    lesions = lesion_list_for(user=request.user).filter(patient=patient)
+    form = CaseForm(request.POST or None, request.FILES or None, lesions=lesions)
     if request.method == "GET":
         audit_record(
             actor=request.user,
