@@ -246,7 +246,9 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators submit cases.")
     lesions = lesion_list_for(user=request.user).filter(patient=patient)
-    form = CaseForm(request.POST or None, request.FILES or None, lesions=lesions)
+    # ?lesion=<id> (from a lesion page or the follow-up list) picks that lesion in advance.
+    initial = {"lesion": request.GET.get("lesion")} if request.method == "GET" else None
+    form = CaseForm(request.POST or None, request.FILES or None, lesions=lesions, initial=initial)
     if request.method == "GET":
         audit_record(
             actor=request.user,

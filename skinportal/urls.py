@@ -39,6 +39,9 @@ urlpatterns = [
     # The referral workflow: its API (namespace "triage-api") and pages (namespace "triage").
     path("", include("triage.api_urls")),
     path("", include("triage.urls")),
+    # Continuity of care: lesions over time, follow-ups, the referral letter, FHIR export.
+    path("", include("continuity.api_urls")),
+    path("", include("continuity.urls")),
 ]
 
 # /readyz: database, broker and an inference worker with its model loaded.

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "accounts",
     "diagnosis",
     "triage",
+    "continuity",
 ]
 
 MIDDLEWARE = [
