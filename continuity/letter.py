@@ -103,7 +103,9 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
         "thresholds": [
             {
                 "version": version,
-                "values": [(CLASS_NAMES.get(code, code), value) for code, value in (thresholds_for(version) or {}).items()],
+                "values": [
+                    (CLASS_NAMES.get(code, code), value) for code, value in (thresholds_for(version) or {}).items()
+                ],
             }
             for version in versions
         ],

@@ -52,7 +52,9 @@ class LesionDetailOutputSerializer(LesionOutputSerializer):
     @extend_schema_field(CaseOutputSerializer(many=True))
     def get_cases(self, lesion: Lesion) -> list[dict]:
         """The lesion's cases the user may see, oldest first."""
-        return CaseOutputSerializer(self.context["cases_by_lesion"].get(lesion.pk, ()), many=True, context=self.context).data
+        return CaseOutputSerializer(
+            self.context["cases_by_lesion"].get(lesion.pk, ()), many=True, context=self.context
+        ).data
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)

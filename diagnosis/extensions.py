@@ -31,6 +31,7 @@ def case_page_panel_register(render: Callable[[HttpRequest, object], str]) -> No
     if render not in CASE_PAGE_PANELS:
         CASE_PAGE_PANELS.append(render)
 
+
 # functions (request) -> HTML, shown on the dashboard below the case counts (follow-ups due)
 DASHBOARD_PANELS: list[Callable[[HttpRequest], str]] = []
 

@@ -239,7 +239,9 @@ def case_submit(
     try:
         with transaction.atomic():
             if lesion is None:
-                lesion = Lesion(patient=patient, body_site=body_site, label=(lesion_label or "").strip(), created_by=actor)
+                lesion = Lesion(
+                    patient=patient, body_site=body_site, label=(lesion_label or "").strip(), created_by=actor
+                )
                 lesion.full_clean()
                 lesion.save()
             case = Case(

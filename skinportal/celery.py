@@ -77,7 +77,6 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
         expires=claims_every,
     )
 
-
     # Once a day: clinic staff hear of each lesion follow-up that came due (continuity.services).
     sender.add_periodic_task(
         crontab(hour=FOLLOW_UPS_HOUR, minute=0),

@@ -7,30 +7,70 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('diagnosis', '0002_case_checklist_items_and_information_requested'),
+        ("diagnosis", "0002_case_checklist_items_and_information_requested"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Lesion',
+            name="Lesion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('body_site', models.CharField(choices=[('abdomen', 'Abdomen'), ('acral', 'Acral (palms, soles, nails)'), ('back', 'Back'), ('chest', 'Chest'), ('ear', 'Ear'), ('face', 'Face'), ('foot', 'Foot'), ('genital', 'Genital'), ('hand', 'Hand'), ('lower extremity', 'Lower extremity (leg)'), ('neck', 'Neck'), ('scalp', 'Scalp'), ('trunk', 'Trunk'), ('upper extremity', 'Upper extremity (arm)'), ('unknown', 'Unknown')], max_length=20)),
-                ('label', models.CharField(blank=True, help_text='A short name the clinic gives it, e.g. "mole left shoulder".', max_length=100)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='lesions', to='diagnosis.patient')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "body_site",
+                    models.CharField(
+                        choices=[
+                            ("abdomen", "Abdomen"),
+                            ("acral", "Acral (palms, soles, nails)"),
+                            ("back", "Back"),
+                            ("chest", "Chest"),
+                            ("ear", "Ear"),
+                            ("face", "Face"),
+                            ("foot", "Foot"),
+                            ("genital", "Genital"),
+                            ("hand", "Hand"),
+                            ("lower extremity", "Lower extremity (leg)"),
+                            ("neck", "Neck"),
+                            ("scalp", "Scalp"),
+                            ("trunk", "Trunk"),
+                            ("upper extremity", "Upper extremity (arm)"),
+                            ("unknown", "Unknown"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "label",
+                    models.CharField(
+                        blank=True,
+                        help_text='A short name the clinic gives it, e.g. "mole left shoulder".',
+                        max_length=100,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="lesions", to="diagnosis.patient"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='case',
-            name='lesion',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='diagnosis.lesion'),
+            model_name="case",
+            name="lesion",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="cases", to="diagnosis.lesion"
+            ),
         ),
     ]

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0002_referrals_of_cases_referred_before'),
+        ("triage", "0002_referrals_of_cases_referred_before"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='notification',
-            name='kind',
-            field=models.CharField(choices=[('referral_new', 'New referral'), ('referral_returned', 'Referral back with more information'), ('review', "Specialist's answer"), ('information_requested', 'Specialist asks for more information'), ('follow_up_due', 'A lesion is due to be photographed again')], max_length=32),
+            model_name="notification",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("referral_new", "New referral"),
+                    ("referral_returned", "Referral back with more information"),
+                    ("review", "Specialist's answer"),
+                    ("information_requested", "Specialist asks for more information"),
+                    ("follow_up_due", "A lesion is due to be photographed again"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
