@@ -154,7 +154,7 @@ class CaseFhirApi(ApiView):
             "photo (content as a URL to the access-checked file), one Observation per model result "
             "with its Device and Provenance, and a DiagnosticReport for the specialist's answer."
         ),
-        responses={(200, "application/fhir+json"): OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, pk: int) -> Response:
         case = get_object_or_404(case_list_for(user=request.user), pk=pk)

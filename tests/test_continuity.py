@@ -391,3 +391,41 @@ def test_every_case_has_a_lesion_of_its_patient(patient, staff):
     case = CaseFactory(patient=patient, submitted_by=staff)
 
     assert isinstance(case.lesion, Lesion) and case.lesion.patient == patient
+
+
+@pytest.mark.django_db
+def test_the_new_endpoints_are_in_the_openapi_schema(client):
+    paths = set(client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"])
+
+    assert {
+        "/api/v1/patients/{id}/lesions/",
+        "/api/v1/lesions/{id}/",
+        "/api/v1/follow-ups/",
+        "/api/v1/cases/{id}/letter.pdf",
+        "/api/v1/cases/{id}/fhir/",
+    } <= paths
+
+
+def test_existing_cases_each_get_a_lesion_of_their_own(transactional_db):
+    """The data migration: cases submitted before lesions existed get one each, of their patient and site."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("diagnosis", "0003_lesion")])
+    apps = executor.loader.project_state([("diagnosis", "0003_lesion")]).apps
+    user = apps.get_model("accounts", "User").objects.create(username="old", role="clinic_staff")
+    clinic = apps.get_model("accounts", "Clinic").objects.create(name="Old clinic")
+    old_patient = apps.get_model("diagnosis", "Patient").objects.create(
+        clinic=clinic, identifier="OLD-1", full_name="Old Case", date_of_birth="1960-01-01", created_by=user
+    )
+    OldCase = apps.get_model("diagnosis", "Case")
+    ids = [OldCase.objects.create(patient=old_patient, body_site=site, submitted_by=user).pk for site in ("back", "face")]
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    cases = Case.objects.filter(pk__in=ids).select_related("lesion").order_by("pk")
+    assert [c.lesion.body_site for c in cases] == ["back", "face"]
+    assert len({c.lesion_id for c in cases}) == 2
+    assert all(c.lesion.patient_id == old_patient.pk for c in cases)
