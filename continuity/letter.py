@@ -114,10 +114,28 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
     }
 
 
+def _weasyprint():
+    """Import WeasyPrint without letting it loosen Pillow for the whole process.
+
+    ``weasyprint.images`` sets ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` when imported,
+    which would let truncated photos through the upload check (diagnosis.uploads). The flag
+    is put back at once; the letter's own images are complete JPEGs made in memory. The web
+    server's workers are synchronous, so no upload is checked while the import runs.
+    """
+    from PIL import ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        import weasyprint
+        from weasyprint.urls import URLFetcher
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    return weasyprint.CSS, weasyprint.HTML, URLFetcher
+
+
 def letter_pdf(*, case: Case) -> bytes:
     """The letter as PDF bytes, rendered in memory."""
-    from weasyprint import CSS, HTML
-    from weasyprint.urls import URLFetcher
+    CSS, HTML, URLFetcher = _weasyprint()  # noqa: N806
 
     html = render_to_string("continuity/letter_document.html", letter_context(case=case, for_pdf=True))
     # Everything the letter shows is inline (data URIs): no file and no network is ever read.

@@ -303,6 +303,19 @@ def test_the_letter_pdf_of_a_reviewed_case_holds_the_patient_and_the_answer(
     assert client_for(other_staff).get(f"/api/v1/cases/{case.pk}/letter.pdf").status_code == 404
 
 
+def test_rendering_a_letter_leaves_truncated_photos_refused(patient, staff):
+    """WeasyPrint loosens Pillow's truncated-image rule when imported; the letter puts it back."""
+    from PIL import ImageFile
+
+    from continuity.letter import letter_pdf
+
+    case = CaseFactory(patient=patient, submitted_by=staff)
+    LesionImageFactory(case=case)
+    letter_pdf(case=case)
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
 def test_the_printable_letter_page(patient, staff, specialist, other_staff, web_client):
     case = CaseFactory(patient=patient, submitted_by=staff)
     LesionImageFactory(case=case)
