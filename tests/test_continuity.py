@@ -433,7 +433,9 @@ def test_existing_cases_each_get_a_lesion_of_their_own(transactional_db):
         clinic=clinic, identifier="OLD-1", full_name="Old Case", date_of_birth="1960-01-01", created_by=user
     )
     OldCase = apps.get_model("diagnosis", "Case")
-    ids = [OldCase.objects.create(patient=old_patient, body_site=site, submitted_by=user).pk for site in ("back", "face")]
+    ids = [
+        OldCase.objects.create(patient=old_patient, body_site=site, submitted_by=user).pk for site in ("back", "face")
+    ]
 
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
