@@ -20,3 +20,4 @@ def connect() -> None:
     case_submitted.connect(on_case_submitted, dispatch_uid="continuity.follow_up_complete", weak=False)
     extensions.case_page_panel_register(panels.case_continuity_panel)
     extensions.dashboard_panel_register(panels.dashboard_follow_ups_panel)
+    extensions.patient_page_panel_register(panels.patient_lesions_panel)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from diagnosis.models import Case
 from diagnosis.permissions import can_submit_clinical_records
-from diagnosis.selectors import case_list_for
+from diagnosis.selectors import case_list_for, lesion_list_for
 
 from .models import FollowUp
 from .selectors import follow_up_list_for
@@ -33,3 +33,28 @@ def dashboard_follow_ups_panel(request: HttpRequest) -> str:
         "this_week": due.filter(due_on__gte=today, due_on__lte=today + datetime.timedelta(days=7)).count(),
     }
     return render_to_string("continuity/_dashboard_panel.html", {"counts": counts}, request=request)
+
+
+def patient_lesions_panel(request: HttpRequest, patient) -> str:
+    """The patient's lesions, each with its latest photo, its number of visits and any follow-up due."""
+    lesions = list(lesion_list_for(user=request.user).filter(patient=patient).order_by("created_at", "pk"))
+    if not lesions:
+        return ""
+    cases = case_list_for(user=request.user).filter(lesion__in=lesions).order_by("created_at", "pk")
+    visits: dict[int, list] = {lesion.pk: [] for lesion in lesions}
+    for case in cases:
+        visits[case.lesion_id].append(case)
+    due = {
+        f.lesion_id: f
+        for f in follow_up_list_for(user=request.user).filter(lesion__in=lesions, status=FollowUp.Status.DUE)
+    }
+    rows = []
+    for lesion in lesions:
+        latest_photo = next(
+            (image for case in reversed(visits[lesion.pk]) for image in case.images.all()),
+            None,
+        )
+        rows.append(
+            {"lesion": lesion, "visits": len(visits[lesion.pk]), "photo": latest_photo, "due": due.get(lesion.pk)}
+        )
+    return render_to_string("continuity/_patient_lesions.html", {"rows": rows}, request=request)

@@ -39,3 +39,11 @@ DASHBOARD_PANELS: list[Callable[[HttpRequest], str]] = []
 def dashboard_panel_register(render: Callable[[HttpRequest], str]) -> None:
     if render not in DASHBOARD_PANELS:
         DASHBOARD_PANELS.append(render)
+
+# functions (request, patient) -> HTML, shown on the patient page above the cases (their lesions)
+PATIENT_PAGE_PANELS: list[Callable[[HttpRequest, object], str]] = []
+
+
+def patient_page_panel_register(render: Callable[[HttpRequest, object], str]) -> None:
+    if render not in PATIENT_PAGE_PANELS:
+        PATIENT_PAGE_PANELS.append(render)

@@ -205,6 +205,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_submit": can_submit,
             "can_record_consent": can_submit,
             "consent_wording": CONSENT_WORDING,
+            # What apps built on diagnosis show on the patient page (the patient's lesions).
+            "panels": [mark_safe(panel(request, patient)) for panel in extensions.PATIENT_PAGE_PANELS],  # noqa: S308
         },
     )
 

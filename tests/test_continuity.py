@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import re
 
 import pytest
 from dateutil.relativedelta import relativedelta
@@ -106,6 +107,11 @@ def test_a_lesion_followed_across_two_cases_shows_both_in_order(patient, staff, 
     html = page.content.decode()
     assert html.index(f"Case {first.json()['id']}") < html.index(f"Case {second.json()['id']}")
     assert page["Cache-Control"] == "private, no-store"
+    patient_page = web_client(staff).get(f"/patients/{patient.pk}/").content.decode()
+    assert f'href="/lesions/{lesion_id}/"' in patient_page and "mole left shoulder" in patient_page
+    compare = web_client(staff).get(f"/lesions/{lesion_id}/compare/").content.decode()
+    for shown in (html, patient_page, compare):  # a Content-Security-Policy without inline scripts
+        assert "<script>" not in shown and not re.search(r"\son[a-z]+=", shown)
 
 
 def test_a_case_cannot_continue_another_patients_lesion(patient, clinic_a, staff, client_for):
