@@ -40,6 +40,7 @@ def dashboard_panel_register(render: Callable[[HttpRequest], str]) -> None:
     if render not in DASHBOARD_PANELS:
         DASHBOARD_PANELS.append(render)
 
+
 # functions (request, patient) -> HTML, shown on the patient page above the cases (their lesions)
 PATIENT_PAGE_PANELS: list[Callable[[HttpRequest, object], str]] = []
 
