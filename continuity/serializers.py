@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -55,8 +54,3 @@ class LesionDetailOutputSerializer(LesionOutputSerializer):
         return CaseOutputSerializer(
             self.context["cases_by_lesion"].get(lesion.pk, ()), many=True, context=self.context
         ).data
-
-
-@extend_schema_field(OpenApiTypes.OBJECT)
-class FhirBundleField(serializers.JSONField):
-    """A FHIR R4 Bundle (type collection), as JSON."""
