@@ -33,6 +33,12 @@ def case_review(case: Case):
     return referral.latest_review
 
 
+def _points(change: float) -> str:
+    """A change of probability in signed percentage points: "+12.5 points" ("+0.0", never "-0.0")."""
+    text = f"{change * 100:+.1f}"
+    return f"{'+0.0' if text == '-0.0' else text} points"
+
+
 def lesion_visits(cases: list[Case]) -> list[dict]:
     """One row per case, oldest first, with the change of each malignant class since the previous result."""
     visits = []
@@ -51,6 +57,8 @@ def lesion_visits(cases: list[Case]) -> list[dict]:
                         "probability": now,
                         "before": before,
                         "change": None if before is None else now - before,
+                        # in percentage points, signed: "+12.5 points"
+                        "change_text": None if before is None else _points(now - before),
                     }
                 )
             previous = probabilities

@@ -168,7 +168,7 @@ def test_the_lesion_page_shows_how_the_malignant_probabilities_moved(patient, st
 
     html = web_client(staff).get(f"/lesions/{lesion_case.lesion_id}/").content.decode()
 
-    assert "+0.30" in html and "(was 10%)" in html
+    assert "+30.0 points" in html and "(was 10.0 %)" in html
 
 
 # --- Follow-ups -----------------------------------------------------------------------------
