@@ -6,6 +6,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     DJANGO_SETTINGS_MODULE=skinportal.settings.production
 
 WORKDIR /app
+# Pango and a font for WeasyPrint (the referral letter as PDF).
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 # requirements.txt is locked with hashes (bin/lock): exactly what CI tested, verified.
 RUN pip install --no-cache-dir --require-hashes -r requirements.txt

@@ -45,7 +45,7 @@ from . import idempotency
 from .access import scoped_object_or_404
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
-from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
+from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
 from .serializers import (
     CaseInputSerializer,
     CaseOutputSerializer,
@@ -393,6 +393,9 @@ class CaseListCreateApi(ApiView):
         patient = patient_list_for(user=request.user).filter(pk=data.pop("patient")).first()
         if patient is None:
             raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+        if (lesion_id := data.pop("lesion", None)) is not None:
+            # A lesion the user cannot see (another clinic's) is a 404; another patient's, a 400.
+            data["lesion"] = scoped_object_or_404(lesion_list_for(user=request.user), pk=lesion_id, request=request)
         case = case_submit(actor=request.user, patient=patient, request=request, **data)
         case = case_list_for(user=request.user).get(pk=case.pk)
         # Through the JSON renderer's encoder and back, so a replay is the same document.

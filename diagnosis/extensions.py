@@ -30,3 +30,21 @@ def case_prefetch_register(*lookups: str) -> None:
 def case_page_panel_register(render: Callable[[HttpRequest, object], str]) -> None:
     if render not in CASE_PAGE_PANELS:
         CASE_PAGE_PANELS.append(render)
+
+
+# functions (request) -> HTML, shown on the dashboard below the case counts (follow-ups due)
+DASHBOARD_PANELS: list[Callable[[HttpRequest], str]] = []
+
+
+def dashboard_panel_register(render: Callable[[HttpRequest], str]) -> None:
+    if render not in DASHBOARD_PANELS:
+        DASHBOARD_PANELS.append(render)
+
+
+# functions (request, patient) -> HTML, shown on the patient page above the cases (their lesions)
+PATIENT_PAGE_PANELS: list[Callable[[HttpRequest, object], str]] = []
+
+
+def patient_page_panel_register(render: Callable[[HttpRequest, object], str]) -> None:
+    if render not in PATIENT_PAGE_PANELS:
+        PATIENT_PAGE_PANELS.append(render)

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Case, LesionImage, Patient
+from .models import Case, Lesion, LesionImage, Patient
 from .text import NOTES_MAX_LENGTH
 
 CONSENT_WORDING = (
@@ -149,6 +149,19 @@ class CaseForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Anything else the specialist should know.",
     )
+    lesion = forms.ModelChoiceField(
+        label="Which lesion?",
+        queryset=None,
+        required=False,
+        empty_label="A new lesion",
+        widget=forms.RadioSelect,
+    )
+    lesion_label = forms.CharField(
+        label="Name for a new lesion",
+        max_length=100,
+        required=False,
+        help_text='Optional, e.g. "mole left shoulder".',
+    )
     images = MultipleImageField(label="Photos")
     image_kinds = forms.MultipleChoiceField(
         choices=LesionImage.Kind.choices, required=False, widget=forms.MultipleHiddenInput
@@ -162,6 +175,19 @@ class CaseForm(forms.Form):
         "abcde_diameter",
         "abcde_evolving",
     )
+
+    def __init__(self, *args, lesions=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The patient's own lesions only: anything else posted is "not one of the available choices".
+        self.fields["lesion"].queryset = lesions if lesions is not None else Lesion.objects.none()
+
+    def lesion_choices(self):
+        """(lesion, its latest photo or None) for the picker's thumbnails."""
+        rows = []
+        for lesion in self.fields["lesion"].queryset:
+            latest = LesionImage.objects.filter(case__lesion=lesion).order_by("-case__created_at", "id").first()
+            rows.append((lesion, latest))
+        return rows
 
     def history_fields(self):
         return [self[name] for name in self.HISTORY_FIELDS]
@@ -178,5 +204,7 @@ class CaseForm(forms.Form):
             notes=data["notes"],
             images=data["images"],
             image_kinds=data["image_kinds"][: len(data["images"])],
+            lesion=data.get("lesion"),
+            lesion_label=data.get("lesion_label", ""),
         )
         return kwargs

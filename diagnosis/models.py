@@ -132,6 +132,8 @@ class Case(models.Model):
         HIGH = "high", "High"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
+    # The lesion this case photographs; a new case starts one or continues one of the patient's.
+    lesion = models.ForeignKey("Lesion", on_delete=models.PROTECT, related_name="cases")
     body_site = models.CharField(max_length=20, choices=BodySite.choices)
     duration = models.CharField(max_length=20, choices=Duration.choices, default=Duration.UNKNOWN)
     recently_changed = models.BooleanField(default=False)
@@ -213,6 +215,29 @@ class Case(models.Model):
     def checklist_score(self) -> int:
         """Weighted 7-point checklist: 2 points per major item, 1 per minor item (0-10)."""
         return sum(2 if finding.endswith("(2)") else 1 for finding in self.checklist_findings)
+
+
+class Lesion(models.Model):
+    """One lesion of a patient, followed over visits: each case is a visit that photographs it."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lesions")
+    body_site = models.CharField(max_length=20, choices=Case.BodySite.choices)
+    label = models.CharField(
+        max_length=100, blank=True, help_text='A short name the clinic gives it, e.g. "mole left shoulder".'
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        site = self.get_body_site_display()
+        return f"{self.label} ({site})" if self.label else f"Lesion {self.pk} ({site})"
 
 
 def lesion_upload_to(instance: LesionImage, filename: str) -> str:

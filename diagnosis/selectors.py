@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, Q, QuerySet
 
 from . import extensions
-from .models import Case, LesionImage, Patient
+from .models import Case, Lesion, LesionImage, Patient
 
 
 def _can_read(user) -> bool:
@@ -53,6 +53,21 @@ def patient_list_for(*, user) -> QuerySet[Patient]:
     if user.is_clinic_staff:
         return patients.filter(clinic__in=user.clinics.filter(is_active=True))
     return patients.none()
+
+
+def lesion_list_for(*, user) -> QuerySet[Lesion]:
+    """Lesions scoped like cases: staff see their clinics' lesions; specialists those with a referred case."""
+    if not _can_read(user):
+        return Lesion.objects.none()
+    lesions = Lesion.objects.select_related("patient", "patient__clinic")
+    if user.is_administrator:
+        return lesions
+    if user.is_specialist:
+        served = user.clinics.filter(is_active=True)
+        return lesions.filter(patient__clinic__in=served, cases__referred_at__isnull=False).distinct()
+    if user.is_clinic_staff:
+        return lesions.filter(patient__clinic__in=user.clinics.filter(is_active=True))
+    return lesions.none()
 
 
 def image_list_for(*, user) -> QuerySet[LesionImage]:

@@ -106,6 +106,17 @@ class CaseInputSerializer(serializers.Serializer):
         max_length=NOTES_MAX_LENGTH,
         help_text=f"At most {NOTES_MAX_LENGTH} characters.",
     )
+    lesion = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="One of the patient's lesions this case continues; omitted: the case starts a new lesion.",
+    )
+    lesion_label = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=100, help_text="A short name for a new lesion."
+    )
     # Files are judged by decoding in diagnosis.uploads, so empty ones get its message.
     images = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False),
@@ -197,6 +208,7 @@ class CaseOutputSerializer(serializers.ModelSerializer):
         fields = (
             "id",
             "patient",
+            "lesion",
             "clinic",
             "status",
             "body_site",

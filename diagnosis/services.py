@@ -21,8 +21,8 @@ from accounts.models import Clinic
 from accounts.services import audit_record
 
 from . import dispatch
-from .models import Case, LesionImage, Patient, Prediction
-from .signals import case_referred
+from .models import Case, Lesion, LesionImage, Patient, Prediction
+from .signals import case_referred, case_submitted
 from .text import NOTES_MAX_LENGTH, clean_text
 from .transitions import case_transition
 from .uploads import CleanImage, image_validate, request_budget_check
@@ -227,6 +227,8 @@ def case_submit(
     inflammation: bool = False,
     changed_size: bool = False,
     changed_shape: bool = False,
+    lesion: Lesion | None = None,
+    lesion_label: str = "",
     request: HttpRequest | None = None,
 ) -> Case:
     """Create a case with its photos in one transaction, then queue it for analysis.
@@ -236,6 +238,8 @@ def case_submit(
     back are left without a row; ``lesion_files_orphaned_delete`` (hourly, from beat) removes those.
     A case whose weighted 7-point checklist scores ``Case.CHECKLIST_REFERRAL_SCORE`` or more is
     referred at once as urgent, whatever the model will say.
+    ``lesion`` continues one of the patient's lesions; without it the case starts a new lesion
+    (named ``lesion_label``).
     """
     if not _can_write_for_clinic(actor, patient.clinic_id):
         raise PermissionDenied("You cannot submit cases for this patient.")
@@ -244,13 +248,22 @@ def case_submit(
     notes = clean_text(notes, field="notes", multiline=True)
     if len(notes) > NOTES_MAX_LENGTH:
         raise ValidationError({"notes": f"Notes are at most {NOTES_MAX_LENGTH} characters."})
+    if lesion is not None and lesion.patient_id != patient.pk:
+        raise ValidationError({"lesion": "This lesion belongs to another patient."})
     photos = _photos_validate(images, image_kinds)
 
     stored: list[str] = []
     try:
         with transaction.atomic():
+            if lesion is None:
+                lesion = Lesion(
+                    patient=patient, body_site=body_site, label=(lesion_label or "").strip(), created_by=actor
+                )
+                lesion.full_clean()
+                lesion.save()
             case = Case(
                 patient=patient,
+                lesion=lesion,
                 body_site=body_site,
                 notes=notes,
                 duration=duration,
@@ -277,8 +290,14 @@ def case_submit(
                 action="case.create",
                 obj=case,
                 request=request,
-                details={"images": len(photos), "body_site": body_site, "checklist_score": case.checklist_score},
+                details={
+                    "images": len(photos),
+                    "body_site": body_site,
+                    "checklist_score": case.checklist_score,
+                    "lesion": lesion.pk,
+                },
             )
+            case_submitted.send(sender=Case, case=case, actor=actor)
             if case.checklist_score >= Case.CHECKLIST_REFERRAL_SCORE:
                 reason = f"Scores {case.checklist_score} of 10: {', '.join(case.checklist_findings)}."
                 case_transition(

@@ -14,3 +14,7 @@ case_referred = Signal()
 
 # Sent when the analysis wrote a case's result (risk and summary). Arguments: case.
 case_result_written = Signal()
+
+# Sent when a case was submitted (inside case_submit's transaction). Arguments: case, actor.
+# A new case on a lesion completes the lesion's follow-up (continuity).
+case_submitted = Signal()

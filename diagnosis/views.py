@@ -58,7 +58,7 @@ from .forms import (
 )
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
-from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
+from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
 from .services import (
     PATIENT_EDITABLE_FIELDS,
     case_submit,
@@ -138,6 +138,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # Beyond the first RECENT_CASES, the case list pages through the rest.
     total = context["queue_count"] if user.is_specialist else cases.count()
     context["more_cases"] = total if total > len(shown) else 0
+    # What apps built on diagnosis show on the dashboard (follow-ups due).
+    context["panels"] = [mark_safe(panel(request)) for panel in extensions.DASHBOARD_PANELS]  # noqa: S308
     audit_record(
         actor=user,
         action="case.list",
@@ -309,6 +311,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_submit": can_submit,
             "can_record_consent": can_submit,
             "consent_wording": CONSENT_WORDING,
+            # What apps built on diagnosis show on the patient page (the patient's lesions).
+            "panels": [mark_safe(panel(request, patient)) for panel in extensions.PATIENT_PAGE_PANELS],  # noqa: S308
         },
     )
 
@@ -352,7 +356,10 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied("Only clinic staff and administrators submit cases.")
-    form = CaseForm(request.POST or None, request.FILES or None)
+    lesions = lesion_list_for(user=request.user).filter(patient=patient)
+    # ?lesion=<id> (from a lesion page or the follow-up list) picks that lesion in advance.
+    initial = {"lesion": request.GET.get("lesion")} if request.method == "GET" else None
+    form = CaseForm(request.POST or None, request.FILES or None, lesions=lesions, initial=initial)
     if request.method == "GET":
         audit_record(
             actor=request.user,

@@ -20,6 +20,7 @@ import logging
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skinportal.settings.local")
@@ -31,6 +32,10 @@ INFERENCE_QUEUE = "inference"
 # wait behind, or hold up, image analysis.
 NOTIFICATIONS_QUEUE = "notifications"
 ORPHAN_SWEEP_SECONDS = 60 * 60
+# Follow-ups due are notified once a day, in the morning (CELERY_TIMEZONE); idempotent, so a
+# run that is repeated or late notifies nobody twice.
+FOLLOW_UPS_HOUR = 7
+FOLLOW_UPS_EXPIRES = 12 * 60 * 60
 
 app = Celery("skinportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -78,6 +83,15 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
         name="idempotency-records-expired-delete",
         queue=INFERENCE_QUEUE,
         expires=ORPHAN_SWEEP_SECONDS,
+    )
+
+    # Once a day: clinic staff hear of each lesion follow-up that came due (continuity.services).
+    sender.add_periodic_task(
+        crontab(hour=FOLLOW_UPS_HOUR, minute=0),
+        sender.signature("notifications.follow_ups_due"),
+        name="follow-ups-due",
+        queue=NOTIFICATIONS_QUEUE,
+        expires=FOLLOW_UPS_EXPIRES,
     )
 
 

@@ -45,6 +45,9 @@ urlpatterns = [
     path("", include("triage.urls")),
     # The user's clinics and today's UV index there (namespace "clinics").
     path("", include("clinics.urls")),
+    # Continuity of care: lesions over time, follow-ups, the referral letter, FHIR export.
+    path("", include("continuity.api_urls")),
+    path("", include("continuity.urls")),
 ]
 
 # /readyz: database, broker and an inference worker with its model loaded.

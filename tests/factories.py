@@ -12,7 +12,7 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import Clinic, User
-from diagnosis.models import Case, LesionImage, Patient, Prediction
+from diagnosis.models import Case, Lesion, LesionImage, Patient, Prediction
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 PASSWORD = "correct horse battery staple"
@@ -69,12 +69,25 @@ class PatientFactory(factory.django.DjangoModelFactory):
     consent_recorded_by = factory.SelfAttribute("created_by")
 
 
+class LesionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lesion
+
+    patient = factory.SubFactory(PatientFactory)
+    body_site = Case.BodySite.BACK
+    created_by = factory.SelfAttribute("patient.created_by")
+
+
 class CaseFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Case
 
     patient = factory.SubFactory(PatientFactory)
     body_site = Case.BodySite.BACK
+    # Each case starts a lesion of its own unless one is given.
+    lesion = factory.SubFactory(
+        LesionFactory, patient=factory.SelfAttribute("..patient"), body_site=factory.SelfAttribute("..body_site")
+    )
     submitted_by = factory.SelfAttribute("patient.created_by")
     status = Case.Status.SUBMITTED
 

@@ -259,7 +259,62 @@ ENDPOINTS = {
         "post",
         lambda w: "/api/v1/auth/logout/",
         None,
-        {ANON: 401, STAFF: 204, OTHER: 204, SPEC: 204, ADMIN: 204},
+        {ANON: 401, STAFF: 204, OTHER: 204, SPEC: 204, SPEC_B: 204, ADMIN: 204},
+    ),
+    # Continuity of care (continuity/api_urls.py).
+    "patient-lesions": (
+        "get",
+        lambda w: f"/api/v1/patients/{w['patient_a'].pk}/lesions/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
+    ),
+    "referred-patient-lesions": (
+        "get",
+        lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/lesions/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+    ),
+    "lesion-detail": (
+        "get",
+        lambda w: f"/api/v1/lesions/{w['case_a'].lesion_id}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
+    ),
+    "referred-lesion-detail": (
+        "get",
+        lambda w: f"/api/v1/lesions/{w['case_referred'].lesion_id}/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+    ),
+    "follow-up-list": (
+        "get",
+        lambda w: "/api/v1/follow-ups/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 200, SPEC: 403, SPEC_B: 403, ADMIN: 200},
+    ),
+    "case-letter-pdf": (
+        "get",
+        lambda w: f"/api/v1/cases/{w['case_a'].pk}/letter.pdf",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
+    ),
+    "referred-case-letter-pdf": (
+        "get",
+        lambda w: f"/api/v1/cases/{w['case_referred'].pk}/letter.pdf",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+    ),
+    "case-fhir": (
+        "get",
+        lambda w: f"/api/v1/cases/{w['case_a'].pk}/fhir/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
+    ),
+    "referred-case-fhir": (
+        "get",
+        lambda w: f"/api/v1/cases/{w['case_referred'].pk}/fhir/",
+        None,
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
     ),
 }
 
@@ -364,11 +419,15 @@ def test_the_matrix_covers_every_api_route(world):
     from django.urls import resolve
 
     from clinics.urls import urlpatterns as clinic_urlpatterns
+    from continuity.api_urls import urlpatterns as continuity_urlpatterns
     from diagnosis.urls import urlpatterns
     from triage.api_urls import urlpatterns as triage_urlpatterns
 
     covered = {resolve(url(world)).route for _, url, _, _ in ENDPOINTS.values()}
-    routes = {str(pattern.pattern) for pattern in [*urlpatterns, *triage_urlpatterns, *clinic_urlpatterns]}
+    routes = {
+        str(pattern.pattern)
+        for pattern in [*urlpatterns, *triage_urlpatterns, *clinic_urlpatterns, *continuity_urlpatterns]
+    }
     routes -= {"api/v1/auth/token/"}  # sign-in: test_security_auth
 
     assert routes - covered == set()

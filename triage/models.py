@@ -173,6 +173,7 @@ class Notification(models.Model):
         REFERRAL_RETURNED = "referral_returned", "Referral back with more information"
         REVIEW = "review", "Specialist's answer"
         INFORMATION_REQUESTED = "information_requested", "Specialist asks for more information"
+        FOLLOW_UP_DUE = "follow_up_due", "A lesion is due to be photographed again"
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -23,6 +23,7 @@ from diagnosis.transitions import REFERABLE, case_transition
 
 from .models import InformationRequest, Notification, Referral, Review
 from .notifications import case_url, clinic_staff_of, notify, referral_url, specialists_serving
+from .signals import review_submitted
 
 
 class WorkflowConflict(Exception):
@@ -407,6 +408,7 @@ def review_submit(
             body=f"Outcome: {review.get_outcome_display()}.",
             url=case_url(locked.case),
         )
+        review_submitted.send(sender=Review, review=review, superseded=superseded, actor=actor, request=request)
     _copy(referral, locked)
     return review
 

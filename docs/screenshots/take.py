@@ -5,9 +5,9 @@
 Builds a throwaway database and media folder, registers example patients and submits
 cases through the real services with HAM10000 photos, starts the site on a local port and
 drives Debian's Chromium (/usr/bin/chromium) through it. Writes dashboard-*.png,
-case-new-*.png, case-result-*.png and case-answer-*.png (the clinic's pages), queue-*.png
-and review-*.png (the specialist's) beside this file, and model-*.png when a model is
-installed.
+case-new-*.png, case-result-*.png, case-answer-*.png, lesion-*.png and lesion-compare-*.png
+(the clinic's pages), queue-*.png and review-*.png (the specialist's) beside this file, and
+model-*.png when a model is installed.
 
 The case results come from the installed model when there is one (SKINPORTAL_MODEL_DIR or
 the default artifact). Without one, the probabilities and heatmap are a made-up example
@@ -57,6 +57,19 @@ def photos_by_class() -> dict[str, list[Path]]:
     for paths in found.values():
         paths.sort()
     return found
+
+
+def another_photo_of_the_same_lesion(path: Path, fallback: Path) -> Path:
+    """A second HAM10000 photo of the lesion in ``path`` (the dataset has several of some lesions)."""
+    with (HAM10000 / "HAM10000_metadata.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    lesion = next((row["lesion_id"] for row in rows if row["image_id"] == path.stem), None)
+    others = sorted(
+        HAM10000 / "images" / f"{row['image_id']}.jpg"
+        for row in rows
+        if row["lesion_id"] == lesion and row["image_id"] != path.stem
+    )
+    return next((other for other in others if other.exists()), fallback)
 
 
 def installed_predictor():
@@ -246,9 +259,11 @@ def populate() -> dict:
         ],
     )
     refer_for_screenshots(nurse, clinic, featured, older, benign)
+    revisit = revisit_for_screenshots(benign, submit, predictor, photos)
     return {
         "featured": featured,
         "answered": benign,
+        "lesion": revisit.lesion_id,
         "patient": samuel,
         "photo": photos["nv"][20],
         "has_model": predictor is not None,
@@ -287,6 +302,28 @@ def refer_for_screenshots(nurse, clinic, featured, older, benign) -> None:
     )
     featured_referral = referral_of(featured, "urgent", "Darker at one edge; the patient noticed it grow.")
     services.referral_claim(actor=doctor, referral=featured_referral)
+
+
+def revisit_for_screenshots(benign, submit, predictor, photos):
+    """Six months after the specialist said "monitor", the clinic photographs the same lesion again."""
+    import datetime
+
+    from django.utils import timezone
+
+    from diagnosis.models import Case, Lesion, LesionImage
+    from triage.models import Review
+
+    earlier = timezone.now() - datetime.timedelta(days=190)
+    Case.objects.filter(pk=benign.pk).update(created_at=earlier, analysed_at=earlier)
+    Lesion.objects.filter(pk=benign.lesion_id).update(created_at=earlier, label="mole left calf")
+    Review.objects.filter(referral__case=benign).update(created_at=earlier + datetime.timedelta(days=1))
+    photo = another_photo_of_the_same_lesion(photos["nv"][10], photos["nv"][11])
+    revisit = submit(
+        benign.patient, Case.BodySite.LOWER_EXTREMITY, [photo], [LesionImage.Kind.OVERVIEW], lesion=benign.lesion
+    )
+    probabilities = {"akiec": 0.004, "bcc": 0.006, "bkl": 0.03, "df": 0.01, "mel": 0.04, "nv": 0.907, "vasc": 0.003}
+    analyse(revisit, predictor, [{"probabilities": probabilities, "centre": (0.5, 0.5)}])
+    return revisit
 
 
 def start_server():
@@ -344,6 +381,10 @@ def shoot(base_url: str, data: dict) -> list[Path]:
             capture("case-result")
             page.goto(f"{base_url}/cases/{data['answered'].pk}/")
             capture("case-answer")
+            page.goto(f"{base_url}/lesions/{data['lesion']}/")
+            capture("lesion")
+            page.goto(f"{base_url}/lesions/{data['lesion']}/compare/")
+            capture("lesion-compare")
             if data["has_model"]:
                 page.goto(f"{base_url}/model/")
                 capture("model")

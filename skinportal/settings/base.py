@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "accounts",
     "diagnosis",
     "triage",
+    "continuity",
 ]
 
 MIDDLEWARE = [

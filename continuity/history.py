@@ -1,0 +1,112 @@
+"""A lesion's visits over time: photos of the same kind side by side, results, answers, what changed."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ObjectDoesNotExist
+
+from diagnosis.models import Case, LesionImage
+from inference.preprocessing import CLASS_NAMES, MALIGNANT_CLASSES
+
+
+def case_malignant_probabilities(case: Case) -> dict[str, float] | None:
+    """Per malignant class, its highest probability over the case's photos (the latest prediction of each).
+
+    None when no photo of the case has a result yet.
+    """
+    predictions = [image.current_prediction for image in case.images.all()]
+    predictions = [p for p in predictions if p is not None]
+    if not predictions:
+        return None
+    return {code: max(float((p.probabilities or {}).get(code, 0.0)) for p in predictions) for code in MALIGNANT_CLASSES}
+
+
+def case_model_versions(case: Case) -> list[str]:
+    return sorted({p.model_version for image in case.images.all() if (p := image.current_prediction) is not None})
+
+
+def case_review(case: Case):
+    """The specialist's answer in force, or None (the referral is prefetched by case_list_for)."""
+    try:
+        referral = case.referral
+    except ObjectDoesNotExist:
+        return None
+    return referral.latest_review
+
+
+def _points(change: float) -> str:
+    """A change of probability in signed percentage points: "+12.5 points" ("+0.0", never "-0.0")."""
+    text = f"{change * 100:+.1f}"
+    return f"{'+0.0' if text == '-0.0' else text} points"
+
+
+def lesion_visits(cases: list[Case]) -> list[dict]:
+    """One row per case, oldest first, with the change of each malignant class since the previous result."""
+    visits = []
+    previous = None
+    for case in cases:
+        probabilities = case_malignant_probabilities(case)
+        changes = []
+        if probabilities is not None:
+            for code in MALIGNANT_CLASSES:
+                now = probabilities[code]
+                before = previous[code] if previous is not None else None
+                changes.append(
+                    {
+                        "code": code,
+                        "name": CLASS_NAMES[code],
+                        "probability": now,
+                        "before": before,
+                        "change": None if before is None else now - before,
+                        # in percentage points, signed: "+12.5 points"
+                        "change_text": None if before is None else _points(now - before),
+                    }
+                )
+            previous = probabilities
+        visits.append(
+            {
+                "case": case,
+                "probabilities": probabilities,
+                "changes": changes,
+                "model_versions": case_model_versions(case),
+                "review": case_review(case),
+            }
+        )
+    return visits
+
+
+def photos_by_kind(cases: list[Case]) -> list[dict]:
+    """For each kind of photo (overview, close-up, dermoscopic): per visit its photos of that kind."""
+    rows = []
+    for kind, label in LesionImage.Kind.choices:
+        columns = [{"case": case, "images": [i for i in case.images.all() if i.kind == kind]} for case in cases]
+        if any(column["images"] for column in columns):
+            rows.append({"kind": kind, "label": label, "columns": columns})
+    return rows
+
+
+def compare_pair(cases: list[Case], *, before_id: int | None, after_id: int | None, kind: str | None):
+    """The two visits and the photo of one kind from each that the compare view shows side by side."""
+    by_id = {case.pk: case for case in cases}
+    before = by_id.get(before_id) if before_id else (cases[0] if cases else None)
+    after = by_id.get(after_id) if after_id else (cases[-1] if cases else None)
+    kinds_available = [
+        value
+        for value, _ in LesionImage.Kind.choices
+        if any(i.kind == value for c in (before, after) if c is not None for i in c.images.all())
+    ]
+    if kind not in kinds_available:
+        kind = kinds_available[0] if kinds_available else LesionImage.Kind.OVERVIEW
+
+    def first_of_kind(case):
+        if case is None:
+            return None
+        return next((i for i in case.images.all() if i.kind == kind), None)
+
+    return {
+        "before": before,
+        "after": after,
+        "kind": kind,
+        "kinds": [(value, label) for value, label in LesionImage.Kind.choices if value in kinds_available],
+        "before_image": first_of_kind(before),
+        "after_image": first_of_kind(after),
+    }
