@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record
 from inference.artifact import ArtifactError
+from inference.gate import OK as GATE_OK
 from inference.heatmap import overlay_png
 from inference.preprocessing import CLASSES, load_image
 from inference.risk import HIGH, ImageResult, case_risk
@@ -197,7 +198,11 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
             except (ValueError, RuntimeError) as exc:
                 logger.exception("the model could not score image %s", image.pk)
                 raise PermanentAnalysisError(PHOTO_NOT_SCORED) from exc
-            heatmap = overlay_png(photo, scores.activation_map) if scores.activation_map is not None else None
+            gate = scores.gate.reason if scores.gate is not None else GATE_OK
+            # A photo the gate turns back gets no heatmap: nothing from it is shown as a result.
+            heatmap = None
+            if scores.activation_map is not None and gate == GATE_OK:
+                heatmap = overlay_png(photo, scores.activation_map)
             prediction_record(
                 image=image,
                 model_version=predictor.model_version,
@@ -205,6 +210,8 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
                 top_class=scores.top_class,
                 inference_ms=scores.inference_ms,
                 heatmap_png=heatmap,
+                gate=gate,
+                gate_score=scores.gate.score if scores.gate is not None else None,
             )
             outcome = "scored"
     except PermanentAnalysisError as exc:
@@ -233,6 +240,8 @@ def prediction_record(
     top_class: str,
     inference_ms: float,
     heatmap_png: bytes | None = None,
+    gate: str = GATE_OK,
+    gate_score: float | None = None,
 ) -> Prediction:
     """Store a photo's result for one model version and mark the photo done.
 
@@ -251,6 +260,8 @@ def prediction_record(
         probabilities={name: float(probabilities[name]) for name in CLASSES},
         top_class=top_class,
         inference_ms=float(inference_ms),
+        gate=gate,
+        gate_score=None if gate_score is None else float(gate_score),
     )
     if heatmap_png:
         prediction.heatmap.save("heatmap.png", ContentFile(heatmap_png), save=False)
@@ -290,7 +301,11 @@ def case_result_update(*, case_id: int) -> Case | None:
         results, versions = [], []
         for number, image in enumerate(images, start=1):
             prediction = image.current_prediction if image.analysis_status == Status.DONE else None
-            results.append(ImageResult(number, prediction.probabilities if prediction else None))
+            if prediction is not None and prediction.rejected:
+                # Turned back by the photo gate: never counts toward the risk, never refers the case.
+                results.append(ImageResult(number, None, turned_back=prediction.gate))
+            else:
+                results.append(ImageResult(number, prediction.probabilities if prediction else None))
             if prediction:
                 versions.append(prediction.model_version)
         thresholds = _serving_predictor().artifact.thresholds if versions else {}

@@ -44,7 +44,7 @@ from .forms import CONSENT_WORDING, CaseForm, PatientConsentForm, PatientForm, P
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, patient_list_for
-from .services import case_submit, patient_consent_record, patient_create
+from .services import case_photos_add, case_submit, patient_consent_record, patient_create
 
 logger = logging.getLogger(__name__)
 
@@ -344,6 +344,33 @@ def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("web:case-detail", pk=case.pk)
 
 
+@private_no_store
+@login_required
+@require_POST
+def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a new photo to a case (the retake after the photo gate turned one back); analysed as usual."""
+    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied("Only clinic staff and administrators can do this.")
+    files = request.FILES.getlist("images")
+    if not files:
+        messages.error(request, "Choose a photo to add.")
+        return redirect("web:case-detail", pk=case.pk)
+    try:
+        case_photos_add(
+            actor=request.user,
+            case=case,
+            images=files,
+            image_kinds=request.POST.getlist("image_kinds") or None,
+            request=request,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The new photo is added and queued for analysis.")
+    return redirect("web:case-detail", pk=case.pk)
+
+
 def _result_card(request: HttpRequest, case: Case, context: dict) -> tuple[str, str]:
     """The result card's HTML and a fingerprint of it.
 
@@ -359,8 +386,9 @@ def _result_context(request: HttpRequest, case: Case) -> dict:
     images = []
     for image in case.images.all():
         prediction = image.current_prediction
+        rejected = prediction is not None and prediction.rejected
         bars = []
-        if prediction is not None:
+        if prediction is not None and not rejected:
             probabilities = prediction.probabilities or {}
             bars = sorted(
                 (
@@ -384,6 +412,8 @@ def _result_context(request: HttpRequest, case: Case) -> dict:
                 "uncertain": top is not None and top < UNCERTAIN_BELOW,
                 "failed": image.analysis_status == LesionImage.AnalysisStatus.FAILED,
                 "pending": image.analysis_status in PENDING_IMAGES,
+                "rejected": rejected,
+                "not_dermoscopic": image.kind != LesionImage.Kind.DERMOSCOPIC,
             }
         )
     pending = case.status in CASE_AWAITING_RESULT or any(row["pending"] for row in images)
@@ -395,6 +425,13 @@ def _result_context(request: HttpRequest, case: Case) -> dict:
         "any_failed": any_failed,
         "model_versions": model_versions,
         "can_reanalyse": (any_failed and not pending and can_submit_clinical_records(request.user)),
+        "any_rejected": any(row["rejected"] for row in images),
+        "can_add_photos": (
+            not pending
+            and case.status in (Case.Status.ANALYSED, Case.Status.FAILED)
+            and can_submit_clinical_records(request.user)
+        ),
+        "photo_kinds": LesionImage.Kind.choices,
         "uncertain_below": UNCERTAIN_BELOW,
     }
 

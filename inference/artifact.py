@@ -1,6 +1,6 @@
 """Reading a model artifact: a versioned folder with a manifest, checked at load time.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     <model_version>/
         manifest.json   format version, classes, preprocessing spec, temperature,
@@ -8,6 +8,8 @@ Layout (format version 1)::
         model.tflite    the serving model (LiteRT): outputs "logits" and "features"
         model.keras     the Keras model it was exported from
         head.npz        the dense head (kernel, bias) for class activation maps
+        gate.npz        the photo gate's statistics (inference/gate.py); its thresholds are
+                        in the manifest's ``gate`` section
         report/         the evaluation report (JSON, Markdown, PNG)
 """
 
@@ -20,7 +22,10 @@ from pathlib import Path
 
 from inference.preprocessing import CLASSES, SPEC_NAME
 
-FORMAT_VERSION = 1
+# 2: the photo gate (``gate`` section and gate.npz) is required. An artifact without a gate
+# is refused, never served with the gate off: a model that diagnoses any picture it is handed
+# refers photos of parrots as suspected cancers, and a warning in a server log protects no patient.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_FILE = ARTIFACTS_DIR / "DEFAULT"
@@ -65,6 +70,14 @@ class Artifact:
         return self.path / name if name else None
 
     @property
+    def gate_file(self) -> Path:
+        return self.path / self.manifest["gate"]["file"]
+
+    @property
+    def gate_thresholds(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.manifest["gate"]["thresholds"].items()}
+
+    @property
     def report_dir(self) -> Path:
         return self.path / "report"
 
@@ -95,6 +108,12 @@ def load_artifact(path: str | Path | None = None, *, verify: bool = True) -> Art
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{manifest_file} is not valid JSON: {exc}") from exc
     version = manifest.get("format_version")
+    if version == 1:
+        raise ArtifactError(
+            f"model artifact {folder.name} has format version 1, which has no photo gate; this code serves "
+            f"format version {FORMAT_VERSION}. Fit one into a new version with: python -m training.gate build "
+            f"--source {folder} --model-version {folder.name}-gate"
+        )
     if version != FORMAT_VERSION:
         raise ArtifactError(
             f"model artifact {folder.name} has format version {version!r}; "
@@ -107,12 +126,20 @@ def load_artifact(path: str | Path | None = None, *, verify: bool = True) -> Art
             f"model artifact {folder.name} was trained with preprocessing "
             f"{manifest.get('preprocessing', {}).get('name')!r}, this code does {SPEC_NAME!r}"
         )
+    gate = manifest.get("gate") or {}
+    if not gate.get("file") or not isinstance(gate.get("thresholds"), dict):
+        raise ArtifactError(
+            f"model artifact {folder.name} has no photo gate (its manifest lacks a gate file and thresholds); "
+            "it is refused so that no photo is diagnosed unchecked. Fit one with python -m training.gate build."
+        )
+    if gate["file"] not in manifest.get("files", {}):
+        raise ArtifactError(f"model artifact {folder.name}: the gate file {gate['file']} has no recorded hash")
     artifact = Artifact(folder, manifest)
     if verify:
         for name, expected in manifest.get("files", {}).items():
             file = folder / name
             if not file.exists():
                 raise ArtifactError(f"model artifact {folder.name} is missing {name}")
-            if name == manifest["serving"]["file"] and sha256_file(file) != expected:
+            if name in (manifest["serving"]["file"], gate["file"]) and sha256_file(file) != expected:
                 raise ArtifactError(f"model artifact {folder.name}: {name} does not match its recorded hash")
     return artifact

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,14 @@ def export_artifact(
     metrics: dict,
     training: dict,
     report_dir: Path | None = None,
+    gate_fit: Callable[[Path, dict], dict] | None = None,
 ) -> Path:
-    """Write the artifact to ``destination.part`` and rename it into place when complete."""
+    """Write the artifact to ``destination.part`` and rename it into place when complete.
+
+    ``gate_fit(folder, manifest)`` fits the photo gate for the network just written into
+    ``folder`` (training.gate.fit_into), writes its file there and returns the manifest's
+    ``gate`` section. Without it the artifact has no gate, and ``load_artifact`` refuses it.
+    """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
@@ -69,7 +76,6 @@ def export_artifact(
     if report_dir is not None and Path(report_dir).exists():
         shutil.copytree(report_dir, partial / "report")
 
-    files = {p.name: sha256_file(p) for p in sorted(partial.iterdir()) if p.is_file()}
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_version": model_version,
@@ -91,8 +97,10 @@ def export_artifact(
         "training": training,
         "training_metadata_sha256": training.get("training_metadata_sha256"),
         "parameters": int(keras_model.count_params()),
-        "files": files,
     }
+    if gate_fit is not None:
+        manifest["gate"] = gate_fit(partial, manifest)
+    manifest["files"] = {p.name: sha256_file(p) for p in sorted(partial.iterdir()) if p.is_file()}
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
     if destination.exists():
