@@ -514,6 +514,19 @@ def _headline_metrics(metrics: dict) -> list[tuple[str, object]]:
     return [(label, value) for label, value in rows if value is not None]
 
 
+def _gate_figures(gate: dict) -> list[tuple[str, object]]:
+    """The photo gate's figures on images no threshold was chosen on (the manifest's gate section)."""
+    test = gate.get("test") or {}
+    rows = [
+        ("Lesion photos of the test split turned back (target at most 2%)", test.get("test_lesions_turned_back")),
+        ("Out-of-domain images turned back (target at least 95%)", test.get("out_of_domain_turned_back")),
+        ("Severely blurred photos turned back (target at least 90%)", test.get("severe_blur_turned_back")),
+        ("Severely darkened photos turned back (target at least 90%)", test.get("severe_dark_turned_back")),
+        ("Severely overexposed photos turned back (target at least 90%)", test.get("severe_overexposed_turned_back")),
+    ]
+    return [(label, value) for label, value in rows if value is not None]
+
+
 @login_required
 @require_GET
 def model_report(request: HttpRequest) -> HttpResponse:
@@ -538,6 +551,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
                 (code, CLASS_NAMES.get(code, code), value) for code, value in (manifest.get("thresholds") or {}).items()
             ],
             report_html=report_html,
+            gate_figures=_gate_figures(manifest.get("gate") or {}),
         )
     return render(request, "diagnosis/model_report.html", context)
 

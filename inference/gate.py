@@ -166,7 +166,7 @@ class Gate:
             reason = TOO_DARK
         elif quality_values["clipped_fraction"] > t["clipped_fraction_max"]:
             reason = OVEREXPOSED
-        elif quality_values["blur"] > t["blur_max"]:
+        elif quality_values["blur"] > t["blur_max"] or quality_values["detail"] < t.get("detail_min", 0.0):
             reason = BLURRED
         elif score > t["ood_score"]:
             reason = NOT_SKIN if skin_fraction < t.get("skin_fraction_min", SKIN_FRACTION_MIN) else NOT_A_LESION

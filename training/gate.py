@@ -257,6 +257,7 @@ def fit_gate(
         "luma_mean_min": float(np.quantile(q[:, column["luma_mean"]], quality_rate)),
         "clipped_fraction_max": float(max(np.quantile(q[:, column["clipped_fraction"]], 1 - quality_rate), 0.05)),
         "blur_max": float(np.quantile(q[:, column["blur"]], 1 - quality_rate)),
+        "detail_min": float(np.quantile(q[:, column["detail"]], quality_rate)),
         "skin_fraction_min": gate_module.SKIN_FRACTION_MIN,
     }
     gate = gate_module.Gate(stats=stats, thresholds=thresholds)
@@ -266,7 +267,7 @@ def fit_gate(
             "Out of domain: squared Mahalanobis distance of the pooled features to the nearest training-class "
             f"mean (shared covariance with shrinkage {shrinkage}) plus the energy score -logsumexp(logits), each "
             "standardised (median, interquartile range) on the training split. Quality: mean luminance, share "
-            "of clipped pixels and the blur measure of Crete et al. (2007) of the model's input (inference/quality.py)."
+            "of clipped pixels, the blur measure of Crete et al. (2007) and the detail left in the model's input (inference/quality.py)."
         ),
         "thresholds": thresholds,
         "chosen_on": (
@@ -342,32 +343,40 @@ def fit_for_model(
     (train_pixels, train_labels), (val_pixels, _), (test_pixels, _) = splits["train"], splits["val"], splits["test"]
     log(f"gate: describing {len(train_pixels)} training, {len(val_pixels)} validation, {len(test_pixels)} test photos")
 
-    def cached(name: str, make):
+    def cached(name: str, pixels_of, measures: bool = True):
+        """What the model made of a set (kept in ``describe_cache``) plus its pixel measures (recomputed)."""
         file = Path(describe_cache) / f"{name}.npz" if describe_cache else None
+        pixels = pixels_of()
         if file is not None and file.exists():
             with np.load(file) as arrays:
-                return {key: arrays[key] for key in arrays.files}
-        value = make()
-        if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(file, **value)
+                logits, pooled = arrays["logits"], arrays["features"]
+        else:
+            logits, pooled = run_model(predictor, pixels)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(file, logits=logits, features=pooled)
         log(f"gate: described {name}")
-        return value
+        if not measures:
+            return {"logits": logits, "features": pooled}
+        return {
+            "logits": logits,
+            "features": pooled,
+            "quality": measure_all(pixels),
+            "skin_fraction": np.array([gate_module.skin_fraction(p) for p in pixels], dtype=np.float64),
+        }
 
-    train = cached("train", lambda: describe(predictor, train_pixels))
-    val = cached("val", lambda: describe(predictor, val_pixels))
-    val_severe = {
-        kind: cached(f"val-{kind}", lambda kind=kind: describe_degraded(predictor, val_pixels, kind, SEVERE[kind]))
-        for kind in SEVERE
-    }
+    def degraded(pixels, kind):
+        return lambda: np.stack([degrade(p, kind, SEVERE[kind]) for p in pixels])
+
+    # The training split gives the statistics only: its model outputs, no pixel measures.
+    train = cached("train", lambda: train_pixels, measures=False)
+    val = cached("val", lambda: val_pixels)
+    val_severe = {kind: cached(f"val-{kind}", degraded(val_pixels, kind)) for kind in SEVERE}
     gate, section = fit_gate(train=train, train_labels=train_labels, val=val, val_severe=val_severe)
-    test = cached("test", lambda: describe(predictor, test_pixels))
-    test_severe = {
-        kind: cached(f"test-{kind}", lambda kind=kind: describe_degraded(predictor, test_pixels, kind, SEVERE[kind]))
-        for kind in SEVERE
-    }
+    test = cached("test", lambda: test_pixels)
+    test_severe = {kind: cached(f"test-{kind}", degraded(test_pixels, kind)) for kind in SEVERE}
     size = predictor.artifact.input_size
-    ood = cached("ood", lambda: describe(predictor, np.stack(list(out_of_domain_pixels(size).values()))))
+    ood = cached("ood", lambda: np.stack(list(out_of_domain_pixels(size).values())))
     section["test"] = test_figures(gate, test, test_severe, ood)
     log(f"gate: {json.dumps(section['test'])}")
     return gate, section
