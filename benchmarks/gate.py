@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     test = fitting.describe(predictor, test_pixels)
     reasons = fitting.decisions(gate, test)
     print(
-        f"\ntest-split lesion photos turned back: {turned_back(reasons):.1%} of {len(reasons)} (target <= 2%)  [{shares(reasons)}]"
+        f"\ntest-split lesion photos turned back: {turned_back(reasons):.1%} of {len(reasons)} "
+        f"(target <= 2%)  [{shares(reasons)}]"
     )
 
     ood_images = fitting.out_of_domain_pixels(artifact.input_size)
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     ood = fitting.describe(predictor, np.stack([ood_images[n] for n in names]))
     ood_reasons = fitting.decisions(gate, ood)
     print(
-        f"out-of-domain images turned back: {turned_back(ood_reasons):.1%} of {len(names)} (target >= 95%)  [{shares(ood_reasons)}]"
+        f"out-of-domain images turned back: {turned_back(ood_reasons):.1%} of {len(names)} "
+        f"(target >= 95%)  [{shares(ood_reasons)}]"
     )
     for group in ("skimage", "sklearn", "synthetic"):
         members = [
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         gate.decide(pixels=pixels, features=feature_map.mean(axis=(0, 1)), logits=logits)
         gate_ms.append((time.perf_counter() - started) * 1000)
     print(
-        f"\nadded per photo by the gate: median {statistics.median(gate_ms):.2f} ms, p95 {percentile(gate_ms, 95):.2f} ms "
+        f"\nadded per photo by the gate: median {statistics.median(gate_ms):.2f} ms, "
+        f"p95 {percentile(gate_ms, 95):.2f} ms "
         f"(target <= 2 ms); the model call itself: median {statistics.median(model_ms):.2f} ms "
         f"({predictor.threads} threads, {count} photos)"
     )

@@ -121,7 +121,7 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
         help_text="'rejected' when the photo gate turned the photo back (no result), else the photo's analysis status."
     )
     reason = serializers.SerializerMethodField(help_text="Why the photo was turned back (gate reason code), or null.")
-    message = serializers.SerializerMethodField(help_text="What the clinic should do about a turned-back photo, or null.")
+    message = serializers.SerializerMethodField(help_text="What the clinic should do with a turned-back photo.")
     probabilities = serializers.SerializerMethodField(help_text="Class code -> probability; null for a rejected photo.")
     top_class = serializers.SerializerMethodField(help_text="Most likely class; null for a rejected photo.")
     heatmap_url = serializers.SerializerMethodField()

@@ -42,9 +42,7 @@ def test_blur_measure_rises_with_known_blur_and_detail_falls():
 def test_a_photo_blurred_beyond_recognition_is_turned_back_as_blurred():
     """Past a point the blur measure sees 8-bit quantisation steps as detail; the detail measure does not."""
     gate = small_gate(detail_min=1.0)
-    skin = np.clip(np.full((224, 224, 3), (200, 150, 120)) + RNG.normal(0, 25, (224, 224, 3)), 0, 255).astype(
-        np.uint8
-    )
+    skin = np.clip(np.full((224, 224, 3), (200, 150, 120)) + RNG.normal(0, 25, (224, 224, 3)), 0, 255).astype(np.uint8)
     for radius in (4, 8, 16, 32):
         assert decide(gate, blurred(skin, radius), [4.5, 0, 0, 0]).reason == "blurred", radius
 
@@ -80,15 +78,15 @@ def test_skin_fraction_tells_skin_colours_from_others():
 
 # --- Decisions --------------------------------------------------------------------------------
 def small_gate(**overrides) -> gate_module.Gate:
-    """Two classes in four dimensions, identity covariance: distances are easy to reason about."""
+    """Two classes in four dimensions, identity covariance: distances (of unit-length features) are easy."""
     stats = {
-        "class_means": np.array([[0, 0, 0, 0], [4, 0, 0, 0]], np.float32),
+        "class_means": np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32),
         "precision": np.eye(4, dtype=np.float32),
         "score_center": np.array([0.0, 0.0]),
         "score_scale": np.array([1.0, 1.0e9]),  # energy switched off: the score is the distance
     }
     thresholds = {
-        "ood_score": 9.0,
+        "ood_score": 2.0,
         "luma_mean_min": 40,
         "clipped_fraction_max": 0.5,
         "blur_max": 0.7,
@@ -104,12 +102,11 @@ def decide(gate, pixels, features):
 
 def test_decision_reasons_and_messages():
     gate = small_gate()
-    skin = np.clip(np.full((224, 224, 3), (200, 150, 120)) + RNG.normal(0, 20, (224, 224, 3)), 0, 255).astype(
-        np.uint8
-    )
+    skin = np.clip(np.full((224, 224, 3), (200, 150, 120)) + RNG.normal(0, 20, (224, 224, 3)), 0, 255).astype(np.uint8)
     assert decide(gate, skin, [4.5, 0, 0, 0]).reason == "ok"
-    assert decide(gate, skin, [4.5, 0, 0, 0]).score == pytest.approx(0.25, abs=1e-4)
-    far = [2, 5, 0, 0]  # 29 from the nearest class mean
+    assert decide(gate, skin, [4.5, 0, 0, 0]).score == pytest.approx(0.0, abs=1e-5)  # scaled to unit length
+    assert decide(gate, skin, [3, 4, 0, 0]).score == pytest.approx(0.4, abs=1e-5)  # (0.6, 0.8) to (0, 1)
+    far = [-1, -1, 0, 0]  # 2 + sqrt(2) from both class means
     assert decide(gate, skin, far).reason == "not_a_lesion"
     blue = np.clip(np.full((224, 224, 3), (40, 60, 200)) + RNG.normal(0, 20, (224, 224, 3)), 0, 255).astype(np.uint8)
     assert decide(gate, blue, far).reason == "not_skin"
@@ -163,7 +160,9 @@ def test_fitted_thresholds_turn_back_the_chosen_share_of_validation_photos():
         ]
     )
     val = described(centres[val_labels] + RNG.normal(0, 1, (1000, 16)), RNG.normal(0, 1, (1000, 7)), val_quality)
-    gate, section = fit_gate(train=train, train_labels=labels, val=val, val_severe={}, ood_rate=0.02, quality_rate=0.0)
+    gate, section = fit_gate(
+        train=train, train_labels=labels, val=val, val_severe={}, total_rate=0.02, quality_rate=0.0
+    )
 
     assert section["validation"]["lesions_turned_back"] == pytest.approx(0.02, abs=0.003)
     assert section["thresholds"]["luma_mean_min"] == pytest.approx(val_quality[:, 0].min())

@@ -105,7 +105,8 @@ def test_a_case_whose_only_photo_is_turned_back_is_not_referred_and_takes_a_new_
     worker_factory()
     client = client_for(staff)
     response = client.post(
-        URL, {"patient": patient.pk, "body_site": "back", "images": [upload("building.jpg", not_skin_jpeg())]},
+        URL,
+        {"patient": patient.pk, "body_site": "back", "images": [upload("building.jpg", not_skin_jpeg())]},
         format="multipart",
     )
     assert response.status_code == 201, response.content
@@ -128,7 +129,11 @@ def test_a_case_whose_only_photo_is_turned_back_is_not_referred_and_takes_a_new_
     first, second = body["images"]
     assert first["prediction"]["status"] == "rejected"
     assert second["prediction"]["status"] == "done" and second["prediction"]["probabilities"] is not None
-    assert body["status"] in (Case.Status.ANALYSED, Case.Status.REFERRED) and body["risk"] in ("low", "moderate", "high")
+    assert body["status"] in (Case.Status.ANALYSED, Case.Status.REFERRED) and body["risk"] in (
+        "low",
+        "moderate",
+        "high",
+    )
 
 
 def test_noise_and_blank_images_get_no_result(worker_factory, client_for, staff, patient):
