@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         "--all-strengths", action="store_true", help="every degradation strength, not only the severe one"
     )
     parser.add_argument("--timing-images", type=int, default=300)
+    parser.add_argument("--timing-only", action="store_true", help="only the added compute per photo")
     args = parser.parse_args(argv)
 
     artifact = load_artifact(args.model)
@@ -60,6 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     splits = fitting.split_pixels(args.data, artifact.report_dir / "split.csv", artifact.input_size, args.cache_dir)
     test_pixels, _ = splits["test"]
 
+    if not args.timing_only:
+        measure_turned_back(predictor, gate, test_pixels, all_strengths=args.all_strengths)
+    timing(predictor, gate, test_pixels, args.timing_images)
+
+
+def measure_turned_back(predictor, gate, test_pixels, *, all_strengths: bool) -> None:
+    from training import gate as fitting
+
     test = fitting.describe(predictor, test_pixels)
     reasons = fitting.decisions(gate, test)
     print(
@@ -67,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         f"(target <= 2%)  [{shares(reasons)}]"
     )
 
-    ood_images = fitting.out_of_domain_pixels(artifact.input_size)
+    ood_images = fitting.out_of_domain_pixels(predictor.artifact.input_size)
     names = list(ood_images)
     ood = fitting.describe(predictor, np.stack([ood_images[n] for n in names]))
     ood_reasons = fitting.decisions(gate, ood)
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     clean_top = test["logits"].argmax(axis=1)
     print("\ndegraded test photos (severe strength marked *; target >= 90% turned back at it):")
     for kind, strengths in fitting.DEGRADATIONS.items():
-        for strength in strengths if args.all_strengths else (fitting.SEVERE[kind],):
+        for strength in strengths if all_strengths else (fitting.SEVERE[kind],):
             described = fitting.describe_degraded(predictor, test_pixels, kind, strength)
             deg_reasons = fitting.decisions(gate, described)
             agree = float(np.mean(described["logits"].argmax(axis=1) == clean_top))
@@ -100,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"top class agrees with the undegraded photo {agree:6.1%}   [{shares(deg_reasons)}]"
             )
 
-    count = min(args.timing_images, len(test_pixels))
+
+def timing(predictor, gate, test_pixels, images: int) -> None:
+    count = min(images, len(test_pixels))
     gate_ms, model_ms = [], []
     for index in range(count):
         pixels = test_pixels[index]

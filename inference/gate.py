@@ -20,6 +20,7 @@ The statistics and thresholds live in the model artifact (``gate.npz`` and the m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,8 +159,10 @@ class Gate:
 
     def score(self, features: np.ndarray, logits: np.ndarray) -> float:
         x = unit_length(np.asarray(features).reshape(-1)).astype(np.float32)
-        px = self._precision @ x
-        distance = float(x @ px) - 2 * (x @ self._p_means).astype(np.float64) + self._mu_p_mu
+        # einsum, not BLAS: a multi-threaded BLAS call on a busy worker can wait on its threads
+        # for far longer than this single-threaded 1280 x 1280 product takes.
+        px = np.einsum("ij,j->i", self._precision, x)
+        distance = float(np.dot(x, px)) - 2 * np.einsum("i,ic->c", x, self._p_means).astype(np.float64) + self._mu_p_mu
         terms = np.array([distance.min(), energy(logits)[0]])
         return float(((terms - self.stats["score_center"]) / self.stats["score_scale"]).sum())
 
@@ -167,15 +170,21 @@ class Gate:
         """The decision for one photo: its model pixels, pooled features and raw logits."""
         measures = quality.measure(pixels).as_dict()
         return self.decide_arrays(
-            quality_values=measures, features=features, logits=logits, skin_fraction=skin_fraction(pixels)
+            quality_values=measures, features=features, logits=logits, skin_fraction=lambda: skin_fraction(pixels)
         )
 
     def decide_arrays(
-        self, *, quality_values: dict[str, float], features: np.ndarray, logits: np.ndarray, skin_fraction: float
+        self,
+        *,
+        quality_values: dict[str, float],
+        features: np.ndarray,
+        logits: np.ndarray,
+        skin_fraction: float | Callable[[], float],
     ) -> Decision:
+        """``skin_fraction`` may be a function: it only names the reason, so it is computed only then."""
         t = self.thresholds
         score = self.score(features, logits)
-        measures = {**{k: float(v) for k, v in quality_values.items()}, "skin_fraction": float(skin_fraction)}
+        measures = {k: float(v) for k, v in quality_values.items()}
         if quality_values["luma_mean"] < t["luma_mean_min"]:
             reason = TOO_DARK
         elif quality_values["clipped_fraction"] > t["clipped_fraction_max"]:
@@ -183,7 +192,9 @@ class Gate:
         elif quality_values["blur"] > t["blur_max"] or quality_values["detail"] < t.get("detail_min", 0.0):
             reason = BLURRED
         elif score > t["ood_score"]:
-            reason = NOT_SKIN if skin_fraction < t.get("skin_fraction_min", SKIN_FRACTION_MIN) else NOT_A_LESION
+            skin = float(skin_fraction() if callable(skin_fraction) else skin_fraction)
+            measures["skin_fraction"] = skin
+            reason = NOT_SKIN if skin < t.get("skin_fraction_min", SKIN_FRACTION_MIN) else NOT_A_LESION
         else:
             reason = OK
         return Decision(reason=reason, score=score, measures=measures)

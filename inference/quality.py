@@ -49,7 +49,10 @@ NAMES: tuple[str, ...] = ("luma_mean", "dark_fraction", "clipped_fraction", "blu
 
 
 def luminance(pixels: np.ndarray) -> np.ndarray:
-    return np.asarray(pixels, dtype=np.float32)[..., :3] @ LUMA_WEIGHTS
+    # Channel by channel, not a matrix product: no multi-threaded BLAS call on a busy worker.
+    rgb = np.asarray(pixels)
+    r, g, b = (rgb[..., c].astype(np.float32) for c in range(3))
+    return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
 
 
 def central(array: np.ndarray, fraction: float = 0.5) -> np.ndarray:
@@ -97,7 +100,9 @@ def measure(pixels: np.ndarray) -> Quality:
     return Quality(
         luma_mean=float(luma.mean()),
         dark_fraction=float((luma < DARK_LEVEL).mean()),
-        clipped_fraction=float((pixels[..., :3].max(axis=-1) >= CLIP_LEVEL).mean()),
+        clipped_fraction=float(
+            (np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) >= CLIP_LEVEL).mean()
+        ),
         blur=blur_effect(centre),
         detail=detail(centre),
     )
