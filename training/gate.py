@@ -446,7 +446,8 @@ def report_markdown(section: dict) -> str:
         f"Thresholds chosen on the {section['chosen_on']}. Severe degradation: "
         + "; ".join(f"{k}: {v}" for k, v in section["severe_degradation"].items())
         + f". Out-of-domain images: {t['out_of_domain_images']} in all, natural photographs shipped with "
-        "scikit-image and scikit-learn (whole and quartered) and synthetic images (flat colours, noise, text, patterns).",
+        "scikit-image and scikit-learn (whole and quartered) and synthetic images (flat colours, noise, text, "
+        "patterns).",
         "",
         "| turned back | test split | validation split |",
         "| --- | ---: | ---: |",
