@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record
 from inference.artifact import ArtifactError, artifact_for_version
+from inference.gate import OK as GATE_OK
 from inference.heatmap import overlay_layer_webp
 from inference.preprocessing import CLASSES, load_image
 from inference.risk import HIGH, ImageResult, case_risk
@@ -207,7 +208,11 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
             except (ValueError, RuntimeError) as exc:
                 logger.exception("the model could not score image %s", image.pk)
                 raise PermanentAnalysisError(PHOTO_NOT_SCORED) from exc
-            heatmap = overlay_layer_webp(photo, scores.activation_map) if scores.activation_map is not None else None
+            gate = scores.gate.reason if scores.gate is not None else GATE_OK
+            # A photo the gate turns back gets no heatmap: nothing from it is shown as a result.
+            heatmap = None
+            if scores.activation_map is not None and gate == GATE_OK:
+                heatmap = overlay_layer_webp(photo, scores.activation_map)
             prediction_record(
                 image=image,
                 model_version=predictor.model_version,
@@ -217,6 +222,8 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
                 artifact_sha256=predictor.artifact.sha256,
                 inference_ms=scores.inference_ms,
                 heatmap_png=heatmap,
+                gate=gate,
+                gate_score=scores.gate.score if scores.gate is not None else None,
             )
             outcome = "scored"
     except PermanentAnalysisError as exc:
@@ -247,6 +254,8 @@ def prediction_record(
     heatmap_png: bytes | None = None,  # legacy name: a WebP overlay layer (or a PNG from older code)
     balanced_class: str = "",
     artifact_sha256: str = "",
+    gate: str = GATE_OK,
+    gate_score: float | None = None,
 ) -> Prediction:
     """Store a photo's result for one model version and mark the photo done.
 
@@ -267,6 +276,8 @@ def prediction_record(
         balanced_class=balanced_class,
         artifact_sha256=artifact_sha256,
         inference_ms=float(inference_ms),
+        gate=gate,
+        gate_score=None if gate_score is None else float(gate_score),
     )
     if heatmap_png:
         name = "heatmap.webp" if heatmap_png[:4] == b"RIFF" else "heatmap.png"
@@ -307,8 +318,12 @@ def case_result_update(*, case_id: int) -> Case | None:
         results, versions = [], []
         for number, image in enumerate(images, start=1):
             prediction = image.current_prediction if image.analysis_status == Status.DONE else None
-            thresholds = _scoring_thresholds(prediction) if prediction else None
-            results.append(ImageResult(number, prediction.probabilities if prediction else None, thresholds))
+            if prediction is not None and prediction.rejected:
+                # Turned back by the photo gate: never counts toward the risk, never refers the case.
+                results.append(ImageResult(number, None, turned_back=prediction.gate))
+            else:
+                thresholds = _scoring_thresholds(prediction) if prediction else None
+                results.append(ImageResult(number, prediction.probabilities if prediction else None, thresholds))
             if prediction:
                 versions.append(prediction.model_version)
         assessment = case_risk(results, thresholds={}, model_versions=versions)

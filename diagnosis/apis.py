@@ -49,12 +49,13 @@ from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_f
 from .serializers import (
     CaseInputSerializer,
     CaseOutputSerializer,
+    CasePhotosInputSerializer,
     PatientConsentInputSerializer,
     PatientInputSerializer,
     PatientOutputSerializer,
     TokenOutputSerializer,
 )
-from .services import case_submit, patient_consent_record, patient_create
+from .services import case_photos_add, case_submit, patient_consent_record, patient_create
 from .uploads import upload_allowance_take
 
 logger = logging.getLogger(__name__)
@@ -409,6 +410,30 @@ class CaseDetailApi(ApiView):
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="case.view", obj=case, request=request)
         return Response(CaseOutputSerializer(case, context={"request": request}).data)
+
+
+class CasePhotosAddApi(ApiView):
+    """Add photos to a case (a retake after the photo gate turned one back); they are analysed as usual."""
+
+    permission_classes = [ReadsOrClinicalSubmitter]
+
+    @extend_schema(
+        request={"multipart/form-data": CasePhotosInputSerializer},
+        responses={201: CaseOutputSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+        serializer = CasePhotosInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        case_photos_add(
+            actor=request.user,
+            case=case,
+            images=serializer.validated_data["images"],
+            image_kinds=serializer.validated_data["image_kinds"],
+            request=request,
+        )
+        case = case_list_for(user=request.user).get(pk=case.pk)
+        return Response(CaseOutputSerializer(case, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 # --- Image files ---------------------------------------------------------------------------

@@ -13,6 +13,9 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Clinic
+from inference.gate import MESSAGES as GATE_MESSAGES
+
+GATE_CHOICES = [("ok", "Passed"), *((code, code.replace("_", " ").capitalize()) for code in GATE_MESSAGES)]
 
 
 class Patient(models.Model):
@@ -319,6 +322,11 @@ class Prediction(models.Model):
     inference_ms = models.FloatField()
     heatmap = models.FileField(upload_to=heatmap_upload_to, max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The photo gate (inference/gate.py): "ok", or why the model must not be read on this photo.
+    # A turned-back photo keeps its probabilities here for the record and for analysis, but they
+    # are never shown as a result and never count toward the case's risk.
+    gate = models.CharField(max_length=20, choices=GATE_CHOICES, default="ok")
+    gate_score = models.FloatField(null=True, blank=True, help_text="Out-of-domain score; higher is less lesion-like.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -336,6 +344,14 @@ class Prediction(models.Model):
     def heatmap_is_layer(self) -> bool:
         """A transparent overlay to lay over the photo (WebP), not a photo with the map blended in (PNG)."""
         return bool(self.heatmap) and self.heatmap.name.endswith(".webp")
+
+    @property
+    def rejected(self) -> bool:
+        return self.gate != "ok"
+
+    @property
+    def gate_message(self) -> str:
+        return GATE_MESSAGES.get(self.gate, "")
 
 
 class IdempotencyRecord(models.Model):

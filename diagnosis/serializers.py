@@ -7,6 +7,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from inference.gate import MESSAGES as GATE_MESSAGES
+
 from . import extensions
 from .models import Case, LesionImage, Patient, Prediction
 from .text import NOTES_MAX_LENGTH
@@ -131,14 +133,38 @@ class CaseInputSerializer(serializers.Serializer):
     )
 
 
+class CasePhotosInputSerializer(serializers.Serializer):
+    """New photos for an existing case: a retake after the photo gate turned one back."""
+
+    images = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False),
+        allow_empty=False,
+        help_text="One or more photos (JPEG, PNG or HEIC), repeated in the field 'images'.",
+    )
+    image_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=LesionImage.Kind.choices),
+        required=False,
+        default=list,
+        help_text="Optional kind per image, in the same order; missing ones are 'overview'.",
+    )
+
+
 class PredictionOutputSerializer(serializers.ModelSerializer):
-    status = serializers.CharField(source="image.analysis_status", read_only=True)
+    status = serializers.SerializerMethodField(
+        help_text="'rejected' when the photo gate turned the photo back (no result), else the photo's analysis status."
+    )
+    reason = serializers.SerializerMethodField(help_text="Why the photo was turned back (gate reason code), or null.")
+    message = serializers.SerializerMethodField(help_text="What the clinic should do with a turned-back photo.")
+    probabilities = serializers.SerializerMethodField(help_text="Class code -> probability; null for a rejected photo.")
+    top_class = serializers.SerializerMethodField(help_text="Most likely class; null for a rejected photo.")
     heatmap_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Prediction
         fields = (
             "status",
+            "reason",
+            "message",
             "model_version",
             "probabilities",
             "top_class",
@@ -149,6 +175,26 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
             "heatmap_url",
         )
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_status(self, prediction: Prediction) -> str:
+        return "rejected" if prediction.rejected else prediction.image.analysis_status
+
+    @extend_schema_field(serializers.ChoiceField(choices=list(GATE_MESSAGES), allow_null=True))
+    def get_reason(self, prediction: Prediction) -> str | None:
+        return prediction.gate if prediction.rejected else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_message(self, prediction: Prediction) -> str | None:
+        return prediction.gate_message if prediction.rejected else None
+
+    @extend_schema_field(serializers.DictField(child=serializers.FloatField(), allow_null=True))
+    def get_probabilities(self, prediction: Prediction) -> dict | None:
+        return None if prediction.rejected else prediction.probabilities
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_top_class(self, prediction: Prediction) -> str | None:
+        return None if prediction.rejected else prediction.top_class
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_heatmap_url(self, prediction: Prediction) -> str | None:

@@ -61,6 +61,7 @@ from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
 from .services import (
     PATIENT_EDITABLE_FIELDS,
+    case_photos_add,
     case_submit,
     patient_consent_record,
     patient_create,
@@ -512,6 +513,33 @@ def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("web:case-detail", pk=case.pk)
 
 
+@private_no_store
+@login_required
+@require_POST
+def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a new photo to a case (the retake after the photo gate turned one back); analysed as usual."""
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied("Only clinic staff and administrators can do this.")
+    files = request.FILES.getlist("images")
+    if not files:
+        messages.error(request, "Choose a photo to add.")
+        return redirect("web:case-detail", pk=case.pk)
+    try:
+        case_photos_add(
+            actor=request.user,
+            case=case,
+            images=files,
+            image_kinds=request.POST.getlist("image_kinds") or None,
+            request=request,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The new photo is added and queued for analysis.")
+    return redirect("web:case-detail", pk=case.pk)
+
+
 def _result_card(request: HttpRequest, case: Case, context: dict) -> tuple[str, str]:
     """The result card's HTML and a fingerprint of it.
 
@@ -536,8 +564,9 @@ def result_context(request: HttpRequest, case: Case) -> dict:
     images = []
     for image in case.images.all():
         prediction = image.current_prediction
+        rejected = prediction is not None and prediction.rejected
         bars, over = [], []
-        if prediction is not None:
+        if prediction is not None and not rejected:
             probabilities = prediction.probabilities or {}
             thresholds = _thresholds_of(prediction)
             bars = sorted(
@@ -566,6 +595,8 @@ def result_context(request: HttpRequest, case: Case) -> dict:
                 "uncertain": top is not None and top < UNCERTAIN_BELOW,
                 "failed": image.analysis_status == LesionImage.AnalysisStatus.FAILED,
                 "pending": image.analysis_status in PENDING_IMAGES,
+                "rejected": rejected,
+                "not_dermoscopic": image.kind != LesionImage.Kind.DERMOSCOPIC,
             }
         )
     pending = case.status in CASE_AWAITING_RESULT or any(row["pending"] for row in images)
@@ -582,6 +613,13 @@ def result_context(request: HttpRequest, case: Case) -> dict:
             and case.status not in IN_SPECIALIST_HANDS
             and can_submit_clinical_records(request.user)
         ),
+        "any_rejected": any(row["rejected"] for row in images),
+        "can_add_photos": (
+            not pending
+            and case.status in (Case.Status.ANALYSED, Case.Status.FAILED)
+            and can_submit_clinical_records(request.user)
+        ),
+        "photo_kinds": LesionImage.Kind.choices,
         "uncertain_below": UNCERTAIN_BELOW,
     }
 
@@ -702,6 +740,19 @@ def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     return headers, rows
 
 
+def _gate_figures(gate: dict) -> list[tuple[str, object]]:
+    """The photo gate's figures on images no threshold was chosen on (the manifest's gate section)."""
+    test = gate.get("test") or {}
+    rows = [
+        ("Lesion photos of the test split turned back (target at most 2%)", test.get("test_lesions_turned_back")),
+        ("Out-of-domain images turned back (target at least 95%)", test.get("out_of_domain_turned_back")),
+        ("Severely blurred photos turned back (target at least 90%)", test.get("severe_blur_turned_back")),
+        ("Severely darkened photos turned back (target at least 90%)", test.get("severe_dark_turned_back")),
+        ("Severely overexposed photos turned back (target at least 90%)", test.get("severe_overexposed_turned_back")),
+    ]
+    return [(label, value) for label, value in rows if value is not None]
+
+
 @login_required
 @require_GET
 def model_report(request: HttpRequest) -> HttpResponse:
@@ -729,6 +780,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
                 (code, CLASS_NAMES.get(code, code), value) for code, value in (manifest.get("thresholds") or {}).items()
             ],
             report_html=report_html,
+            gate_figures=_gate_figures(manifest.get("gate") or {}),
         )
     return render(request, "diagnosis/model_report.html", context)
 

@@ -18,6 +18,7 @@ urlpatterns = [
     path("cases/<int:pk>/", views.case_detail, name="case-detail"),
     path("cases/<int:pk>/result/", views.case_result, name="case-result"),
     path("cases/<int:pk>/reanalyse/", views.case_reanalyse_view, name="case-reanalyse"),
+    path("cases/<int:pk>/photos/", views.case_photos_add_view, name="case-photos-add"),
     path("images/<int:pk>/preview/<int:size>/", views.image_preview, name="image-preview"),
     path("model/", views.model_report, name="model-report"),
     path("model/report/<str:name>", views.model_report_file, name="model-report-file"),

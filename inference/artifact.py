@@ -11,6 +11,8 @@ Layout (format version 2)::
         head.npz          the dense head (kernel, bias) for class activation maps
         calibration.npz   class-wise calibration (see ``inference.calibration``)
         thresholds.json   the triage thresholds (the manifest repeats them; both must agree)
+        gate.npz          the photo gate's statistics (inference/gate.py); its thresholds are in
+                          the manifest's ``gate`` section
         report/           the evaluation report (JSON, Markdown, PNG)
 
 Format version 1 (``ham10000-mobilenetv2-v1``) has a temperature instead of calibration.npz and
@@ -38,6 +40,11 @@ from inference.preprocessing import CLASSES, MALIGNANT_CLASSES, SPEC_NAME
 
 FORMAT_VERSION = 2
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
+# Serving needs the photo gate: an artifact without one (every format 1 artifact, or a format 2
+# one without a ``gate`` section) is refused, never served with the gate off. A model that
+# diagnoses any picture it is handed refers photos of parrots as suspected cancers, and a
+# warning in a server log protects no patient. Such an artifact can still be read for the
+# thresholds of predictions it made earlier (``serving=False``).
 MANIFEST = "manifest.json"
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_FILE = ARTIFACTS_DIR / "DEFAULT"
@@ -115,6 +122,19 @@ class Artifact:
         return self.path / name if name else None
 
     @property
+    def has_gate(self) -> bool:
+        gate = self.manifest.get("gate") or {}
+        return bool(gate.get("file")) and isinstance(gate.get("thresholds"), dict)
+
+    @property
+    def gate_file(self) -> Path:
+        return self.path / self.manifest["gate"]["file"]
+
+    @property
+    def gate_thresholds(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.manifest["gate"]["thresholds"].items()}
+
+    @property
     def report_dir(self) -> Path:
         return self.path / "report"
 
@@ -144,7 +164,7 @@ def artifact_dir_for(model_version: str) -> Path:
 @lru_cache(maxsize=8)
 def artifact_for_version(model_version: str, sha256: str = "") -> Artifact:
     """A shipped version, verified; with ``sha256`` it must be exactly the artifact that hash names."""
-    artifact = load_artifact(artifact_dir_for(model_version))
+    artifact = load_artifact(artifact_dir_for(model_version), serving=False)
     if sha256 and artifact.sha256 != sha256:
         raise ArtifactError(
             f"model artifact {model_version} has changed since it scored: hash {artifact.sha256[:12]}, "
@@ -169,8 +189,12 @@ def verify_files(folder: Path, manifest: dict) -> None:
             raise ArtifactError(f"model artifact {folder.name}: {file.name} is not in the manifest's file hashes")
 
 
-def load_artifact(path: str | Path | None = None, *, verify: bool = True) -> Artifact:
-    """Open and check an artifact folder; ``None`` means the default artifact."""
+def load_artifact(path: str | Path | None = None, *, verify: bool = True, serving: bool = True) -> Artifact:
+    """Open and check an artifact folder; ``None`` means the default artifact.
+
+    ``serving``: the artifact is to score photos, so it must carry a photo gate. Reading an
+    earlier version's thresholds (``artifact_for_version``) does not need one.
+    """
     folder = Path(path) if path else default_artifact_dir()
     manifest_file = folder / MANIFEST
     if not manifest_file.exists():
@@ -194,6 +218,21 @@ def load_artifact(path: str | Path | None = None, *, verify: bool = True) -> Art
             f"{manifest.get('preprocessing', {}).get('name')!r}, this code does {SPEC_NAME!r}"
         )
     artifact = Artifact(folder, manifest, hashlib.sha256(raw).hexdigest())
+    if serving and version == 1:
+        raise ArtifactError(
+            f"model artifact {folder.name} has format version 1, which has no photo gate; this code serves "
+            f"format version {FORMAT_VERSION} with a gate. Fit one into a new version with: python -m training.gate "
+            f"build --source {folder} --model-version {folder.name}-gate"
+        )
+    if serving and not artifact.has_gate:
+        raise ArtifactError(
+            f"model artifact {folder.name} has no photo gate (its manifest lacks a gate file and thresholds); "
+            "it is refused so that no photo is diagnosed unchecked. Fit one with python -m training.gate build."
+        )
+    if artifact.has_gate and artifact.manifest["gate"]["file"] not in manifest.get("files", {}):
+        raise ArtifactError(
+            f"model artifact {folder.name}: the gate file {manifest['gate']['file']} has no recorded hash"
+        )
     if verify:
         verify_files(folder, manifest)
         thresholds_file = manifest.get("thresholds_file")

@@ -3,9 +3,11 @@
     python -m inference.batch --images DIR --out predictions.csv [--model ARTIFACT_DIR]
 
 One row per image: image_id, the seven calibrated probabilities, top_class (the most
-likely class), balanced_class (the class the photo resembles most relative to how common
-it is) and refer (1 when the image would flag its case for a specialist at the artifact's
-thresholds).
+likely class), refer (1 when the image would flag its case for a specialist at the artifact's
+thresholds), balanced_class (the class the photo resembles most relative to how common it is),
+gate (``ok`` or the photo gate's reason code, see inference/gate.py) and gate_score (its
+out-of-domain score). A photo the gate turns back keeps its probabilities here, for analysis,
+but has refer 0: the portal shows no result for it and it never refers a case.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 
 from inference.artifact import load_artifact
+from inference.gate import OK
 from inference.predictor import Predictor
 from inference.preprocessing import CLASSES, load_image
 from inference.triage import flagged_classes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif"}
-COLUMNS = ["image_id", *CLASSES, "top_class", "refer", "balanced_class"]
+COLUMNS = ["image_id", *CLASSES, "top_class", "refer", "balanced_class", "gate", "gate_score"]
 
 
 def score_folder(images: Path, out: Path, predictor: Predictor) -> int:
@@ -47,7 +50,8 @@ def score_folder(images: Path, out: Path, predictor: Predictor) -> int:
             except (UnidentifiedImageError, OSError) as exc:
                 print(f"skipped {file.name}: {exc}", file=sys.stderr)
                 continue
-            refer = flagged_classes(scores.probabilities, predictor.artifact.thresholds)
+            gate = scores.gate.reason if scores.gate is not None else OK
+            refer = gate == OK and bool(flagged_classes(scores.probabilities, predictor.artifact.thresholds))
             writer.writerow(
                 [
                     file.stem,
@@ -55,6 +59,8 @@ def score_folder(images: Path, out: Path, predictor: Predictor) -> int:
                     scores.top_class,
                     int(bool(refer)),
                     scores.balanced_class,
+                    gate,
+                    f"{scores.gate.score:.4f}" if scores.gate is not None else "",
                 ]
             )
             written += 1

@@ -18,6 +18,7 @@ from PIL import Image
 
 from inference.artifact import Artifact, ArtifactError, load_artifact
 from inference.calibration import balanced_index, softmax
+from inference.gate import Decision, Gate
 from inference.preprocessing import model_pixels
 
 __all__ = [
@@ -47,6 +48,8 @@ class Scores:
     activation_map: np.ndarray | None  # (h, w) in [0, 1], over the canonical view of the image
     inference_ms: float
     balanced_class: str = ""
+    pooled_features: np.ndarray | None = None  # the pooled last feature map the dense head reads
+    gate: Decision | None = None  # the photo gate's decision; not ok: show no result from this photo
 
 
 def view(pixels: np.ndarray, index: int) -> np.ndarray:
@@ -100,6 +103,12 @@ class Predictor:
         if artifact.head_file is not None and artifact.head_file.exists():
             with np.load(artifact.head_file) as head:
                 self._head = (head["kernel"].astype(np.float32), head["bias"].astype(np.float32))
+        self.gate = None
+        if "gate" in artifact.manifest:
+            try:
+                self.gate = Gate.load(artifact.gate_file, artifact.gate_thresholds)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ArtifactError(f"cannot load the photo gate of {artifact.model_version}: {exc}") from exc
         self._lock = threading.Lock()  # an interpreter is not safe to share between threads
 
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -134,6 +143,12 @@ class Predictor:
         activation_map = None
         if features is not None and self._head is not None:
             activation_map = class_activation_map(features, self._head[0][:, top])
+        pooled = features.mean(axis=(0, 1)) if features is not None else None
+        decision = None
+        if self.gate is not None:
+            if pooled is None:
+                raise ArtifactError(f"{self.model_version} exports no features, which its photo gate needs")
+            decision = self.gate.decide(pixels=pixels, features=pooled, logits=logits)
         elapsed_ms = (time.perf_counter() - started) * 1000
         return Scores(
             probabilities={name: float(p) for name, p in zip(self.classes, probabilities, strict=False)},
@@ -142,6 +157,8 @@ class Predictor:
             activation_map=activation_map,
             inference_ms=elapsed_ms,
             balanced_class=self.classes[balanced],
+            pooled_features=pooled,
+            gate=decision,
         )
 
     def predict_image(self, image: Image.Image) -> Scores:

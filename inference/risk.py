@@ -39,6 +39,7 @@ class ImageResult:
     probabilities: Mapping[str, float] | None
     # the referral thresholds of the model artifact that scored this photo; None: the case's
     thresholds: Mapping[str, float] | None = None
+    turned_back: str = ""  # the photo gate's reason when it turned this photo back (inference/gate.py)
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,18 @@ def case_risk(
     thresholds: Mapping[str, float],
     model_versions: Sequence[str] = (),
 ) -> RiskAssessment:
-    scored = [image for image in images if image.probabilities is not None]
-    unreadable = [image.number for image in images if image.probabilities is None]
+    scored = [image for image in images if image.probabilities is not None and not image.turned_back]
+    unreadable = [image.number for image in images if image.probabilities is None and not image.turned_back]
+    turned_back = [image for image in images if image.turned_back]
     disclaimer = _disclaimer(model_versions)
+    retake = _turned_back_sentence(turned_back, len(images) > 1)
     if not scored:
+        if turned_back:
+            return RiskAssessment(
+                level="",
+                summary=f"{retake} There is no model result for this case: add a new photo of the lesion. {disclaimer}",
+                flagged=(),
+            )
         return RiskAssessment(
             level="",
             summary=f"No photo could be analysed, so there is no model result for this case. {disclaimer}",
@@ -119,6 +128,8 @@ def case_risk(
             f"Photo{'s' if len(unreadable) > 1 else ''} {which} could not be analysed; "
             "this result covers only the other photos."
         )
+    if turned_back:
+        sentences.append(retake + " This result covers only the other photos.")
     if level != HIGH:
         sentences.append("A result below the thresholds does not rule cancer out.")
     sentences.append(disclaimer)
@@ -151,3 +162,21 @@ def _disclaimer(model_versions: Sequence[str]) -> str:
         f"Decision support from {source}, not a diagnosis: the thresholds are set to miss few cancers, "
         "so many flagged lesions turn out benign."
     )
+
+
+TURNED_BACK_WHY = {
+    "not_skin": "it does not look like skin",
+    "not_a_lesion": "it does not look like the skin lesions the model was trained on",
+    "blurred": "it looks out of focus",
+    "too_dark": "it is too dark",
+    "overexposed": "it is too bright",
+}
+
+
+def _turned_back_sentence(images: Sequence[ImageResult], many: bool) -> str:
+    """'Photo 2 was not read by the model: it looks out of focus.' for each photo the gate turned back."""
+    parts = []
+    for image in images:
+        why = TURNED_BACK_WHY.get(image.turned_back, "it did not pass the photo check")
+        parts.append(f"{'Photo ' + str(image.number) if many else 'The photo'} was not read by the model: {why}.")
+    return " ".join(parts)

@@ -139,6 +139,13 @@ ENDPOINTS = {
         _case_payload,
         {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, SPEC_B: 403, ADMIN: 201},
     ),
+    # A retake: new photos for an existing case. Specialists add none (403 before the lookup).
+    "case-photos-add": (
+        "post",
+        lambda w: f"/api/v1/cases/{w['case_a'].pk}/images/",
+        lambda w: {"images": [SimpleUploadedFile("retake.jpg", image_bytes(), content_type="image/jpeg")]},
+        {ANON: 401, STAFF: 201, OTHER: 404, SPEC: 403, ADMIN: 201},
+    ),
     "image-file": (
         "get",
         lambda w: f"/media/lesions/{w['image_a'].pk}/",

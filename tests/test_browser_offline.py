@@ -26,7 +26,20 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = pytest.mark.browser
 
-PAGE_KEPT = """path => caches.open("skinportal-pages-v1").then(c => c.match(path)).then(hit => !!hit)"""
+# The pages' Content-Security-Policy (script-src 'self') forbids eval. Playwright evaluates a
+# wait_for_function expression with eval on every poll after the first, so an expression that
+# is not true at once fails with an EvalError; written as a function it is evaluated once and
+# then called. So every predicate below is a function.
+
+# Resolves once the page is in the offline cache (wait_for_function cannot wait for a
+# promise: a pending one is truthy). False after 15 s.
+PAGE_KEPT = """path => new Promise(resolve => {
+    const deadline = Date.now() + 15000;
+    const check = () => caches.open("skinportal-pages-v1").then(c => c.match(path)).then(hit => {
+        if (hit || Date.now() > deadline) resolve(!!hit); else setTimeout(check, 100);
+    });
+    check();
+})"""
 
 
 def test_a_case_submitted_offline_is_kept_and_sent_once_when_the_connection_returns(
@@ -51,9 +64,9 @@ def test_a_case_submitted_offline_is_kept_and_sent_once_when_the_connection_retu
 
     # Online: the page loads, the service worker takes over and keeps the page.
     page.goto(live_server.url + new_case)
-    page.wait_for_function("document.documentElement.dataset.offlineReady === 'true'")
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
-    page.wait_for_function(PAGE_KEPT, arg=new_case)
+    page.wait_for_function("() => document.documentElement.dataset.offlineReady === 'true'")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    assert page.evaluate(PAGE_KEPT, new_case)
     assert page.locator("#outbox").is_hidden()
 
     # The signal goes; the case is submitted anyway.
@@ -74,14 +87,14 @@ def test_a_case_submitted_offline_is_kept_and_sent_once_when_the_connection_retu
     response = page.goto(live_server.url + new_case)
     assert response is not None and response.from_service_worker
     page.get_by_role("heading", name="New case").wait_for()
-    page.wait_for_function("document.getElementById('outbox-count').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('outbox-count').textContent === '1'")
     page.locator("#outbox > summary").click()
     assert page.locator("#outbox-list").get_by_text("Amina Otieno (OFF-1)").is_visible()
     assert not Case.objects.exists()
 
     # The connection returns: the case is sent by itself, once, with its photo.
     context.set_offline(False)
-    page.wait_for_function("document.getElementById('outbox').hidden === true")
+    page.wait_for_function("() => document.getElementById('outbox').hidden === true")
     case = Case.objects.get()
     assert case.patient == patient and case.body_site == Case.BodySite.FACE
     assert case.notes == "Submitted with no signal."
@@ -140,7 +153,7 @@ def test_signing_out_warns_about_waiting_cases_and_then_deletes_them(
     page.once("dialog", lambda dialog: answer(dialog, accept=False))
     page.locator(".user-menu > summary").click()
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_function("document.getElementById('outbox-count').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('outbox-count').textContent === '1'")
     assert dialogs and dialogs[0].startswith("1 cases have not been uploaded yet")
     assert page.evaluate("() => Outbox.list().then(d => d.length)") == 1
 

@@ -75,8 +75,9 @@ def test_staff_cannot_pull_a_case_out_of_the_specialists_hands(failed_case, staf
     assert enqueued == []
 
 
-def test_a_new_model_scores_a_referred_case_without_moving_it(db, served_model, enqueued):
-    image = LesionImageFactory(analysis_status=Status.DONE)
+def test_a_new_model_scores_a_referred_case_without_moving_it(db, served_model, enqueued, ham_images):
+    # A real lesion photo: the photo gate turns the factory's flat-colour image back, with no risk.
+    image = LesionImageFactory(analysis_status=Status.DONE, content=ham_images[0].read_bytes())
     PredictionFactory(image=image, model_version="older-model")
     Case.objects.filter(pk=image.case_id).update(status=Case.Status.REFERRED, risk="high")
 
@@ -89,8 +90,8 @@ def test_a_new_model_scores_a_referred_case_without_moving_it(db, served_model, 
     assert versions == {"older-model", served_model.model_version}
 
 
-def test_new_model_version_adds_a_prediction_and_keeps_the_earlier_one(db, served_model, enqueued):
-    image = LesionImageFactory(analysis_status=Status.DONE)
+def test_new_model_version_adds_a_prediction_and_keeps_the_earlier_one(db, served_model, enqueued, ham_images):
+    image = LesionImageFactory(analysis_status=Status.DONE, content=ham_images[0].read_bytes())
     PredictionFactory(image=image, model_version="older-model")
     Case.objects.filter(pk=image.case_id).update(status=Case.Status.ANALYSED)
 

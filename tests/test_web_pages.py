@@ -548,7 +548,8 @@ def model_artifact(tmp_path, settings):
     report = folder / "report"
     report.mkdir(parents=True)
     manifest = {
-        "format_version": 1,
+        "format_version": 2,
+        "gate": {"file": "gate.npz", "thresholds": {"ood_score": 4.0}},
         "model_version": "mobilenet_v2-20260101-test",
         "architecture": "mobilenet_v2",
         "created_at": "2026-01-01T00:00:00+00:00",
@@ -572,7 +573,7 @@ def model_artifact(tmp_path, settings):
             }
         },
         "parameters": 2266951,
-        "files": {},
+        "files": {"gate.npz": "0" * 64},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (report / "report.md").write_text(
@@ -645,7 +646,9 @@ def test_model_page_copes_with_a_bare_manifest(web_client, staff, settings, tmp_
     folder = tmp_path / "bare"
     folder.mkdir()
     manifest = {
-        "format_version": 1,
+        "format_version": 2,
+        "gate": {"file": "gate.npz", "thresholds": {"ood_score": 4.0}},
+        "files": {"gate.npz": "0" * 64},
         "model_version": "bare-1",
         "classes": list(CLASSES),
         "preprocessing": {"name": SPEC_NAME},

@@ -44,8 +44,9 @@ def probabilities(**overrides: float) -> dict[str, float]:
     return {name: overrides.get(name, rest) for name in CLASSES}
 
 
-def test_photo_is_scored_once_with_prediction_heatmap_and_case_result(db, served_model):
-    image = LesionImageFactory(content=image_bytes(200, 150, (150, 90, 70)))
+def test_photo_is_scored_once_with_prediction_heatmap_and_case_result(db, served_model, ham_images):
+    # A real lesion photo: the photo gate turns a flat-colour image back (no heatmap, no result).
+    image = LesionImageFactory(content=ham_images[0].read_bytes())
 
     assert analysis.image_analyse(image_id=image.pk) == "scored"
 
@@ -176,9 +177,9 @@ def test_model_that_cannot_load_fails_the_photo_with_a_reason(db, monkeypatch, t
     get_predictor.cache_clear()
 
 
-def test_one_failed_photo_of_two_still_gives_a_result_and_says_so(db, served_model):
+def test_one_failed_photo_of_two_still_gives_a_result_and_says_so(db, served_model, ham_images):
     case = CaseFactory()
-    good = LesionImageFactory(case=case)
+    good = LesionImageFactory(case=case, content=ham_images[0].read_bytes())
     bad = LesionImageFactory(case=case, file=ContentFile(b"garbage", name="bad.jpg"))
 
     analysis.image_analyse(image_id=good.pk)

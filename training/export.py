@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,15 @@ def export_artifact(
     metrics: dict,
     training: dict,
     report_dir: Path | None = None,
+    gate_fit: Callable[[Path, dict], dict] | None = None,
 ) -> Path:
     """Write the artifact to ``destination.part`` and rename it into place when complete.
 
     Refuses an existing ``destination``: a model version, once written, never changes.
+
+    ``gate_fit(folder, manifest)`` fits the photo gate for the network just written into
+    ``folder`` (training.gate.fit_into), writes its file there and returns the manifest's
+    ``gate`` section. Without it the artifact has no gate, and ``load_artifact`` refuses it.
     """
     destination = Path(destination)
     if destination.exists():
@@ -84,7 +90,6 @@ def export_artifact(
     if report_dir is not None and Path(report_dir).exists():
         shutil.copytree(report_dir, partial / "report")
 
-    files = {p.relative_to(partial).as_posix(): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_version": model_version,
@@ -114,7 +119,12 @@ def export_artifact(
         "training": training,
         "training_metadata_sha256": training.get("training_metadata_sha256"),
         "parameters": int(keras_model.count_params()),
-        "files": files,
+    }
+    if gate_fit is not None:
+        manifest["gate"] = gate_fit(partial, manifest)
+    # Every file, the report's too: load_artifact checks them all.
+    manifest["files"] = {
+        p.relative_to(partial).as_posix(): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()
     }
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from inference.predictor import default_threads, softmax
 from inference.preprocessing import CLASSES
 from training import metrics as metrics_module
 from training.calibration import fit_temperature, fit_thresholds, fit_vector_scaling, log_prior_shift
+from training.data import DEFAULT_DATA_DIR
+from training.gate import fit_into as fit_gate_into
 from training.report import write_report
 
 ARCH_LABEL = {"mobilenet_v2": "MobileNetV2", "lenet5": "LeNet-5", "alexnet": "AlexNet"}
@@ -241,6 +244,8 @@ def main(argv: list[str] | None = None) -> Path:
         help="earlier runs this one continued from (--init-from), for the training curves",
     )
     parser.add_argument("--notes", default="", help="a paragraph on how this model was trained, for the report")
+    parser.add_argument("--data", type=Path, help="HAM10000 folder for fitting the photo gate (default: the run's)")
+    parser.add_argument("--cache-dir", type=Path, help="model-pixel cache shared with training.train")
     args = parser.parse_args(argv)
     destination = args.artifact_dir or ARTIFACTS_DIR / args.model_version
     if destination.exists():
@@ -272,7 +277,13 @@ def main(argv: list[str] | None = None) -> Path:
         comparison=comparison,
     )
     shutil.copy(args.run_dir / "split.csv", report_dir / "split.csv")
+    # The photo gate: statistics on the training split, thresholds on validation, figures on test.
+    data_dir = args.data or Path(run.get("data_dir") or DEFAULT_DATA_DIR)
+    gate_fit = functools.partial(
+        fit_gate_into, data_dir=data_dir, split_csv=args.run_dir / "split.csv", cache_dir=args.cache_dir
+    )
     export_artifact(
+        gate_fit=gate_fit,
         keras_model=model,
         destination=destination,
         model_version=args.model_version,

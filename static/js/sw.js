@@ -103,7 +103,8 @@ self.addEventListener("sync", function (event) {
   );
 });
 
-// A page asks for itself to be kept (the first visit, before this worker controlled it).
+// A page asks for itself to be kept when its navigation did not come through this worker
+// (the first visit, or one this worker claimed while activating).
 self.addEventListener("message", function (event) {
   var data = event.data || {};
   // A page whose navigation began while this worker was activating is not claimed by

@@ -1,0 +1,200 @@
+"""The photo gate: decide whether the model may read a photo at all, before any result is shown.
+
+No Django and no TensorFlow. The worker and ``python -m inference.batch`` call
+:meth:`Gate.decide` on every photo with the model pixels and the logits and pooled features
+the served model has just computed, so the gate costs a few vector operations, not a second
+network. It answers ``ok`` or one reason, each with a plain message for the clinic:
+
+- ``too_dark`` / ``overexposed`` / ``blurred``: image-quality measures on the model's input
+  (:mod:`inference.quality`) below or above thresholds chosen on HAM10000 validation photos and
+  degraded copies of them.
+- ``not_skin`` / ``not_a_lesion``: out of the model's domain. The score adds two standardised
+  terms: the Mahalanobis distance of the pooled features (scaled to unit length) to the nearest training-class mean
+  (one shared covariance, fitted on the training split only) and the energy score
+  ``-logsumexp(logits)``. Above the threshold chosen on the validation split the photo is
+  turned back: as ``not_skin`` when few of its pixels have skin colour, else as ``not_a_lesion``.
+
+The statistics and thresholds live in the model artifact (``gate.npz`` and the manifest's
+``gate`` section), fitted by ``training.gate`` / ``training.finalize`` for each model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inference import quality
+
+OK = "ok"
+NOT_SKIN = "not_skin"
+NOT_A_LESION = "not_a_lesion"
+BLURRED = "blurred"
+TOO_DARK = "too_dark"
+OVEREXPOSED = "overexposed"
+
+MESSAGES: dict[str, str] = {
+    NOT_SKIN: (
+        "This photo does not look like skin. Photograph the lesion itself, close up so that it fills "
+        "most of the frame, and take it again."
+    ),
+    NOT_A_LESION: (
+        "This photo does not look like the skin lesions the model was trained on. Centre the lesion, "
+        "take it close up (through a dermatoscope if you have one), and take it again."
+    ),
+    BLURRED: "This photo looks out of focus. Hold the phone steady, tap the lesion to focus, and take it again.",
+    TOO_DARK: "This photo is too dark. Move to better light or turn on the phone's light, and take it again.",
+    OVEREXPOSED: (
+        "This photo is too bright: parts of it are washed out. Avoid direct sunlight and flash glare, "
+        "and take it again."
+    ),
+}
+REASONS: tuple[str, ...] = tuple(MESSAGES)
+
+# Share of skin-coloured pixels (YCbCr rule below) under which an out-of-domain photo is
+# called "not skin" rather than "not a lesion". It names the reason only; whether a photo is
+# turned back is decided by the out-of-domain score.
+SKIN_FRACTION_MIN = 0.3
+
+GATE_ARRAYS = ("class_means", "precision", "score_center", "score_scale")
+
+
+class GateError(ValueError):
+    """The gate's statistics are missing or inconsistent."""
+
+
+def unit_length(features: np.ndarray) -> np.ndarray:
+    """Pooled features scaled to unit length.
+
+    A photo's overall brightness and contrast scale all activations together; the direction,
+    not the length, says what the photo shows. On the HAM10000 validation split this turned
+    back 97.7% of the out-of-domain images at the false-alarm rate where the raw features
+    turned back 91.5%.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def mahalanobis_min(features: np.ndarray, class_means: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance to the nearest class mean, for (D,) or (N, D) features."""
+    x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+    means = np.asarray(class_means, dtype=np.float64)
+    p = np.asarray(precision, dtype=np.float64)
+    px = x @ p
+    cross = px @ means.T
+    mu_p_mu = np.einsum("cd,de,ce->c", means, p, means)
+    distances = (px * x).sum(axis=1)[:, None] - 2 * cross + mu_p_mu[None, :]
+    result = distances.min(axis=1)
+    return result if np.ndim(features) > 1 else result[:1]
+
+
+def energy(logits: np.ndarray) -> np.ndarray:
+    """The energy score ``-logsumexp(logits)`` (Liu et al. 2020): higher is further from training data."""
+    z = np.atleast_2d(np.asarray(logits, dtype=np.float64))
+    peak = z.max(axis=1, keepdims=True)
+    return -(peak[:, 0] + np.log(np.exp(z - peak).sum(axis=1)))
+
+
+def ood_score(features: np.ndarray, logits: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Standardised Mahalanobis distance plus standardised energy: larger means less like a training lesion."""
+    distance = mahalanobis_min(unit_length(features), stats["class_means"], stats["precision"])
+    terms = np.stack([distance, energy(logits)], axis=1)
+    return ((terms - stats["score_center"]) / stats["score_scale"]).sum(axis=1)
+
+
+def skin_fraction(pixels: np.ndarray) -> float:
+    """Share of pixels whose chroma falls in the usual skin range (Cb 77-127, Cr 133-173; Chai and Ngan 1999)."""
+    rgb = np.asarray(pixels, dtype=np.float32)[..., :3]
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return float(((cb >= 77) & (cb <= 127) & (cr >= 133) & (cr <= 173)).mean())
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: str  # "ok" or one of REASONS
+    score: float  # the out-of-domain score (higher: less like a training lesion)
+    measures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == OK
+
+    @property
+    def message(self) -> str:
+        return MESSAGES.get(self.reason, "")
+
+
+class Gate:
+    def __init__(self, *, stats: dict[str, np.ndarray], thresholds: dict[str, float]):
+        missing = [name for name in GATE_ARRAYS if name not in stats]
+        if missing:
+            raise GateError(f"gate statistics lack {', '.join(missing)}")
+        needed = ("ood_score", "luma_mean_min", "clipped_fraction_max", "blur_max")
+        absent = [name for name in needed if name not in thresholds]
+        if absent:
+            raise GateError(f"gate thresholds lack {', '.join(absent)}")
+        self.stats = {name: np.asarray(stats[name]) for name in GATE_ARRAYS}
+        self.thresholds = {name: float(value) for name, value in thresholds.items()}
+        means = self.stats["class_means"].astype(np.float64)
+        precision = self.stats["precision"].astype(np.float64)
+        if precision.shape != (means.shape[1], means.shape[1]):
+            raise GateError(f"gate precision {precision.shape} does not fit class means {means.shape}")
+        # Precomputed so one photo costs one (D x D) product: d_c = x'Px - 2 x'P mu_c + mu_c'P mu_c.
+        self._precision = precision.astype(np.float32)
+        self._p_means = (precision @ means.T).astype(np.float32)
+        self._mu_p_mu = np.einsum("dc,dc->c", means.T, precision @ means.T)
+
+    @classmethod
+    def load(cls, file: str | Path, thresholds: dict[str, float]) -> Gate:
+        with np.load(file) as arrays:
+            return cls(stats={name: arrays[name] for name in arrays.files}, thresholds=thresholds)
+
+    def save(self, file: str | Path) -> None:
+        np.savez(file, **self.stats)
+
+    def score(self, features: np.ndarray, logits: np.ndarray) -> float:
+        x = unit_length(np.asarray(features).reshape(-1)).astype(np.float32)
+        # einsum, not BLAS: a multi-threaded BLAS call on a busy worker can wait on its threads
+        # for far longer than this single-threaded 1280 x 1280 product takes.
+        px = np.einsum("ij,j->i", self._precision, x)
+        distance = float(np.dot(x, px)) - 2 * np.einsum("i,ic->c", x, self._p_means).astype(np.float64) + self._mu_p_mu
+        terms = np.array([distance.min(), energy(logits)[0]])
+        return float(((terms - self.stats["score_center"]) / self.stats["score_scale"]).sum())
+
+    def decide(self, *, pixels: np.ndarray, features: np.ndarray, logits: np.ndarray) -> Decision:
+        """The decision for one photo: its model pixels, pooled features and raw logits."""
+        measures = quality.measure(pixels).as_dict()
+        return self.decide_arrays(
+            quality_values=measures, features=features, logits=logits, skin_fraction=lambda: skin_fraction(pixels)
+        )
+
+    def decide_arrays(
+        self,
+        *,
+        quality_values: dict[str, float],
+        features: np.ndarray,
+        logits: np.ndarray,
+        skin_fraction: float | Callable[[], float],
+    ) -> Decision:
+        """``skin_fraction`` may be a function: it only names the reason, so it is computed only then."""
+        t = self.thresholds
+        score = self.score(features, logits)
+        measures = {k: float(v) for k, v in quality_values.items()}
+        if quality_values["luma_mean"] < t["luma_mean_min"]:
+            reason = TOO_DARK
+        elif quality_values["clipped_fraction"] > t["clipped_fraction_max"]:
+            reason = OVEREXPOSED
+        elif quality_values["blur"] > t["blur_max"] or quality_values["detail"] < t.get("detail_min", 0.0):
+            reason = BLURRED
+        elif score > t["ood_score"]:
+            skin = float(skin_fraction() if callable(skin_fraction) else skin_fraction)
+            measures["skin_fraction"] = skin
+            reason = NOT_SKIN if skin < t.get("skin_fraction_min", SKIN_FRACTION_MIN) else NOT_A_LESION
+        else:
+            reason = OK
+        return Decision(reason=reason, score=score, measures=measures)

@@ -1,0 +1,266 @@
+"""The photo gate without Django: quality measures, decisions, and the gate inside the model artifact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from inference import gate as gate_module
+from inference import quality
+from inference.artifact import ArtifactError, load_artifact, sha256_file
+
+RNG = np.random.default_rng(11)
+
+
+def textured(size: int = 224) -> np.ndarray:
+    """A sharp, mid-bright image with detail at every scale: smoothed noise plus fine noise."""
+    coarse = np.asarray(Image.fromarray(RNG.integers(60, 200, (28, 28, 3), dtype=np.uint8)).resize((size, size)))
+    fine = RNG.normal(0, 18, (size, size, 3))
+    return np.clip(coarse + fine, 0, 255).astype(np.uint8)
+
+
+def blurred(pixels: np.ndarray, radius: float) -> np.ndarray:
+    return np.asarray(Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(radius)))
+
+
+# --- Quality measures on synthetic images with known blur and exposure --------------------------
+def test_blur_measure_rises_with_known_blur_and_detail_falls():
+    image = textured()
+    measures = [quality.measure(blurred(image, radius)) for radius in (0, 1, 2, 4)]
+    blur = [m.blur for m in measures]
+    assert blur == sorted(blur), blur
+    assert blur[0] < 0.3 and blur[-1] > 0.7
+    detail = [quality.measure(blurred(image, radius)).detail for radius in (0, 1, 2, 4, 8, 16, 32)]
+    assert detail == sorted(detail, reverse=True), detail
+    assert detail[-1] < 0.1 * detail[0]
+
+
+def test_a_photo_blurred_beyond_recognition_is_turned_back_as_blurred():
+    """Past a point the blur measure sees 8-bit quantisation steps as detail; the detail measure does not."""
+    gate = small_gate(detail_min=1.0)
+    skin = np.clip(np.full((224, 224, 3), (200, 150, 120)) + RNG.normal(0, 25, (224, 224, 3)), 0, 255).astype(np.uint8)
+    for radius in (4, 8, 16, 32):
+        assert decide(gate, blurred(skin, radius), [4.5, 0, 0, 0]).reason == "blurred", radius
+
+
+def test_blur_measure_does_not_call_a_smooth_but_sharp_edge_blurred():
+    """A sharp step between two flat areas has little texture but no blur."""
+    step = np.full((224, 224, 3), 90, np.uint8)
+    step[:, 112:] = 170
+    assert quality.measure(step).blur < quality.measure(blurred(step, 4)).blur
+    assert quality.measure(step).blur < 0.3
+
+
+def test_exposure_measures_follow_known_gain():
+    image = textured()
+    dark = (image * 0.1).astype(np.uint8)
+    bright = np.clip(image.astype(np.float32) * 3, 0, 255).astype(np.uint8)
+    grey = np.full((224, 224, 3), 128, np.uint8)
+
+    assert quality.measure(grey).luma_mean == pytest.approx(128, abs=0.5)
+    assert quality.measure(grey).clipped_fraction == 0 and quality.measure(grey).dark_fraction == 0
+    assert quality.measure(dark).luma_mean == pytest.approx(quality.measure(image).luma_mean * 0.1, abs=1)
+    assert quality.measure(dark).dark_fraction > 0.9
+    assert quality.measure(bright).clipped_fraction > 0.9
+    assert quality.measure(np.full((224, 224, 3), 255, np.uint8)).clipped_fraction == 1.0
+
+
+def test_skin_fraction_tells_skin_colours_from_others():
+    skin = np.full((50, 50, 3), (224, 172, 140), np.uint8)
+    assert gate_module.skin_fraction(skin) == 1.0
+    assert gate_module.skin_fraction(np.full((50, 50, 3), (40, 60, 200), np.uint8)) == 0.0
+    assert gate_module.skin_fraction(np.full((50, 50, 3), (40, 160, 60), np.uint8)) == 0.0
+
+
+# --- Decisions --------------------------------------------------------------------------------
+def small_gate(**overrides) -> gate_module.Gate:
+    """Two classes in four dimensions, identity covariance: distances (of unit-length features) are easy."""
+    stats = {
+        "class_means": np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32),
+        "precision": np.eye(4, dtype=np.float32),
+        "score_center": np.array([0.0, 0.0]),
+        "score_scale": np.array([1.0, 1.0e9]),  # energy switched off: the score is the distance
+    }
+    thresholds = {
+        "ood_score": 2.0,
+        "luma_mean_min": 40,
+        "clipped_fraction_max": 0.5,
+        "blur_max": 0.7,
+        "detail_min": 1.0,
+        **overrides,
+    }
+    return gate_module.Gate(stats=stats, thresholds=thresholds)
+
+
+def decide(gate, pixels, features):
+    return gate.decide(pixels=pixels, features=np.asarray(features, np.float32), logits=np.zeros(7))
+
+
+def test_decision_reasons_and_messages():
+    gate = small_gate()
+    skin = np.clip(np.full((224, 224, 3), (200, 150, 120)) + RNG.normal(0, 20, (224, 224, 3)), 0, 255).astype(np.uint8)
+    assert decide(gate, skin, [4.5, 0, 0, 0]).reason == "ok"
+    assert decide(gate, skin, [4.5, 0, 0, 0]).score == pytest.approx(0.0, abs=1e-5)  # scaled to unit length
+    assert decide(gate, skin, [3, 4, 0, 0]).score == pytest.approx(0.4, abs=1e-5)  # (0.6, 0.8) to (0, 1)
+    far = [-1, -1, 0, 0]  # 2 + sqrt(2) from both class means
+    assert decide(gate, skin, far).reason == "not_a_lesion"
+    blue = np.clip(np.full((224, 224, 3), (40, 60, 200)) + RNG.normal(0, 20, (224, 224, 3)), 0, 255).astype(np.uint8)
+    assert decide(gate, blue, far).reason == "not_skin"
+    assert decide(gate, (skin * 0.1).astype(np.uint8), [4.5, 0, 0, 0]).reason == "too_dark"
+    assert decide(gate, np.full_like(skin, 255), [4.5, 0, 0, 0]).reason == "overexposed"
+    assert decide(gate, blurred(skin, 8), [4.5, 0, 0, 0]).reason == "blurred"
+    for reason in gate_module.REASONS:
+        assert "take it again" in gate_module.MESSAGES[reason]
+    assert gate_module.Decision("blurred", 0.0).message.startswith("This photo looks out of focus")
+
+
+def test_gate_score_matches_the_batch_formula():
+    gate = small_gate(**{"ood_score": 1.0})
+    gate.stats["score_scale"] = np.array([2.0, 3.0])
+    features = RNG.normal(0, 2, (5, 4)).astype(np.float32)
+    logits = RNG.normal(0, 2, (5, 7))
+    batch = gate_module.ood_score(features, logits, gate.stats)
+    single = [gate.score(f, z) for f, z in zip(features, logits, strict=True)]
+    assert np.allclose(batch, single, atol=1e-4)
+
+
+def test_gate_with_missing_statistics_or_thresholds_is_an_error():
+    with pytest.raises(gate_module.GateError, match="precision"):
+        gate_module.Gate(stats={"class_means": np.zeros((2, 3))}, thresholds={})
+    stats = small_gate().stats
+    with pytest.raises(gate_module.GateError, match="blur_max"):
+        gate_module.Gate(stats=stats, thresholds={"ood_score": 1, "luma_mean_min": 1, "clipped_fraction_max": 1})
+
+
+# --- Fitting ----------------------------------------------------------------------------------
+def described(features, logits, quality_rows=None):
+    n = len(features)
+    q = quality_rows if quality_rows is not None else np.tile([150.0, 0.0, 0.0, 0.4, 2.0], (n, 1))
+    return {"features": features, "logits": logits, "quality": np.asarray(q), "skin_fraction": np.ones(n)}
+
+
+def test_fitted_thresholds_turn_back_the_chosen_share_of_validation_photos():
+    from training.gate import fit_gate
+
+    labels = RNG.integers(0, 7, 2000)
+    centres = RNG.normal(0, 3, (7, 16))
+    train = described(centres[labels] + RNG.normal(0, 1, (2000, 16)), RNG.normal(0, 1, (2000, 7)))
+    val_labels = RNG.integers(0, 7, 1000)
+    val_quality = np.column_stack(
+        [
+            RNG.uniform(100, 200, 1000),
+            np.zeros(1000),
+            RNG.uniform(0, 0.3, 1000),
+            RNG.uniform(0.2, 0.6, 1000),
+            RNG.uniform(1, 4, 1000),
+        ]
+    )
+    val = described(centres[val_labels] + RNG.normal(0, 1, (1000, 16)), RNG.normal(0, 1, (1000, 7)), val_quality)
+    gate, section = fit_gate(
+        train=train, train_labels=labels, val=val, val_severe={}, total_rate=0.02, quality_rate=0.0
+    )
+
+    assert section["validation"]["lesions_turned_back"] == pytest.approx(0.02, abs=0.003)
+    assert section["thresholds"]["luma_mean_min"] == pytest.approx(val_quality[:, 0].min())
+    far = described(RNG.normal(0, 1, (50, 16)) + 40, RNG.normal(0, 1, (50, 7)))
+    from training.gate import turned_back_share
+
+    assert turned_back_share(gate, far) == 1.0
+
+
+# --- The gate inside the model artifact ----------------------------------------------------------
+@pytest.fixture
+def artifact_copy(tmp_path, model_dir):
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    return copy
+
+
+def rewrite_manifest(folder, change) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_gate_thresholds_and_statistics_round_trip_through_the_artifact(artifact_copy):
+    from inference.predictor import Predictor
+    from training.gate import write_into
+
+    gate = small_gate()
+    stats = {
+        "class_means": RNG.normal(0, 1, (7, 1280)).astype(np.float32),
+        "precision": np.eye(1280, dtype=np.float32) * 0.5,
+        "score_center": np.array([3.0, -2.0]),
+        "score_scale": np.array([7.0, 1.5]),
+    }
+    thresholds = {**gate.thresholds, "ood_score": 4.25, "blur_max": 0.66, "skin_fraction_min": 0.3}
+    fitted = gate_module.Gate(stats=stats, thresholds=thresholds)
+    section = write_into(artifact_copy, fitted, {"file": "gate.npz", "thresholds": thresholds})
+
+    def install(manifest):
+        manifest["gate"] = section
+        manifest["files"]["gate.npz"] = sha256_file(artifact_copy / "gate.npz")
+
+    rewrite_manifest(artifact_copy, install)
+    artifact = load_artifact(artifact_copy)
+    assert artifact.gate_thresholds == thresholds
+    served = Predictor(artifact).gate
+    assert served.thresholds == thresholds
+    for name, value in stats.items():
+        assert np.array_equal(served.stats[name], value)
+    features, logits = RNG.normal(0, 1, 1280), RNG.normal(0, 1, 7)
+    assert served.score(features, logits) == pytest.approx(fitted.score(features, logits))
+
+
+def test_the_shipped_artifact_serves_a_gate(model_dir):
+    from inference.predictor import Predictor
+
+    predictor = Predictor(load_artifact(model_dir))
+    assert predictor.gate is not None
+    assert set(predictor.gate.thresholds) >= {"ood_score", "luma_mean_min", "clipped_fraction_max", "blur_max"}
+    scores = predictor.predict_pixels(np.full((224, 224, 3), 255, np.uint8))
+    assert scores.gate.reason == "overexposed" and scores.pooled_features.shape == (1280,)
+
+
+def test_an_artifact_without_gate_statistics_is_refused(artifact_copy):
+    rewrite_manifest(artifact_copy, lambda manifest: manifest.pop("gate"))
+    with pytest.raises(ArtifactError, match="no photo gate"):
+        load_artifact(artifact_copy)
+
+
+def test_an_artifact_of_format_version_1_is_refused_with_the_command_that_gates_it(artifact_copy):
+    rewrite_manifest(artifact_copy, lambda manifest: manifest.update(format_version=1))
+    with pytest.raises(ArtifactError, match="no photo gate.*training.gate build"):
+        load_artifact(artifact_copy)
+
+
+def test_an_artifact_whose_gate_file_was_altered_is_refused(artifact_copy):
+    with (artifact_copy / "gate.npz").open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ArtifactError, match="gate.npz does not match"):
+        load_artifact(artifact_copy)
+
+
+# --- The case's risk ------------------------------------------------------------------------------
+def test_a_turned_back_photo_never_counts_toward_the_risk():
+    from inference.risk import HIGH, LOW, ImageResult, case_risk
+
+    thresholds = {"mel": 0.3, "bcc": 0.3, "akiec": 0.12}
+    cancer_like = {"akiec": 0.9, "bcc": 0.02, "bkl": 0.02, "df": 0.02, "mel": 0.02, "nv": 0.01, "vasc": 0.01}
+    benign = {"akiec": 0.01, "bcc": 0.01, "bkl": 0.02, "df": 0.01, "mel": 0.01, "nv": 0.93, "vasc": 0.01}
+
+    only_rejected = case_risk([ImageResult(1, cancer_like, turned_back="not_skin")], thresholds=thresholds)
+    assert only_rejected.level == "" and only_rejected.flagged == ()
+    assert "not read by the model: it does not look like skin" in only_rejected.summary
+    assert "add a new photo" in only_rejected.summary
+
+    mixed = case_risk(
+        [ImageResult(1, benign), ImageResult(2, cancer_like, turned_back="blurred")], thresholds=thresholds
+    )
+    assert mixed.level == LOW and mixed.flagged == ()
+    assert "Photo 2 was not read by the model: it looks out of focus" in mixed.summary
+    assert case_risk([ImageResult(1, cancer_like)], thresholds=thresholds).level == HIGH
