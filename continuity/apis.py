@@ -10,7 +10,6 @@ import datetime
 from collections import defaultdict
 
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
+from diagnosis.access import scoped_object_or_404
 from diagnosis.apis import ApiView
 from diagnosis.selectors import case_list_for, lesion_list_for, patient_list_for
 from triage.permissions import IsClinicalSubmitter
@@ -50,7 +50,7 @@ def _lesion_context(request: Request, lesions) -> dict:
 class PatientLesionListApi(ApiView):
     @extend_schema(summary="A patient's lesions", responses=LesionOutputSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        patient = get_object_or_404(patient_list_for(user=request.user), pk=pk)
+        patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
         lesions = lesion_list_for(user=request.user).filter(patient=patient).order_by("created_at", "pk")
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(lesions, request, view=self)
@@ -68,7 +68,7 @@ class PatientLesionListApi(ApiView):
 class LesionDetailApi(ApiView):
     @extend_schema(summary="A lesion with its cases in date order", responses=LesionDetailOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        lesion = get_object_or_404(lesion_list_for(user=request.user), pk=pk)
+        lesion = scoped_object_or_404(lesion_list_for(user=request.user), pk=pk, request=request)
         context = _lesion_context(request, [lesion])
         audit_record(
             actor=request.user,
@@ -136,7 +136,7 @@ class CaseLetterPdfApi(ApiView):
         responses={(200, "application/pdf"): OpenApiResponse(response=OpenApiTypes.BINARY)},
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         pdf = letter_pdf(case=case)
         audit_record(actor=request.user, action="case.letter_pdf", obj=case, request=request)
         response = HttpResponse(pdf, content_type="application/pdf")
@@ -157,7 +157,7 @@ class CaseFhirApi(ApiView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, pk: int) -> Response:
-        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         bundle = case_bundle(case=case, absolute=request.build_absolute_uri)
         audit_record(actor=request.user, action="case.fhir_export", obj=case, request=request)
         return Response(bundle)

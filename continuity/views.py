@@ -11,11 +11,12 @@ import datetime
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.services import audit_record
+from diagnosis.access import scoped_object_or_404
 from diagnosis.permissions import can_submit_clinical_records
 from diagnosis.selectors import case_list_for, lesion_list_for
 from diagnosis.views import private_no_store
@@ -33,7 +34,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def _lesion_and_cases(request: HttpRequest, pk: int):
-    lesion = get_object_or_404(lesion_list_for(user=request.user), pk=pk)
+    lesion = scoped_object_or_404(lesion_list_for(user=request.user), pk=pk, request=request)
     cases = list(case_list_for(user=request.user).filter(lesion=lesion).order_by("created_at", "pk"))
     return lesion, cases
 
@@ -125,6 +126,6 @@ def follow_up_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def case_letter(request: HttpRequest, pk: int) -> HttpResponse:
     """The referral letter as a printable page (A4 print stylesheet)."""
-    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     audit_record(actor=request.user, action="case.letter_view", obj=case, request=request)
     return render(request, "continuity/letter_document.html", letter_context(case=case, for_pdf=False))

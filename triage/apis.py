@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from django.db.models import Q
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -18,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
+from diagnosis.access import scoped_object_or_404
 from diagnosis.apis import ApiView
 from diagnosis.selectors import case_list_for
 from diagnosis.serializers import CaseOutputSerializer
@@ -47,8 +47,13 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def _conflict(exc: services.WorkflowConflict) -> Conflict:
-    return Conflict(str(exc))
+class TriageApiView(ApiView):
+    """A step the referral's state does not allow (services.WorkflowConflict) answers 409."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, services.WorkflowConflict):
+            exc = Conflict(str(exc))
+        return super().handle_exception(exc)
 
 
 CONFLICT = OpenApiResponse(description="The referral's state does not allow this (JSON detail says why).")
@@ -67,7 +72,7 @@ def flag(params, name: str) -> bool:
 
 
 # --- Clinic side ------------------------------------------------------------------------------
-class CaseReferralApi(ApiView):
+class CaseReferralApi(TriageApiView):
     permission_classes = [IsClinicalSubmitter]
 
     @extend_schema(
@@ -76,20 +81,15 @@ class CaseReferralApi(ApiView):
         responses={201: ReferralOutputSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
-        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         serializer = ReferralInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            referral = services.referral_create(
-                actor=request.user, case=case, request=request, **serializer.validated_data
-            )
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        referral = services.referral_create(actor=request.user, case=case, request=request, **serializer.validated_data)
         referral = referral_list_for(user=request.user).get(pk=referral.pk)
         return Response(ReferralOutputSerializer(referral, context={"request": request}).data, status=201)
 
 
-class CaseInformationApi(ApiView):
+class CaseInformationApi(TriageApiView):
     permission_classes = [IsClinicalSubmitter]
 
     @extend_schema(
@@ -98,19 +98,16 @@ class CaseInformationApi(ApiView):
         responses={201: InformationRequestOutputSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
-        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         serializer = InformationAnswerInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            answered = services.information_answer(
-                actor=request.user, case=case, request=request, **serializer.validated_data
-            )
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        answered = services.information_answer(
+            actor=request.user, case=case, request=request, **serializer.validated_data
+        )
         return Response(InformationRequestOutputSerializer(answered).data, status=201)
 
 
-class CaseAcknowledgeApi(ApiView):
+class CaseAcknowledgeApi(TriageApiView):
     permission_classes = [IsClinicalSubmitter]
 
     @extend_schema(
@@ -119,17 +116,14 @@ class CaseAcknowledgeApi(ApiView):
         responses={200: CaseOutputSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
-        case = get_object_or_404(case_list_for(user=request.user), pk=pk)
-        try:
-            services.case_acknowledge(actor=request.user, case=case, request=request)
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+        services.case_acknowledge(actor=request.user, case=case, request=request)
         case = case_list_for(user=request.user).get(pk=case.pk)
         return Response(CaseOutputSerializer(case, context={"request": request}).data)
 
 
 # --- Referrals --------------------------------------------------------------------------------
-class ReferralListApi(ApiView):
+class ReferralListApi(TriageApiView):
     pagination_class = PageNumberPagination  # so the schema documents the paginated answer
 
     @extend_schema(
@@ -201,7 +195,7 @@ def referral_filter(request, queue, everything):
 
 
 def _referral(request, pk: int) -> Referral:
-    return get_object_or_404(referral_list_for(user=request.user), pk=pk)
+    return scoped_object_or_404(referral_list_for(user=request.user), pk=pk, request=request)
 
 
 def _referral_response(request, referral: Referral, code: int = 200) -> Response:
@@ -209,7 +203,7 @@ def _referral_response(request, referral: Referral, code: int = 200) -> Response
     return Response(ReferralOutputSerializer(fresh, context={"request": request}).data, status=code)
 
 
-class ReferralDetailApi(ApiView):
+class ReferralDetailApi(TriageApiView):
     @extend_schema(responses=ReferralOutputSerializer)
     def get(self, request: Request, pk: int) -> Response:
         referral = _referral(request, pk)
@@ -217,7 +211,7 @@ class ReferralDetailApi(ApiView):
         return _referral_response(request, referral)
 
 
-class ReferralUrgencyApi(ApiView):
+class ReferralUrgencyApi(TriageApiView):
     @extend_schema(
         summary="Change a referral's urgency (only the referring clinic can lower an urgent one)",
         request=UrgencyInputSerializer,
@@ -227,16 +221,13 @@ class ReferralUrgencyApi(ApiView):
         referral = _referral(request, pk)
         serializer = UrgencyInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            services.referral_urgency_change(
-                actor=request.user, referral=referral, request=request, **serializer.validated_data
-            )
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        services.referral_urgency_change(
+            actor=request.user, referral=referral, request=request, **serializer.validated_data
+        )
         return _referral_response(request, referral)
 
 
-class ReferralClaimApi(ApiView):
+class ReferralClaimApi(TriageApiView):
     permission_classes = [IsSpecialist]
 
     @extend_schema(
@@ -246,14 +237,11 @@ class ReferralClaimApi(ApiView):
     )
     def post(self, request: Request, pk: int) -> Response:
         referral = _referral(request, pk)
-        try:
-            services.referral_claim(actor=request.user, referral=referral, request=request)
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        services.referral_claim(actor=request.user, referral=referral, request=request)
         return _referral_response(request, referral)
 
 
-class ReferralReleaseApi(ApiView):
+class ReferralReleaseApi(TriageApiView):
     permission_classes = [IsSpecialistOrAdministrator]
 
     @extend_schema(
@@ -263,14 +251,11 @@ class ReferralReleaseApi(ApiView):
     )
     def post(self, request: Request, pk: int) -> Response:
         referral = _referral(request, pk)
-        try:
-            services.referral_release(actor=request.user, referral=referral, request=request)
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        services.referral_release(actor=request.user, referral=referral, request=request)
         return _referral_response(request, referral)
 
 
-class ReferralReviewApi(ApiView):
+class ReferralReviewApi(TriageApiView):
     permission_classes = [IsSpecialist]
 
     @extend_schema(
@@ -282,16 +267,13 @@ class ReferralReviewApi(ApiView):
         referral = _referral(request, pk)
         serializer = ReviewInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            review = services.review_submit(
-                actor=request.user, referral=referral, request=request, **serializer.validated_data
-            )
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        review = services.review_submit(
+            actor=request.user, referral=referral, request=request, **serializer.validated_data
+        )
         return Response(ReviewWithNoteOutputSerializer(review, context={"request": request}).data, status=201)
 
 
-class ReferralInformationRequestApi(ApiView):
+class ReferralInformationRequestApi(TriageApiView):
     permission_classes = [IsSpecialist]
 
     @extend_schema(
@@ -303,17 +285,14 @@ class ReferralInformationRequestApi(ApiView):
         referral = _referral(request, pk)
         serializer = MessageInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            asked = services.information_request(
-                actor=request.user, referral=referral, request=request, **serializer.validated_data
-            )
-        except services.WorkflowConflict as exc:
-            raise _conflict(exc) from None
+        asked = services.information_request(
+            actor=request.user, referral=referral, request=request, **serializer.validated_data
+        )
         return Response(InformationRequestOutputSerializer(asked).data, status=201)
 
 
 # --- Notifications and metrics ----------------------------------------------------------------
-class NotificationListApi(ApiView):
+class NotificationListApi(TriageApiView):
     pagination_class = PageNumberPagination  # so the schema documents the paginated answer
 
     @extend_schema(
@@ -329,15 +308,15 @@ class NotificationListApi(ApiView):
         return paginator.get_paginated_response(NotificationOutputSerializer(page, many=True).data)
 
 
-class NotificationReadApi(ApiView):
+class NotificationReadApi(TriageApiView):
     @extend_schema(summary="Mark a notification read", request=None, responses=NotificationOutputSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        notification = get_object_or_404(notification_list_for(user=request.user), pk=pk)
+        notification = scoped_object_or_404(notification_list_for(user=request.user), pk=pk, request=request)
         services.notification_mark_read(actor=request.user, notification=notification)
         return Response(NotificationOutputSerializer(notification).data)
 
 
-class TriageMetricsApi(ApiView):
+class TriageMetricsApi(TriageApiView):
     permission_classes = [IsSpecialistOrAdministrator]
 
     @extend_schema(

@@ -249,13 +249,20 @@ def referral_claim(*, actor, referral: Referral, request: HttpRequest | None = N
     return _copy(referral, locked)
 
 
-def _unclaim(locked: Referral, *, actor, action: str, request: HttpRequest | None, to_status=Referral.Status.OPEN):
-    holder = locked.claimed_by_id
+def _claim_end(locked: Referral, *, to_status: str, **also) -> None:
+    """The referral leaves the holder's hands: a new status, no holder, no lease (and ``also``)."""
     locked.status = to_status
     locked.claimed_by = None
     locked.claimed_at = None
     locked.claim_expires_at = None
-    locked.save(update_fields=["status", "claimed_by", "claimed_at", "claim_expires_at", "updated_at"])
+    for field, value in also.items():
+        setattr(locked, field, value)
+    locked.save(update_fields=["status", "claimed_by", "claimed_at", "claim_expires_at", *also, "updated_at"])
+
+
+def _unclaim(locked: Referral, *, actor, action: str, request: HttpRequest | None, to_status=Referral.Status.OPEN):
+    holder = locked.claimed_by_id
+    _claim_end(locked, to_status=to_status)
     if locked.case.status == Case.Status.UNDER_REVIEW and to_status == Referral.Status.OPEN:
         case_transition(case=locked.case, to_status=Case.Status.REFERRED, actor=actor, request=request)
     audit_record(
@@ -369,14 +376,7 @@ def review_submit(
         now = timezone.now()
         if not correcting:
             old_status = locked.status
-            locked.status = Referral.Status.REVIEWED
-            locked.claimed_by = None
-            locked.claimed_at = None
-            locked.claim_expires_at = None
-            locked.reviewed_at = now
-            locked.save(
-                update_fields=["status", "claimed_by", "claimed_at", "claim_expires_at", "reviewed_at", "updated_at"]
-            )
+            _claim_end(locked, to_status=Referral.Status.REVIEWED, reviewed_at=now)
             case_transition(case=locked.case, to_status=Case.Status.REVIEWED, actor=actor, request=request)
         audit_record(
             actor=actor,
@@ -422,11 +422,7 @@ def information_request(*, actor, referral: Referral, message: str, request: Htt
     with transaction.atomic():
         locked = _hold(actor, referral)
         asked = InformationRequest.objects.create(referral=locked, requested_by=actor, message=message[:4000])
-        locked.status = Referral.Status.INFORMATION_REQUESTED
-        locked.claimed_by = None
-        locked.claimed_at = None
-        locked.claim_expires_at = None
-        locked.save(update_fields=["status", "claimed_by", "claimed_at", "claim_expires_at", "updated_at"])
+        _claim_end(locked, to_status=Referral.Status.INFORMATION_REQUESTED)
         case_transition(case=locked.case, to_status=Case.Status.INFORMATION_REQUESTED, actor=actor, request=request)
         audit_record(
             actor=actor,

@@ -11,13 +11,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Clinic
 from accounts.services import audit_record
+from diagnosis.access import scoped_object_or_404
 from diagnosis.selectors import case_list_for
 from diagnosis.views import private_no_store, result_context
 from inference.preprocessing import CLASS_NAMES, MALIGNANT_CLASSES
@@ -152,7 +153,7 @@ def _without_page(request: HttpRequest) -> str:
 @login_required
 @require_GET
 def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    referral = get_object_or_404(referral_list_for(user=request.user), pk=pk)
+    referral = scoped_object_or_404(referral_list_for(user=request.user), pk=pk, request=request)
     audit_record(actor=request.user, action="referral.view", obj=referral, request=request)
     return _review_page(request, referral)
 
@@ -200,7 +201,7 @@ def _workflow_errors(request, exc: Exception) -> None:
 
 
 def _serving_referral(request, pk: int) -> Referral:
-    referral = get_object_or_404(referral_list_for(user=request.user), pk=pk)
+    referral = scoped_object_or_404(referral_list_for(user=request.user), pk=pk, request=request)
     if not services.can_review(request.user, referral) and not request.user.is_administrator:
         raise PermissionDenied("Only specialists serving the referring clinic can do this.")
     return referral
@@ -277,7 +278,7 @@ def information_request_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def referral_urgency_view(request: HttpRequest, pk: int) -> HttpResponse:
-    referral = get_object_or_404(referral_list_for(user=request.user), pk=pk)
+    referral = scoped_object_or_404(referral_list_for(user=request.user), pk=pk, request=request)
     form = UrgencyForm(request.POST)
     if form.is_valid():
         try:
@@ -305,7 +306,7 @@ def _back(request, view_name: str, pk: int):
 @login_required
 @require_POST
 def case_refer_view(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     form = ReferralForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose the urgency and say why you are referring the case.")
@@ -323,7 +324,7 @@ def case_refer_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def information_answer_view(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     form = InformationAnswerForm(request.POST, request.FILES)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
@@ -350,7 +351,7 @@ def information_answer_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def case_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_object_or_404(case_list_for(user=request.user), pk=pk)
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     try:
         services.case_acknowledge(actor=request.user, case=case, request=request)
     except (services.WorkflowConflict, ValidationError) as exc:
@@ -375,7 +376,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def notification_read_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark read, then open what it is about (the "Open" button)."""
-    notification = get_object_or_404(notification_list_for(user=request.user), pk=pk)
+    notification = scoped_object_or_404(notification_list_for(user=request.user), pk=pk, request=request)
     services.notification_mark_read(actor=request.user, notification=notification)
     if request.POST.get("open") and notification.url.startswith("/"):
         return redirect(notification.url)
