@@ -42,9 +42,17 @@ def attempted_username(request, credentials: dict | None = None) -> str:
     return normalised_username(value)
 
 
+UNKNOWN_ADDRESS = "0.0.0.0"
+
+
 def attempted_address(request) -> str:
-    """AXES_CLIENT_IP_CALLABLE: the client address as the audit log records it."""
-    return client_ip(getattr(request, "_request", request)) or "unknown"
+    """AXES_CLIENT_IP_CALLABLE: the client address as the audit log records it.
+
+    A request without a usable address (a misconfigured proxy, a test client) counts under the
+    unspecified address 0.0.0.0: axes stores it in an address column, which PostgreSQL refuses
+    anything but an address in.
+    """
+    return client_ip(getattr(request, "_request", request)) or UNKNOWN_ADDRESS
 
 
 def lockout_minutes() -> int:
