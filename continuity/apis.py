@@ -15,13 +15,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
-from diagnosis.apis import ApiView
+from diagnosis.apis import ApiView, Pages
 from diagnosis.selectors import case_list_for, lesion_list_for, patient_list_for
 from triage.permissions import IsClinicalSubmitter
 
@@ -48,11 +47,13 @@ def _lesion_context(request: Request, lesions) -> dict:
 
 
 class PatientLesionListApi(ApiView):
+    pagination_class = Pages  # so the schema documents the paginated answer
+
     @extend_schema(summary="A patient's lesions", responses=LesionOutputSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
         patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
         lesions = lesion_list_for(user=request.user).filter(patient=patient).order_by("created_at", "pk")
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(lesions, request, view=self)
         audit_record(
             actor=request.user,
@@ -81,6 +82,7 @@ class LesionDetailApi(ApiView):
 
 
 class FollowUpListApi(ApiView):
+    pagination_class = Pages  # so the schema documents the paginated answer
     permission_classes = [IsClinicalSubmitter]
 
     @extend_schema(
@@ -106,7 +108,7 @@ class FollowUpListApi(ApiView):
                 follow_ups = follow_ups.filter(due_on__lte=datetime.date.fromisoformat(due_before[:10]))
             except ValueError:
                 raise exceptions.ValidationError({"due_before": ["A date as YYYY-MM-DD."]}) from None
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(follow_ups, request, view=self)
         audit_record(
             actor=request.user,

@@ -12,13 +12,12 @@ from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
-from diagnosis.apis import ApiView
+from diagnosis.apis import ApiView, Pages
 from diagnosis.selectors import case_list_for
 from diagnosis.serializers import CaseOutputSerializer
 
@@ -124,7 +123,7 @@ class CaseAcknowledgeApi(TriageApiView):
 
 # --- Referrals --------------------------------------------------------------------------------
 class ReferralListApi(TriageApiView):
-    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+    pagination_class = Pages  # so the schema documents the paginated answer
 
     @extend_schema(
         summary="Referrals of the clinics the user serves (specialists) or works in (clinic staff)",
@@ -146,7 +145,7 @@ class ReferralListApi(TriageApiView):
         referrals = referral_filter(
             request, referral_queue_for(user=request.user), referral_list_for(user=request.user)
         )
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(referrals, request, view=self)
         audit_record(
             actor=request.user,
@@ -293,7 +292,7 @@ class ReferralInformationRequestApi(TriageApiView):
 
 # --- Notifications and metrics ----------------------------------------------------------------
 class NotificationListApi(TriageApiView):
-    pagination_class = PageNumberPagination  # so the schema documents the paginated answer
+    pagination_class = Pages  # so the schema documents the paginated answer
 
     @extend_schema(
         parameters=[OpenApiParameter("unread", bool, description="Only unread notifications")],
@@ -303,7 +302,7 @@ class NotificationListApi(TriageApiView):
         notifications = notification_list_for(user=request.user)
         if flag(request.query_params, "unread"):
             notifications = notifications.filter(read_at__isnull=True)
-        paginator = PageNumberPagination()
+        paginator = Pages()
         page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response(NotificationOutputSerializer(page, many=True).data)
 
