@@ -103,9 +103,9 @@ class FollowUpListApi(ApiView):
             follow_ups = follow_ups.filter(due_on__gte=today)
         elif overdue:
             raise exceptions.ValidationError({"overdue": ["Must be true or false."]})
-        if due_before := request.query_params.get("due_before"):
+        if (due_before := request.query_params.get("due_before")) is not None:
             try:
-                follow_ups = follow_ups.filter(due_on__lte=datetime.date.fromisoformat(due_before[:10]))
+                follow_ups = follow_ups.filter(due_on__lte=datetime.date.fromisoformat(due_before))
             except ValueError:
                 raise exceptions.ValidationError({"due_before": ["A date as YYYY-MM-DD."]}) from None
         paginator = Pages()
