@@ -25,7 +25,7 @@ from diagnosis.selectors import case_list_for, lesion_list_for, patient_list_for
 from triage.permissions import IsClinicalSubmitter
 
 from .fhir import case_bundle
-from .letter import letter_pdf
+from .letter import LetterUnavailable, letter_pdf
 from .models import FollowUp
 from .selectors import follow_up_list_for
 from .serializers import FollowUpOutputSerializer, LesionDetailOutputSerializer, LesionOutputSerializer
@@ -129,17 +129,29 @@ class _AnyAccept(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+class LetterServiceUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The PDF of the letter cannot be made on this server now."
+    default_code = "letter_unavailable"
+
+
 class CaseLetterPdfApi(ApiView):
     content_negotiation_class = _AnyAccept
 
     @extend_schema(
         summary="The referral letter of a case as PDF",
         description="Rendered on demand and never stored; access-checked and audited like the case.",
-        responses={(200, "application/pdf"): OpenApiResponse(response=OpenApiTypes.BINARY)},
+        responses={
+            (200, "application/pdf"): OpenApiResponse(response=OpenApiTypes.BINARY),
+            503: OpenApiResponse(description="The PDF renderer cannot run on this server now."),
+        },
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
-        pdf = letter_pdf(case=case)
+        try:
+            pdf = letter_pdf(case=case)
+        except LetterUnavailable as exc:
+            raise LetterServiceUnavailable(str(exc)) from None
         audit_record(actor=request.user, action="case.letter_pdf", obj=case, request=request)
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="case-{case.pk}-letter.pdf"'

@@ -114,6 +114,10 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
     }
 
 
+class LetterUnavailable(RuntimeError):
+    """The PDF renderer cannot run here (WeasyPrint or the Pango library it needs is missing)."""
+
+
 def _weasyprint():
     """Import WeasyPrint without letting it loosen Pillow for the whole process.
 
@@ -128,6 +132,11 @@ def _weasyprint():
     try:
         import weasyprint
         from weasyprint.urls import URLFetcher
+    except (ImportError, OSError) as exc:  # OSError: a system library (Pango) is missing
+        logger.error("the PDF renderer cannot be loaded: %s", exc)
+        raise LetterUnavailable(
+            "The PDF of the letter cannot be made on this server now; the printable letter page works."
+        ) from exc
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
     return weasyprint.CSS, weasyprint.HTML, URLFetcher

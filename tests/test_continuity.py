@@ -309,6 +309,21 @@ def test_the_letter_pdf_of_a_reviewed_case_holds_the_patient_and_the_answer(
     assert client_for(other_staff).get(f"/api/v1/cases/{case.pk}/letter.pdf").status_code == 404
 
 
+def test_a_server_without_the_pdf_renderer_answers_503_not_500(patient, staff, client_for, monkeypatch):
+    from continuity import letter
+
+    def missing():
+        raise letter.LetterUnavailable("The PDF of the letter cannot be made on this server now.")
+
+    monkeypatch.setattr(letter, "_weasyprint", missing)
+    case = CaseFactory(patient=patient, submitted_by=staff)
+
+    response = client_for(staff).get(f"/api/v1/cases/{case.pk}/letter.pdf")
+
+    assert response.status_code == 503
+    assert "cannot be made" in response.json()["detail"]
+
+
 def test_rendering_a_letter_leaves_truncated_photos_refused(patient, staff):
     """WeasyPrint loosens Pillow's truncated-image rule when imported; the letter puts it back."""
     from PIL import ImageFile
