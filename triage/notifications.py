@@ -37,11 +37,7 @@ def notify(*, recipients, kind: str, case: Case, title: str, body: str = "", url
             for user in recipients
         ]
     )
-    ids = [row.pk for row in rows if row.pk is not None]
-    if not ids:  # backends that do not return ids from bulk_create
-        ids = list(
-            Notification.objects.filter(case=case, kind=kind, emailed_at__isnull=True).values_list("pk", flat=True)
-        )
+    ids = [row.pk for row in rows]  # PostgreSQL and SQLite both return the new rows' ids
     transaction.on_commit(lambda: _enqueue_emails(ids), robust=True)
     return rows
 

@@ -149,9 +149,9 @@ def referral_create(*, actor, case: Case, urgency: str, reason: str, request: Ht
         raise ValidationError({"reason": "Say why you are referring this case."})
     with transaction.atomic():
         current = Case.objects.select_for_update().get(pk=case.pk)
-        if Referral.objects.filter(case=current).exists() or current.status not in REFERABLE:
-            if Referral.objects.filter(case=current).exists() or current.referred_at is not None:
-                raise WorkflowConflict("This case is already referred.")
+        if current.referred_at is not None or Referral.objects.filter(case=current).exists():
+            raise WorkflowConflict("This case is already referred.")
+        if current.status not in REFERABLE:
             raise ValidationError(
                 {"status": f"A case that is {current.get_status_display().lower()} cannot be referred."},
                 code="invalid_transition",

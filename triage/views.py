@@ -193,6 +193,17 @@ def _review_page(request, referral, *, review_form=None, information_form=None, 
     return render(request, "triage/referral_detail.html", context, status=status)
 
 
+def _attempt(request, step, success: str) -> bool:
+    """Run one workflow step; its refusal or its success is the message on the next page."""
+    try:
+        step()
+    except (services.WorkflowConflict, ValidationError) as exc:
+        _workflow_errors(request, exc)
+        return False
+    messages.success(request, success)
+    return True
+
+
 def _workflow_errors(request, exc: Exception) -> None:
     if isinstance(exc, ValidationError):
         messages.error(request, " ".join(exc.messages))
@@ -212,12 +223,11 @@ def _serving_referral(request, pk: int) -> Referral:
 @require_POST
 def referral_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _serving_referral(request, pk)
-    try:
-        services.referral_claim(actor=request.user, referral=referral, request=request)
-    except (services.WorkflowConflict, ValidationError) as exc:
-        _workflow_errors(request, exc)
-    else:
-        messages.success(request, "You hold this referral. Write your answer, or release it for a colleague.")
+    _attempt(
+        request,
+        lambda: services.referral_claim(actor=request.user, referral=referral, request=request),
+        "You hold this referral. Write your answer, or release it for a colleague.",
+    )
     return redirect("triage:referral-detail", pk=referral.pk)
 
 
@@ -226,12 +236,11 @@ def referral_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def referral_release_view(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _serving_referral(request, pk)
-    try:
-        services.referral_release(actor=request.user, referral=referral, request=request)
-    except (services.WorkflowConflict, ValidationError) as exc:
-        _workflow_errors(request, exc)
-    else:
-        messages.success(request, "The referral is back in the queue.")
+    _attempt(
+        request,
+        lambda: services.referral_release(actor=request.user, referral=referral, request=request),
+        "The referral is back in the queue.",
+    )
     return redirect("triage:referral-queue")
 
 
@@ -265,13 +274,14 @@ def information_request_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = InformationRequestForm(request.POST)
     if not form.is_valid():
         return _review_page(request, referral, information_form=form, status=400)
-    try:
-        services.information_request(actor=request.user, referral=referral, request=request, **form.cleaned_data)
-    except (services.WorkflowConflict, ValidationError) as exc:
-        _workflow_errors(request, exc)
-        return redirect("triage:referral-detail", pk=referral.pk)
-    messages.success(request, "Your question is sent to the clinic; the referral keeps its place in the queue.")
-    return redirect("triage:referral-queue")
+    asked = _attempt(
+        request,
+        lambda: services.information_request(
+            actor=request.user, referral=referral, request=request, **form.cleaned_data
+        ),
+        "Your question is sent to the clinic; the referral keeps its place in the queue.",
+    )
+    return redirect("triage:referral-queue") if asked else redirect("triage:referral-detail", pk=referral.pk)
 
 
 @private_no_store
@@ -281,14 +291,13 @@ def referral_urgency_view(request: HttpRequest, pk: int) -> HttpResponse:
     referral = scoped_object_or_404(referral_list_for(user=request.user), pk=pk, request=request)
     form = UrgencyForm(request.POST)
     if form.is_valid():
-        try:
-            services.referral_urgency_change(
+        _attempt(
+            request,
+            lambda: services.referral_urgency_change(
                 actor=request.user, referral=referral, request=request, **form.cleaned_data
-            )
-        except (services.WorkflowConflict, ValidationError) as exc:
-            _workflow_errors(request, exc)
-        else:
-            messages.success(request, "The urgency is changed.")
+            ),
+            "The urgency is changed.",
+        )
     return redirect(_back(request, "web:case-detail", referral.case_id))
 
 
@@ -311,12 +320,11 @@ def case_refer_view(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose the urgency and say why you are referring the case.")
         return redirect("web:case-detail", pk=case.pk)
-    try:
-        services.referral_create(actor=request.user, case=case, request=request, **form.cleaned_data)
-    except (services.WorkflowConflict, ValidationError) as exc:
-        _workflow_errors(request, exc)
-    else:
-        messages.success(request, "The case is referred; the specialists serving your clinic are told.")
+    _attempt(
+        request,
+        lambda: services.referral_create(actor=request.user, case=case, request=request, **form.cleaned_data),
+        "The case is referred; the specialists serving your clinic are told.",
+    )
     return redirect("web:case-detail", pk=case.pk)
 
 
@@ -331,19 +339,18 @@ def information_answer_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("web:case-detail", pk=case.pk)
     images = form.cleaned_data["images"]
     kinds = [form.cleaned_data.get("image_kind") or "close_up"] * len(images)
-    try:
-        services.information_answer(
+    _attempt(
+        request,
+        lambda: services.information_answer(
             actor=request.user,
             case=case,
             message=form.cleaned_data["message"],
             images=images,
             image_kinds=kinds,
             request=request,
-        )
-    except (services.WorkflowConflict, ValidationError) as exc:
-        _workflow_errors(request, exc)
-    else:
-        messages.success(request, "Your answer is sent; the referral is back in the specialists' queue.")
+        ),
+        "Your answer is sent; the referral is back in the specialists' queue.",
+    )
     return redirect("web:case-detail", pk=case.pk)
 
 
@@ -352,12 +359,11 @@ def information_answer_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def case_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
-    try:
-        services.case_acknowledge(actor=request.user, case=case, request=request)
-    except (services.WorkflowConflict, ValidationError) as exc:
-        _workflow_errors(request, exc)
-    else:
-        messages.success(request, "The answer is acknowledged and the case is closed.")
+    _attempt(
+        request,
+        lambda: services.case_acknowledge(actor=request.user, case=case, request=request),
+        "The answer is acknowledged and the case is closed.",
+    )
     return redirect("web:case-detail", pk=case.pk)
 
 
