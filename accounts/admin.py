@@ -30,11 +30,11 @@ class UserAdmin(DjangoUserAdmin):
     filter_horizontal = ("clinics", "groups", "user_permissions")
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Skin Portal", {"fields": ("role", "clinics")}),
+        ("Skin Portal", {"fields": ("role", "clinics", "language")}),
     )
     add_fieldsets = (
         *DjangoUserAdmin.add_fieldsets,
-        ("Skin Portal", {"fields": ("role", "clinics")}),
+        ("Skin Portal", {"fields": ("role", "clinics", "language")}),
     )
     actions = ("deactivate",)
 

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Clinic(models.Model):
@@ -44,6 +45,14 @@ class User(AbstractUser):
         blank=True,
         related_name="members",
         help_text="Clinic staff: the clinics they work in. Specialists: the clinics whose referrals they serve.",
+    )
+
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_("The language of the user's pages, emails and notifications. Blank: the browser's."),
     )
 
     @property

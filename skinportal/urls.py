@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.forms import ThrottledAdminAuthenticationForm
+from accounts.language import set_language
 from accounts.views import LoginView, PasswordChangeView
 
 from . import health, offline, readiness
@@ -19,6 +20,7 @@ urlpatterns = [
     path("sw.js", offline.service_worker, name="service-worker"),
     path("admin/", admin.site.urls),
     path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/language/", set_language, name="set-language"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_change/",

@@ -44,9 +44,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page language: the language cookie, else the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in user's own language wins over the cookie and the browser (accounts/language.py).
+    "accounts.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -166,6 +170,14 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # --- Internationalisation --------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
+# The languages the portal is written in, complete: pages, forms, messages, emails,
+# notifications, the risk summary and the letter (catalogues in locale/).
+LANGUAGES = [
+    ("en-gb", "English"),
+    ("fr", "Français"),
+    ("pt", "Português"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
