@@ -71,14 +71,30 @@ def box_filter(array: np.ndarray, size: int, axis: int) -> np.ndarray:
     return (total[:, size:] - total[:, :-size]) / size
 
 
-def blur_effect(luma: np.ndarray, size: int = BLUR_FILTER) -> float:
+def _box_filter_steps(luma: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """``np.diff(box_filter(luma, size, axis), axis=axis)`` without the running sum.
+
+    Moving the window by one pixel adds the value entering it and drops the one leaving, so
+    each step of the box-filtered image is (entering - leaving) / size of the edge-padded one.
+    """
+    pad = [(size // 2 + 1, size // 2) if ax == axis else (0, 0) for ax in range(2)]
+    padded = np.pad(luma, pad, mode="edge")
+    if axis == 0:
+        return (padded[size + 1 :] - padded[1:-size]) / size
+    return (padded[:, size + 1 :] - padded[:, 1:-size]) / size
+
+
+def _steps(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute differences between neighbouring values, along axis 0 and along axis 1."""
+    return np.abs(np.diff(luma, axis=0)), np.abs(np.diff(luma, axis=1))
+
+
+def blur_effect(luma: np.ndarray, size: int = BLUR_FILTER, steps=None) -> float:
     """Crete et al. 2007: 0 for a sharp image, towards 1 for a blurred one (the larger of both axes)."""
     luma = np.asarray(luma, dtype=np.float64)
     values = []
-    for axis in (0, 1):
-        reblurred = box_filter(luma, size, axis)
-        d_image = np.abs(np.diff(luma, axis=axis))
-        d_reblurred = np.abs(np.diff(reblurred, axis=axis))
+    for axis, d_image in enumerate(steps if steps is not None else _steps(luma)):
+        d_reblurred = np.abs(_box_filter_steps(luma, size, axis))
         variation = d_image.sum()
         kept = np.maximum(0.0, d_image - d_reblurred).sum()
         if variation > 0:  # an axis along which nothing changes says nothing about focus
@@ -86,23 +102,24 @@ def blur_effect(luma: np.ndarray, size: int = BLUR_FILTER) -> float:
     return float(max(values)) if values else 1.0
 
 
-def detail(luma: np.ndarray) -> float:
+def detail(luma: np.ndarray, steps=None) -> float:
     """Mean absolute difference between neighbouring values of a 2-D array, both axes."""
-    luma = np.asarray(luma, dtype=np.float64)
-    return float((np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean()) / 2)
+    down, across = steps if steps is not None else _steps(np.asarray(luma, dtype=np.float64))
+    return float((down.mean() + across.mean()) / 2)
 
 
 def measure(pixels: np.ndarray) -> Quality:
     """The quality measures of one (H, W, 3) uint8 image."""
     pixels = np.asarray(pixels)
     luma = luminance(pixels)
-    centre = central(luma)
+    centre = central(luma).astype(np.float64)
+    steps = _steps(centre)  # shared by the blur and detail measures
     return Quality(
         luma_mean=float(luma.mean()),
         dark_fraction=float((luma < DARK_LEVEL).mean()),
         clipped_fraction=float(
             (np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) >= CLIP_LEVEL).mean()
         ),
-        blur=blur_effect(centre),
-        detail=detail(centre),
+        blur=blur_effect(centre, steps=steps),
+        detail=detail(centre, steps=steps),
     )
