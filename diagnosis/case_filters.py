@@ -10,6 +10,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from . import extensions
 from .analysis import CASE_AWAITING_RESULT
 from .models import Case
 
@@ -56,6 +57,16 @@ class CaseFilterForm(forms.Form):
     )
     submitted_to = forms.DateField(label=_("to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Filters added by the apps built on diagnosis (triage: the referral's urgency).
+        for name, (field, _apply) in extensions.CASE_LIST_FILTERS.items():
+            self.fields[name] = field()
+
+    def added_fields(self):
+        """The bound fields of the filters other apps added, for the template."""
+        return [self[name] for name in extensions.CASE_LIST_FILTERS if name in self.fields]
+
     def clean(self):
         data = super().clean()
         start, end = data.get("submitted_from"), data.get("submitted_to")
@@ -86,4 +97,7 @@ def case_list_filter(cases: QuerySet[Case], form: CaseFilterForm) -> QuerySet[Ca
         cases = cases.filter(created_at__date__gte=start)
     if end := data.get("submitted_to"):
         cases = cases.filter(created_at__date__lte=end)
+    for name, (_field, apply) in extensions.CASE_LIST_FILTERS.items():
+        if value := data.get(name):
+            cases = apply(cases, value)
     return cases

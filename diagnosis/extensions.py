@@ -48,3 +48,12 @@ PATIENT_PAGE_PANELS: list[Callable[[HttpRequest, object], str]] = []
 def patient_page_panel_register(render: Callable[[HttpRequest, object], str]) -> None:
     if render not in PATIENT_PAGE_PANELS:
         PATIENT_PAGE_PANELS.append(render)
+
+
+# name -> (a function returning a fresh form field, a function (cases, value) -> cases): extra
+# filters of the case list (the referral's urgency), added to its form after the built-in ones
+CASE_LIST_FILTERS: dict[str, tuple[Callable[[], object], Callable[[object, object], object]]] = {}
+
+
+def case_list_filter_register(name: str, field: Callable[[], object], apply: Callable[[object, object], object]) -> None:
+    CASE_LIST_FILTERS[name] = (field, apply)

@@ -94,6 +94,26 @@ def test_the_dashboard_links_to_all_cases_beyond_the_recent_twenty(clinic_a, sta
     assert 'href="/cases/"' in page and "All 21 cases" in page
 
 
+def test_the_urgency_filter_finds_referrals_by_their_urgency(clinic_a, staff, web_client):
+    from triage import services
+
+    def referred(urgency):
+        case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), referred=True)
+        services._referral_row_create(case=case, source="model", urgency=urgency, reason="", referred_by=None, request=None)
+        return case
+
+    urgent, routine = referred("urgent"), referred("routine")
+    never = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSED)
+    client = web_client(staff)
+
+    page = client.get(URL + "?urgency=urgent")
+    assert page.status_code == 200 and _ids(page) == {urgent.pk}
+    assert 'name="urgency"' in page.content.decode()
+    assert _ids(client.get(URL + "?urgency=routine")) == {routine.pk}
+    assert _ids(client.get(URL)) == {urgent.pk, routine.pk, never.pk}
+    assert client.get(URL + "?urgency=soon").status_code == 400
+
+
 @pytest.mark.parametrize(
     "query", ["?status=nonsense", "?submitted_from=2026-02-30", "?submitted_from=2026-03-02&submitted_to=2026-03-01"]
 )
