@@ -51,6 +51,8 @@ class User(AbstractUser):
         _("language"),
         max_length=10,
         blank=True,
+        default="",
+        db_default="",  # rows written by code that predates the field get no language
         choices=settings.LANGUAGES,
         help_text=_("The language of the user's pages, emails and notifications. Blank: the browser's."),
     )

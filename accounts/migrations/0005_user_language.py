@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='user',
             name='language',
-            field=models.CharField(blank=True, choices=[('en-gb', 'English'), ('fr', 'Français'), ('pt', 'Português')], help_text="The language of the user's pages, emails and notifications. Blank: the browser's.", max_length=10, verbose_name='language'),
+            field=models.CharField(blank=True, db_default='', default='', choices=[('en-gb', 'English'), ('fr', 'Français'), ('pt', 'Português')], help_text="The language of the user's pages, emails and notifications. Blank: the browser's.", max_length=10, verbose_name='language'),
         ),
     ]
