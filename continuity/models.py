@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from diagnosis.models import Case, Lesion
 from triage.models import Review
@@ -14,9 +15,9 @@ class FollowUp(models.Model):
     """When a monitored lesion is due to be photographed again; a new case on the lesion completes it."""
 
     class Status(models.TextChoices):
-        DUE = "due", "Due"
-        COMPLETED = "completed", "Completed by a new case"
-        CANCELLED = "cancelled", "Replaced by a later answer"
+        DUE = "due", _("Due")
+        COMPLETED = "completed", _("Completed by a new case")
+        CANCELLED = "cancelled", _("Replaced by a later answer")
 
     lesion = models.ForeignKey(Lesion, on_delete=models.PROTECT, related_name="follow_ups")
     review = models.OneToOneField(Review, on_delete=models.PROTECT, related_name="follow_up")

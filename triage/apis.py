@@ -10,6 +10,7 @@ import re
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -42,7 +43,7 @@ from .serializers import (
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "The referral is not in a state that allows this."
+    default_detail = _("The referral is not in a state that allows this.")
     default_code = "conflict"
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import formats
+from django.utils.dateparse import parse_date
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Clinic
 from diagnosis.models import Case
@@ -15,19 +19,19 @@ class Referral(models.Model):
     """A case sent to the specialists serving its clinic; one per case."""
 
     class Urgency(models.TextChoices):
-        ROUTINE = "routine", "Routine"
-        URGENT = "urgent", "Urgent (suspected cancer)"
+        ROUTINE = "routine", _("Routine")
+        URGENT = "urgent", _("Urgent (suspected cancer)")
 
     class Source(models.TextChoices):
-        MODEL = "model", "The model's result"
-        CHECKLIST = "checklist", "The 7-point checklist"
-        CLINIC = "clinic", "The clinic"
+        MODEL = "model", _("The model's result")
+        CHECKLIST = "checklist", _("The 7-point checklist")
+        CLINIC = "clinic", _("The clinic")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Waiting for a specialist"
-        CLAIMED = "claimed", "Being reviewed"
-        INFORMATION_REQUESTED = "information_requested", "Waiting for the clinic's answer"
-        REVIEWED = "reviewed", "Answered"
+        OPEN = "open", _("Waiting for a specialist")
+        CLAIMED = "claimed", _("Being reviewed")
+        INFORMATION_REQUESTED = "information_requested", _("Waiting for the clinic's answer")
+        REVIEWED = "reviewed", _("Answered")
 
     case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="referral")
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="referrals")
@@ -76,23 +80,25 @@ class Review(models.Model):
     """A specialist's answer. Final: a correction is a new review that supersedes it; both are kept."""
 
     class Diagnosis(models.TextChoices):
-        AKIEC = "akiec", CLASS_NAMES["akiec"]
-        BCC = "bcc", CLASS_NAMES["bcc"]
-        BKL = "bkl", CLASS_NAMES["bkl"]
-        DF = "df", CLASS_NAMES["df"]
-        MEL = "mel", CLASS_NAMES["mel"]
-        NV = "nv", CLASS_NAMES["nv"]
-        VASC = "vasc", CLASS_NAMES["vasc"]
-        SCC = "scc", "Squamous cell carcinoma"
-        OTHER = "other", "Other (described)"
+        # The model's classes, named as in inference.preprocessing.CLASS_NAMES
+        # (tests/test_i18n_referral_pages.py checks that they match).
+        AKIEC = "akiec", _("Actinic keratosis / intraepithelial carcinoma")
+        BCC = "bcc", _("Basal cell carcinoma")
+        BKL = "bkl", _("Benign keratosis-like lesion")
+        DF = "df", _("Dermatofibroma")
+        MEL = "mel", _("Melanoma")
+        NV = "nv", _("Melanocytic nevus")
+        VASC = "vasc", _("Vascular lesion")
+        SCC = "scc", _("Squamous cell carcinoma")
+        OTHER = "other", _("Other (described)")
 
     class Outcome(models.TextChoices):
-        DISCHARGE = "discharge", "Discharge: reassure the patient"
-        CLINIC_MANAGES = "clinic_manages", "The clinic manages it, with the advice given"
-        MONITOR = "monitor", "Monitor: photograph it again later"
-        ROUTINE_APPOINTMENT = "routine_appointment", "Routine dermatology appointment"
-        URGENT_APPOINTMENT = "urgent_appointment", "Urgent dermatology appointment"
-        BIOPSY = "biopsy", "Excision or biopsy"
+        DISCHARGE = "discharge", _("Discharge: reassure the patient")
+        CLINIC_MANAGES = "clinic_manages", _("The clinic manages it, with the advice given")
+        MONITOR = "monitor", _("Monitor: photograph it again later")
+        ROUTINE_APPOINTMENT = "routine_appointment", _("Routine dermatology appointment")
+        URGENT_APPOINTMENT = "urgent_appointment", _("Urgent dermatology appointment")
+        BIOPSY = "biopsy", _("Excision or biopsy")
 
     referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews_written")
@@ -130,7 +136,7 @@ class Review(models.Model):
 
     @property
     def model_top_class_name(self) -> str:
-        return CLASS_NAMES.get(self.model_top_class, self.model_top_class)
+        return class_name(self.model_top_class)
 
     @property
     def diagnosis_label(self) -> str:
@@ -142,6 +148,11 @@ class Review(models.Model):
 
 # The seven model classes and the specialists' extra answers, in the order the agreement table shows.
 DIAGNOSIS_ORDER = (*CLASSES, "scc", "other")
+
+
+def class_name(code: str) -> str:
+    """A model class's (or a specialist's diagnosis's) name in the active language; unknown codes as they are."""
+    return str(Review.Diagnosis(code).label) if code in Review.Diagnosis.values else code
 
 
 class InformationRequest(models.Model):
@@ -166,20 +177,28 @@ class InformationRequest(models.Model):
 
 
 class Notification(models.Model):
-    """Something a user should know about: shown in the portal and sent by email (notifications queue)."""
+    """Something a user should know about: shown in the portal and sent by email (notifications queue).
+
+    ``params`` holds the facts the sentence needs (case number, clinic, urgency...), so the title
+    and body are written at display time in the reader's language (:meth:`texts`); ``title`` and
+    ``body`` keep the site-language wording, read as they are for rows made before ``params``.
+    """
 
     class Kind(models.TextChoices):
-        REFERRAL_NEW = "referral_new", "New referral"
-        REFERRAL_RETURNED = "referral_returned", "Referral back with more information"
-        REVIEW = "review", "Specialist's answer"
-        INFORMATION_REQUESTED = "information_requested", "Specialist asks for more information"
-        FOLLOW_UP_DUE = "follow_up_due", "A lesion is due to be photographed again"
+        REFERRAL_NEW = "referral_new", _("New referral")
+        REFERRAL_RETURNED = "referral_returned", _("Referral back with more information")
+        REVIEW = "review", _("Specialist's answer")
+        INFORMATION_REQUESTED = "information_requested", _("Specialist asks for more information")
+        FOLLOW_UP_DUE = "follow_up_due", _("A lesion is due to be photographed again")
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
+    params = models.JSONField(
+        _("facts"), default=dict, blank=True, help_text=_("What the title and body say, written in the reader's language.")
+    )
     url = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -191,3 +210,71 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} for {self.recipient_id}"
+
+    def texts(self) -> tuple[str, str]:
+        """(title, body) in the active language; the stored wording for rows without facts."""
+        if self.params:
+            try:
+                return notification_texts(self.kind, self.params)
+            except (KeyError, TypeError, ValueError):
+                pass
+        return self.title, self.body
+
+    @property
+    def display_title(self) -> str:
+        return self.texts()[0]
+
+    @property
+    def display_body(self) -> str:
+        return self.texts()[1]
+
+
+def _label(choices, code) -> str:
+    return str(choices(code).label) if code in choices.values else str(code)
+
+
+def notification_texts(kind: str, params: dict) -> tuple[str, str]:
+    """The title and body of a notification of ``kind`` in the active language. No patient details:
+    the title is also an email's subject."""
+    case = params.get("case")
+    if kind == Notification.Kind.REFERRAL_NEW:
+        values = {"case": case, "clinic": params["clinic"], "source": _label(Referral.Source, params["source"]).lower()}
+        if params["urgency"] == Referral.Urgency.URGENT:
+            title = gettext("New urgent referral (suspected cancer): case %(case)s") % values
+        else:
+            title = gettext("New routine referral: case %(case)s") % values
+        return title, gettext("%(clinic)s referred case %(case)s (%(source)s).") % values
+    if kind == Notification.Kind.REVIEW:
+        values = {"case": case, "outcome": _label(Review.Outcome, params["outcome"])}
+        if params.get("corrected"):
+            title = gettext("Case %(case)s: the specialist's corrected answer") % values
+        else:
+            title = gettext("Case %(case)s: the specialist's answer") % values
+        return title, gettext("Outcome: %(outcome)s.") % values
+    if kind == Notification.Kind.INFORMATION_REQUESTED:
+        return (
+            gettext("Case %(case)s: the specialist asks for more information") % {"case": case},
+            gettext("Open the case to read the question and answer it."),
+        )
+    if kind == Notification.Kind.REFERRAL_RETURNED:
+        photos = int(params.get("photos") or 0)
+        values = {"case": case, "clinic": params["clinic"], "count": photos}
+        if photos:
+            body = ngettext(
+                "%(clinic)s sent more information and %(count)s photo.",
+                "%(clinic)s sent more information and %(count)s photos.",
+                photos,
+            )
+        else:
+            body = gettext("%(clinic)s sent more information.")
+        return gettext("Case %(case)s: the clinic answered your question") % values, body % values
+    if kind == Notification.Kind.FOLLOW_UP_DUE:
+        due_on = parse_date(params["due_on"])
+        if due_on is None:
+            raise ValueError(params["due_on"])
+        values = {"lesion": params["lesion"], "date": formats.date_format(due_on, "j F Y")}
+        return (
+            gettext("Lesion %(lesion)s: a follow-up photo is due") % values,
+            gettext("Due on %(date)s. Submit a new case on this lesion to complete it.") % values,
+        )
+    raise ValueError(kind)
