@@ -21,8 +21,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, UnidentifiedImageError
 
-from diagnosis.models import Case, LesionImage
 from clinics.uv import clinic_uv
+from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from triage.models import class_name
 
@@ -107,9 +107,7 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
         "thresholds": [
             {
                 "version": version,
-                "values": [
-                    (class_name(code), value) for code, value in (thresholds_for(version) or {}).items()
-                ],
+                "values": [(class_name(code), value) for code, value in (thresholds_for(version) or {}).items()],
             }
             for version in versions
         ],

@@ -28,9 +28,14 @@ class UrgencyForm(forms.Form):
 
 
 class ReviewForm(forms.Form):
-    diagnosis = forms.ChoiceField(label=_("Diagnosis"), choices=[("", _("Choose the diagnosis")), *Review.Diagnosis.choices])
+    diagnosis = forms.ChoiceField(
+        label=_("Diagnosis"), choices=[("", _("Choose the diagnosis")), *Review.Diagnosis.choices]
+    )
     diagnosis_text = forms.CharField(
-        label=_("Diagnosis details"), max_length=500, required=False, help_text=_("Required for other; optional otherwise.")
+        label=_("Diagnosis details"),
+        max_length=500,
+        required=False,
+        help_text=_("Required for other; optional otherwise."),
     )
     agrees_with_model = forms.TypedChoiceField(
         label=_("Do you agree with the model's most likely class?"),
@@ -47,7 +52,9 @@ class ReviewForm(forms.Form):
         help_text=_("Required for monitor."),
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
-    message = forms.CharField(label=_("Message to the clinic"), max_length=4000, widget=forms.Textarea(attrs={"rows": 4}))
+    message = forms.CharField(
+        label=_("Message to the clinic"), max_length=4000, widget=forms.Textarea(attrs={"rows": 4})
+    )
     private_note = forms.CharField(
         label=_("Private note (never shown to the clinic)"),
         max_length=4000,

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Clinic
 from diagnosis.models import Case
-from inference.preprocessing import CLASS_NAMES, CLASSES
+from inference.preprocessing import CLASSES
 
 
 class Referral(models.Model):
@@ -197,7 +197,10 @@ class Notification(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     params = models.JSONField(
-        _("facts"), default=dict, blank=True, help_text=_("What the title and body say, written in the reader's language.")
+        _("facts"),
+        default=dict,
+        blank=True,
+        help_text=_("What the title and body say, written in the reader's language."),
     )
     url = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
