@@ -83,7 +83,8 @@ def notification_email_send(*, notification_id: int) -> bool:
         with for_user(notification.recipient):
             title, text = notification.texts()
             subject = gettext("Skin Portal: %(title)s") % {"title": title}
-            body = f"{title}.\n\n{text}\n\n{gettext('Open it in Skin Portal: %(link)s') % {'link': link}}\n"
+            open_it = gettext("Open it in Skin Portal: %(link)s") % {"link": link}
+            body = f"{title}.\n\n{text}\n\n{open_it}\n"
         send_mail(
             subject=subject,
             message=body.replace("\n\n\n", "\n\n"),
