@@ -305,7 +305,9 @@ class NotificationListApi(TriageApiView):
             notifications = notifications.filter(read_at__isnull=True)
         paginator = Pages()
         page = paginator.paginate_queryset(notifications, request, view=self)
-        return paginator.get_paginated_response(NotificationOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            NotificationOutputSerializer(page, many=True, context={"request": request}).data
+        )
 
 
 class NotificationReadApi(TriageApiView):
@@ -313,7 +315,7 @@ class NotificationReadApi(TriageApiView):
     def post(self, request: Request, pk: int) -> Response:
         notification = scoped_object_or_404(notification_list_for(user=request.user), pk=pk, request=request)
         services.notification_mark_read(actor=request.user, notification=notification)
-        return Response(NotificationOutputSerializer(notification).data)
+        return Response(NotificationOutputSerializer(notification, context={"request": request}).data)
 
 
 class TriageMetricsApi(TriageApiView):

@@ -6,10 +6,13 @@ clinic staff never receive them.
 
 from __future__ import annotations
 
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from accounts.language import supported
 
 from .models import InformationRequest, Notification, Referral, Review
 from .selectors import effective_status, is_overdue
@@ -222,11 +225,21 @@ class NotificationOutputSerializer(serializers.ModelSerializer):
         fields = ("id", "kind", "case", "title", "body", "url", "created_at", "read_at", "unread")
         read_only_fields = fields
 
+    def _texts(self, notification: Notification) -> tuple[str, str]:
+        """In the reader's own language when they chose one (an API token's request carries no
+        session for the language middleware to read), else the request's."""
+        request = self.context.get("request")
+        code = supported(getattr(getattr(request, "user", None), "language", ""))
+        if code is None:
+            return notification.texts()
+        with translation.override(code):
+            return notification.texts()
+
     def get_title(self, notification: Notification) -> str:
-        return notification.display_title
+        return self._texts(notification)[0]
 
     def get_body(self, notification: Notification) -> str:
-        return notification.display_body
+        return self._texts(notification)[1]
 
     def get_unread(self, notification: Notification) -> bool:
         return notification.read_at is None
