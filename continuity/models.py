@@ -19,16 +19,22 @@ class FollowUp(models.Model):
         COMPLETED = "completed", _("Completed by a new case")
         CANCELLED = "cancelled", _("Replaced by a later answer")
 
-    lesion = models.ForeignKey(Lesion, on_delete=models.PROTECT, related_name="follow_ups")
-    review = models.OneToOneField(Review, on_delete=models.PROTECT, related_name="follow_up")
-    due_on = models.DateField(db_index=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DUE, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    notified_at = models.DateTimeField(null=True, blank=True)
-    completed_by = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    closed_at = models.DateTimeField(null=True, blank=True)
+    lesion = models.ForeignKey(Lesion, verbose_name=_("lesion"), on_delete=models.PROTECT, related_name="follow_ups")
+    review = models.OneToOneField(
+        Review, verbose_name=_("specialist's answer"), on_delete=models.PROTECT, related_name="follow_up"
+    )
+    due_on = models.DateField(_("due on"), db_index=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.DUE, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    notified_at = models.DateTimeField(_("notified at"), null=True, blank=True)
+    completed_by = models.ForeignKey(
+        Case, verbose_name=_("completed by"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("follow-up")
+        verbose_name_plural = _("follow-ups")
         ordering = ["due_on", "id"]
         constraints = [
             models.UniqueConstraint(fields=["lesion"], condition=Q(status="due"), name="one_due_follow_up_per_lesion"),

@@ -33,30 +33,47 @@ class Referral(models.Model):
         INFORMATION_REQUESTED = "information_requested", _("Waiting for the clinic's answer")
         REVIEWED = "reviewed", _("Answered")
 
-    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="referral")
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="referrals")
-    source = models.CharField(max_length=16, choices=Source.choices)
-    urgency = models.CharField(max_length=16, choices=Urgency.choices, db_index=True)
-    reason = models.TextField(max_length=4000, blank=True)
+    case = models.OneToOneField(Case, verbose_name=_("case"), on_delete=models.PROTECT, related_name="referral")
+    clinic = models.ForeignKey(Clinic, verbose_name=_("clinic"), on_delete=models.PROTECT, related_name="referrals")
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    urgency = models.CharField(_("urgency"), max_length=16, choices=Urgency.choices, db_index=True)
+    reason = models.TextField(_("reason"), max_length=4000, blank=True)
     referred_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals_made"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("referred by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="referrals_made",
     )
-    referred_at = models.DateTimeField(db_index=True)
-    due_at = models.DateTimeField(db_index=True)
-    status = models.CharField(max_length=32, choices=Status.choices, default=Status.OPEN, db_index=True)
+    referred_at = models.DateTimeField(_("referred at"), db_index=True)
+    due_at = models.DateTimeField(_("answer due at"), db_index=True)
+    status = models.CharField(_("status"), max_length=32, choices=Status.choices, default=Status.OPEN, db_index=True)
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals_claimed"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("claimed by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="referrals_claimed",
     )
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    claim_expires_at = models.DateTimeField(null=True, blank=True)
-    reviewed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    claim_expires_at = models.DateTimeField(_("claim expires at"), null=True, blank=True)
+    reviewed_at = models.DateTimeField(_("answered at"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("acknowledged by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("referral")
+        verbose_name_plural = _("referrals")
         ordering = ["-referred_at", "-id"]
         constraints = [
             models.CheckConstraint(
@@ -100,24 +117,33 @@ class Review(models.Model):
         URGENT_APPOINTMENT = "urgent_appointment", _("Urgent dermatology appointment")
         BIOPSY = "biopsy", _("Excision or biopsy")
 
-    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews_written")
-    diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices)
-    diagnosis_text = models.CharField(max_length=500, blank=True)
-    agrees_with_model = models.BooleanField()
-    # What the model said when the review was written, for the agreement table.
-    model_top_class = models.CharField(max_length=16, blank=True)
-    model_version = models.CharField(max_length=100, blank=True)
-    outcome = models.CharField(max_length=32, choices=Outcome.choices)
-    follow_up_months = models.PositiveSmallIntegerField(null=True, blank=True)
-    message = models.TextField(max_length=4000)
-    private_note = models.TextField(max_length=4000, blank=True)
-    supersedes = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    referral = models.ForeignKey(Referral, verbose_name=_("referral"), on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("specialist"), on_delete=models.PROTECT, related_name="reviews_written"
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    diagnosis = models.CharField(_("diagnosis"), max_length=16, choices=Diagnosis.choices)
+    diagnosis_text = models.CharField(_("diagnosis details"), max_length=500, blank=True)
+    agrees_with_model = models.BooleanField(_("agrees with the model"))
+    # What the model said when the review was written, for the agreement table.
+    model_top_class = models.CharField(_("model's most likely class"), max_length=16, blank=True)
+    model_version = models.CharField(_("model version"), max_length=100, blank=True)
+    outcome = models.CharField(_("management"), max_length=32, choices=Outcome.choices)
+    follow_up_months = models.PositiveSmallIntegerField(_("photograph again in (months)"), null=True, blank=True)
+    message = models.TextField(_("message to the clinic"), max_length=4000)
+    private_note = models.TextField(_("private note"), max_length=4000, blank=True)
+    supersedes = models.OneToOneField(
+        "self",
+        verbose_name=_("corrects"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("specialist's answer")
+        verbose_name_plural = _("specialist's answers")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
@@ -158,18 +184,29 @@ def class_name(code: str) -> str:
 class InformationRequest(models.Model):
     """A specialist asks the clinic for more (history, photos); the clinic answers once."""
 
-    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="information_requests")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    message = models.TextField(max_length=4000)
-    requested_at = models.DateTimeField(auto_now_add=True)
-    answered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    referral = models.ForeignKey(
+        Referral, verbose_name=_("referral"), on_delete=models.PROTECT, related_name="information_requests"
     )
-    answer = models.TextField(max_length=4000, blank=True)
-    answer_image_ids = models.JSONField(default=list, blank=True)
-    answered_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("asked by"), on_delete=models.PROTECT, related_name="+"
+    )
+    message = models.TextField(_("question"), max_length=4000)
+    requested_at = models.DateTimeField(_("asked at"), auto_now_add=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("answered by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    answer = models.TextField(_("answer"), max_length=4000, blank=True)
+    answer_image_ids = models.JSONField(_("photos added with the answer"), default=list, blank=True)
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("request for information")
+        verbose_name_plural = _("requests for information")
         ordering = ["requested_at", "id"]
 
     def __str__(self) -> str:
@@ -191,23 +228,29 @@ class Notification(models.Model):
         INFORMATION_REQUESTED = "information_requested", _("Specialist asks for more information")
         FOLLOW_UP_DUE = "follow_up_due", _("A lesion is due to be photographed again")
 
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    title = models.CharField(max_length=200)
-    body = models.TextField(blank=True)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("recipient"), on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    case = models.ForeignKey(
+        Case, verbose_name=_("case"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text"), blank=True)
     params = models.JSONField(
         _("facts"),
         default=dict,
         blank=True,
         help_text=_("What the title and body say, written in the reader's language."),
     )
-    url = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-    emailed_at = models.DateTimeField(null=True, blank=True)
+    url = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    emailed_at = models.DateTimeField(_("emailed at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["recipient", "read_at"])]
 
