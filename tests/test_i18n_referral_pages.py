@@ -217,8 +217,12 @@ def test_the_workflows_messages_are_in_the_users_language(client, specialist, wo
 
 
 def test_the_service_measures_read_in_every_language(client, specialist, patient, staff, world):
+    answered = world["answered"]
+    Referral.objects.filter(pk=answered.pk).update(referred_at=answered.reviewed_at - datetime.timedelta(minutes=90))
     client.force_login(specialist)
     assert_page_reads_in_every_language(client, "/service/", _data(patient, staff, specialist))
+    assert "<strong>1.5 h</strong>" in _get(client, "/service/", "en-gb")
+    assert "<strong>1,5 h</strong>" in _get(client, "/service/", "fr")  # numbers written the reader's way
 
 
 # --- The clinic's side ------------------------------------------------------------------------
