@@ -6,6 +6,7 @@ Another clinic is a 404, as everywhere in the API.
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -62,5 +63,5 @@ class ClinicUVApi(_Private):
         clinic = get_object_or_404(clinic_list_for(user=request.user), pk=pk)
         reading = clinic_uv(clinic)
         if reading is None:
-            return Response({"detail": "The clinic has no location."}, status=404)
+            return Response({"detail": _("The clinic has no location.")}, status=404)
         return Response(UVOutputSerializer(reading.as_dict()).data)

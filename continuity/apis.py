@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -102,12 +103,12 @@ class FollowUpListApi(ApiView):
         elif overdue in FALSE:
             follow_ups = follow_ups.filter(due_on__gte=today)
         elif overdue:
-            raise exceptions.ValidationError({"overdue": ["Must be true or false."]})
+            raise exceptions.ValidationError({"overdue": [_("Must be true or false.")]})
         if (due_before := request.query_params.get("due_before")) is not None:
             try:
                 follow_ups = follow_ups.filter(due_on__lte=datetime.date.fromisoformat(due_before))
             except ValueError:
-                raise exceptions.ValidationError({"due_before": ["A date as YYYY-MM-DD."]}) from None
+                raise exceptions.ValidationError({"due_before": [_("A date as YYYY-MM-DD.")]}) from None
         paginator = Pages()
         page = paginator.paginate_queryset(follow_ups, request, view=self)
         audit_record(
@@ -131,7 +132,7 @@ class _AnyAccept(BaseContentNegotiation):
 
 class LetterServiceUnavailable(exceptions.APIException):
     status_code = 503
-    default_detail = "The PDF of the letter cannot be made on this server now."
+    default_detail = _("The PDF of the letter cannot be made on this server now.")
     default_code = "letter_unavailable"
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from diagnosis.models import Case, LesionImage
-from inference.preprocessing import CLASS_NAMES, MALIGNANT_CLASSES
+from inference.preprocessing import MALIGNANT_CLASSES
+from triage.models import class_name
 
 
 def case_malignant_probabilities(case: Case) -> dict[str, float] | None:
@@ -34,9 +37,13 @@ def case_review(case: Case):
 
 
 def _points(change: float) -> str:
-    """A change of probability in signed percentage points: "+12.5 points" ("+0.0", never "-0.0")."""
+    """A change of probability in signed percentage points, in the active language: "+12.5 points"
+    ("+0.0", never "-0.0")."""
     text = f"{change * 100:+.1f}"
-    return f"{'+0.0' if text == '-0.0' else text} points"
+    if text == "-0.0":
+        text = "+0.0"
+    sign, number = text[0], number_format(float(text[1:]), 1)
+    return gettext("%(change)s points") % {"change": f"{sign}{number}"}
 
 
 def lesion_visits(cases: list[Case]) -> list[dict]:
@@ -53,7 +60,7 @@ def lesion_visits(cases: list[Case]) -> list[dict]:
                 changes.append(
                     {
                         "code": code,
-                        "name": CLASS_NAMES[code],
+                        "name": class_name(code),
                         "probability": now,
                         "before": before,
                         "change": None if before is None else now - before,

@@ -17,16 +17,20 @@ from django.contrib.staticfiles import finders
 from django.core.exceptions import ObjectDoesNotExist
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from PIL import Image, UnidentifiedImageError
 
+from clinics.uv import clinic_uv
 from diagnosis.models import Case, LesionImage
-from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
+from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
+from triage.models import class_name
 
 from .history import case_model_versions
 
 logger = logging.getLogger(__name__)
 
-DISCLAIMER = (
+DISCLAIMER = _(
     "The model's result is decision support for clinicians, not a diagnosis. A result below the "
     "referral thresholds does not rule cancer out."
 )
@@ -81,7 +85,7 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
         if prediction is not None:
             bars = [
                 {
-                    "name": CLASS_NAMES[code],
+                    "name": class_name(code),
                     "probability": float((prediction.probabilities or {}).get(code, 0.0)),
                     "malignant": code in MALIGNANT_CLASSES,
                 }
@@ -103,13 +107,13 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
         "thresholds": [
             {
                 "version": version,
-                "values": [
-                    (CLASS_NAMES.get(code, code), value) for code, value in (thresholds_for(version) or {}).items()
-                ],
+                "values": [(class_name(code), value) for code, value in (thresholds_for(version) or {}).items()],
             }
             for version in versions
         ],
         "disclaimer": DISCLAIMER,
+        # Today's UV band at the clinic and the WHO advice for the patient (None without a location).
+        "uv": clinic_uv(case.patient.clinic),
         "for_pdf": for_pdf,
     }
 
@@ -135,7 +139,7 @@ def _weasyprint():
     except (ImportError, OSError) as exc:  # OSError: a system library (Pango) is missing
         logger.error("the PDF renderer cannot be loaded: %s", exc)
         raise LetterUnavailable(
-            "The PDF of the letter cannot be made on this server now; the printable letter page works."
+            gettext("The PDF of the letter cannot be made on this server now; the printable letter page works.")
         ) from exc
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from diagnosis.models import Case, Lesion
 from triage.models import Review
@@ -14,20 +15,26 @@ class FollowUp(models.Model):
     """When a monitored lesion is due to be photographed again; a new case on the lesion completes it."""
 
     class Status(models.TextChoices):
-        DUE = "due", "Due"
-        COMPLETED = "completed", "Completed by a new case"
-        CANCELLED = "cancelled", "Replaced by a later answer"
+        DUE = "due", _("Due")
+        COMPLETED = "completed", _("Completed by a new case")
+        CANCELLED = "cancelled", _("Replaced by a later answer")
 
-    lesion = models.ForeignKey(Lesion, on_delete=models.PROTECT, related_name="follow_ups")
-    review = models.OneToOneField(Review, on_delete=models.PROTECT, related_name="follow_up")
-    due_on = models.DateField(db_index=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DUE, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    notified_at = models.DateTimeField(null=True, blank=True)
-    completed_by = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    closed_at = models.DateTimeField(null=True, blank=True)
+    lesion = models.ForeignKey(Lesion, verbose_name=_("lesion"), on_delete=models.PROTECT, related_name="follow_ups")
+    review = models.OneToOneField(
+        Review, verbose_name=_("specialist's answer"), on_delete=models.PROTECT, related_name="follow_up"
+    )
+    due_on = models.DateField(_("due on"), db_index=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.DUE, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    notified_at = models.DateTimeField(_("notified at"), null=True, blank=True)
+    completed_by = models.ForeignKey(
+        Case, verbose_name=_("completed by"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("follow-up")
+        verbose_name_plural = _("follow-ups")
         ordering = ["due_on", "id"]
         constraints = [
             models.UniqueConstraint(fields=["lesion"], condition=Q(status="due"), name="one_due_follow_up_per_lesion"),

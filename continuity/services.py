@@ -116,8 +116,7 @@ def follow_ups_due_notify(*, today=None) -> int:
                 recipients=clinic_staff_of(clinic),
                 kind=Notification.Kind.FOLLOW_UP_DUE,
                 case=latest_case,
-                title=f"Lesion {lesion.pk}: a follow-up photo is due",
-                body=f"Due on {follow_up.due_on:%d %B %Y}. Submit a new case on this lesion to complete it.",
+                params={"lesion": lesion.pk, "due_on": follow_up.due_on.isoformat()},
                 url=reverse("continuity:lesion-detail", args=[lesion.pk]),
             )
             audit_record(

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from accounts.services import audit_record
@@ -102,7 +103,7 @@ def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def follow_up_list(request: HttpRequest) -> HttpResponse:
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Follow-ups are for clinic staff.")
+        raise PermissionDenied(_("Follow-ups are for clinic staff."))
     today = timezone.localdate()
     due = list(follow_up_list_for(user=request.user).filter(status=FollowUp.Status.DUE).order_by("due_on", "pk"))
     overdue = [f for f in due if f.due_on < today]

@@ -34,6 +34,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
@@ -693,16 +694,16 @@ def _report_images(report_dir: Path) -> set[str]:
 # The published system the model is compared with (its paper reports these three figures).
 PUBLISHED_SYSTEM = {"accuracy": 0.62, "top_class_accuracy": 0.62, "macro_f1": 0.53, "melanoma_recall": 0.70}
 HEADLINE_ROWS = (
-    ("Test images", "images"),
-    ("Balanced accuracy (mean recall per class)", "balanced_accuracy"),
-    ("Macro F1", "macro_f1"),
-    ("Accuracy of the most likely class", "top_class_accuracy"),
-    ("Melanoma photos referred", "melanoma_referred"),
-    ("Malignant lesions referred (sensitivity)", "malignant_sensitivity"),
-    ("Benign lesions not referred (specificity)", "malignant_specificity"),
-    ("Malignant vs benign ROC AUC", "malignant_roc_auc"),
-    ("Calibration error, per class (lower is better)", "classwise_ece"),
-    ("Calibration error, most likely class", "ece"),
+    (gettext_lazy("Test images"), "images"),
+    (gettext_lazy("Balanced accuracy (mean recall per class)"), "balanced_accuracy"),
+    (gettext_lazy("Macro F1"), "macro_f1"),
+    (gettext_lazy("Accuracy of the most likely class"), "top_class_accuracy"),
+    (gettext_lazy("Melanoma photos referred"), "melanoma_referred"),
+    (gettext_lazy("Malignant lesions referred (sensitivity)"), "malignant_sensitivity"),
+    (gettext_lazy("Benign lesions not referred (specificity)"), "malignant_specificity"),
+    (gettext_lazy("Malignant vs benign ROC AUC"), "malignant_roc_auc"),
+    (gettext_lazy("Calibration error, per class (lower is better)"), "classwise_ece"),
+    (gettext_lazy("Calibration error, most likely class"), "ece"),
 )
 
 
@@ -718,7 +719,7 @@ def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     """Columns (the published system, earlier shipped versions, the served one) and one row per figure."""
     from inference.artifact import ARTIFACTS_DIR
 
-    columns = [("Published", PUBLISHED_SYSTEM)]
+    columns = [(_("Published"), PUBLISHED_SYSTEM)]
     for folder in sorted(ARTIFACTS_DIR.iterdir()) if ARTIFACTS_DIR.is_dir() else []:
         if folder.is_dir() and folder.name != artifact.model_version and (folder / "manifest.json").is_file():
             try:
@@ -744,11 +745,14 @@ def _gate_figures(gate: dict) -> list[tuple[str, object]]:
     """The photo gate's figures on images no threshold was chosen on (the manifest's gate section)."""
     test = gate.get("test") or {}
     rows = [
-        ("Lesion photos of the test split turned back (target at most 2%)", test.get("test_lesions_turned_back")),
-        ("Out-of-domain images turned back (target at least 95%)", test.get("out_of_domain_turned_back")),
-        ("Severely blurred photos turned back (target at least 90%)", test.get("severe_blur_turned_back")),
-        ("Severely darkened photos turned back (target at least 90%)", test.get("severe_dark_turned_back")),
-        ("Severely overexposed photos turned back (target at least 90%)", test.get("severe_overexposed_turned_back")),
+        (_("Lesion photos of the test split turned back (target at most 2%)"), test.get("test_lesions_turned_back")),
+        (_("Out-of-domain images turned back (target at least 95%)"), test.get("out_of_domain_turned_back")),
+        (_("Severely blurred photos turned back (target at least 90%)"), test.get("severe_blur_turned_back")),
+        (_("Severely darkened photos turned back (target at least 90%)"), test.get("severe_dark_turned_back")),
+        (
+            _("Severely overexposed photos turned back (target at least 90%)"),
+            test.get("severe_overexposed_turned_back"),
+        ),
     ]
     return [(label, value) for label, value in rows if value is not None]
 
@@ -777,7 +781,8 @@ def model_report(request: HttpRequest) -> HttpResponse:
             headline=rows,
             created_at=_parse_time(manifest.get("created_at")),
             thresholds=[
-                (code, CLASS_NAMES.get(code, code), value) for code, value in (manifest.get("thresholds") or {}).items()
+                (code, _(CLASS_NAMES.get(code, code)), value)
+                for code, value in (manifest.get("thresholds") or {}).items()
             ],
             report_html=report_html,
             gate_figures=_gate_figures(manifest.get("gate") or {}),

@@ -10,6 +10,7 @@ import re
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -42,7 +43,7 @@ from .serializers import (
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "The referral is not in a state that allows this."
+    default_detail = _("The referral is not in a state that allows this.")
     default_code = "conflict"
 
 
@@ -304,7 +305,9 @@ class NotificationListApi(TriageApiView):
             notifications = notifications.filter(read_at__isnull=True)
         paginator = Pages()
         page = paginator.paginate_queryset(notifications, request, view=self)
-        return paginator.get_paginated_response(NotificationOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            NotificationOutputSerializer(page, many=True, context={"request": request}).data
+        )
 
 
 class NotificationReadApi(TriageApiView):
@@ -312,7 +315,7 @@ class NotificationReadApi(TriageApiView):
     def post(self, request: Request, pk: int) -> Response:
         notification = scoped_object_or_404(notification_list_for(user=request.user), pk=pk, request=request)
         services.notification_mark_read(actor=request.user, notification=notification)
-        return Response(NotificationOutputSerializer(notification).data)
+        return Response(NotificationOutputSerializer(notification, context={"request": request}).data)
 
 
 class TriageMetricsApi(TriageApiView):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from diagnosis.forms import MultipleImageField
 from diagnosis.models import LesionImage
@@ -12,13 +13,13 @@ from .models import Referral, Review
 
 class ReferralForm(forms.Form):
     urgency = forms.ChoiceField(
-        label="Urgency", choices=Referral.Urgency.choices, initial=Referral.Urgency.ROUTINE, widget=forms.RadioSelect
+        label=_("Urgency"), choices=Referral.Urgency.choices, initial=Referral.Urgency.ROUTINE, widget=forms.RadioSelect
     )
     reason = forms.CharField(
-        label="Why are you referring this case?",
+        label=_("Why are you referring this case?"),
         max_length=4000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="What worries you: the specialist reads this first.",
+        help_text=_("What worries you: the specialist reads this first."),
     )
 
 
@@ -27,28 +28,35 @@ class UrgencyForm(forms.Form):
 
 
 class ReviewForm(forms.Form):
-    diagnosis = forms.ChoiceField(label="Diagnosis", choices=[("", "Choose the diagnosis"), *Review.Diagnosis.choices])
+    diagnosis = forms.ChoiceField(
+        label=_("Diagnosis"), choices=[("", _("Choose the diagnosis")), *Review.Diagnosis.choices]
+    )
     diagnosis_text = forms.CharField(
-        label="Diagnosis details", max_length=500, required=False, help_text="Required for other; optional otherwise."
+        label=_("Diagnosis details"),
+        max_length=500,
+        required=False,
+        help_text=_("Required for other; optional otherwise."),
     )
     agrees_with_model = forms.TypedChoiceField(
-        label="Do you agree with the model's most likely class?",
-        choices=[("true", "Yes"), ("false", "No")],
+        label=_("Do you agree with the model's most likely class?"),
+        choices=[("true", _("Yes")), ("false", _("No"))],
         coerce=lambda value: value == "true",
         widget=forms.RadioSelect,
     )
-    outcome = forms.ChoiceField(label="Management", choices=Review.Outcome.choices, widget=forms.RadioSelect)
+    outcome = forms.ChoiceField(label=_("Management"), choices=Review.Outcome.choices, widget=forms.RadioSelect)
     follow_up_months = forms.IntegerField(
-        label="Photograph again in (months)",
+        label=_("Photograph again in (months)"),
         min_value=1,
         max_value=60,
         required=False,
-        help_text="Required for monitor.",
+        help_text=_("Required for monitor."),
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
-    message = forms.CharField(label="Message to the clinic", max_length=4000, widget=forms.Textarea(attrs={"rows": 4}))
+    message = forms.CharField(
+        label=_("Message to the clinic"), max_length=4000, widget=forms.Textarea(attrs={"rows": 4})
+    )
     private_note = forms.CharField(
-        label="Private note (never shown to the clinic)",
+        label=_("Private note (never shown to the clinic)"),
         max_length=4000,
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -57,27 +65,27 @@ class ReviewForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("outcome") == Review.Outcome.MONITOR and not data.get("follow_up_months"):
-            self.add_error("follow_up_months", "Say in how many months the lesion should be photographed again.")
+            self.add_error("follow_up_months", _("Say in how many months the lesion should be photographed again."))
         if data.get("outcome") != Review.Outcome.MONITOR:
             data["follow_up_months"] = None
         if data.get("diagnosis") == Review.Diagnosis.OTHER and not (data.get("diagnosis_text") or "").strip():
-            self.add_error("diagnosis_text", "Describe the diagnosis.")
+            self.add_error("diagnosis_text", _("Describe the diagnosis."))
         return data
 
 
 class InformationRequestForm(forms.Form):
     message = forms.CharField(
-        label="What do you need from the clinic?", max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("What do you need from the clinic?"), max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
     )
 
 
 class InformationAnswerForm(forms.Form):
     message = forms.CharField(
-        label="Your answer", max_length=4000, required=False, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("Your answer"), max_length=4000, required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    images = MultipleImageField(label="More photos (optional)", required=False)
+    images = MultipleImageField(label=_("More photos (optional)"), required=False)
     image_kind = forms.ChoiceField(
-        label="Kind of the new photos",
+        label=_("Kind of the new photos"),
         choices=LesionImage.Kind.choices,
         initial=LesionImage.Kind.CLOSE_UP,
         required=False,
@@ -86,16 +94,16 @@ class InformationAnswerForm(forms.Form):
     def clean(self):
         data = super().clean()
         if not (data.get("message") or "").strip() and not data.get("images"):
-            raise forms.ValidationError("Write an answer or add photos.")
+            raise forms.ValidationError(_("Write an answer or add photos."))
         return data
 
 
 class ReferralFilterForm(forms.Form):
-    urgency = forms.ChoiceField(choices=[("", "Any urgency"), *Referral.Urgency.choices], required=False)
+    urgency = forms.ChoiceField(choices=[("", _("Any urgency")), *Referral.Urgency.choices], required=False)
     clinic = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    mine = forms.BooleanField(label="Mine", required=False)
-    overdue = forms.BooleanField(label="Overdue", required=False)
+    mine = forms.BooleanField(label=_("Mine"), required=False)
+    overdue = forms.BooleanField(label=_("Overdue"), required=False)
 
     def __init__(self, *args, clinics=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["clinic"].choices = [("", "All clinics"), *[(c.pk, c.name) for c in clinics]]
+        self.fields["clinic"].choices = [("", _("All clinics")), *[(c.pk, c.name) for c in clinics]]

@@ -5,54 +5,75 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import formats
+from django.utils.dateparse import parse_date
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Clinic
 from diagnosis.models import Case
-from inference.preprocessing import CLASS_NAMES, CLASSES
+from inference.preprocessing import CLASSES
 
 
 class Referral(models.Model):
     """A case sent to the specialists serving its clinic; one per case."""
 
     class Urgency(models.TextChoices):
-        ROUTINE = "routine", "Routine"
-        URGENT = "urgent", "Urgent (suspected cancer)"
+        ROUTINE = "routine", _("Routine")
+        URGENT = "urgent", _("Urgent (suspected cancer)")
 
     class Source(models.TextChoices):
-        MODEL = "model", "The model's result"
-        CHECKLIST = "checklist", "The 7-point checklist"
-        CLINIC = "clinic", "The clinic"
+        MODEL = "model", _("The model's result")
+        CHECKLIST = "checklist", _("The 7-point checklist")
+        CLINIC = "clinic", _("The clinic")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Waiting for a specialist"
-        CLAIMED = "claimed", "Being reviewed"
-        INFORMATION_REQUESTED = "information_requested", "Waiting for the clinic's answer"
-        REVIEWED = "reviewed", "Answered"
+        OPEN = "open", _("Waiting for a specialist")
+        CLAIMED = "claimed", _("Being reviewed")
+        INFORMATION_REQUESTED = "information_requested", _("Waiting for the clinic's answer")
+        REVIEWED = "reviewed", _("Answered")
 
-    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="referral")
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="referrals")
-    source = models.CharField(max_length=16, choices=Source.choices)
-    urgency = models.CharField(max_length=16, choices=Urgency.choices, db_index=True)
-    reason = models.TextField(max_length=4000, blank=True)
+    case = models.OneToOneField(Case, verbose_name=_("case"), on_delete=models.PROTECT, related_name="referral")
+    clinic = models.ForeignKey(Clinic, verbose_name=_("clinic"), on_delete=models.PROTECT, related_name="referrals")
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    urgency = models.CharField(_("urgency"), max_length=16, choices=Urgency.choices, db_index=True)
+    reason = models.TextField(_("reason"), max_length=4000, blank=True)
     referred_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals_made"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("referred by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="referrals_made",
     )
-    referred_at = models.DateTimeField(db_index=True)
-    due_at = models.DateTimeField(db_index=True)
-    status = models.CharField(max_length=32, choices=Status.choices, default=Status.OPEN, db_index=True)
+    referred_at = models.DateTimeField(_("referred at"), db_index=True)
+    due_at = models.DateTimeField(_("answer due at"), db_index=True)
+    status = models.CharField(_("status"), max_length=32, choices=Status.choices, default=Status.OPEN, db_index=True)
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals_claimed"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("claimed by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="referrals_claimed",
     )
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    claim_expires_at = models.DateTimeField(null=True, blank=True)
-    reviewed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    claim_expires_at = models.DateTimeField(_("claim expires at"), null=True, blank=True)
+    reviewed_at = models.DateTimeField(_("answered at"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("acknowledged by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("referral")
+        verbose_name_plural = _("referrals")
         ordering = ["-referred_at", "-id"]
         constraints = [
             models.CheckConstraint(
@@ -76,42 +97,53 @@ class Review(models.Model):
     """A specialist's answer. Final: a correction is a new review that supersedes it; both are kept."""
 
     class Diagnosis(models.TextChoices):
-        AKIEC = "akiec", CLASS_NAMES["akiec"]
-        BCC = "bcc", CLASS_NAMES["bcc"]
-        BKL = "bkl", CLASS_NAMES["bkl"]
-        DF = "df", CLASS_NAMES["df"]
-        MEL = "mel", CLASS_NAMES["mel"]
-        NV = "nv", CLASS_NAMES["nv"]
-        VASC = "vasc", CLASS_NAMES["vasc"]
-        SCC = "scc", "Squamous cell carcinoma"
-        OTHER = "other", "Other (described)"
+        # The model's classes, named as in inference.preprocessing.CLASS_NAMES
+        # (tests/test_i18n_referral_pages.py checks that they match).
+        AKIEC = "akiec", _("Actinic keratosis / intraepithelial carcinoma")
+        BCC = "bcc", _("Basal cell carcinoma")
+        BKL = "bkl", _("Benign keratosis-like lesion")
+        DF = "df", _("Dermatofibroma")
+        MEL = "mel", _("Melanoma")
+        NV = "nv", _("Melanocytic nevus")
+        VASC = "vasc", _("Vascular lesion")
+        SCC = "scc", _("Squamous cell carcinoma")
+        OTHER = "other", _("Other (described)")
 
     class Outcome(models.TextChoices):
-        DISCHARGE = "discharge", "Discharge: reassure the patient"
-        CLINIC_MANAGES = "clinic_manages", "The clinic manages it, with the advice given"
-        MONITOR = "monitor", "Monitor: photograph it again later"
-        ROUTINE_APPOINTMENT = "routine_appointment", "Routine dermatology appointment"
-        URGENT_APPOINTMENT = "urgent_appointment", "Urgent dermatology appointment"
-        BIOPSY = "biopsy", "Excision or biopsy"
+        DISCHARGE = "discharge", _("Discharge: reassure the patient")
+        CLINIC_MANAGES = "clinic_manages", _("The clinic manages it, with the advice given")
+        MONITOR = "monitor", _("Monitor: photograph it again later")
+        ROUTINE_APPOINTMENT = "routine_appointment", _("Routine dermatology appointment")
+        URGENT_APPOINTMENT = "urgent_appointment", _("Urgent dermatology appointment")
+        BIOPSY = "biopsy", _("Excision or biopsy")
 
-    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews_written")
-    diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices)
-    diagnosis_text = models.CharField(max_length=500, blank=True)
-    agrees_with_model = models.BooleanField()
-    # What the model said when the review was written, for the agreement table.
-    model_top_class = models.CharField(max_length=16, blank=True)
-    model_version = models.CharField(max_length=100, blank=True)
-    outcome = models.CharField(max_length=32, choices=Outcome.choices)
-    follow_up_months = models.PositiveSmallIntegerField(null=True, blank=True)
-    message = models.TextField(max_length=4000)
-    private_note = models.TextField(max_length=4000, blank=True)
-    supersedes = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    referral = models.ForeignKey(Referral, verbose_name=_("referral"), on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("specialist"), on_delete=models.PROTECT, related_name="reviews_written"
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    diagnosis = models.CharField(_("diagnosis"), max_length=16, choices=Diagnosis.choices)
+    diagnosis_text = models.CharField(_("diagnosis details"), max_length=500, blank=True)
+    agrees_with_model = models.BooleanField(_("agrees with the model"))
+    # What the model said when the review was written, for the agreement table.
+    model_top_class = models.CharField(_("model's most likely class"), max_length=16, blank=True)
+    model_version = models.CharField(_("model version"), max_length=100, blank=True)
+    outcome = models.CharField(_("management"), max_length=32, choices=Outcome.choices)
+    follow_up_months = models.PositiveSmallIntegerField(_("photograph again in (months)"), null=True, blank=True)
+    message = models.TextField(_("message to the clinic"), max_length=4000)
+    private_note = models.TextField(_("private note"), max_length=4000, blank=True)
+    supersedes = models.OneToOneField(
+        "self",
+        verbose_name=_("corrects"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("specialist's answer")
+        verbose_name_plural = _("specialist's answers")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
@@ -130,7 +162,7 @@ class Review(models.Model):
 
     @property
     def model_top_class_name(self) -> str:
-        return CLASS_NAMES.get(self.model_top_class, self.model_top_class)
+        return class_name(self.model_top_class)
 
     @property
     def diagnosis_label(self) -> str:
@@ -144,21 +176,37 @@ class Review(models.Model):
 DIAGNOSIS_ORDER = (*CLASSES, "scc", "other")
 
 
+def class_name(code: str) -> str:
+    """A model class's (or a specialist's diagnosis's) name in the active language; unknown codes as they are."""
+    return str(Review.Diagnosis(code).label) if code in Review.Diagnosis.values else code
+
+
 class InformationRequest(models.Model):
     """A specialist asks the clinic for more (history, photos); the clinic answers once."""
 
-    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="information_requests")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    message = models.TextField(max_length=4000)
-    requested_at = models.DateTimeField(auto_now_add=True)
-    answered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    referral = models.ForeignKey(
+        Referral, verbose_name=_("referral"), on_delete=models.PROTECT, related_name="information_requests"
     )
-    answer = models.TextField(max_length=4000, blank=True)
-    answer_image_ids = models.JSONField(default=list, blank=True)
-    answered_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("asked by"), on_delete=models.PROTECT, related_name="+"
+    )
+    message = models.TextField(_("question"), max_length=4000)
+    requested_at = models.DateTimeField(_("asked at"), auto_now_add=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("answered by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    answer = models.TextField(_("answer"), max_length=4000, blank=True)
+    answer_image_ids = models.JSONField(_("photos added with the answer"), default=list, blank=True)
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("request for information")
+        verbose_name_plural = _("requests for information")
         ordering = ["requested_at", "id"]
 
     def __str__(self) -> str:
@@ -166,28 +214,113 @@ class InformationRequest(models.Model):
 
 
 class Notification(models.Model):
-    """Something a user should know about: shown in the portal and sent by email (notifications queue)."""
+    """Something a user should know about: shown in the portal and sent by email (notifications queue).
+
+    ``params`` holds the facts the sentence needs (case number, clinic, urgency...), so the title
+    and body are written at display time in the reader's language (:meth:`texts`); ``title`` and
+    ``body`` keep the site-language wording, read as they are for rows made before ``params``.
+    """
 
     class Kind(models.TextChoices):
-        REFERRAL_NEW = "referral_new", "New referral"
-        REFERRAL_RETURNED = "referral_returned", "Referral back with more information"
-        REVIEW = "review", "Specialist's answer"
-        INFORMATION_REQUESTED = "information_requested", "Specialist asks for more information"
-        FOLLOW_UP_DUE = "follow_up_due", "A lesion is due to be photographed again"
+        REFERRAL_NEW = "referral_new", _("New referral")
+        REFERRAL_RETURNED = "referral_returned", _("Referral back with more information")
+        REVIEW = "review", _("Specialist's answer")
+        INFORMATION_REQUESTED = "information_requested", _("Specialist asks for more information")
+        FOLLOW_UP_DUE = "follow_up_due", _("A lesion is due to be photographed again")
 
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    title = models.CharField(max_length=200)
-    body = models.TextField(blank=True)
-    url = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-    emailed_at = models.DateTimeField(null=True, blank=True)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("recipient"), on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    case = models.ForeignKey(
+        Case, verbose_name=_("case"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text"), blank=True)
+    params = models.JSONField(
+        _("facts"),
+        default=dict,
+        blank=True,
+        help_text=_("What the title and body say, written in the reader's language."),
+    )
+    url = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    emailed_at = models.DateTimeField(_("emailed at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["recipient", "read_at"])]
 
     def __str__(self) -> str:
         return f"{self.title} for {self.recipient_id}"
+
+    def texts(self) -> tuple[str, str]:
+        """(title, body) in the active language; the stored wording for rows without facts."""
+        if self.params:
+            try:
+                return notification_texts(self.kind, self.params)
+            except (KeyError, TypeError, ValueError):
+                pass
+        return self.title, self.body
+
+    @property
+    def display_title(self) -> str:
+        return self.texts()[0]
+
+    @property
+    def display_body(self) -> str:
+        return self.texts()[1]
+
+
+def _label(choices, code) -> str:
+    return str(choices(code).label) if code in choices.values else str(code)
+
+
+def notification_texts(kind: str, params: dict) -> tuple[str, str]:
+    """The title and body of a notification of ``kind`` in the active language. No patient details:
+    the title is also an email's subject."""
+    case = params.get("case")
+    if kind == Notification.Kind.REFERRAL_NEW:
+        values = {"case": case, "clinic": params["clinic"], "source": _label(Referral.Source, params["source"]).lower()}
+        if params["urgency"] == Referral.Urgency.URGENT:
+            title = gettext("New urgent referral (suspected cancer): case %(case)s") % values
+        else:
+            title = gettext("New routine referral: case %(case)s") % values
+        return title, gettext("%(clinic)s referred case %(case)s (%(source)s).") % values
+    if kind == Notification.Kind.REVIEW:
+        values = {"case": case, "outcome": _label(Review.Outcome, params["outcome"])}
+        if params.get("corrected"):
+            title = gettext("Case %(case)s: the specialist's corrected answer") % values
+        else:
+            title = gettext("Case %(case)s: the specialist's answer") % values
+        return title, gettext("Outcome: %(outcome)s.") % values
+    if kind == Notification.Kind.INFORMATION_REQUESTED:
+        return (
+            gettext("Case %(case)s: the specialist asks for more information") % {"case": case},
+            gettext("Open the case to read the question and answer it."),
+        )
+    if kind == Notification.Kind.REFERRAL_RETURNED:
+        photos = int(params.get("photos") or 0)
+        values = {"case": case, "clinic": params["clinic"], "count": photos}
+        if photos:
+            body = ngettext(
+                "%(clinic)s sent more information and %(count)s photo.",
+                "%(clinic)s sent more information and %(count)s photos.",
+                photos,
+            )
+        else:
+            body = gettext("%(clinic)s sent more information.")
+        return gettext("Case %(case)s: the clinic answered your question") % values, body % values
+    if kind == Notification.Kind.FOLLOW_UP_DUE:
+        due_on = parse_date(params["due_on"])
+        if due_on is None:
+            raise ValueError(params["due_on"])
+        values = {"lesion": params["lesion"], "date": formats.date_format(due_on, "j F Y")}
+        return (
+            gettext("Lesion %(lesion)s: a follow-up photo is due") % values,
+            gettext("Due on %(date)s. Submit a new case on this lesion to complete it.") % values,
+        )
+    raise ValueError(kind)

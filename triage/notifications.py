@@ -9,12 +9,14 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
+from accounts.language import for_user
 from accounts.models import Clinic, User
 from diagnosis.models import Case
 
-from .models import Notification
+from .models import Notification, notification_texts
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +31,17 @@ def clinic_staff_of(clinic: Clinic):
     return User.objects.filter(role=User.Role.CLINIC_STAFF, is_active=True, clinics=clinic)
 
 
-def notify(*, recipients, kind: str, case: Case, title: str, body: str = "", url: str = "") -> list[Notification]:
-    """One notification per recipient, emailed after the transaction commits (never in the request)."""
+def notify(*, recipients, kind: str, case: Case, params: dict, url: str = "") -> list[Notification]:
+    """One notification per recipient, emailed after the transaction commits (never in the request).
+
+    ``params``: the facts its sentences need (see ``triage.models.notification_texts``); each
+    reader sees them in their own language. The site-language wording is stored beside them.
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        title, body = notification_texts(kind, params)
     rows = Notification.objects.bulk_create(
         [
-            Notification(recipient=user, kind=kind, case=case, title=title[:200], body=body, url=url)
+            Notification(recipient=user, kind=kind, case=case, title=title[:200], body=body, params=params, url=url)
             for user in recipients
         ]
     )
@@ -72,12 +80,14 @@ def notification_email_send(*, notification_id: int) -> bool:
         if notification is None or notification.emailed_at is not None or not notification.recipient.email:
             return False
         link = f"{settings.SKINPORTAL_PUBLIC_URL.rstrip('/')}{notification.url}" if notification.url else ""
-        body = f"{notification.title}.\n\n{notification.body}\n\nOpen it in Skin Portal: {link}\n".replace(
-            "\n\n\n", "\n\n"
-        )
+        with for_user(notification.recipient):
+            title, text = notification.texts()
+            subject = gettext("Skin Portal: %(title)s") % {"title": title}
+            open_it = gettext("Open it in Skin Portal: %(link)s") % {"link": link}
+            body = f"{title}.\n\n{text}\n\n{open_it}\n"
         send_mail(
-            subject=f"Skin Portal: {notification.title}",
-            message=body,
+            subject=subject,
+            message=body.replace("\n\n\n", "\n\n"),
             from_email=None,
             recipient_list=[notification.recipient.email],
         )

@@ -6,9 +6,13 @@ clinic staff never receive them.
 
 from __future__ import annotations
 
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from accounts.language import supported
 
 from .models import InformationRequest, Notification, Referral, Review
 from .selectors import effective_status, is_overdue
@@ -38,11 +42,11 @@ class ReviewInputSerializer(serializers.Serializer):
 
     def validate(self, data):
         if data["outcome"] == Review.Outcome.MONITOR and not data.get("follow_up_months"):
-            raise serializers.ValidationError({"follow_up_months": ["Required when the outcome is monitor."]})
+            raise serializers.ValidationError({"follow_up_months": [_("Required when the outcome is monitor.")]})
         if data["outcome"] != Review.Outcome.MONITOR and data.get("follow_up_months"):
-            raise serializers.ValidationError({"follow_up_months": ["Only for the outcome monitor."]})
+            raise serializers.ValidationError({"follow_up_months": [_("Only for the outcome monitor.")]})
         if data["diagnosis"] == Review.Diagnosis.OTHER and not data.get("diagnosis_text", "").strip():
-            raise serializers.ValidationError({"diagnosis_text": ["Describe the diagnosis."]})
+            raise serializers.ValidationError({"diagnosis_text": [_("Describe the diagnosis.")]})
         return data
 
 
@@ -212,12 +216,30 @@ def case_review_field() -> serializers.Field:
 
 
 class NotificationOutputSerializer(serializers.ModelSerializer):
+    title = serializers.SerializerMethodField(help_text="In the language of the request (the user's choice).")
+    body = serializers.SerializerMethodField(help_text="In the language of the request (the user's choice).")
     unread = serializers.SerializerMethodField()
 
     class Meta:
         model = Notification
         fields = ("id", "kind", "case", "title", "body", "url", "created_at", "read_at", "unread")
         read_only_fields = fields
+
+    def _texts(self, notification: Notification) -> tuple[str, str]:
+        """In the reader's own language when they chose one (an API token's request carries no
+        session for the language middleware to read), else the request's."""
+        request = self.context.get("request")
+        code = supported(getattr(getattr(request, "user", None), "language", ""))
+        if code is None:
+            return notification.texts()
+        with translation.override(code):
+            return notification.texts()
+
+    def get_title(self, notification: Notification) -> str:
+        return self._texts(notification)[0]
+
+    def get_body(self, notification: Notification) -> str:
+        return self._texts(notification)[1]
 
     def get_unread(self, notification: Notification) -> bool:
         return notification.read_at is None

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.services import audit_record
 from diagnosis.models import Case
@@ -111,7 +112,7 @@ def _referral_row_create(
                 due_at=_due(referred_at, urgency),
             )
     except IntegrityError:
-        raise WorkflowConflict("This case is already referred.") from None
+        raise WorkflowConflict(_("This case is already referred.")) from None
     audit_record(
         actor=referred_by,
         action="referral.create",
@@ -124,8 +125,7 @@ def _referral_row_create(
         recipients=specialists_serving(referral.clinic),
         kind=Notification.Kind.REFERRAL_NEW,
         case=case,
-        title=f"New {referral.get_urgency_display().lower()} referral: case {case.pk}",
-        body=f"{referral.clinic.name} referred case {case.pk} ({referral.get_source_display().lower()}).",
+        params={"case": case.pk, "clinic": referral.clinic.name, "urgency": str(urgency), "source": str(source)},
         url=referral_url(referral),
     )
     return referral
@@ -141,16 +141,16 @@ def referral_from_diagnosis(*, case: Case, source: str, urgency: str, reason: st
 def referral_create(*, actor, case: Case, urgency: str, reason: str, request: HttpRequest | None = None) -> Referral:
     """Clinic staff refer a case themselves, whatever the model said (or if it said nothing)."""
     if not can_refer(actor, case):
-        raise PermissionDenied("Only staff of the case's clinic can refer it.")
+        raise PermissionDenied(_("Only staff of the case's clinic can refer it."))
     if urgency not in Referral.Urgency.values:
-        raise ValidationError({"urgency": "Choose routine or urgent."})
+        raise ValidationError({"urgency": _("Choose routine or urgent.")})
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why you are referring this case."})
+        raise ValidationError({"reason": _("Say why you are referring this case.")})
     with transaction.atomic():
         current = Case.objects.select_for_update().get(pk=case.pk)
         if current.referred_at is not None or Referral.objects.filter(case=current).exists():
-            raise WorkflowConflict("This case is already referred.")
+            raise WorkflowConflict(_("This case is already referred."))
         if current.status not in REFERABLE:
             raise ValidationError(
                 {"status": f"A case that is {current.get_status_display().lower()} cannot be referred."},
@@ -172,17 +172,17 @@ def referral_urgency_change(*, actor, referral: Referral, urgency: str, request:
     """Change the urgency; the due time follows. Only the referring clinic can lower an urgent one;
     a specialist serving the clinic may raise a routine one."""
     if urgency not in Referral.Urgency.values:
-        raise ValidationError({"urgency": "Choose routine or urgent."})
+        raise ValidationError({"urgency": _("Choose routine or urgent.")})
     with transaction.atomic():
         locked = _lock(referral)
         old = locked.urgency
         if locked.status == Referral.Status.REVIEWED:
-            raise WorkflowConflict("This referral has been answered.")
+            raise WorkflowConflict(_("This referral has been answered."))
         lowering = old == Referral.Urgency.URGENT and urgency == Referral.Urgency.ROUTINE
         if lowering and not _works_in(actor, locked.clinic_id):
-            raise PermissionDenied("Only the referring clinic can lower the urgency of an urgent referral.")
+            raise PermissionDenied(_("Only the referring clinic can lower the urgency of an urgent referral."))
         if not lowering and not (_works_in(actor, locked.clinic_id) or _serves(actor, locked.clinic_id)):
-            raise PermissionDenied("You cannot change this referral.")
+            raise PermissionDenied(_("You cannot change this referral."))
         if old != urgency:
             locked.urgency = urgency
             locked.due_at = _due(locked.referred_at, urgency)
@@ -210,7 +210,7 @@ def referral_claim(*, actor, referral: Referral, request: HttpRequest | None = N
     exactly one update changes the row; the other gets ``WorkflowConflict``.
     """
     if not can_review(actor, referral):
-        raise PermissionDenied("Only specialists serving the referring clinic can claim this referral.")
+        raise PermissionDenied(_("Only specialists serving the referring clinic can claim this referral."))
     now = timezone.now()
     with transaction.atomic():
         claimable = (
@@ -230,7 +230,7 @@ def referral_claim(*, actor, referral: Referral, request: HttpRequest | None = N
             holder = Referral.objects.filter(pk=referral.pk).values_list("claimed_by__username", "status").first()
             if holder and holder[1] == Referral.Status.CLAIMED:
                 raise WorkflowConflict(f"{holder[0]} is reviewing this referral.")
-            raise WorkflowConflict("This referral is not waiting for a specialist.")
+            raise WorkflowConflict(_("This referral is not waiting for a specialist."))
         locked = _lock(referral)
         if locked.case.status == Case.Status.REFERRED:
             case_transition(case=locked.case, to_status=Case.Status.UNDER_REVIEW, actor=actor, request=request)
@@ -284,7 +284,7 @@ def referral_release(*, actor, referral: Referral, request: HttpRequest | None =
         locked = _lock(referral)
         if locked.status != Referral.Status.CLAIMED or locked.claimed_by_id != getattr(actor, "pk", None):
             if not (_active(actor) and actor.is_administrator and locked.status == Referral.Status.CLAIMED):
-                raise WorkflowConflict("You do not hold this referral.")
+                raise WorkflowConflict(_("You do not hold this referral."))
         _unclaim(locked, actor=actor, action="referral.release", request=request)
     return _copy(referral, locked)
 
@@ -309,9 +309,9 @@ def _hold(actor, referral: Referral) -> Referral:
     """Lock the referral and check that the actor holds its claim (an unexpired one, or one nobody took over)."""
     locked = _lock(referral)
     if not can_review(actor, locked):
-        raise PermissionDenied("Only specialists serving the referring clinic can do this.")
+        raise PermissionDenied(_("Only specialists serving the referring clinic can do this."))
     if locked.status != Referral.Status.CLAIMED or locked.claimed_by_id != actor.pk:
-        raise WorkflowConflict("Claim this referral before answering it.")
+        raise WorkflowConflict(_("Claim this referral before answering it."))
     return locked
 
 
@@ -345,9 +345,9 @@ def review_submit(
                 or superseded.reviewer_id != getattr(actor, "pk", None)
                 or not can_review(actor, locked)
             ):
-                raise WorkflowConflict("Only the specialist who answered can correct the answer.")
+                raise WorkflowConflict(_("Only the specialist who answered can correct the answer."))
             if locked.case.status != Case.Status.REVIEWED:
-                raise WorkflowConflict("The clinic has closed this case; it can no longer be corrected.")
+                raise WorkflowConflict(_("The clinic has closed this case; it can no longer be corrected."))
         else:
             locked = _hold(actor, referral)
         top_class, version = model_top_class(locked.case)
@@ -367,10 +367,10 @@ def review_submit(
         )
         if outcome == Review.Outcome.MONITOR and not follow_up_months:
             raise ValidationError(
-                {"follow_up_months": "Say in how many months the lesion should be photographed again."}
+                {"follow_up_months": _("Say in how many months the lesion should be photographed again.")}
             )
         if not review.message:
-            raise ValidationError({"message": "Write a message to the clinic."})
+            raise ValidationError({"message": _("Write a message to the clinic.")})
         review.full_clean()
         review.save()
         now = timezone.now()
@@ -404,8 +404,7 @@ def review_submit(
             recipients=clinic_staff_of(locked.clinic),
             kind=Notification.Kind.REVIEW,
             case=locked.case,
-            title=f"Case {locked.case_id}: the specialist's {'corrected ' if correcting else ''}answer",
-            body=f"Outcome: {review.get_outcome_display()}.",
+            params={"case": locked.case_id, "outcome": str(review.outcome), "corrected": correcting},
             url=case_url(locked.case),
         )
         review_submitted.send(sender=Review, review=review, superseded=superseded, actor=actor, request=request)
@@ -418,7 +417,7 @@ def information_request(*, actor, referral: Referral, message: str, request: Htt
     """Instead of an answer, ask the clinic for more; the referral waits for the clinic, keeping its place."""
     message = (message or "").strip()
     if not message:
-        raise ValidationError({"message": "Say what information you need."})
+        raise ValidationError({"message": _("Say what information you need.")})
     with transaction.atomic():
         locked = _hold(actor, referral)
         asked = InformationRequest.objects.create(referral=locked, requested_by=actor, message=message[:4000])
@@ -440,8 +439,7 @@ def information_request(*, actor, referral: Referral, message: str, request: Htt
             recipients=clinic_staff_of(locked.clinic),
             kind=Notification.Kind.INFORMATION_REQUESTED,
             case=locked.case,
-            title=f"Case {locked.case_id}: the specialist asks for more information",
-            body="Open the case to read the question and answer it.",
+            params={"case": locked.case_id},
             url=case_url(locked.case),
         )
     _copy(referral, locked)
@@ -463,17 +461,17 @@ def information_answer(
     original referral time, so it keeps its place.
     """
     if not can_refer(actor, case):
-        raise PermissionDenied("Only staff of the case's clinic can answer.")
+        raise PermissionDenied(_("Only staff of the case's clinic can answer."))
     message = (message or "").strip()
     if not message and not images:
-        raise ValidationError({"message": "Write an answer or add photos."})
+        raise ValidationError({"message": _("Write an answer or add photos.")})
     with transaction.atomic():
         referral = Referral.objects.filter(case=case).first()
         if referral is None:
-            raise WorkflowConflict("This case has no referral.")
+            raise WorkflowConflict(_("This case has no referral."))
         locked = _lock(referral)
         if locked.status != Referral.Status.INFORMATION_REQUESTED:
-            raise WorkflowConflict("No question from the specialist is waiting for an answer.")
+            raise WorkflowConflict(_("No question from the specialist is waiting for an answer."))
         asked = locked.information_requests.filter(answered_at__isnull=True).order_by("-requested_at").first()
         added = (
             case_photos_add(actor=actor, case=locked.case, images=images, image_kinds=image_kinds, request=request)
@@ -505,8 +503,7 @@ def information_answer(
             recipients=specialists_serving(locked.clinic),
             kind=Notification.Kind.REFERRAL_RETURNED,
             case=locked.case,
-            title=f"Case {locked.case_id}: the clinic answered your question",
-            body=f"{locked.clinic.name} sent more information" + (f" and {len(added)} photo(s)." if added else "."),
+            params={"case": locked.case_id, "clinic": locked.clinic.name, "photos": len(added)},
             url=referral_url(locked),
         )
     return asked
@@ -516,13 +513,13 @@ def information_answer(
 def case_acknowledge(*, actor, case: Case, request: HttpRequest | None = None) -> Case:
     """The clinic has read the specialist's answer and acts on it: the case closes, read-only."""
     if not can_refer(actor, case):
-        raise PermissionDenied("Only staff of the case's clinic can acknowledge the answer.")
+        raise PermissionDenied(_("Only staff of the case's clinic can acknowledge the answer."))
     with transaction.atomic():
         referral = Referral.objects.select_for_update().filter(case=case).first()
         if referral is None or referral.status != Referral.Status.REVIEWED:
-            raise WorkflowConflict("There is no specialist's answer to acknowledge.")
+            raise WorkflowConflict(_("There is no specialist's answer to acknowledge."))
         if Case.objects.get(pk=case.pk).status != Case.Status.REVIEWED:
-            raise WorkflowConflict("This case is already closed.")
+            raise WorkflowConflict(_("This case is already closed."))
         referral.acknowledged_by = actor
         referral.acknowledged_at = timezone.now()
         referral.save(update_fields=["acknowledged_by", "acknowledged_at", "updated_at"])
@@ -538,7 +535,7 @@ def case_acknowledge(*, actor, case: Case, request: HttpRequest | None = None) -
 
 def notification_mark_read(*, actor, notification: Notification) -> Notification:
     if notification.recipient_id != getattr(actor, "pk", None):
-        raise PermissionDenied("Not your notification.")
+        raise PermissionDenied(_("Not your notification."))
     if notification.read_at is None:
         notification.read_at = timezone.now()
         notification.save(update_fields=["read_at"])

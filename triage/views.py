@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Clinic
@@ -21,7 +22,7 @@ from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
 from diagnosis.selectors import case_list_for
 from diagnosis.views import private_no_store, result_context
-from inference.preprocessing import CLASS_NAMES, MALIGNANT_CLASSES
+from inference.preprocessing import MALIGNANT_CLASSES
 
 from . import services
 from .apis import referral_filter
@@ -34,7 +35,7 @@ from .forms import (
     UrgencyForm,
 )
 from .metrics import service_metrics
-from .models import Referral, Review
+from .models import Referral, Review, class_name
 from .selectors import (
     claim_is_live,
     effective_status,
@@ -68,7 +69,7 @@ def top_classes(case, count: int = 2) -> list[dict]:
         return []
     ranked = sorted(best[1].items(), key=lambda item: -item[1])[:count]
     return [
-        {"code": code, "name": CLASS_NAMES[code], "probability": p, "malignant": code in MALIGNANT_CLASSES}
+        {"code": code, "name": class_name(code), "probability": p, "malignant": code in MALIGNANT_CLASSES}
         for code, p in ranked
     ]
 
@@ -95,7 +96,7 @@ def referral_row(referral: Referral, now) -> dict:
 def referral_queue(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not (user.is_specialist or user.is_administrator or user.is_clinic_staff):
-        raise PermissionDenied("No referrals for this account.")
+        raise PermissionDenied(_("No referrals for this account."))
     everything = referral_list_for(user=user)
     clinics = Clinic.objects.filter(pk__in=everything.values_list("clinic_id", flat=True)).order_by("name")
     form = ReferralFilterForm(request.GET or None, clinics=clinics)
@@ -214,7 +215,7 @@ def _workflow_errors(request, exc: Exception) -> None:
 def _serving_referral(request, pk: int) -> Referral:
     referral = scoped_object_or_404(referral_list_for(user=request.user), pk=pk, request=request)
     if not services.can_review(request.user, referral) and not request.user.is_administrator:
-        raise PermissionDenied("Only specialists serving the referring clinic can do this.")
+        raise PermissionDenied(_("Only specialists serving the referring clinic can do this."))
     return referral
 
 
@@ -226,7 +227,7 @@ def referral_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
     _attempt(
         request,
         lambda: services.referral_claim(actor=request.user, referral=referral, request=request),
-        "You hold this referral. Write your answer, or release it for a colleague.",
+        _("You hold this referral. Write your answer, or release it for a colleague."),
     )
     return redirect("triage:referral-detail", pk=referral.pk)
 
@@ -239,7 +240,7 @@ def referral_release_view(request: HttpRequest, pk: int) -> HttpResponse:
     _attempt(
         request,
         lambda: services.referral_release(actor=request.user, referral=referral, request=request),
-        "The referral is back in the queue.",
+        _("The referral is back in the queue."),
     )
     return redirect("triage:referral-queue")
 
@@ -251,7 +252,7 @@ def review_view(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _serving_referral(request, pk)
     form = ReviewForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The answer is not complete; see below.")
+        messages.error(request, _("The answer is not complete; see below."))
         return _review_page(request, referral, review_form=form, status=400)
     try:
         services.review_submit(actor=request.user, referral=referral, request=request, **form.cleaned_data)
@@ -262,7 +263,7 @@ def review_view(request: HttpRequest, pk: int) -> HttpResponse:
     except services.WorkflowConflict as exc:
         _workflow_errors(request, exc)
         return redirect("triage:referral-detail", pk=referral.pk)
-    messages.success(request, "Your answer is sent to the clinic.")
+    messages.success(request, _("Your answer is sent to the clinic."))
     return redirect("triage:referral-queue")
 
 
@@ -279,7 +280,7 @@ def information_request_view(request: HttpRequest, pk: int) -> HttpResponse:
         lambda: services.information_request(
             actor=request.user, referral=referral, request=request, **form.cleaned_data
         ),
-        "Your question is sent to the clinic; the referral keeps its place in the queue.",
+        _("Your question is sent to the clinic; the referral keeps its place in the queue."),
     )
     return redirect("triage:referral-queue") if asked else redirect("triage:referral-detail", pk=referral.pk)
 
@@ -296,7 +297,7 @@ def referral_urgency_view(request: HttpRequest, pk: int) -> HttpResponse:
             lambda: services.referral_urgency_change(
                 actor=request.user, referral=referral, request=request, **form.cleaned_data
             ),
-            "The urgency is changed.",
+            _("The urgency is changed."),
         )
     return redirect(_back(request, "web:case-detail", referral.case_id))
 
@@ -318,12 +319,12 @@ def case_refer_view(request: HttpRequest, pk: int) -> HttpResponse:
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     form = ReferralForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose the urgency and say why you are referring the case.")
+        messages.error(request, _("Choose the urgency and say why you are referring the case."))
         return redirect("web:case-detail", pk=case.pk)
     _attempt(
         request,
         lambda: services.referral_create(actor=request.user, case=case, request=request, **form.cleaned_data),
-        "The case is referred; the specialists serving your clinic are told.",
+        _("The case is referred; the specialists serving your clinic are told."),
     )
     return redirect("web:case-detail", pk=case.pk)
 
@@ -349,7 +350,7 @@ def information_answer_view(request: HttpRequest, pk: int) -> HttpResponse:
             image_kinds=kinds,
             request=request,
         ),
-        "Your answer is sent; the referral is back in the specialists' queue.",
+        _("Your answer is sent; the referral is back in the specialists' queue."),
     )
     return redirect("web:case-detail", pk=case.pk)
 
@@ -362,7 +363,7 @@ def case_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
     _attempt(
         request,
         lambda: services.case_acknowledge(actor=request.user, case=case, request=request),
-        "The answer is acknowledged and the case is closed.",
+        _("The answer is acknowledged and the case is closed."),
     )
     return redirect("web:case-detail", pk=case.pk)
 
@@ -403,7 +404,7 @@ def notifications_read_all_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def service_metrics_page(request: HttpRequest) -> HttpResponse:
     if not (request.user.is_specialist or request.user.is_administrator):
-        raise PermissionDenied("For specialists and administrators.")
+        raise PermissionDenied(_("For specialists and administrators."))
     metrics = service_metrics(referrals=referral_list_for(user=request.user))
     audit_record(actor=request.user, action="triage.metrics_view", request=request)
     outcome_rows = [
@@ -428,6 +429,6 @@ def service_metrics_page(request: HttpRequest) -> HttpResponse:
             "metrics": metrics,
             "outcome_rows": outcome_rows,
             "agreement_rows": agreement_rows,
-            "model_class_names": [CLASS_NAMES.get(c, c) for c in metrics["agreement"]["model_classes"]],
+            "model_class_names": [class_name(c) for c in metrics["agreement"]["model_classes"]],
         },
     )

@@ -1,5 +1,6 @@
 // The compare view: toggles both photos between the photo and the model's heatmap in place.
 // Without JavaScript the "Show heatmap" link reloads the page with the heatmaps instead.
+// Its two labels come translated from the page (data-show-label, data-hide-label).
 (function () {
   "use strict";
   var toggle = document.getElementById("heatmap-toggle");
@@ -11,7 +12,7 @@
   function render() {
     withHeatmap.forEach(function (img) { img.src = showing ? img.dataset.heatmap : img.dataset.photo; });
     toggle.setAttribute("aria-pressed", showing ? "true" : "false");
-    toggle.textContent = showing ? "Hide heatmap" : "Show heatmap";
+    toggle.textContent = showing ? toggle.dataset.hideLabel : toggle.dataset.showLabel;
   }
   toggle.hidden = false;
   if (link) link.hidden = true;
