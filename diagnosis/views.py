@@ -34,13 +34,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
 from accounts.services import audit_record
 from clinics.uv import dashboard_uv_readings
 from inference.artifact import ArtifactError, artifact_for_version
-from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
+from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
 from . import extensions, idempotency
@@ -57,6 +58,7 @@ from .forms import (
     PatientSearchForm,
 )
 from .models import Case, LesionImage
+from .summary import class_name
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
 from .services import (
@@ -113,8 +115,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         queue = cases.filter(status__in=REVIEW_QUEUE_STATUSES).order_by("referred_at", "pk")
         shown = list(queue[:RECENT_CASES])
         context.update(
-            heading="Referred cases",
-            intro="Cases referred to a specialist, oldest referral first.",
+            heading=_("Referred cases"),
+            intro=_("Cases referred to a specialist, oldest referral first."),
             cases=shown,
             queue_count=queue.count(),
             recent=list(cases.exclude(status__in=REVIEW_QUEUE_STATUSES).order_by("-referred_at")[:5]),
@@ -122,9 +124,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     else:
         shown = list(cases[:RECENT_CASES])
         context.update(
-            heading="Recent cases",
+            heading=_("Recent cases"),
             intro=(
-                "The latest cases from every clinic." if user.is_administrator else "The latest cases from your clinic."
+                _("The latest cases from every clinic.")
+                if user.is_administrator
+                else _("The latest cases from your clinic.")
             ),
             cases=shown,
             counts=cases.aggregate(
@@ -236,7 +240,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_create_view(request: HttpRequest) -> HttpResponse:
     clinics = clinics_for(user=request.user)
     if not clinics.exists():
-        raise PermissionDenied("Only clinic staff and administrators register patients.")
+        raise PermissionDenied(_("Only clinic staff and administrators register patients."))
     form = PatientForm(request.POST or None, clinics=clinics)
     if request.method == "POST" and form.is_valid():
         try:
@@ -244,7 +248,7 @@ def patient_create_view(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
-            messages.success(request, f"{patient.full_name} is registered.")
+            messages.success(request, _("%(name)s is registered.") % {"name": patient.full_name})
             return redirect("web:patient-detail", pk=patient.pk)
     existing = None
     if form.is_bound and form.has_error("identifier", code="unique"):
@@ -270,7 +274,7 @@ def patient_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Correct a patient's details; every change is audited with its old and new value."""
     patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators change patient details.")
+        raise PermissionDenied(_("Only clinic staff and administrators change patient details."))
     initial = {field: getattr(patient, field) for field in PATIENT_EDITABLE_FIELDS}
     form = PatientEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -325,10 +329,10 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Record or withdraw the patient's consent (the buttons on the patient page)."""
     patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators record consent.")
+        raise PermissionDenied(_("Only clinic staff and administrators record consent."))
     form = PatientConsentForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose whether to record or to withdraw consent.")
+        messages.error(request, _("Choose whether to record or to withdraw consent."))
         return redirect("web:patient-detail", pk=patient.pk)
     consent_given = form.cleaned_data["consent_given"]
     if not consent_given and request.POST.get("confirm") != "yes":
@@ -340,11 +344,12 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         if consent_given:
-            messages.success(request, f"Consent is recorded for {patient.full_name}.")
+            messages.success(request, _("Consent is recorded for %(name)s.") % {"name": patient.full_name})
         else:
             messages.success(
                 request,
-                f"Consent is withdrawn for {patient.full_name}; no new case can be submitted for them.",
+                _("Consent is withdrawn for %(name)s; no new case can be submitted for them.")
+                % {"name": patient.full_name},
             )
     return redirect("web:patient-detail", pk=patient.pk)
 
@@ -356,7 +361,7 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
 def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators submit cases.")
+        raise PermissionDenied(_("Only clinic staff and administrators submit cases."))
     lesions = lesion_list_for(user=request.user).filter(patient=patient)
     # ?lesion=<id> (from a lesion page or the follow-up list) picks that lesion in advance.
     initial = {"lesion": request.GET.get("lesion")} if request.method == "GET" else None
@@ -374,11 +379,20 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
         wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
         if wait is not None:
             status = 429
-            form.add_error(None, f"Too many photos sent in the last hour; try again in {ceil(wait / 60)} minute(s).")
+            minutes = ceil(wait / 60)
+            form.add_error(
+                None,
+                ngettext(
+                    "Too many photos sent in the last hour; try again in %(count)s minute.",
+                    "Too many photos sent in the last hour; try again in %(count)s minutes.",
+                    minutes,
+                )
+                % {"count": minutes},
+            )
         elif not patient.consent_given:
             form.add_error(
                 None,
-                "The patient's consent is not recorded; a case cannot be submitted.",
+                _("The patient's consent is not recorded; a case cannot be submitted."),
             )
         elif _wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
             return _case_create_once(request, patient, form)
@@ -396,7 +410,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 url = reverse("web:case-detail", args=[case.pk])
                 if _wants_json(request):
                     return JsonResponse({"case": case.pk, "redirect": url}, status=201)
-                messages.success(request, "The case is submitted; analysis has started.")
+                messages.success(request, _("The case is submitted; analysis has started."))
                 return redirect(url)
         if _wants_json(request):
             return JsonResponse({"errors": _form_errors(form)}, status=429 if status == 429 else 400)
@@ -503,13 +517,13 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
 def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators can do this.")
+        raise PermissionDenied(_("Only clinic staff and administrators can do this."))
     try:
         case_reanalyse(case=case, actor=request.user, request=request)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "The photos are queued for analysis again.")
+        messages.success(request, _("The photos are queued for analysis again."))
     return redirect("web:case-detail", pk=case.pk)
 
 
@@ -520,10 +534,10 @@ def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a new photo to a case (the retake after the photo gate turned one back); analysed as usual."""
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators can do this.")
+        raise PermissionDenied(_("Only clinic staff and administrators can do this."))
     files = request.FILES.getlist("images")
     if not files:
-        messages.error(request, "Choose a photo to add.")
+        messages.error(request, _("Choose a photo to add."))
         return redirect("web:case-detail", pk=case.pk)
     try:
         case_photos_add(
@@ -536,7 +550,7 @@ def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "The new photo is added and queued for analysis.")
+        messages.success(request, _("The new photo is added and queued for analysis."))
     return redirect("web:case-detail", pk=case.pk)
 
 
@@ -573,7 +587,7 @@ def result_context(request: HttpRequest, case: Case) -> dict:
                 (
                     {
                         "code": code,
-                        "name": CLASS_NAMES[code],
+                        "name": class_name(code),
                         "probability": float(probabilities.get(code, 0.0)),
                         "malignant": code in MALIGNANT_CLASSES,
                         "top": code == prediction.top_class,
@@ -633,17 +647,17 @@ def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
     Access-checked like the full photo (diagnosis:image-file), which stays one click away.
     """
     if size not in PREVIEW_SIZES:
-        raise Http404("No such size.")
+        raise Http404(_("No such size."))
     image = scoped_object_or_404(image_list_for(user=request.user), pk=pk, request=request)
     try:
         with image.file.open("rb") as handle, Image.open(handle) as picture:
             picture.draft("RGB", (size, size))  # JPEG: decode at a fraction of full size
             preview = picture.convert("RGB")
     except FileNotFoundError:
-        raise Http404("The photo file is missing.") from None
+        raise Http404(_("The photo file is missing.")) from None
     except (UnidentifiedImageError, OSError, ValueError):
         logger.exception("cannot make a preview of image %s", image.pk)
-        raise Http404("The photo cannot be shown.") from None
+        raise Http404(_("The photo cannot be shown.")) from None
     preview.thumbnail((size, size), Image.Resampling.LANCZOS)  # never enlarges
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=82, optimize=True)
@@ -693,16 +707,16 @@ def _report_images(report_dir: Path) -> set[str]:
 # The published system the model is compared with (its paper reports these three figures).
 PUBLISHED_SYSTEM = {"accuracy": 0.62, "top_class_accuracy": 0.62, "macro_f1": 0.53, "melanoma_recall": 0.70}
 HEADLINE_ROWS = (
-    ("Test images", "images"),
-    ("Balanced accuracy (mean recall per class)", "balanced_accuracy"),
-    ("Macro F1", "macro_f1"),
-    ("Accuracy of the most likely class", "top_class_accuracy"),
-    ("Melanoma photos referred", "melanoma_referred"),
-    ("Malignant lesions referred (sensitivity)", "malignant_sensitivity"),
-    ("Benign lesions not referred (specificity)", "malignant_specificity"),
-    ("Malignant vs benign ROC AUC", "malignant_roc_auc"),
-    ("Calibration error, per class (lower is better)", "classwise_ece"),
-    ("Calibration error, most likely class", "ece"),
+    (gettext_lazy("Test images"), "images"),
+    (gettext_lazy("Balanced accuracy (mean recall per class)"), "balanced_accuracy"),
+    (gettext_lazy("Macro F1"), "macro_f1"),
+    (gettext_lazy("Accuracy of the most likely class"), "top_class_accuracy"),
+    (gettext_lazy("Melanoma photos referred"), "melanoma_referred"),
+    (gettext_lazy("Malignant lesions referred (sensitivity)"), "malignant_sensitivity"),
+    (gettext_lazy("Benign lesions not referred (specificity)"), "malignant_specificity"),
+    (gettext_lazy("Malignant vs benign ROC AUC"), "malignant_roc_auc"),
+    (gettext_lazy("Calibration error, per class (lower is better)"), "classwise_ece"),
+    (gettext_lazy("Calibration error, most likely class"), "ece"),
 )
 
 
@@ -718,7 +732,7 @@ def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     """Columns (the published system, earlier shipped versions, the served one) and one row per figure."""
     from inference.artifact import ARTIFACTS_DIR
 
-    columns = [("Published", PUBLISHED_SYSTEM)]
+    columns = [(_("Published"), PUBLISHED_SYSTEM)]
     for folder in sorted(ARTIFACTS_DIR.iterdir()) if ARTIFACTS_DIR.is_dir() else []:
         if folder.is_dir() and folder.name != artifact.model_version and (folder / "manifest.json").is_file():
             try:
@@ -744,11 +758,11 @@ def _gate_figures(gate: dict) -> list[tuple[str, object]]:
     """The photo gate's figures on images no threshold was chosen on (the manifest's gate section)."""
     test = gate.get("test") or {}
     rows = [
-        ("Lesion photos of the test split turned back (target at most 2%)", test.get("test_lesions_turned_back")),
-        ("Out-of-domain images turned back (target at least 95%)", test.get("out_of_domain_turned_back")),
-        ("Severely blurred photos turned back (target at least 90%)", test.get("severe_blur_turned_back")),
-        ("Severely darkened photos turned back (target at least 90%)", test.get("severe_dark_turned_back")),
-        ("Severely overexposed photos turned back (target at least 90%)", test.get("severe_overexposed_turned_back")),
+        (_("Lesion photos of the test split turned back (target at most 2%)"), test.get("test_lesions_turned_back")),
+        (_("Out-of-domain images turned back (target at least 95%)"), test.get("out_of_domain_turned_back")),
+        (_("Severely blurred photos turned back (target at least 90%)"), test.get("severe_blur_turned_back")),
+        (_("Severely darkened photos turned back (target at least 90%)"), test.get("severe_dark_turned_back")),
+        (_("Severely overexposed photos turned back (target at least 90%)"), test.get("severe_overexposed_turned_back")),
     ]
     return [(label, value) for label, value in rows if value is not None]
 
@@ -777,7 +791,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
             headline=rows,
             created_at=_parse_time(manifest.get("created_at")),
             thresholds=[
-                (code, CLASS_NAMES.get(code, code), value) for code, value in (manifest.get("thresholds") or {}).items()
+                (code, class_name(code), value) for code, value in (manifest.get("thresholds") or {}).items()
             ],
             report_html=report_html,
             gate_figures=_gate_figures(manifest.get("gate") or {}),
@@ -791,7 +805,7 @@ def model_report_file(request: HttpRequest, name: str) -> FileResponse:
     """A PNG figure of the served model's report; only files in that folder, by name."""
     artifact, _ = _load_model_artifact()
     if artifact is None or name not in _report_images(artifact.report_dir):
-        raise Http404("No such report figure.")
+        raise Http404(_("No such report figure."))
     response = FileResponse((artifact.report_dir / name).open("rb"), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
