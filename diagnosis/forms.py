@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.utils import timezone
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 
 from .models import Case, Lesion, LesionImage, Patient
 from .text import NOTES_MAX_LENGTH
@@ -19,6 +19,56 @@ CONSENT_WORDING = _(
 )
 
 
+def date_input_formats() -> list[str]:
+    """The active language's date formats with a four-digit year (a two-digit year of birth is
+    ambiguous); ISO (yyyy-mm-dd) is always among them."""
+    return [f for f in formats.get_format("DATE_INPUT_FORMATS") if "%y" not in f]
+
+
+def date_display_format() -> str:
+    """How a date is written in the active language's date fields: day first for en-gb, fr and pt."""
+    written = [f for f in date_input_formats() if not f.startswith("%Y")]
+    return (written or date_input_formats())[0]
+
+
+def date_placeholder() -> str:
+    """The expected format in the reader's words: dd/mm/yyyy, jj/mm/aaaa, dd/mm/aaaa."""
+    return (
+        date_display_format()
+        .replace("%d", gettext("dd"))
+        .replace("%m", gettext("mm"))
+        .replace("%Y", gettext("yyyy"))
+    )
+
+
+class LocalDateInput(forms.DateInput):
+    """A date typed as the reader's language writes it (02/03/1970), not the browser's date
+    picker, whose format follows the phone's settings rather than the portal's language."""
+
+    input_type = "text"
+
+    def format_value(self, value):
+        if hasattr(value, "strftime"):
+            return value.strftime(date_display_format())
+        return value
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["attrs"].setdefault("placeholder", date_placeholder())
+        context["widget"]["attrs"].setdefault("inputmode", "numeric")
+        return context
+
+
+class LocalDateField(forms.DateField):
+    """A date in the active language's formats (or ISO)."""
+
+    widget = LocalDateInput
+
+    @property
+    def input_formats(self):
+        return date_input_formats()
+
+
 class PatientForm(forms.Form):
     clinic = forms.ModelChoiceField(label=_("Clinic"), queryset=None, empty_label=None)
     identifier = forms.CharField(
@@ -27,7 +77,7 @@ class PatientForm(forms.Form):
         help_text=_("The clinic's own number for this patient."),
     )
     full_name = forms.CharField(label=_("Full name"), max_length=200)
-    date_of_birth = forms.DateField(label=_("Date of birth"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_of_birth = LocalDateField(label=_("Date of birth"), widget=LocalDateInput(attrs={"autocomplete": "off"}))
     sex = forms.ChoiceField(label=_("Sex"), choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
     skin_type = forms.ChoiceField(
         label=_("Skin type (Fitzpatrick)"),
@@ -48,7 +98,6 @@ class PatientForm(forms.Form):
         if clinics.count() == 1:
             self.fields["clinic"].initial = clinics.first()
             self.fields["clinic"].widget = forms.HiddenInput()
-        self.fields["date_of_birth"].widget.attrs["max"] = timezone.localdate().isoformat()
         self.fields["full_name"].widget.attrs["autocomplete"] = "off"
         self.fields["identifier"].widget.attrs["autocomplete"] = "off"
         self.fields["phone"].widget.input_type = "tel"
@@ -67,7 +116,6 @@ class PatientEditForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["date_of_birth"].widget.attrs["max"] = timezone.localdate().isoformat()
         self.fields["phone"].widget.input_type = "tel"
         self.fields["phone"].widget.attrs["autocomplete"] = "off"
 

@@ -743,13 +743,13 @@ def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     columns.append((artifact.model_version, _test_figures(artifact.manifest)))
     rows = []
     for label, key in HEADLINE_ROWS:
-        values = [figures.get(key) for _, figures in columns]
+        values = [figures.get(key) for _name, figures in columns]
         if any(value is not None for value in values[1:]):
             rows.append((label, values))
     # Short headers ("v1", "v2") so the table fits a phone; the full names are in the title.
     headers = [
         {"short": name.rsplit("-", 1)[-1], "full": name, "in_use": name == artifact.model_version}
-        for name, _ in columns
+        for name, _figures in columns
     ]
     return headers, rows
 
@@ -803,7 +803,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
 @require_GET
 def model_report_file(request: HttpRequest, name: str) -> FileResponse:
     """A PNG figure of the served model's report; only files in that folder, by name."""
-    artifact, _ = _load_model_artifact()
+    artifact, _error = _load_model_artifact()
     if artifact is None or name not in _report_images(artifact.report_dir):
         raise Http404(_("No such report figure."))
     response = FileResponse((artifact.report_dir / name).open("rb"), content_type="image/png")
