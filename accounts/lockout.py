@@ -13,11 +13,12 @@ import math
 import unicodedata
 
 from django.conf import settings
-from django.utils.translation import ngettext
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.translation import ngettext
 
 from .services import client_ip
+
 
 def normalised_username(value) -> str:
     """The lookup form of a submitted username: NFKC (as the backend), stripped, case-folded."""

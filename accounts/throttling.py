@@ -24,6 +24,7 @@ from .services import client_ip
 
 logger = logging.getLogger(__name__)
 
+
 class _LoginThrottle(SimpleRateThrottle):
     def allow_request(self, request, view) -> bool:
         # With the cache (Redis) down the rate cannot be counted; sign-in still works, and

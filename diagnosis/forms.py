@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.utils import formats
-from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from .models import Case, Lesion, LesionImage, Patient
 from .text import NOTES_MAX_LENGTH
@@ -34,10 +34,7 @@ def date_display_format() -> str:
 def date_placeholder() -> str:
     """The expected format in the reader's words: dd/mm/yyyy, jj/mm/aaaa, dd/mm/aaaa."""
     return (
-        date_display_format()
-        .replace("%d", gettext("dd"))
-        .replace("%m", gettext("mm"))
-        .replace("%Y", gettext("yyyy"))
+        date_display_format().replace("%d", gettext("dd")).replace("%m", gettext("mm")).replace("%Y", gettext("yyyy"))
     )
 
 

@@ -175,7 +175,9 @@ class Case(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    status = models.CharField(_("status"), max_length=32, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
+    status = models.CharField(
+        _("status"), max_length=32, choices=Status.choices, default=Status.SUBMITTED, db_index=True
+    )
     risk = models.CharField(_("risk"), max_length=10, choices=Risk.choices, blank=True)
     summary = models.TextField(blank=True)  # in English; pages show summary_facts in the reader's language
     summary_facts = models.JSONField(

@@ -10,9 +10,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inference.gate import MESSAGES as GATE_MESSAGES
-
 from accounts.language import supported
+from inference.gate import MESSAGES as GATE_MESSAGES
 
 from . import extensions
 from .models import Case, LesionImage, Patient, Prediction
@@ -251,7 +250,9 @@ class CaseOutputSerializer(serializers.ModelSerializer):
     checklist_score = serializers.IntegerField(
         read_only=True, help_text="Weighted 7-point checklist score (0-10); 3 or more is referred as urgent."
     )
-    summary = serializers.CharField(read_only=True, help_text="The risk summary in English, as written by the analysis.")
+    summary = serializers.CharField(
+        read_only=True, help_text="The risk summary in English, as written by the analysis."
+    )
     summary_facts = serializers.JSONField(
         read_only=True, help_text='The risk summary as data: a list of {"code", "params"} (inference/risk.py).'
     )
@@ -261,7 +262,6 @@ class CaseOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField())
     def get_summary_text(self, case: Case) -> str:
-        request = self.context.get("request")
         with readers_language(self.context):
             return case_summary(case)
 

@@ -93,7 +93,7 @@ def _numbers(numbers) -> str:
 
 
 def _listing(items: list[str]) -> str:
-    """"a, b and c"."""
+    """ "a, b and c"."""
     if len(items) < 2:
         return "".join(items)
     return gettext("%(items)s and %(last)s") % {"items": ", ".join(items[:-1]), "last": items[-1]}

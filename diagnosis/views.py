@@ -58,7 +58,6 @@ from .forms import (
     PatientSearchForm,
 )
 from .models import Case, LesionImage
-from .summary import class_name
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
 from .services import (
@@ -69,6 +68,7 @@ from .services import (
     patient_create,
     patient_update,
 )
+from .summary import class_name
 from .transitions import IN_SPECIALIST_HANDS
 from .uploads import upload_allowance_take
 
@@ -762,7 +762,10 @@ def _gate_figures(gate: dict) -> list[tuple[str, object]]:
         (_("Out-of-domain images turned back (target at least 95%)"), test.get("out_of_domain_turned_back")),
         (_("Severely blurred photos turned back (target at least 90%)"), test.get("severe_blur_turned_back")),
         (_("Severely darkened photos turned back (target at least 90%)"), test.get("severe_dark_turned_back")),
-        (_("Severely overexposed photos turned back (target at least 90%)"), test.get("severe_overexposed_turned_back")),
+        (
+            _("Severely overexposed photos turned back (target at least 90%)"),
+            test.get("severe_overexposed_turned_back"),
+        ),
     ]
     return [(label, value) for label, value in rows if value is not None]
 
@@ -790,9 +793,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
             headline_columns=columns,
             headline=rows,
             created_at=_parse_time(manifest.get("created_at")),
-            thresholds=[
-                (code, class_name(code), value) for code, value in (manifest.get("thresholds") or {}).items()
-            ],
+            thresholds=[(code, class_name(code), value) for code, value in (manifest.get("thresholds") or {}).items()],
             report_html=report_html,
             gate_figures=_gate_figures(manifest.get("gate") or {}),
         )

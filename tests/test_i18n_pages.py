@@ -145,6 +145,7 @@ def test_the_empty_dashboard(client, staff):
 
 def test_the_dashboard_of_a_specialist(client, specialist, staff, patient):
     _scored_case(patient, staff, status=Case.Status.REFERRED, referred_at="2026-03-02T10:00:00Z")
+    _scored_case(patient, staff, status=Case.Status.REVIEWED, referred_at="2026-03-01T10:00:00Z")
     _check(client, reverse("web:dashboard"), specialist, _user_data(specialist) + _patient_data(patient))
 
 
@@ -159,16 +160,22 @@ def test_the_dashboard_of_a_specialist(client, specialist, staff, patient):
         ("?submitted_from=2026-03-02&submitted_to=2026-03-01", 400),
     ],
 )
-def test_the_case_list_with_filters(client, staff, patient, query, status):
+def test_the_case_list_with_filters(client, staff, patient, query, status, monkeypatch):
+    monkeypatch.setattr("diagnosis.views.CASES_PER_PAGE", 1)  # a pager too
     _scored_case(patient, staff)
     CaseFactory(patient=patient, submitted_by=staff, status=Case.Status.ANALYSING)
     _check(
-        client, reverse("web:case-list") + query, staff, _user_data(staff) + _patient_data(patient) + ["none"], status=status
+        client,
+        reverse("web:case-list") + query,
+        staff,
+        _user_data(staff) + _patient_data(patient) + ["none"],
+        status=status,
     )
 
 
 # --- Patients -------------------------------------------------------------------------------
-def test_the_patient_list(client, staff, patient):
+def test_the_patient_list(client, staff, patient, monkeypatch):
+    monkeypatch.setattr("diagnosis.views.PATIENTS_PER_PAGE", 1)  # a pager too
     PatientFactory(clinic=patient.clinic, created_by=staff, full_name="Juma Otieno", consent_given=False)
     _check(client, reverse("web:patient-list"), staff, _user_data(staff) + _patient_data(patient) + ["Juma Otieno"])
 
@@ -200,11 +207,18 @@ def test_the_patient_edit_form(client, staff, patient):
 
 def test_the_consent_withdrawal_page(client, staff, patient):
     url = reverse("web:patient-consent", args=[patient.pk])
-    _check(client, url, staff, _user_data(staff) + _patient_data(patient), method="post", form={"consent_given": "false"})
+    _check(
+        client, url, staff, _user_data(staff) + _patient_data(patient), method="post", form={"consent_given": "false"}
+    )
 
 
 # --- New case -------------------------------------------------------------------------------
 def test_the_new_case_form(client, staff, patient):
+    _check(client, reverse("web:case-create", args=[patient.pk]), staff, _user_data(staff) + _patient_data(patient))
+
+
+def test_the_new_case_form_offers_the_patients_lesions(client, staff, patient):
+    _scored_case(patient, staff)
     _check(client, reverse("web:case-create", args=[patient.pk]), staff, _user_data(staff) + _patient_data(patient))
 
 
@@ -336,7 +350,12 @@ def test_the_date_of_birth_is_typed_and_shown_as_the_language_writes_it(
 
 def test_a_two_digit_year_of_birth_is_refused(client, staff, patient):
     url = reverse("web:patient-edit", args=[patient.pk])
-    form = {"identifier": patient.identifier, "full_name": patient.full_name, "date_of_birth": "02/03/70", "sex": "female"}
+    form = {
+        "identifier": patient.identifier,
+        "full_name": patient.full_name,
+        "date_of_birth": "02/03/70",
+        "sex": "female",
+    }
     response = _page(client, url, staff, "fr", "post", form)
     assert response.status_code == 200
     patient.refresh_from_db()
@@ -447,7 +466,9 @@ def test_every_catalogue_entry_is_translated_with_the_same_placeholders(language
             source = entry.msgid if (index == 0 or not entry.msgid_plural) else entry.msgid_plural
             # a singular form may leave the number out ("one photo"); every other placeholder stays
             expected = _placeholders(source) | (_placeholders(entry.msgid_plural) if entry.msgid_plural else set())
-            if not _placeholders(text) <= expected or not (_placeholders(source) - {"%(count)s"}) <= _placeholders(text):
+            if not _placeholders(text) <= expected or not (_placeholders(source) - {"%(count)s"}) <= _placeholders(
+                text
+            ):
                 problems.append(f"placeholders differ: {entry.msgid!r} -> {text!r}")
     assert problems == []
 

@@ -4,30 +4,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0005_user_language'),
+        ("accounts", "0005_user_language"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='clinic',
-            name='address',
-            field=models.TextField(blank=True, verbose_name='address'),
+            model_name="clinic",
+            name="address",
+            field=models.TextField(blank=True, verbose_name="address"),
         ),
         migrations.AlterField(
-            model_name='clinic',
-            name='name',
-            field=models.CharField(max_length=200, unique=True, verbose_name='name'),
+            model_name="clinic",
+            name="name",
+            field=models.CharField(max_length=200, unique=True, verbose_name="name"),
         ),
         migrations.AlterField(
-            model_name='user',
-            name='clinics',
-            field=models.ManyToManyField(blank=True, help_text='Clinic staff: the clinics they work in. Specialists: the clinics whose referrals they serve.', related_name='members', to='accounts.clinic', verbose_name='clinics'),
+            model_name="user",
+            name="clinics",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Clinic staff: the clinics they work in. Specialists: the clinics whose referrals they serve.",
+                related_name="members",
+                to="accounts.clinic",
+                verbose_name="clinics",
+            ),
         ),
         migrations.AlterField(
-            model_name='user',
-            name='role',
-            field=models.CharField(choices=[('clinic_staff', 'Clinic staff'), ('specialist', 'Specialist'), ('administrator', 'Administrator')], default='clinic_staff', max_length=20, verbose_name='role'),
+            model_name="user",
+            name="role",
+            field=models.CharField(
+                choices=[
+                    ("clinic_staff", "Clinic staff"),
+                    ("specialist", "Specialist"),
+                    ("administrator", "Administrator"),
+                ],
+                default="clinic_staff",
+                max_length=20,
+                verbose_name="role",
+            ),
         ),
     ]

@@ -7,6 +7,7 @@ from datetime import date
 from django import template
 from django.utils import timezone
 from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from diagnosis import summary
 
@@ -59,13 +60,13 @@ def age(date_of_birth: date | None) -> int | None:
 
 @register.filter
 def metric(value) -> str:
-    """A report metric: fractions to three decimals, counts as they are."""
+    """A report metric: fractions to three decimals, counts with thousands grouped, as the language writes them."""
     if isinstance(value, bool) or value is None:
-        return "n/a" if value is None else str(value)
+        return gettext("n/a") if value is None else str(value)
     if isinstance(value, int):
-        return f"{value:,}"
+        return number_format(value, force_grouping=True)
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return number_format(value, 3)
     return str(value)
 
 
