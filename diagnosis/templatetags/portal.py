@@ -66,7 +66,7 @@ def metric(value) -> str:
     if isinstance(value, int):
         return number_format(value, force_grouping=True)
     if isinstance(value, float):
-        return number_format(value, 3)
+        return number_format(round(value, 3), 3)  # number_format cuts off; the report rounds
     return str(value)
 
 
