@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.services import audit_record
 from inference.artifact import ArtifactError, artifact_for_version
@@ -404,13 +404,17 @@ def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> 
     """
     if actor is not None:
         if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
-            raise PermissionDenied("You cannot analyse this case again.")
+            raise PermissionDenied(gettext("You cannot analyse this case again."))
     with transaction.atomic():
         current = Case.objects.select_for_update().get(pk=case.pk)
         keeps_status = current.status in IN_SPECIALIST_HANDS
         if keeps_status and actor is not None:
             raise ValidationError(
-                {"status": "This case is with a specialist or has been answered, so it cannot be analysed again."},
+                {
+                    "status": gettext(
+                        "This case is with a specialist or has been answered, so it cannot be analysed again."
+                    )
+                },
                 code="invalid_transition",
             )
         now = timezone.now()
