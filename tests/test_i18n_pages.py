@@ -512,3 +512,14 @@ def test_a_photo_added_in_french_keeps_the_page_in_french(client, staff, patient
     assert response.status_code == 302
     page = client.get(response["Location"]).content.decode()
     assert "La nouvelle photo est ajoutée et en file d&#x27;attente pour l&#x27;analyse." in page
+
+
+def test_report_figures_follow_the_language():
+    from diagnosis.templatetags.portal import metric, percent
+
+    with translation.override("en-gb"):
+        assert (metric(12345), metric(0.66999), percent(0.1234)) == ("12,345", "0.670", "12.3 %")
+    with translation.override("fr"):
+        assert (metric(0.66999), percent(0.1234), percent(0.00001)) == ("0,670", "12,3 %", "< 0,1 %")
+    with translation.override("pt"):
+        assert (metric(12345), metric(None)) == ("12.345", "n. d.")
