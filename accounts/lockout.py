@@ -15,10 +15,9 @@ import unicodedata
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.translation import ngettext
 
 from .services import client_ip
-
-TOO_MANY_ATTEMPTS = "Too many failed sign-in attempts. Wait {minutes} minute(s) and try again."
 
 
 def normalised_username(value) -> str:
@@ -60,7 +59,12 @@ def lockout_minutes() -> int:
 
 
 def lockout_message() -> str:
-    return TOO_MANY_ATTEMPTS.format(minutes=lockout_minutes())
+    minutes = lockout_minutes()
+    return ngettext(
+        "Too many failed sign-in attempts. Wait %(minutes)s minute and try again.",
+        "Too many failed sign-in attempts. Wait %(minutes)s minutes and try again.",
+        minutes,
+    ) % {"minutes": minutes}
 
 
 def lockout_response(request, original_response=None, credentials=None):

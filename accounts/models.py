@@ -8,20 +8,20 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Clinic(models.Model):
-    name = models.CharField(max_length=200, unique=True)
-    address = models.TextField(blank=True)
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    address = models.TextField(_("address"), blank=True)
     # Where the clinic is, for the day's UV index (clinics/uv.py); optional.
     latitude = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(-90), MaxValueValidator(90)],
-        help_text="Degrees north (negative: south), e.g. -1.2921 for Nairobi.",
+        help_text=_("Degrees north (negative: south), e.g. -1.2921 for Nairobi."),
     )
     longitude = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(-180), MaxValueValidator(180)],
-        help_text="Degrees east (negative: west), e.g. 36.8219 for Nairobi.",
+        help_text=_("Degrees east (negative: west), e.g. 36.8219 for Nairobi."),
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -35,16 +35,17 @@ class Clinic(models.Model):
 
 class User(AbstractUser):
     class Role(models.TextChoices):
-        CLINIC_STAFF = "clinic_staff", "Clinic staff"
-        SPECIALIST = "specialist", "Specialist"
-        ADMINISTRATOR = "administrator", "Administrator"
+        CLINIC_STAFF = "clinic_staff", _("Clinic staff")
+        SPECIALIST = "specialist", _("Specialist")
+        ADMINISTRATOR = "administrator", _("Administrator")
 
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CLINIC_STAFF)
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.CLINIC_STAFF)
     clinics = models.ManyToManyField(
         Clinic,
         blank=True,
         related_name="members",
-        help_text="Clinic staff: the clinics they work in. Specialists: the clinics whose referrals they serve.",
+        verbose_name=_("clinics"),
+        help_text=_("Clinic staff: the clinics they work in. Specialists: the clinics whose referrals they serve."),
     )
 
     language = models.CharField(

@@ -16,14 +16,13 @@ from __future__ import annotations
 import logging
 import math
 
+from django.utils.translation import ngettext
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .services import client_ip
 
 logger = logging.getLogger(__name__)
-
-TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Wait {minutes} minute(s) and try again."
 
 
 class _LoginThrottle(SimpleRateThrottle):
@@ -70,4 +69,9 @@ def login_wait_seconds(request) -> float | None:
 
 
 def too_many_attempts_message(wait: float) -> str:
-    return TOO_MANY_ATTEMPTS.format(minutes=max(1, math.ceil(wait / 60)))
+    minutes = max(1, math.ceil(wait / 60))
+    return ngettext(
+        "Too many sign-in attempts. Wait %(minutes)s minute and try again.",
+        "Too many sign-in attempts. Wait %(minutes)s minutes and try again.",
+        minutes,
+    ) % {"minutes": minutes}

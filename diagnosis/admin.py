@@ -152,6 +152,7 @@ class CaseAdmin(AuditedAdmin):
         "status",
         "risk",
         "summary",
+        "summary_facts",
         "created_at",
         "updated_at",
         "analysed_at",

@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.services import audit_record
 from inference.artifact import ArtifactError, artifact_for_version
@@ -61,13 +62,13 @@ URGENT_CLASSES = frozenset({"mel"})
 # What clinic users read on a failed photo (the API and the web page show analysis_error).
 # Fixed wording only: exception text can carry file paths and other server internals, so it
 # goes to the server log with the image id instead.
-MODEL_UNAVAILABLE = (
+MODEL_UNAVAILABLE = gettext_noop(
     "The analysis model could not be loaded on the analysis server. Support has been alerted in the "
     "server log; use “Analyse again” once it is fixed."
 )
-PHOTO_MISSING = "The stored photo file is missing, so it cannot be analysed."
-PHOTO_UNREADABLE = "This photo could not be read as an image."
-PHOTO_NOT_SCORED = "The analysis model could not score this photo."
+PHOTO_MISSING = gettext_noop("The stored photo file is missing, so it cannot be analysed.")
+PHOTO_UNREADABLE = gettext_noop("This photo could not be read as an image.")
+PHOTO_NOT_SCORED = gettext_noop("The analysis model could not score this photo.")
 
 
 class PermanentAnalysisError(Exception):
@@ -328,7 +329,12 @@ def case_result_update(*, case_id: int) -> Case | None:
                 versions.append(prediction.model_version)
         assessment = case_risk(results, thresholds={}, model_versions=versions)
         now = timezone.now()
-        changes = {"risk": assessment.level, "summary": assessment.summary, "updated_at": now}
+        changes = {
+            "risk": assessment.level,
+            "summary": assessment.summary,
+            "summary_facts": list(assessment.facts),
+            "updated_at": now,
+        }
         if assessment.level:
             changes["analysed_at"] = now
         Case.objects.filter(pk=case.pk).update(**changes)
@@ -398,20 +404,24 @@ def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> 
     """
     if actor is not None:
         if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
-            raise PermissionDenied("You cannot analyse this case again.")
+            raise PermissionDenied(gettext("You cannot analyse this case again."))
     with transaction.atomic():
         current = Case.objects.select_for_update().get(pk=case.pk)
         keeps_status = current.status in IN_SPECIALIST_HANDS
         if keeps_status and actor is not None:
             raise ValidationError(
-                {"status": "This case is with a specialist or has been answered, so it cannot be analysed again."},
+                {
+                    "status": gettext(
+                        "This case is with a specialist or has been answered, so it cannot be analysed again."
+                    )
+                },
                 code="invalid_transition",
             )
         now = timezone.now()
         if not keeps_status and current.status not in CASE_AWAITING_RESULT:
             case_transition(case=case, to_status=Case.Status.ANALYSING, actor=actor, request=request)
-            Case.objects.filter(pk=case.pk).update(risk="", summary="", updated_at=now)
-            case.risk, case.summary = "", ""
+            Case.objects.filter(pk=case.pk).update(risk="", summary="", summary_facts=[], updated_at=now)
+            case.risk, case.summary, case.summary_facts = "", "", []
         count = case.images.update(
             analysis_status=Status.QUEUED,
             analysis_error="",

@@ -23,6 +23,7 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import FileResponse, Http404, UnreadablePostError
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from knox.models import AuthToken
 from rest_framework import exceptions, parsers, status
@@ -296,7 +297,7 @@ class PatientConsentApi(ApiView):
         patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
         # Checked before the body, so a specialist learns nothing from a validation error.
         if not can_submit_clinical_records(request.user):
-            raise exceptions.PermissionDenied("Only clinic staff and administrators can record consent.")
+            raise exceptions.PermissionDenied(_("Only clinic staff and administrators can record consent."))
         serializer = PatientConsentInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient = patient_consent_record(

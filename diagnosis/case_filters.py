@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import extensions
 from .analysis import CASE_AWAITING_RESULT
+from .forms import LocalDateField
 from .models import Case
 
 # Groups of statuses the dashboard counts, beside the single statuses.
@@ -52,10 +53,8 @@ class CaseFilterForm(forms.Form):
         required=False,
         choices=[("", _("Referred or not")), ("referred", _("Referred")), ("not_referred", _("Not referred"))],
     )
-    submitted_from = forms.DateField(
-        label=_("Submitted from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    submitted_to = forms.DateField(label=_("to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    submitted_from = LocalDateField(label=_("Submitted from"), required=False)
+    submitted_to = LocalDateField(label=_("to"), required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

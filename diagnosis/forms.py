@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.utils import timezone
+from django.utils import formats
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .models import Case, Lesion, LesionImage, Patient
 from .text import NOTES_MAX_LENGTH
 
-CONSENT_WORDING = (
+CONSENT_WORDING = _(
     "The patient (or their legal guardian) agrees that photographs of the skin lesion "
     "may be taken, stored in Skin Portal, analysed by software and seen by the clinic "
     "and by specialists to support their care. The software's result is decision "
@@ -18,25 +19,72 @@ CONSENT_WORDING = (
 )
 
 
-class PatientForm(forms.Form):
-    clinic = forms.ModelChoiceField(queryset=None, empty_label=None)
-    identifier = forms.CharField(
-        label="Patient number",
-        max_length=64,
-        help_text="The clinic's own number for this patient.",
+def date_input_formats() -> list[str]:
+    """The active language's date formats with a four-digit year (a two-digit year of birth is
+    ambiguous); ISO (yyyy-mm-dd) is always among them."""
+    return [f for f in formats.get_format("DATE_INPUT_FORMATS") if "%y" not in f]
+
+
+def date_display_format() -> str:
+    """How a date is written in the active language's date fields: day first for en-gb, fr and pt."""
+    written = [f for f in date_input_formats() if not f.startswith("%Y")]
+    return (written or date_input_formats())[0]
+
+
+def date_placeholder() -> str:
+    """The expected format in the reader's words: dd/mm/yyyy, jj/mm/aaaa, dd/mm/aaaa."""
+    return (
+        date_display_format().replace("%d", gettext("dd")).replace("%m", gettext("mm")).replace("%Y", gettext("yyyy"))
     )
-    full_name = forms.CharField(label="Full name", max_length=200)
-    date_of_birth = forms.DateField(label="Date of birth", widget=forms.DateInput(attrs={"type": "date"}))
-    sex = forms.ChoiceField(choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
+
+
+class LocalDateInput(forms.DateInput):
+    """A date typed as the reader's language writes it (02/03/1970), not the browser's date
+    picker, whose format follows the phone's settings rather than the portal's language."""
+
+    input_type = "text"
+
+    def format_value(self, value):
+        if hasattr(value, "strftime"):
+            return value.strftime(date_display_format())
+        return value
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["attrs"].setdefault("placeholder", date_placeholder())
+        context["widget"]["attrs"].setdefault("inputmode", "numeric")
+        return context
+
+
+class LocalDateField(forms.DateField):
+    """A date in the active language's formats (or ISO)."""
+
+    widget = LocalDateInput
+
+    @property
+    def input_formats(self):
+        return date_input_formats()
+
+
+class PatientForm(forms.Form):
+    clinic = forms.ModelChoiceField(label=_("Clinic"), queryset=None, empty_label=None)
+    identifier = forms.CharField(
+        label=_("Patient number"),
+        max_length=64,
+        help_text=_("The clinic's own number for this patient."),
+    )
+    full_name = forms.CharField(label=_("Full name"), max_length=200)
+    date_of_birth = LocalDateField(label=_("Date of birth"), widget=LocalDateInput(attrs={"autocomplete": "off"}))
+    sex = forms.ChoiceField(label=_("Sex"), choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
     skin_type = forms.ChoiceField(
-        label="Skin type (Fitzpatrick)",
-        choices=[("", "Not recorded"), *Patient.SkinType.choices],
+        label=_("Skin type (Fitzpatrick)"),
+        choices=[("", _("Not recorded")), *Patient.SkinType.choices],
         required=False,
     )
     phone = forms.CharField(label=_("Contact phone"), max_length=32, required=False)
     village = forms.CharField(label=_("Village"), max_length=200, required=False)
     consent_given = forms.BooleanField(
-        label="Consent given",
+        label=_("Consent given"),
         required=False,
         help_text=CONSENT_WORDING,
     )
@@ -47,7 +95,6 @@ class PatientForm(forms.Form):
         if clinics.count() == 1:
             self.fields["clinic"].initial = clinics.first()
             self.fields["clinic"].widget = forms.HiddenInput()
-        self.fields["date_of_birth"].widget.attrs["max"] = timezone.localdate().isoformat()
         self.fields["full_name"].widget.attrs["autocomplete"] = "off"
         self.fields["identifier"].widget.attrs["autocomplete"] = "off"
         self.fields["phone"].widget.input_type = "tel"
@@ -66,7 +113,6 @@ class PatientEditForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["date_of_birth"].widget.attrs["max"] = timezone.localdate().isoformat()
         self.fields["phone"].widget.input_type = "tel"
         self.fields["phone"].widget.attrs["autocomplete"] = "off"
 
@@ -74,14 +120,14 @@ class PatientEditForm(forms.Form):
 class PatientSearchForm(forms.Form):
     """The patient list's search box. CharField refuses NUL characters, which PostgreSQL cannot take."""
 
-    q = forms.CharField(label="Search by name or patient number", required=False, max_length=200)
+    q = forms.CharField(label=_("Search by name or patient number"), required=False, max_length=200)
 
 
 class PatientConsentForm(forms.Form):
     """The patient page's consent buttons: "true" records consent, "false" withdraws it."""
 
     consent_given = forms.TypedChoiceField(
-        choices=[("true", "Record consent"), ("false", "Withdraw consent")],
+        choices=[("true", _("Record consent")), ("false", _("Withdraw consent"))],
         coerce=lambda value: value == "true",
     )
 
@@ -102,11 +148,16 @@ class MultipleImageField(forms.FileField):
         files = [f for f in files if f]
         if not files:
             if self.required:
-                raise forms.ValidationError("Take or choose at least one photo of the lesion.", code="required")
+                raise forms.ValidationError(_("Take or choose at least one photo of the lesion."), code="required")
             return []
         if len(files) > settings.UPLOAD_MAX_FILES:
             raise forms.ValidationError(
-                f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case.",
+                ngettext(
+                    "Attach at most %(count)s photo per case.",
+                    "Attach at most %(count)s photos per case.",
+                    settings.UPLOAD_MAX_FILES,
+                )
+                % {"count": settings.UPLOAD_MAX_FILES},
                 code="too_many",
             )
         return files
@@ -114,55 +165,55 @@ class MultipleImageField(forms.FileField):
 
 class CaseForm(forms.Form):
     body_site = forms.ChoiceField(
-        label="Body site",
-        choices=[("", "Choose where the lesion is"), *Case.BodySite.choices],
+        label=_("Body site"),
+        choices=[("", _("Choose where the lesion is")), *Case.BodySite.choices],
     )
     duration = forms.ChoiceField(
-        label="How long has it been there?",
+        label=_("How long has it been there?"),
         choices=Case.Duration.choices,
         initial=Case.Duration.UNKNOWN,
         widget=forms.RadioSelect,
     )
-    recently_changed = forms.BooleanField(label="Recently changed", required=False)
-    changed_size = forms.BooleanField(label="Change in size", required=False)
-    changed_shape = forms.BooleanField(label="Change in shape", required=False)
-    itching = forms.BooleanField(label="Itching or change in sensation", required=False)
-    bleeding = forms.BooleanField(label="Oozing or bleeding", required=False)
-    inflammation = forms.BooleanField(label="Inflammation (red, swollen around it)", required=False)
+    recently_changed = forms.BooleanField(label=_("Recently changed"), required=False)
+    changed_size = forms.BooleanField(label=_("Change in size"), required=False)
+    changed_shape = forms.BooleanField(label=_("Change in shape"), required=False)
+    itching = forms.BooleanField(label=_("Itching or change in sensation"), required=False)
+    bleeding = forms.BooleanField(label=_("Oozing or bleeding"), required=False)
+    inflammation = forms.BooleanField(label=_("Inflammation (red, swollen around it)"), required=False)
     diameter_mm = forms.IntegerField(
-        label="Largest diameter (mm)",
+        label=_("Largest diameter (mm)"),
         required=False,
         min_value=1,
         max_value=500,
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
-        help_text="Measure across the widest part, if you can.",
+        help_text=_("Measure across the widest part, if you can."),
     )
-    abcde_asymmetry = forms.BooleanField(label="A: asymmetry (the two halves do not match)", required=False)
-    abcde_border = forms.BooleanField(label="B: border irregular, ragged or blurred", required=False)
-    abcde_colour = forms.BooleanField(label="C: colour uneven (several shades)", required=False)
-    abcde_diameter = forms.BooleanField(label="D: diameter over 6 mm", required=False)
-    abcde_evolving = forms.BooleanField(label="E: evolving (size, shape or colour changing)", required=False)
+    abcde_asymmetry = forms.BooleanField(label=_("A: asymmetry (the two halves do not match)"), required=False)
+    abcde_border = forms.BooleanField(label=_("B: border irregular, ragged or blurred"), required=False)
+    abcde_colour = forms.BooleanField(label=_("C: colour uneven (several shades)"), required=False)
+    abcde_diameter = forms.BooleanField(label=_("D: diameter over 6 mm"), required=False)
+    abcde_evolving = forms.BooleanField(label=_("E: evolving (size, shape or colour changing)"), required=False)
     notes = forms.CharField(
-        label="Notes",
+        label=_("Notes"),
         required=False,
         max_length=NOTES_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Anything else the specialist should know.",
+        help_text=_("Anything else the specialist should know."),
     )
     lesion = forms.ModelChoiceField(
-        label="Which lesion?",
+        label=_("Which lesion?"),
         queryset=None,
         required=False,
-        empty_label="A new lesion",
+        empty_label=_("A new lesion"),
         widget=forms.RadioSelect,
     )
     lesion_label = forms.CharField(
-        label="Name for a new lesion",
+        label=_("Name for a new lesion"),
         max_length=100,
         required=False,
-        help_text='Optional, e.g. "mole left shoulder".',
+        help_text=_('Optional, e.g. "mole left shoulder".'),
     )
-    images = MultipleImageField(label="Photos")
+    images = MultipleImageField(label=_("Photos"))
     image_kinds = forms.MultipleChoiceField(
         choices=LesionImage.Kind.choices, required=False, widget=forms.MultipleHiddenInput
     )

@@ -11,44 +11,57 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Clinic
 from inference.gate import MESSAGES as GATE_MESSAGES
 
-GATE_CHOICES = [("ok", "Passed"), *((code, code.replace("_", " ").capitalize()) for code in GATE_MESSAGES)]
+GATE_CHOICES = [
+    ("ok", _("Passed")),
+    ("not_skin", _("Not skin")),
+    ("not_a_lesion", _("Not a lesion")),
+    ("blurred", _("Blurred")),
+    ("too_dark", _("Too dark")),
+    ("overexposed", _("Overexposed")),
+]
+assert {code for code, _label in GATE_CHOICES[1:]} == set(GATE_MESSAGES)
 
 
 class Patient(models.Model):
     class Sex(models.TextChoices):
-        FEMALE = "female", "Female"
-        MALE = "male", "Male"
-        OTHER = "other", "Other"
-        UNKNOWN = "unknown", "Unknown"
+        FEMALE = "female", _("Female")
+        MALE = "male", _("Male")
+        OTHER = "other", _("Other")
+        UNKNOWN = "unknown", _("Unknown")
 
     class SkinType(models.TextChoices):
         # Fitzpatrick phototypes.
-        I = "I", "I (always burns, never tans)"  # noqa: E741
-        II = "II", "II (usually burns, tans minimally)"
-        III = "III", "III (sometimes burns, tans uniformly)"
-        IV = "IV", "IV (burns minimally, always tans well)"
-        V = "V", "V (very rarely burns, tans very easily)"
-        VI = "VI", "VI (never burns)"
+        I = "I", _("I (always burns, never tans)")  # noqa: E741
+        II = "II", _("II (usually burns, tans minimally)")
+        III = "III", _("III (sometimes burns, tans uniformly)")
+        IV = "IV", _("IV (burns minimally, always tans well)")
+        V = "V", _("V (very rarely burns, tans very easily)")
+        VI = "VI", _("VI (never burns)")
 
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
     identifier = models.CharField(
+        _("patient number"),
         max_length=64,
-        help_text="The clinic's own patient number; unique within the clinic.",
+        help_text=_("The clinic's own patient number; unique within the clinic."),
     )
-    full_name = models.CharField(max_length=200)
-    date_of_birth = models.DateField()
-    sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
-    skin_type = models.CharField(max_length=3, choices=SkinType.choices, blank=True)
+    full_name = models.CharField(_("full name"), max_length=200)
+    date_of_birth = models.DateField(_("date of birth"))
+    sex = models.CharField(_("sex"), max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
+    skin_type = models.CharField(_("skin type"), max_length=3, choices=SkinType.choices, blank=True)
     # How to reach the patient with a result or a referral; both optional.
-    phone = models.CharField(max_length=32, blank=True, help_text="Contact phone number, e.g. +254 712 345 678.")
-    village = models.CharField(max_length=200, blank=True, help_text="Village or neighbourhood.")
+    phone = models.CharField(
+        _("contact phone"), max_length=32, blank=True, help_text=_("Contact phone number, e.g. +254 712 345 678.")
+    )
+    village = models.CharField(_("village"), max_length=200, blank=True, help_text=_("Village or neighbourhood."))
     consent_given = models.BooleanField(
+        _("consent given"),
         default=False,
-        help_text="Consent to photograph the lesion and share it for analysis.",
+        help_text=_("Consent to photograph the lesion and share it for analysis."),
     )
     consent_recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -86,75 +99,75 @@ class Patient(models.Model):
 
     def clean(self) -> None:
         if self.date_of_birth and self.date_of_birth > timezone.localdate():
-            raise ValidationError({"date_of_birth": "Date of birth cannot be in the future."})
+            raise ValidationError({"date_of_birth": _("Date of birth cannot be in the future.")})
         if self.date_of_birth and self.date_of_birth.year < 1900:
-            raise ValidationError({"date_of_birth": "Date of birth cannot be before 1900."})
+            raise ValidationError({"date_of_birth": _("Date of birth cannot be before 1900.")})
 
 
 class Case(models.Model):
     class Status(models.TextChoices):
-        SUBMITTED = "submitted", "Submitted"
-        ANALYSING = "analysing", "Analysing"
-        ANALYSED = "analysed", "Analysed"
-        FAILED = "failed", "Analysis failed"
-        REFERRED = "referred", "Referred to specialist"
-        UNDER_REVIEW = "under_review", "Under specialist review"
-        INFORMATION_REQUESTED = "information_requested", "More information requested"
-        REVIEWED = "reviewed", "Reviewed"
-        CLOSED = "closed", "Closed"
+        SUBMITTED = "submitted", _("Submitted")
+        ANALYSING = "analysing", _("Analysing")
+        ANALYSED = "analysed", _("Analysed")
+        FAILED = "failed", _("Analysis failed")
+        REFERRED = "referred", _("Referred to specialist")
+        UNDER_REVIEW = "under_review", _("Under specialist review")
+        INFORMATION_REQUESTED = "information_requested", _("More information requested")
+        REVIEWED = "reviewed", _("Reviewed")
+        CLOSED = "closed", _("Closed")
 
     class BodySite(models.TextChoices):
         # HAM10000 "localization" values, stored exactly as the dataset spells them.
-        ABDOMEN = "abdomen", "Abdomen"
-        ACRAL = "acral", "Acral (palms, soles, nails)"
-        BACK = "back", "Back"
-        CHEST = "chest", "Chest"
-        EAR = "ear", "Ear"
-        FACE = "face", "Face"
-        FOOT = "foot", "Foot"
-        GENITAL = "genital", "Genital"
-        HAND = "hand", "Hand"
-        LOWER_EXTREMITY = "lower extremity", "Lower extremity (leg)"
-        NECK = "neck", "Neck"
-        SCALP = "scalp", "Scalp"
-        TRUNK = "trunk", "Trunk"
-        UPPER_EXTREMITY = "upper extremity", "Upper extremity (arm)"
-        UNKNOWN = "unknown", "Unknown"
+        ABDOMEN = "abdomen", _("Abdomen")
+        ACRAL = "acral", _("Acral (palms, soles, nails)")
+        BACK = "back", _("Back")
+        CHEST = "chest", _("Chest")
+        EAR = "ear", _("Ear")
+        FACE = "face", _("Face")
+        FOOT = "foot", _("Foot")
+        GENITAL = "genital", _("Genital")
+        HAND = "hand", _("Hand")
+        LOWER_EXTREMITY = "lower extremity", _("Lower extremity (leg)")
+        NECK = "neck", _("Neck")
+        SCALP = "scalp", _("Scalp")
+        TRUNK = "trunk", _("Trunk")
+        UPPER_EXTREMITY = "upper extremity", _("Upper extremity (arm)")
+        UNKNOWN = "unknown", _("Unknown")
 
     class Duration(models.TextChoices):
-        UNDER_1_MONTH = "under_1_month", "Under 1 month"
-        MONTHS_1_6 = "1_6_months", "1–6 months"
-        MONTHS_6_12 = "6_12_months", "6–12 months"
-        OVER_1_YEAR = "over_1_year", "Over 1 year"
-        UNKNOWN = "unknown", "Unknown"
+        UNDER_1_MONTH = "under_1_month", _("Under 1 month")
+        MONTHS_1_6 = "1_6_months", _("1–6 months")
+        MONTHS_6_12 = "6_12_months", _("6–12 months")
+        OVER_1_YEAR = "over_1_year", _("Over 1 year")
+        UNKNOWN = "unknown", _("Unknown")
 
     class Risk(models.TextChoices):
-        NONE = "", "Not assessed"
-        LOW = "low", "Low"
-        MODERATE = "moderate", "Moderate"
-        HIGH = "high", "High"
+        NONE = "", _("Not assessed")
+        LOW = "low", _("Low")
+        MODERATE = "moderate", _("Moderate")
+        HIGH = "high", _("High")
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
     # The lesion this case photographs; a new case starts one or continues one of the patient's.
     lesion = models.ForeignKey("Lesion", on_delete=models.PROTECT, related_name="cases")
-    body_site = models.CharField(max_length=20, choices=BodySite.choices)
-    duration = models.CharField(max_length=20, choices=Duration.choices, default=Duration.UNKNOWN)
-    recently_changed = models.BooleanField(default=False)
-    itching = models.BooleanField(default=False)
-    bleeding = models.BooleanField(default=False)
-    abcde_asymmetry = models.BooleanField("asymmetry", default=False)
-    abcde_border = models.BooleanField("irregular border", default=False)
-    abcde_colour = models.BooleanField("uneven colour", default=False)
-    abcde_diameter = models.BooleanField("diameter over 6 mm", default=False)
-    abcde_evolving = models.BooleanField("evolving", default=False)
+    body_site = models.CharField(_("body site"), max_length=20, choices=BodySite.choices)
+    duration = models.CharField(_("duration"), max_length=20, choices=Duration.choices, default=Duration.UNKNOWN)
+    recently_changed = models.BooleanField(_("recently changed"), default=False)
+    itching = models.BooleanField(_("itching or change in sensation"), default=False)
+    bleeding = models.BooleanField(_("oozing or bleeding"), default=False)
+    abcde_asymmetry = models.BooleanField(_("asymmetry"), default=False)
+    abcde_border = models.BooleanField(_("irregular border"), default=False)
+    abcde_colour = models.BooleanField(_("uneven colour"), default=False)
+    abcde_diameter = models.BooleanField(_("diameter over 6 mm"), default=False)
+    abcde_evolving = models.BooleanField(_("evolving"), default=False)
     # The weighted 7-point checklist's items that the ABCDE list does not already hold.
     diameter_mm = models.PositiveSmallIntegerField(
-        "largest diameter (mm)", null=True, blank=True, validators=[MaxValueValidator(500)]
+        _("largest diameter (mm)"), null=True, blank=True, validators=[MaxValueValidator(500)]
     )
-    inflammation = models.BooleanField(default=False)
-    changed_size = models.BooleanField("change in size", default=False)
-    changed_shape = models.BooleanField("change in shape", default=False)
-    notes = models.TextField(blank=True)
+    inflammation = models.BooleanField(_("inflammation"), default=False)
+    changed_size = models.BooleanField(_("change in size"), default=False)
+    changed_shape = models.BooleanField(_("change in shape"), default=False)
+    notes = models.TextField(_("notes"), blank=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -162,9 +175,17 @@ class Case(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    status = models.CharField(max_length=32, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
-    risk = models.CharField(max_length=10, choices=Risk.choices, blank=True)
-    summary = models.TextField(blank=True)
+    status = models.CharField(
+        _("status"), max_length=32, choices=Status.choices, default=Status.SUBMITTED, db_index=True
+    )
+    risk = models.CharField(_("risk"), max_length=10, choices=Risk.choices, blank=True)
+    summary = models.TextField(blank=True)  # in English; pages show summary_facts in the reader's language
+    summary_facts = models.JSONField(
+        _("summary facts"),
+        default=list,
+        blank=True,
+        help_text=_("The risk summary as data (inference/risk.py), written in the reader's language when shown."),
+    )
     analysed_at = models.DateTimeField(null=True, blank=True)
     referred_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
@@ -200,15 +221,15 @@ class Case(models.Model):
     def checklist_findings(self) -> list[str]:
         """The weighted 7-point checklist items present, with their points, in plain words."""
         major = [
-            ("change in size", self.changed_size),
-            ("irregular shape or border", self.changed_shape or self.abcde_border),
-            ("irregular colour", self.abcde_colour),
+            (_("change in size"), self.changed_size),
+            (_("irregular shape or border"), self.changed_shape or self.abcde_border),
+            (_("irregular colour"), self.abcde_colour),
         ]
         minor = [
-            ("largest diameter 7 mm or more", self.diameter_mm is not None and self.diameter_mm >= 7),
-            ("inflammation", self.inflammation),
-            ("oozing or bleeding", self.bleeding),
-            ("change in sensation or itch", self.itching),
+            (_("largest diameter 7 mm or more"), self.diameter_mm is not None and self.diameter_mm >= 7),
+            (_("inflammation"), self.inflammation),
+            (_("oozing or bleeding"), self.bleeding),
+            (_("change in sensation or itch"), self.itching),
         ]
         return [f"{name} (2)" for name, present in major if present] + [
             f"{name} (1)" for name, present in minor if present
@@ -224,9 +245,12 @@ class Lesion(models.Model):
     """One lesion of a patient, followed over visits: each case is a visit that photographs it."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lesions")
-    body_site = models.CharField(max_length=20, choices=Case.BodySite.choices)
+    body_site = models.CharField(_("body site"), max_length=20, choices=Case.BodySite.choices)
     label = models.CharField(
-        max_length=100, blank=True, help_text='A short name the clinic gives it, e.g. "mole left shoulder".'
+        _("label"),
+        max_length=100,
+        blank=True,
+        help_text=_('A short name the clinic gives it, e.g. "mole left shoulder".'),
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
@@ -240,7 +264,9 @@ class Lesion(models.Model):
     @property
     def display_name(self) -> str:
         site = self.get_body_site_display()
-        return f"{self.label} ({site})" if self.label else f"Lesion {self.pk} ({site})"
+        if self.label:
+            return f"{self.label} ({site})"
+        return _("Lesion %(number)s (%(site)s)") % {"number": self.pk, "site": site}
 
 
 def lesion_upload_to(instance: LesionImage, filename: str) -> str:
@@ -256,19 +282,19 @@ def heatmap_upload_to(instance: Prediction, filename: str) -> str:
 
 class LesionImage(models.Model):
     class Kind(models.TextChoices):
-        OVERVIEW = "overview", "Overview"
-        CLOSE_UP = "close_up", "Close-up"
-        DERMOSCOPIC = "dermoscopic", "Dermoscopic"
+        OVERVIEW = "overview", _("Overview")
+        CLOSE_UP = "close_up", _("Close-up")
+        DERMOSCOPIC = "dermoscopic", _("Dermoscopic")
 
     class AnalysisStatus(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        ANALYSING = "analysing", "Analysing"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        ANALYSING = "analysing", _("Analysing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(upload_to=lesion_upload_to, max_length=255)
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OVERVIEW)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.OVERVIEW)
     sha256 = models.CharField(max_length=64, db_index=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -280,6 +306,7 @@ class LesionImage(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     analysis_status = models.CharField(
+        _("analysis status"),
         max_length=20,
         choices=AnalysisStatus.choices,
         default=AnalysisStatus.QUEUED,
@@ -351,7 +378,10 @@ class Prediction(models.Model):
 
     @property
     def gate_message(self) -> str:
-        return GATE_MESSAGES.get(self.gate, "")
+        """Why the photo gate turned the photo back, in the active language."""
+        from .summary import gate_message
+
+        return gate_message(self.gate)
 
 
 class IdempotencyRecord(models.Model):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from django.urls import reverse
+from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.language import supported
 from inference.gate import MESSAGES as GATE_MESSAGES
 
 from . import extensions
 from .models import Case, LesionImage, Patient, Prediction
+from .summary import case_summary
 from .text import NOTES_MAX_LENGTH
 
 
@@ -186,7 +191,10 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_message(self, prediction: Prediction) -> str | None:
-        return prediction.gate_message if prediction.rejected else None
+        if not prediction.rejected:
+            return None
+        with readers_language(self.context):
+            return prediction.gate_message
 
     @extend_schema_field(serializers.DictField(child=serializers.FloatField(), allow_null=True))
     def get_probabilities(self, prediction: Prediction) -> dict | None:
@@ -242,6 +250,20 @@ class CaseOutputSerializer(serializers.ModelSerializer):
     checklist_score = serializers.IntegerField(
         read_only=True, help_text="Weighted 7-point checklist score (0-10); 3 or more is referred as urgent."
     )
+    summary = serializers.CharField(
+        read_only=True, help_text="The risk summary in English, as written by the analysis."
+    )
+    summary_facts = serializers.JSONField(
+        read_only=True, help_text='The risk summary as data: a list of {"code", "params"} (inference/risk.py).'
+    )
+    summary_text = serializers.SerializerMethodField(
+        help_text="The risk summary in the requesting user's language (their chosen language, else English)."
+    )
+
+    @extend_schema_field(serializers.CharField())
+    def get_summary_text(self, case: Case) -> str:
+        with readers_language(self.context):
+            return case_summary(case)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -262,6 +284,8 @@ class CaseOutputSerializer(serializers.ModelSerializer):
             "updated_at",
             "risk",
             "summary",
+            "summary_facts",
+            "summary_text",
             "analysed_at",
             "referred_at",
             *Case.HISTORY_FIELDS,
@@ -270,6 +294,14 @@ class CaseOutputSerializer(serializers.ModelSerializer):
             "images",
         )
         read_only_fields = fields
+
+
+def readers_language(context: dict):
+    """The requesting user's own language for the text a person reads (the request's language
+    when they have not chosen one): API clients sign in after the language middleware has run."""
+    request = context.get("request")
+    code = supported(getattr(getattr(request, "user", None), "language", ""))
+    return translation.override(code) if code else nullcontext()
 
 
 def _absolute(context: dict, view_name: str, pk: int) -> str:

@@ -16,6 +16,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import Clinic
 from accounts.services import audit_record
@@ -55,7 +57,7 @@ def patient_create(
 ) -> Patient:
     """Register a patient in a clinic the actor works in."""
     if not _can_write_for_clinic(actor, clinic.pk):
-        raise PermissionDenied("You cannot register patients in this clinic.")
+        raise PermissionDenied(_("You cannot register patients in this clinic."))
     identifier = clean_text(identifier, field="identifier")
     full_name = clean_text(full_name, field="full_name")
     # Identifiers are compared case-insensitively within a clinic: "p-7" is "P-7".
@@ -82,7 +84,7 @@ def patient_create(
     except IntegrityError:
         # Another request registered the same number between full_clean() and save().
         raise ValidationError(
-            {"identifier": "A patient with this number is already registered in this clinic."},
+            {"identifier": DUPLICATE_IDENTIFIER},
             code="unique",
         ) from None
     audit_record(
@@ -110,9 +112,9 @@ def patient_consent_record(
     submitted afterwards. Cases already submitted are left as they are.
     """
     if not isinstance(consent_given, bool):
-        raise ValidationError({"consent_given": "Must be true or false."})
+        raise ValidationError({"consent_given": _("Must be true or false.")})
     if not _can_write_for_clinic(actor, patient.clinic_id):
-        raise PermissionDenied("Only staff of the patient's clinic and administrators can record consent.")
+        raise PermissionDenied(_("Only staff of the patient's clinic and administrators can record consent."))
     # Locked so that two recordings at the same time are audited in the order they happen.
     locked = Patient.objects.select_for_update().get(pk=patient.pk)
     previous = locked.consent_given
@@ -153,12 +155,21 @@ def _delete_files(names: Sequence[str]) -> None:
 def _photos_validate(images: Sequence[UploadedFile], image_kinds: Sequence[str] | None) -> list[tuple[CleanImage, str]]:
     """Decode and clean every photo before anything is written; all the reasons at once."""
     if not images:
-        raise ValidationError({"images": "Attach at least one photo of the lesion."})
+        raise ValidationError({"images": _("Attach at least one photo of the lesion.")})
     if len(images) > settings.UPLOAD_MAX_FILES:
-        raise ValidationError({"images": f"Attach at most {settings.UPLOAD_MAX_FILES} photos per case."})
+        raise ValidationError(
+            {
+                "images": ngettext(
+                    "Attach at most %(count)s photo per case.",
+                    "Attach at most %(count)s photos per case.",
+                    settings.UPLOAD_MAX_FILES,
+                )
+                % {"count": settings.UPLOAD_MAX_FILES}
+            }
+        )
     kinds = list(image_kinds or [])
     if len(kinds) > len(images):
-        raise ValidationError({"image_kinds": "More image kinds than images."})
+        raise ValidationError({"image_kinds": _("More image kinds than images.")})
     kinds += [LesionImage.Kind.OVERVIEW] * (len(images) - len(kinds))
     # What decoding all the photos would hold, from their headers: refused before any decode.
     try:
@@ -242,14 +253,14 @@ def case_submit(
     (named ``lesion_label``).
     """
     if not _can_write_for_clinic(actor, patient.clinic_id):
-        raise PermissionDenied("You cannot submit cases for this patient.")
+        raise PermissionDenied(_("You cannot submit cases for this patient."))
     if not patient.consent_given:
-        raise ValidationError({"patient": "The patient's consent is not recorded; it is required to submit a case."})
+        raise ValidationError({"patient": _("The patient's consent is not recorded; it is required to submit a case.")})
     notes = clean_text(notes, field="notes", multiline=True)
     if len(notes) > NOTES_MAX_LENGTH:
-        raise ValidationError({"notes": f"Notes are at most {NOTES_MAX_LENGTH} characters."})
+        raise ValidationError({"notes": _("Notes are at most %(count)s characters.") % {"count": NOTES_MAX_LENGTH}})
     if lesion is not None and lesion.patient_id != patient.pk:
-        raise ValidationError({"lesion": "This lesion belongs to another patient."})
+        raise ValidationError({"lesion": _("This lesion belongs to another patient.")})
     photos = _photos_validate(images, image_kinds)
 
     stored: list[str] = []
@@ -338,9 +349,9 @@ def case_photos_add(
     date when the new photos are scored). Closed and reviewed cases take no more photos.
     """
     if not _can_write_for_clinic(actor, case.patient.clinic_id):
-        raise PermissionDenied("You cannot add photos to this case.")
+        raise PermissionDenied(_("You cannot add photos to this case."))
     if case.status in (Case.Status.REVIEWED, Case.Status.CLOSED):
-        raise ValidationError({"images": "This case has been answered; start a new case for new photos."})
+        raise ValidationError({"images": _("This case has been answered; start a new case for new photos.")})
     photos = _photos_validate(images, image_kinds)
     stored: list[str] = []
     try:
@@ -386,7 +397,7 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
     return deleted
 
 
-DUPLICATE_IDENTIFIER = "A patient with this number is already registered in this clinic."
+DUPLICATE_IDENTIFIER = gettext_lazy("A patient with this number is already registered in this clinic.")
 # What patient_update may change; the clinic and consent have their own ways.
 PATIENT_EDITABLE_FIELDS = ("identifier", "full_name", "date_of_birth", "sex", "skin_type", "phone", "village")
 
@@ -408,9 +419,11 @@ def patient_update(*, actor, patient: Patient, request: HttpRequest | None = Non
     """
     unknown = set(changes) - set(PATIENT_EDITABLE_FIELDS)
     if unknown:
-        raise ValidationError({"__all__": f"These details cannot be changed here: {', '.join(sorted(unknown))}."})
+        raise ValidationError(
+            {"__all__": _("These details cannot be changed here: %(fields)s.") % {"fields": ", ".join(sorted(unknown))}}
+        )
     if not _can_write_for_clinic(actor, patient.clinic_id):
-        raise PermissionDenied("Only staff of the patient's clinic and administrators can change its details.")
+        raise PermissionDenied(_("Only staff of the patient's clinic and administrators can change its details."))
     locked = Patient.objects.select_for_update().get(pk=patient.pk)
     diff: dict[str, dict[str, str]] = {}
     for field, value in changes.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 # U+202A-U+202E embeddings and overrides, U+2066-U+2069 isolates, U+200E/U+200F/U+061C marks.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -30,5 +31,5 @@ def clean_text(value: str, *, field: str, multiline: bool = False) -> str:
         raise ValidationError({field: "Invisible (zero-width) characters are not allowed."}, code="zero_width")
     allowed_controls = "\n\r\t" if multiline else ""
     if any(unicodedata.category(c) == "Cc" and c not in allowed_controls for c in text):
-        raise ValidationError({field: "Control characters are not allowed."}, code="control")
+        raise ValidationError({field: _("Control characters are not allowed.")}, code="control")
     return text

@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.services import audit_record
 
@@ -90,7 +91,7 @@ def case_transition(
         updated = Case.objects.filter(pk=case.pk, status=from_status).update(**changes)
         if updated != 1:
             raise ValidationError(
-                {"status": "The case changed at the same time; reload it and try again."},
+                {"status": _("The case changed at the same time; reload it and try again.")},
                 code="concurrent_transition",
             )
         for field, value in changes.items():

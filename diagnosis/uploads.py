@@ -25,6 +25,8 @@ from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 pillow_heif.register_heif_opener()
@@ -205,16 +207,22 @@ def request_budget_check(uploads) -> None:
     for position, cost in enumerate(costs, start=1):
         if cost > each:
             raise ValidationError(
-                f"Image {position} would decode to {cost / 1e6:.0f} megapixels (limit {each / 1e6:g}; a JPEG "
-                "decodes at a reduced size, PNG and HEIC in full); send it smaller or as a JPEG.",
+                _(
+                    "Image %(number)s would decode to %(size)s megapixels (limit %(limit)s; a JPEG "
+                    "decodes at a reduced size, PNG and HEIC in full); send it smaller or as a JPEG."
+                )
+                % {"number": position, "size": number_format(round(cost / 1e6)), "limit": f"{each / 1e6:g}"},
                 "decode_too_large",
             )
     total = sum(costs)
     budget = settings.UPLOAD_MAX_REQUEST_PIXELS
     if total > budget:
         raise ValidationError(
-            f"These photos are too large together ({total / 1e6:.0f} megapixels to decode, limit "
-            f"{budget / 1e6:g}); send fewer or smaller photos in one case.",
+            _(
+                "These photos are too large together (%(size)s megapixels to decode, limit "
+                "%(limit)s); send fewer or smaller photos in one case."
+            )
+            % {"size": number_format(round(total / 1e6)), "limit": f"{budget / 1e6:g}"},
             "request_too_large",
         )
 
@@ -270,15 +278,15 @@ def image_validate(upload: UploadedFile) -> CleanImage:
     max_bytes = settings.UPLOAD_MAX_BYTES
     max_pixels = settings.UPLOAD_MAX_PIXELS
     if upload.size is not None and upload.size > max_bytes:
-        raise ValidationError(f"File too large (limit {_human_size(max_bytes)}).", "too_large")
+        raise ValidationError(_("File too large (limit %(size)s).") % {"size": _human_size(max_bytes)}, "too_large")
     data = _read_limited(upload, max_bytes)
     if not data:
-        raise ValidationError("The file is empty.", "empty")
+        raise ValidationError(_("The file is empty."), "empty")
     if len(data) > max_bytes:
-        raise ValidationError(f"File too large (limit {_human_size(max_bytes)}).", "too_large")
+        raise ValidationError(_("File too large (limit %(size)s).") % {"size": _human_size(max_bytes)}, "too_large")
 
     too_many_pixels = ValidationError(
-        f"The image has too many pixels (limit {max_pixels / 1e6:g} megapixels).",
+        _("The image has too many pixels (limit %(limit)s megapixels).") % {"limit": f"{max_pixels / 1e6:g}"},
         "too_many_pixels",
     )
     # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; both are refusals here.
@@ -290,17 +298,17 @@ def image_validate(upload: UploadedFile) -> CleanImage:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise too_many_pixels from None
         except (UnidentifiedImageError, *_DECODE_ERRORS):
-            raise ValidationError("The file is not an image.", "not_an_image") from None
+            raise ValidationError(_("The file is not an image."), "not_an_image") from None
 
         with image:
             if image.format not in ACCEPTED_FORMATS:
                 raise ValidationError(
-                    f"Unsupported format {image.format} (JPEG, PNG or HEIC).",
+                    _("Unsupported format %(format)s (JPEG, PNG or HEIC).") % {"format": image.format},
                     "unsupported",
                 )
             if image.format not in PRIMARY_FRAME_FORMATS and getattr(image, "n_frames", 1) > 1:
                 raise ValidationError(
-                    "Animated images are not accepted; send a single photo.",
+                    _("Animated images are not accepted; send a single photo."),
                     "animated",
                 )
             width, height = image.size
@@ -316,13 +324,13 @@ def image_validate(upload: UploadedFile) -> CleanImage:
             except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
                 raise too_many_pixels from None
             except _DECODE_ERRORS:
-                raise ValidationError("The image is truncated or damaged.", "truncated") from None
+                raise ValidationError(_("The image is truncated or damaged."), "truncated") from None
 
     try:
         return _encode(upright, source_format, icc_profile)
     except (ValueError, OSError) as exc:
         logger.warning("could not re-encode an uploaded %s image in mode %s: %s", source_format, upright.mode, exc)
-        raise ValidationError("The image uses a colour format that cannot be converted.", "unconvertible") from None
+        raise ValidationError(_("The image uses a colour format that cannot be converted."), "unconvertible") from None
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

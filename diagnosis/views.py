@@ -34,14 +34,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
 from accounts.services import audit_record
 from clinics.uv import dashboard_uv_readings
 from inference.artifact import ArtifactError, artifact_for_version
-from inference.preprocessing import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
+from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
 from . import extensions, idempotency
@@ -68,6 +68,7 @@ from .services import (
     patient_create,
     patient_update,
 )
+from .summary import class_name
 from .transitions import IN_SPECIALIST_HANDS
 from .uploads import upload_allowance_take
 
@@ -114,8 +115,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         queue = cases.filter(status__in=REVIEW_QUEUE_STATUSES).order_by("referred_at", "pk")
         shown = list(queue[:RECENT_CASES])
         context.update(
-            heading="Referred cases",
-            intro="Cases referred to a specialist, oldest referral first.",
+            heading=_("Referred cases"),
+            intro=_("Cases referred to a specialist, oldest referral first."),
             cases=shown,
             queue_count=queue.count(),
             recent=list(cases.exclude(status__in=REVIEW_QUEUE_STATUSES).order_by("-referred_at")[:5]),
@@ -123,9 +124,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     else:
         shown = list(cases[:RECENT_CASES])
         context.update(
-            heading="Recent cases",
+            heading=_("Recent cases"),
             intro=(
-                "The latest cases from every clinic." if user.is_administrator else "The latest cases from your clinic."
+                _("The latest cases from every clinic.")
+                if user.is_administrator
+                else _("The latest cases from your clinic.")
             ),
             cases=shown,
             counts=cases.aggregate(
@@ -237,7 +240,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_create_view(request: HttpRequest) -> HttpResponse:
     clinics = clinics_for(user=request.user)
     if not clinics.exists():
-        raise PermissionDenied("Only clinic staff and administrators register patients.")
+        raise PermissionDenied(_("Only clinic staff and administrators register patients."))
     form = PatientForm(request.POST or None, clinics=clinics)
     if request.method == "POST" and form.is_valid():
         try:
@@ -245,7 +248,7 @@ def patient_create_view(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
-            messages.success(request, f"{patient.full_name} is registered.")
+            messages.success(request, _("%(name)s is registered.") % {"name": patient.full_name})
             return redirect("web:patient-detail", pk=patient.pk)
     existing = None
     if form.is_bound and form.has_error("identifier", code="unique"):
@@ -271,7 +274,7 @@ def patient_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Correct a patient's details; every change is audited with its old and new value."""
     patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators change patient details.")
+        raise PermissionDenied(_("Only clinic staff and administrators change patient details."))
     initial = {field: getattr(patient, field) for field in PATIENT_EDITABLE_FIELDS}
     form = PatientEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -326,10 +329,10 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Record or withdraw the patient's consent (the buttons on the patient page)."""
     patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators record consent.")
+        raise PermissionDenied(_("Only clinic staff and administrators record consent."))
     form = PatientConsentForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose whether to record or to withdraw consent.")
+        messages.error(request, _("Choose whether to record or to withdraw consent."))
         return redirect("web:patient-detail", pk=patient.pk)
     consent_given = form.cleaned_data["consent_given"]
     if not consent_given and request.POST.get("confirm") != "yes":
@@ -341,11 +344,12 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         if consent_given:
-            messages.success(request, f"Consent is recorded for {patient.full_name}.")
+            messages.success(request, _("Consent is recorded for %(name)s.") % {"name": patient.full_name})
         else:
             messages.success(
                 request,
-                f"Consent is withdrawn for {patient.full_name}; no new case can be submitted for them.",
+                _("Consent is withdrawn for %(name)s; no new case can be submitted for them.")
+                % {"name": patient.full_name},
             )
     return redirect("web:patient-detail", pk=patient.pk)
 
@@ -357,7 +361,7 @@ def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
 def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators submit cases.")
+        raise PermissionDenied(_("Only clinic staff and administrators submit cases."))
     lesions = lesion_list_for(user=request.user).filter(patient=patient)
     # ?lesion=<id> (from a lesion page or the follow-up list) picks that lesion in advance.
     initial = {"lesion": request.GET.get("lesion")} if request.method == "GET" else None
@@ -375,11 +379,20 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
         wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
         if wait is not None:
             status = 429
-            form.add_error(None, f"Too many photos sent in the last hour; try again in {ceil(wait / 60)} minute(s).")
+            minutes = ceil(wait / 60)
+            form.add_error(
+                None,
+                ngettext(
+                    "Too many photos sent in the last hour; try again in %(count)s minute.",
+                    "Too many photos sent in the last hour; try again in %(count)s minutes.",
+                    minutes,
+                )
+                % {"count": minutes},
+            )
         elif not patient.consent_given:
             form.add_error(
                 None,
-                "The patient's consent is not recorded; a case cannot be submitted.",
+                _("The patient's consent is not recorded; a case cannot be submitted."),
             )
         elif _wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
             return _case_create_once(request, patient, form)
@@ -397,7 +410,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 url = reverse("web:case-detail", args=[case.pk])
                 if _wants_json(request):
                     return JsonResponse({"case": case.pk, "redirect": url}, status=201)
-                messages.success(request, "The case is submitted; analysis has started.")
+                messages.success(request, _("The case is submitted; analysis has started."))
                 return redirect(url)
         if _wants_json(request):
             return JsonResponse({"errors": _form_errors(form)}, status=429 if status == 429 else 400)
@@ -504,13 +517,13 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
 def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators can do this.")
+        raise PermissionDenied(_("Only clinic staff and administrators can do this."))
     try:
         case_reanalyse(case=case, actor=request.user, request=request)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "The photos are queued for analysis again.")
+        messages.success(request, _("The photos are queued for analysis again."))
     return redirect("web:case-detail", pk=case.pk)
 
 
@@ -521,10 +534,10 @@ def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a new photo to a case (the retake after the photo gate turned one back); analysed as usual."""
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     if not can_submit_clinical_records(request.user):
-        raise PermissionDenied("Only clinic staff and administrators can do this.")
+        raise PermissionDenied(_("Only clinic staff and administrators can do this."))
     files = request.FILES.getlist("images")
     if not files:
-        messages.error(request, "Choose a photo to add.")
+        messages.error(request, _("Choose a photo to add."))
         return redirect("web:case-detail", pk=case.pk)
     try:
         case_photos_add(
@@ -537,7 +550,7 @@ def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "The new photo is added and queued for analysis.")
+        messages.success(request, _("The new photo is added and queued for analysis."))
     return redirect("web:case-detail", pk=case.pk)
 
 
@@ -574,7 +587,7 @@ def result_context(request: HttpRequest, case: Case) -> dict:
                 (
                     {
                         "code": code,
-                        "name": CLASS_NAMES[code],
+                        "name": class_name(code),
                         "probability": float(probabilities.get(code, 0.0)),
                         "malignant": code in MALIGNANT_CLASSES,
                         "top": code == prediction.top_class,
@@ -634,17 +647,17 @@ def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
     Access-checked like the full photo (diagnosis:image-file), which stays one click away.
     """
     if size not in PREVIEW_SIZES:
-        raise Http404("No such size.")
+        raise Http404(_("No such size."))
     image = scoped_object_or_404(image_list_for(user=request.user), pk=pk, request=request)
     try:
         with image.file.open("rb") as handle, Image.open(handle) as picture:
             picture.draft("RGB", (size, size))  # JPEG: decode at a fraction of full size
             preview = picture.convert("RGB")
     except FileNotFoundError:
-        raise Http404("The photo file is missing.") from None
+        raise Http404(_("The photo file is missing.")) from None
     except (UnidentifiedImageError, OSError, ValueError):
         logger.exception("cannot make a preview of image %s", image.pk)
-        raise Http404("The photo cannot be shown.") from None
+        raise Http404(_("The photo cannot be shown.")) from None
     preview.thumbnail((size, size), Image.Resampling.LANCZOS)  # never enlarges
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=82, optimize=True)
@@ -730,13 +743,13 @@ def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     columns.append((artifact.model_version, _test_figures(artifact.manifest)))
     rows = []
     for label, key in HEADLINE_ROWS:
-        values = [figures.get(key) for _, figures in columns]
+        values = [figures.get(key) for _name, figures in columns]
         if any(value is not None for value in values[1:]):
             rows.append((label, values))
     # Short headers ("v1", "v2") so the table fits a phone; the full names are in the title.
     headers = [
         {"short": name.rsplit("-", 1)[-1], "full": name, "in_use": name == artifact.model_version}
-        for name, _ in columns
+        for name, _figures in columns
     ]
     return headers, rows
 
@@ -780,10 +793,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
             headline_columns=columns,
             headline=rows,
             created_at=_parse_time(manifest.get("created_at")),
-            thresholds=[
-                (code, _(CLASS_NAMES.get(code, code)), value)
-                for code, value in (manifest.get("thresholds") or {}).items()
-            ],
+            thresholds=[(code, class_name(code), value) for code, value in (manifest.get("thresholds") or {}).items()],
             report_html=report_html,
             gate_figures=_gate_figures(manifest.get("gate") or {}),
         )
@@ -794,9 +804,9 @@ def model_report(request: HttpRequest) -> HttpResponse:
 @require_GET
 def model_report_file(request: HttpRequest, name: str) -> FileResponse:
     """A PNG figure of the served model's report; only files in that folder, by name."""
-    artifact, _ = _load_model_artifact()
+    artifact, _error = _load_model_artifact()
     if artifact is None or name not in _report_images(artifact.report_dir):
-        raise Http404("No such report figure.")
+        raise Http404(_("No such report figure."))
     response = FileResponse((artifact.report_dir / name).open("rb"), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"

@@ -13,6 +13,22 @@ The rule (one definition, shared with batch scoring through :mod:`inference.tria
 The summary always says that this is decision support and not a diagnosis, names the
 model version, and says when the model is uncertain (its most likely class below
 ``UNCERTAIN_BELOW``) or when a photo could not be analysed. Imports no Django.
+
+The summary is written in English; ``facts`` holds the same content as data, one
+``{"code": ..., "params": {...}}`` per sentence, so that the portal can write it in the
+reader's language (diagnosis/summary.py). The codes and their params:
+
+- ``turned_back``: ``photo`` (None for a single-photo case), ``why`` (the gate's reason)
+- ``no_result_retake`` / ``no_result``: no photo gave a result
+- ``high`` / ``moderate``: ``classes``, each ``{"class", "probability", "photos", "threshold"}``
+  (``photos`` is empty for a single-photo case; "up to" when it lists several)
+- ``low``: ``classes``, the class codes checked
+- ``top``: ``photo``, ``class``, ``probability``, and when uncertain ``runner_up`` and
+  ``runner_up_probability``
+- ``unreadable``: ``photos``
+- ``others_only``: the result covers only the other photos (after ``turned_back`` facts)
+- ``not_ruled_out``: a result below the thresholds does not rule cancer out
+- ``disclaimer``: ``versions``
 """
 
 from __future__ import annotations
@@ -47,6 +63,7 @@ class RiskAssessment:
     level: str  # "" when no photo could be analysed
     summary: str
     flagged: tuple[tuple[int, str], ...]  # (photo number, class) pairs at or over threshold
+    facts: tuple[dict, ...] = ()  # the summary as data (see the module's docstring)
 
 
 def percent(p: float) -> str:
@@ -71,18 +88,25 @@ def case_risk(
     unreadable = [image.number for image in images if image.probabilities is None and not image.turned_back]
     turned_back = [image for image in images if image.turned_back]
     disclaimer = _disclaimer(model_versions)
+    disclaimer_fact = _fact("disclaimer", versions=sorted(set(model_versions)))
     retake = _turned_back_sentence(turned_back, len(images) > 1)
+    retake_facts = [
+        _fact("turned_back", photo=image.number if len(images) > 1 else None, why=image.turned_back)
+        for image in turned_back
+    ]
     if not scored:
         if turned_back:
             return RiskAssessment(
                 level="",
                 summary=f"{retake} There is no model result for this case: add a new photo of the lesion. {disclaimer}",
                 flagged=(),
+                facts=(*retake_facts, _fact("no_result_retake"), disclaimer_fact),
             )
         return RiskAssessment(
             level="",
             summary=f"No photo could be analysed, so there is no model result for this case. {disclaimer}",
             flagged=(),
+            facts=(_fact("no_result"), disclaimer_fact),
         )
 
     own = {image.number: image.thresholds if image.thresholds is not None else thresholds for image in images}
@@ -98,17 +122,22 @@ def case_risk(
     level = HIGH if flagged else MODERATE if near else LOW
 
     sentences: list[str] = []
+    facts: list[dict] = []
     if level == HIGH:
         reasons = _reasons(images, flagged, own)
+        facts.append(_fact("high", classes=_reason_facts(images, flagged, own)))
         sentences.append(f"High risk: {reasons}. The case is referred to a specialist.")
     elif level == MODERATE:
         reasons = _reasons(images, near, own)
+        facts.append(_fact("moderate", classes=_reason_facts(images, near, own)))
         sentences.append(
             f"Moderate risk: no referral threshold is reached, but {reasons}. "
             "Consider a specialist opinion if the lesion is changing or the clinical picture is worrying."
         )
     else:
-        checked = [_name(code) for code in (thresholds or own[scored[0].number])]
+        codes = list(thresholds or own[scored[0].number])
+        facts.append(_fact("low", classes=codes))
+        checked = [_name(code) for code in codes]
         listed = ", ".join(checked[:-1]) + f" and {checked[-1]}" if len(checked) > 1 else "".join(checked)
         sentences.append(f"Low risk: {listed} stay below their referral thresholds on every photo.")
 
@@ -118,22 +147,51 @@ def case_risk(
         p = image.probabilities[top]
         where = f"Photo {image.number}: most" if many else "Most"
         line = f"{where} likely {_name(top)} ({percent(p)})"
+        top_fact = _fact("top", photo=image.number if many else None, **{"class": top, "probability": p})
         if p < UNCERTAIN_BELOW:
             runner_up = sorted(image.probabilities, key=image.probabilities.get, reverse=True)[1]
             line += f", but the model is uncertain (next: {_name(runner_up)} {percent(image.probabilities[runner_up])})"
+            top_fact["params"].update(runner_up=runner_up, runner_up_probability=image.probabilities[runner_up])
+        facts.append(top_fact)
         sentences.append(line + ".")
     if unreadable:
+        facts.append(_fact("unreadable", photos=list(unreadable)))
         which = ", ".join(str(n) for n in unreadable)
         sentences.append(
             f"Photo{'s' if len(unreadable) > 1 else ''} {which} could not be analysed; "
             "this result covers only the other photos."
         )
     if turned_back:
+        facts.extend(retake_facts)
+        facts.append(_fact("others_only"))
         sentences.append(retake + " This result covers only the other photos.")
     if level != HIGH:
+        facts.append(_fact("not_ruled_out"))
         sentences.append("A result below the thresholds does not rule cancer out.")
+    facts.append(disclaimer_fact)
     sentences.append(disclaimer)
-    return RiskAssessment(level=level, summary=" ".join(sentences), flagged=flagged)
+    return RiskAssessment(level=level, summary=" ".join(sentences), flagged=flagged, facts=tuple(facts))
+
+
+def _fact(code: str, **params) -> dict:
+    return {"code": code, "params": params}
+
+
+def _reason_facts(images: Sequence[ImageResult], pairs, thresholds_of: Mapping[int, Mapping[str, float]]) -> list:
+    """The data of :func:`_reasons`: per class its peak probability, photos and threshold."""
+    by_number = {image.number: image.probabilities for image in images}
+    photos_of: dict[str, list[int]] = {}
+    for number, code in pairs:
+        photos_of.setdefault(code, []).append(number)
+    return [
+        {
+            "class": code,
+            "probability": max(by_number[number][code] for number in numbers),
+            "photos": numbers if len(images) > 1 else [],
+            "threshold": min(thresholds_of[number][code] for number in numbers),
+        }
+        for code, numbers in photos_of.items()
+    ]
 
 
 def _reasons(images: Sequence[ImageResult], pairs, thresholds_of: Mapping[int, Mapping[str, float]]) -> str:

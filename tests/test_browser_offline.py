@@ -154,7 +154,7 @@ def test_signing_out_warns_about_waiting_cases_and_then_deletes_them(
     page.locator(".user-menu > summary").click()
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_function("() => document.getElementById('outbox-count').textContent === '1'")
-    assert dialogs and dialogs[0].startswith("1 cases have not been uploaded yet")
+    assert dialogs and dialogs[0].startswith("1 case has not been uploaded yet")
     assert page.evaluate("() => Outbox.list().then(d => d.length)") == 1
 
     # Saying yes deletes the kept case from the phone and signs out.

@@ -430,7 +430,7 @@ def test_the_uv_card_reads_in_every_language(staff, clinic_a):
     assert_reads_in_every_language(card, [clinic_a.name])
     french, portuguese = card("fr"), card("pt")
     assert "Indice UV aujourd'hui à Clinic A" in french.replace("&#x27;", "'")
-    assert "Estimation par ciel dégagé" in french
+    assert "Estimation pour un ciel dégagé" in french
     assert "Índice UV hoje em Clinic A" in portuguese
 
 

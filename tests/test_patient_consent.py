@@ -167,7 +167,7 @@ def test_consent_endpoint_is_in_the_openapi_schema(tmp_path):
 def test_patient_page_offers_staff_to_record_consent(web_client, staff, unconsented):
     page = web_client(staff).get(reverse("web:patient-detail", args=[unconsented.pk])).content.decode()
 
-    assert escape(CONSENT_WORDING) in page
+    assert escape(str(CONSENT_WORDING)) in page
     assert reverse("web:patient-consent", args=[unconsented.pk]) in page
     assert "Record consent" in page
     assert "An administrator can record consent" not in page

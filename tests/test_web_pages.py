@@ -177,7 +177,7 @@ def test_staff_cannot_list_other_clinics_patients(web_client, staff, patient_a, 
 def test_patient_create_form_shows_the_consent_wording(web_client, staff):
     response = web_client(staff).get(reverse("web:patient-create"))
     assert response.status_code == 200
-    assert escape(CONSENT_WORDING) in response.content.decode()
+    assert escape(str(CONSENT_WORDING)) in response.content.decode()
     assert b'name="consent_given"' in response.content
 
 

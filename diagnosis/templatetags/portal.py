@@ -6,21 +6,26 @@ from datetime import date
 
 from django import template
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext
+
+from diagnosis import summary
 
 register = template.Library()
 
 
 @register.filter
 def percent(value, digits: int = 1) -> str:
-    """0.1234 -> "12.3 %"; below the shown precision -> "< 0.1 %", never a bare 0."""
+    """0.1234 -> "12.3 %" ("12,3 %" in French); below the shown precision -> "< 0.1 %", never a bare 0."""
     try:
         number = float(value) * 100
+        digits = int(digits)
     except (TypeError, ValueError):
         return ""
-    smallest = 10 ** -int(digits)
+    smallest = 10**-digits
     if 0 < number < smallest:
-        return f"< {smallest:.{digits}f} %"
-    return f"{number:.{digits}f} %"
+        return f"< {number_format(smallest, digits)} %"
+    return f"{number_format(round(number, digits), digits)} %"
 
 
 @register.filter
@@ -55,11 +60,33 @@ def age(date_of_birth: date | None) -> int | None:
 
 @register.filter
 def metric(value) -> str:
-    """A report metric: fractions to three decimals, counts as they are."""
+    """A report metric: fractions to three decimals, counts with thousands grouped, as the language writes them."""
     if isinstance(value, bool) or value is None:
-        return "n/a" if value is None else str(value)
+        return gettext("n/a") if value is None else str(value)
     if isinstance(value, int):
-        return f"{value:,}"
+        return number_format(value, force_grouping=True)
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return number_format(round(value, 3), 3)  # number_format cuts off; the report rounds
     return str(value)
+
+
+@register.filter
+def case_summary(case) -> str:
+    """The case's risk summary in the reader's language (diagnosis/summary.py)."""
+    return summary.case_summary(case)
+
+
+@register.filter
+def translate_reason(text: str) -> str:
+    """A fixed message stored in English on a row (a failed photo's reason), in the reader's language."""
+    return summary.stored_reason(text)
+
+
+@register.filter
+def referral_reason(referral) -> str:
+    """Why a case was referred: the model's own reason in the reader's language, else as written."""
+    if getattr(referral, "source", "") == "model":
+        headline = summary.summary_first_sentence(referral.case)
+        if headline:
+            return headline
+    return referral.reason

@@ -131,6 +131,7 @@ def analyse(case, predictor, examples: list[dict]) -> None:
         status=status,
         risk=assessment.level,
         summary=assessment.summary,
+        summary_facts=list(assessment.facts),
         analysed_at=now,
         referred_at=now if status == Case.Status.REFERRED else None,
     )

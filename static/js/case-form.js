@@ -33,9 +33,28 @@
   var queue = Promise.resolve(); // photos are prepared one at a time to spare phone memory
   var request = null;
 
+  var LANGUAGE = document.documentElement.lang || undefined;
+
+  // A message from the page in the user's language (data-msg-*), with {name} filled in.
+  function msg(name, fallback, values) {
+    var text = form.dataset[name] || fallback;
+    Object.keys(values || {}).forEach(function (key) {
+      text = text.split("{" + key + "}").join(String(values[key]));
+    });
+    return text;
+  }
+
+  function formatNumber(value, digits) {
+    try {
+      return value.toLocaleString(LANGUAGE, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    } catch (error) {
+      return value.toFixed(digits);
+    }
+  }
+
   function formatBytes(bytes) {
-    if (bytes >= 1024 * 1024) return (bytes / (1024 * 1024)).toFixed(1) + " MB";
-    return Math.max(1, Math.round(bytes / 1024)) + " KB";
+    if (bytes >= 1024 * 1024) return formatNumber(bytes / (1024 * 1024), 1) + " MB";
+    return formatNumber(Math.max(1, Math.round(bytes / 1024)), 0) + " KB";
   }
 
   function baseName(name) {
@@ -90,12 +109,12 @@
           var scaled = new File([blob], baseName(file.name) + ".jpg", { type: "image/jpeg" });
           info.textContent =
             targetWidth + " × " + targetHeight + " px · " + formatBytes(scaled.size) +
-            " (scaled from " + width + " × " + height + ", " + formatBytes(file.size) + ")";
+            " (" + msg("msgScaledFrom", "scaled from {size}", { size: width + " × " + height + ", " + formatBytes(file.size) }) + ")";
           return scaled;
         });
       },
       function () {
-        info.textContent = formatBytes(file.size) + " · sent as taken";
+        info.textContent = formatBytes(file.size) + " · " + msg("msgSentAsTaken", "sent as taken");
         return file;
       }
     ).catch(function () {
@@ -108,14 +127,14 @@
       cameraLabel.textContent = photos.length ? cameraLabel.dataset.moreLabel || cameraText : cameraText;
     }
     photos.forEach(function (photo, index) {
-      photo.item.querySelector(".photo-preview").alt = "Photo " + (index + 1);
-      photo.item.querySelector(".photo-remove").setAttribute("aria-label", "Remove photo " + (index + 1));
+      photo.item.querySelector(".photo-preview").alt = msg("msgPhotoNumber", "Photo {number}", { number: index + 1 });
+      photo.item.querySelector(".photo-remove").setAttribute("aria-label", msg("msgRemovePhoto", "Remove photo {number}", { number: index + 1 }));
     });
   }
 
   function addPhoto(file) {
     if (photos.length >= MAX_FILES) {
-      showErrors(["At most " + MAX_FILES + " photos per case."]);
+      showErrors([msg("msgTooMany", "At most {count} photos per case.", { count: MAX_FILES })]);
       return;
     }
     var item = template.content.firstElementChild.cloneNode(true);
@@ -128,7 +147,7 @@
       preview.removeAttribute("src");
     };
     kind.value = photos.length === 0 ? "overview" : "close_up";
-    kind.setAttribute("aria-label", "Kind of photo " + (photos.length + 1));
+    kind.setAttribute("aria-label", msg("msgPhotoKind", "Kind of photo {number}", { number: photos.length + 1 }));
 
     var photo = { file: file, item: item, kind: kind, url: url };
     photo.ready = queue = queue.then(function () {
@@ -243,7 +262,7 @@
     if (tooBig.length) {
       fail("");
       statusBox.hidden = true;
-      showErrors([form.dataset.msgTooBig || ("A photo is larger than " + formatBytes(MAX_BYTES) + "; take it again at a lower resolution.")]);
+      showErrors([msg("msgTooBig", "A photo is larger than {size}; take it again at a lower resolution.", { size: formatBytes(MAX_BYTES) })]);
       return;
     }
     var total = files.reduce(function (sum, file) { return sum + file.size; }, 0);
@@ -268,9 +287,8 @@
         var percent = size ? Math.min(100, Math.round((sent / size) * 100)) : 0;
         progress.value = percent;
         statusText.textContent =
-          (form.dataset.msgUploading || "Uploading") + " " + files.length + " " +
-          (document.body.dataset.outboxPhotos || "photo(s)") + ": " +
-          percent + " % (" + formatBytes(sent) + " / " + formatBytes(size || total) + ")";
+          msg(files.length === 1 ? "msgUploadingOne" : "msgUploadingOther", "Uploading {count} photo(s)", { count: files.length }) + ": " +
+          formatNumber(percent, 0) + " % (" + formatBytes(sent) + " / " + formatBytes(size || total) + ")";
       }, function (xhr) {
         request = xhr;
       }).then(function (answer) {
@@ -339,9 +357,9 @@
     if (request) return;
     errors.hidden = true;
     var problems = [];
-    if (!photos.length) problems.push("Photos: take or choose at least one photo of the lesion.");
+    if (!photos.length) problems.push(msg("msgNoPhoto", "Photos: take or choose at least one photo of the lesion."));
     var site = form.elements.body_site;
-    if (site && !site.value) problems.push("Body site: choose where the lesion is.");
+    if (site && !site.value) problems.push(msg("msgNoSite", "Body site: choose where the lesion is."));
     if (problems.length) {
       showErrors(problems);
       return;
@@ -349,9 +367,9 @@
     setBusy(true);
     progress.value = 0;
     progress.hidden = false;
-    statusText.textContent = "Preparing photos…";
+    statusText.textContent = msg("msgPreparing", "Preparing photos…");
     Promise.all(photos.map(function (photo) { return photo.ready; })).then(send, function () {
-      fail("A photo could not be read. Remove it and try again.");
+      fail(msg("msgUnreadable", "A photo could not be read. Remove it and try again."));
     });
   });
 })();

@@ -54,7 +54,7 @@
         if (data.pending) {
           schedule();
         } else if (announcer) {
-          announcer.textContent = "The analysis has finished; the result is shown.";
+          announcer.textContent = region.dataset.msgFinished || "The analysis has finished; the result is shown.";
         }
       })
       .catch(function () {

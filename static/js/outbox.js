@@ -229,6 +229,21 @@
     return t.outboxWaiting || "Waiting to upload";
   }
 
+  function language() {
+    return document.documentElement.lang || undefined;
+  }
+
+  // The page's translated "one" or "other" form of a message (data-<name>-one, data-<name>-other),
+  // chosen by the language's plural rules, with {count} filled in.
+  function plural(data, name, count, fallback) {
+    var form = "other";
+    try {
+      form = new Intl.PluralRules(language()).select(count) === "one" ? "one" : "other";
+    } catch (error) { /* an unknown language: "other" */ }
+    var text = data[name + (form === "one" ? "One" : "Other")] || data[name + "Other"] || fallback;
+    return text.replace("{count}", String(count));
+  }
+
   function render() {
     return Outbox.list(user).then(function (drafts) {
       if (!box) return drafts;
@@ -244,8 +259,8 @@
         title.textContent = draft.label;
         var when = document.createElement("span");
         when.className = "small muted";
-        when.textContent = " · " + new Date(draft.createdAt).toLocaleString() + " · " +
-          draft.photos.length + " " + (t.outboxPhotos || "photo(s)");
+        when.textContent = " · " + new Date(draft.createdAt).toLocaleString(language()) + " · " +
+          plural(t, "outboxPhotos", draft.photos.length, "{count} photo(s)");
         var state = document.createElement("p");
         state.className = "small outbox-state";
         state.textContent = stateText(draft);
@@ -314,8 +329,8 @@
       event.preventDefault();
       Outbox.list(user).then(function (drafts) {
         if (drafts.length && !window.confirm(
-          (body.dataset.outboxSignOutWarning || "cases have not been uploaded yet; signing out deletes them from this phone. Sign out anyway?")
-            .replace("%(count)s", drafts.length))) {
+          plural(body.dataset, "outboxSignOutWarning", drafts.length,
+            "{count} case(s) have not been uploaded yet; signing out deletes them from this phone. Sign out anyway?"))) {
           return;
         }
         return Outbox.clearAll().then(function () {

@@ -23,7 +23,9 @@
         var on = toggle.getAttribute("aria-pressed") !== "true";
         toggle.setAttribute("aria-pressed", on ? "true" : "false");
         image.src = on ? viewer.dataset.heatmap : viewer.dataset.photo;
-        image.alt = on ? "Heatmap over the photo: where the model looked" : image.alt.replace(/^Heatmap.*$/, "Photo of the lesion");
+        var text = document.body.dataset;
+        var heatmapAlt = text.heatmapAlt || "Heatmap over the photo: where the model looked";
+        image.alt = on ? heatmapAlt : image.alt === heatmapAlt ? text.photoAlt || "Photo of the lesion" : image.alt;
       });
     }
   });
