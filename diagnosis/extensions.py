@@ -55,5 +55,7 @@ def patient_page_panel_register(render: Callable[[HttpRequest, object], str]) ->
 CASE_LIST_FILTERS: dict[str, tuple[Callable[[], object], Callable[[object, object], object]]] = {}
 
 
-def case_list_filter_register(name: str, field: Callable[[], object], apply: Callable[[object, object], object]) -> None:
+def case_list_filter_register(
+    name: str, field: Callable[[], object], apply: Callable[[object, object], object]
+) -> None:
     CASE_LIST_FILTERS[name] = (field, apply)

@@ -101,13 +101,7 @@ class Entry:
 
 
 def _unquote(text: str) -> str:
-    return (
-        text[1:-1]
-        .replace('\\"', '"')
-        .replace("\\n", "\n")
-        .replace("\\t", "\t")
-        .replace("\\\\", "\\")
-    )
+    return text[1:-1].replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\")
 
 
 def parse_po(path: Path) -> list[Entry]:

@@ -99,7 +99,9 @@ def test_the_urgency_filter_finds_referrals_by_their_urgency(clinic_a, staff, we
 
     def referred(urgency):
         case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), referred=True)
-        services._referral_row_create(case=case, source="model", urgency=urgency, reason="", referred_by=None, request=None)
+        services._referral_row_create(
+            case=case, source="model", urgency=urgency, reason="", referred_by=None, request=None
+        )
         return case
 
     urgent, routine = referred("urgent"), referred("routine")

@@ -18,7 +18,9 @@ def connect() -> None:
     extensions.case_output_field_register("referral", serializers.case_referral_field)
     extensions.case_output_field_register("review", serializers.case_review_field)
     extensions.case_page_panel_register(panels.case_referral_panel)
-    extensions.case_list_filter_register("urgency", case_filters.case_urgency_filter_field, case_filters.case_urgency_filter)
+    extensions.case_list_filter_register(
+        "urgency", case_filters.case_urgency_filter_field, case_filters.case_urgency_filter
+    )
     extensions.case_prefetch_register(
         "referral__claimed_by", "referral__reviews__reviewer", "referral__information_requests"
     )
