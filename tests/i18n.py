@@ -41,7 +41,10 @@ NEVER_TRANSLATED = {
     "mel",
     "nv",
     "vasc",
+    # The language menu names each language in that language.
+    "British English",
     "English",
+    "français",
     "Français",
     "Português",
 }

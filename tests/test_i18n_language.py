@@ -68,3 +68,10 @@ def test_for_user_renders_in_the_recipients_language(staff):
     staff.language = ""
     with for_user(staff) as code:
         assert code == "en-gb"
+
+
+def test_the_menu_names_each_language_in_that_language(client):
+    page = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert '<option value="fr" lang="fr" selected>français</option>' in page
+    assert '<option value="pt" lang="pt">Português</option>' in page
+    assert "Anglais" not in page
