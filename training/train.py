@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="balanced class weights raised to this power (calibration corrects the prior shift they cause)",
     )
     parser.add_argument(
+        "--balanced-sampling",
+        action="store_true",
+        help="draw every class equally often instead of weighting the loss (the recorded class weights are "
+        "then the sampling's effective ones, for the prior correction)",
+    )
+    parser.add_argument(
         "--cosine",
         action="store_true",
         help="cosine decay of the fine-tuning learning rate over --epochs instead of halving on plateaus",
@@ -111,10 +117,25 @@ def _stratified_subset(records: list, limit: int, seed: int) -> list:
     return chosen
 
 
-def make_dataset(tf, pixels, labels, weights, batch_size, augment=None, shuffle_seed=None):
-    dataset = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+def make_dataset(tf, pixels, labels, weights, batch_size, augment=None, shuffle_seed=None, balanced=False):
+    if balanced:
+        # One endless, shuffled stream per class, drawn with equal probability; an epoch is
+        # as many images as the split has, so rare classes repeat (under augmentation).
+        streams = []
+        for label in np.unique(labels):
+            index = np.flatnonzero(labels == label)
+            streams.append(
+                tf.data.Dataset.from_tensor_slices((pixels[index], labels[index], weights[index]))
+                .shuffle(len(index), seed=shuffle_seed, reshuffle_each_iteration=True)
+                .repeat()
+            )
+        dataset = tf.data.Dataset.sample_from_datasets(
+            streams, weights=[1.0 / len(streams)] * len(streams), seed=shuffle_seed
+        ).take(len(labels))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
 
     def to_float(x, y, w):
@@ -150,12 +171,26 @@ def main(argv: list[str] | None = None) -> Path:
             np.array([r.label for r in items], dtype=np.int32),
         )
     weights = class_weights(arrays["train"][1], args.malignant_boost, args.class_weight_power)
-    weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
+    if args.balanced_sampling:
+        # Equal sampling shifts the prior exactly as fully balanced weights would: record those
+        # (for the prior correction) and weight the loss evenly.
+        weights = class_weights(arrays["train"][1], 1.0, 1.0)
+        weight_of = np.ones(len(CLASSES), dtype=np.float32)
+    else:
+        weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
     print("class weights:", {CLASSES[i]: round(w, 3) for i, w in weights.items()}, flush=True)
 
     from training.augment import augment_batch as augment
 
-    train_ds = make_dataset(tf, *arrays["train"], weight_of[arrays["train"][1]], args.batch_size, augment, args.seed)
+    train_ds = make_dataset(
+        tf,
+        *arrays["train"],
+        weight_of[arrays["train"][1]],
+        args.batch_size,
+        augment,
+        args.seed,
+        balanced=args.balanced_sampling,
+    )
     # Validation loss is unweighted by default: with balanced weights a handful of rare-class
     # images would dominate it and early stopping would follow their noise.
     val_weights = (
@@ -238,6 +273,7 @@ def main(argv: list[str] | None = None) -> Path:
         "class_weights": {CLASSES[i]: w for i, w in weights.items()},
         "malignant_boost": args.malignant_boost,
         "class_weight_power": args.class_weight_power,
+        "sampling": "class-balanced" if args.balanced_sampling else "natural",
         "schedule": "cosine decay" if args.cosine else "halved on plateaus",
         "init_from": str(args.init_from) if args.init_from else None,
         "training_metadata_sha256": data_module.metadata_digest(records, assignment),

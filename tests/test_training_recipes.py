@@ -1,0 +1,57 @@
+"""Training recipes measured against v1: class-balanced sampling and weight averaging."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.training
+
+
+def test_balanced_sampling_draws_every_class_about_equally_and_keeps_the_epoch_length():
+    import tensorflow as tf
+
+    from training.train import make_dataset
+
+    labels = np.array([0] * 900 + [1] * 80 + [2] * 20, dtype=np.int32)
+    pixels = labels.astype(np.uint8).reshape(-1, 1, 1, 1) * np.ones((1, 2, 2, 3), np.uint8)
+    weights = np.ones(len(labels), np.float32)
+
+    drawn = np.concatenate(
+        [y.numpy() for _, y, _ in make_dataset(tf, pixels, labels, weights, 50, shuffle_seed=1, balanced=True)]
+    )
+    natural = np.concatenate([y.numpy() for _, y, _ in make_dataset(tf, pixels, labels, weights, 50, shuffle_seed=1)])
+
+    assert len(drawn) == len(labels) == len(natural)
+    shares = np.bincount(drawn, minlength=3) / len(drawn)
+    assert np.all(np.abs(shares - 1 / 3) < 0.06), shares
+    assert np.array_equal(np.bincount(natural), [900, 80, 20])
+
+
+def test_weight_averaging_writes_the_mean_of_the_checkpoints_with_the_run_record(tmp_path):
+    import keras
+
+    from training.average import average_into
+
+    def checkpoint(name, value):
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(inputs))
+        model.set_weights([np.full(w.shape, value, np.float32) for w in model.get_weights()])
+        folder = tmp_path / name
+        folder.mkdir()
+        model.save(folder / "best.keras")
+        (folder / "run.json").write_text(json.dumps({"class_weights": {"nv": 1.0}}))
+        (folder / "split.csv").write_text("image_id,split\n")
+        return folder / "best.keras"
+
+    path = average_into([checkpoint("a", 1.0), checkpoint("b", 3.0)], tmp_path / "avg")
+
+    averaged = keras.models.load_model(path, compile=False).get_weights()
+    assert all(np.allclose(w, 2.0) for w in averaged)
+    run = json.loads((tmp_path / "avg" / "run.json").read_text())
+    assert run["class_weights"] == {"nv": 1.0} and len(run["weight_average_of"]) == 2
+    assert (tmp_path / "avg" / "split.csv").exists()
+    with pytest.raises(ValueError, match="at least two"):
+        average_into([path], tmp_path / "one")
