@@ -55,3 +55,21 @@ def test_weight_averaging_writes_the_mean_of_the_checkpoints_with_the_run_record
     assert (tmp_path / "avg" / "split.csv").exists()
     with pytest.raises(ValueError, match="at least two"):
         average_into([path], tmp_path / "one")
+
+
+def test_strong_augmentation_keeps_shape_and_range_and_draws_dark_hairs():
+    import tensorflow as tf
+
+    from training.augment import augment_batch_strong, hair_occlusions
+
+    images = tf.fill((16, 64, 64, 3), 200.0)
+    out = augment_batch_strong(images).numpy()
+    assert out.shape == (16, 64, 64, 3)
+    assert out.min() >= 0.0 and out.max() <= 255.0
+
+    tf.random.set_seed(3)
+    haired = hair_occlusions(images).numpy()
+    darkened = (haired.max(axis=-1) < 150).mean(axis=(1, 2))
+    assert (darkened > 0).any(), "some images get hairs"
+    assert (darkened == 0).any(), "some images get none"
+    assert darkened.max() < 0.2, "hairs are thin lines, not blots"

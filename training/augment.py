@@ -67,3 +67,85 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor
     out = (out - gray) * saturation + gray
     out = out * gain
     return tf.clip_by_value(out, 0.0, 255.0)
+
+
+# The stronger recipe: any orientation (a lesion photographed through a dermatoscope has no
+# "up"), larger and anisotropic crops, stronger colour casts, and hair-like occlusions.
+STRONG_ROTATION_DEGREES = 180.0
+STRONG_ZOOM = (0.8, 1.3)  # > 1 magnifies: a random resized crop
+STRONG_ASPECT = 0.15
+STRONG_CHANNEL_GAIN = 0.12
+HAIR_PROBABILITY = 0.5
+HAIRS_MAX = 4
+
+
+def hair_occlusions(images: tf.Tensor) -> tf.Tensor:
+    """Draw up to HAIRS_MAX dark, thin, straight hairs across about half of the images."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    ys, xs = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")  # (H, W)
+    ys, xs = ys[None, None], xs[None, None]
+
+    def uniform(low, high):
+        return tf.random.uniform((batch, HAIRS_MAX, 1, 1), low, high)
+
+    x0, y0 = uniform(0.0, 1.0) * w, uniform(0.0, 1.0) * h
+    x1, y1 = uniform(0.0, 1.0) * w, uniform(0.0, 1.0) * h
+    dx, dy = x1 - x0, y1 - y0
+    t = tf.clip_by_value(((xs - x0) * dx + (ys - y0) * dy) / tf.maximum(dx * dx + dy * dy, 1.0), 0.0, 1.0)
+    distance = tf.sqrt((xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2)
+    half_width = uniform(0.4, 1.3)
+    present = tf.cast(uniform(0.0, 1.0) < 0.6, tf.float32) * tf.cast(
+        tf.random.uniform((batch, 1, 1, 1)) < HAIR_PROBABILITY, tf.float32
+    )
+    alpha = tf.reduce_max(tf.clip_by_value(half_width + 0.5 - distance, 0.0, 1.0) * present, axis=1)  # (B, H, W)
+    colour = tf.random.uniform((batch, 1, 1, 1), 10.0, 70.0) * tf.constant([1.0, 0.8, 0.7])
+    return images * (1.0 - alpha[..., None]) + colour * alpha[..., None]
+
+
+def augment_batch_strong(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+    """The stronger recipe (``training.train --augment strong``) on a float32 (B, H, W, 3) batch."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    h = tf.cast(height, tf.float32)
+    w = tf.cast(width, tf.float32)
+
+    def uniform(low, high, extra_shape=()):
+        return tf.random.uniform((batch, *extra_shape), low, high)
+
+    angle = uniform(-STRONG_ROTATION_DEGREES, STRONG_ROTATION_DEGREES) * (math.pi / 180.0)
+    zoom = uniform(*STRONG_ZOOM)
+    aspect = uniform(1.0 - STRONG_ASPECT, 1.0 + STRONG_ASPECT)
+    zoom_x, zoom_y = zoom * tf.sqrt(aspect), zoom / tf.sqrt(aspect)
+    flip_x = tf.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
+    shift_x = uniform(-TRANSLATION, TRANSLATION) * w
+    shift_y = uniform(-TRANSLATION, TRANSLATION) * h
+
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    a0, a1 = cos * flip_x / zoom_x, -sin / zoom_y
+    b0, b1 = sin * flip_x / zoom_x, cos / zoom_y
+    cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+    a2 = cx - (a0 * cx + a1 * cy) + shift_x
+    b2 = cy - (b0 * cx + b1 * cy) + shift_y
+    zeros = tf.zeros_like(a0)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1),
+        output_shape=tf.stack([height, width]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
+    warped = hair_occlusions(warped)
+
+    brightness = uniform(-BRIGHTNESS, BRIGHTNESS, (1, 1, 1)) * 255.0
+    contrast = uniform(1.0 - CONTRAST, 1.0 + CONTRAST, (1, 1, 1))
+    saturation = uniform(1.0 - SATURATION, 1.0 + SATURATION, (1, 1, 1))
+    gain = uniform(1.0 - STRONG_CHANNEL_GAIN, 1.0 + STRONG_CHANNEL_GAIN, (1, 1, 3))
+    mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
+    out = (warped - mean) * contrast + mean + brightness
+    gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+    out = (out - gray) * saturation + gray
+    out = out * gain
+    return tf.clip_by_value(out, 0.0, 255.0)

@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="balanced class weights raised to this power (calibration corrects the prior shift they cause)",
     )
     parser.add_argument(
+        "--augment",
+        choices=("standard", "strong"),
+        default="standard",
+        help="strong: any orientation, larger anisotropic crops, stronger colour casts, hair-like occlusions",
+    )
+    parser.add_argument(
         "--balanced-sampling",
         action="store_true",
         help="draw every class equally often instead of weighting the loss (the recorded class weights are "
@@ -180,7 +186,9 @@ def main(argv: list[str] | None = None) -> Path:
         weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
     print("class weights:", {CLASSES[i]: round(w, 3) for i, w in weights.items()}, flush=True)
 
-    from training.augment import augment_batch as augment
+    from training.augment import augment_batch, augment_batch_strong
+
+    augment = augment_batch_strong if args.augment == "strong" else augment_batch
 
     train_ds = make_dataset(
         tf,
@@ -274,6 +282,7 @@ def main(argv: list[str] | None = None) -> Path:
         "malignant_boost": args.malignant_boost,
         "class_weight_power": args.class_weight_power,
         "sampling": "class-balanced" if args.balanced_sampling else "natural",
+        "augmentation": args.augment,
         "schedule": "cosine decay" if args.cosine else "halved on plateaus",
         "init_from": str(args.init_from) if args.init_from else None,
         "training_metadata_sha256": data_module.metadata_digest(records, assignment),
