@@ -460,3 +460,27 @@ def test_every_entry_is_translated_and_none_is_fuzzy(language):
         wanted = set(re.findall(r"%\(\w+\)s", entry.msgid + entry.msgid_plural))
         for text in entry.msgstr:
             assert set(re.findall(r"%\(\w+\)s", text)) == wanted, entry.msgid
+
+
+# --- Referral reasons the portal writes (the model's, the checklist's) ------------------------
+def _model_referred_case(patient, staff) -> Case:
+    from tests.test_i18n_pages import _scored_case
+
+    case = _scored_case(patient, staff, status=Case.Status.REFERRED)
+    services.referral_from_diagnosis(
+        case=case, source="model", urgency="urgent", reason=case.summary.split(". ")[0] + "."
+    )
+    return case
+
+
+def test_the_letter_gives_the_models_referral_reason_in_the_readers_language(client, staff, patient):
+    case = _model_referred_case(patient, staff)
+    client.force_login(staff)
+    url = reverse("continuity:case-letter", args=[case.pk])
+
+    french = _get(client, url, "fr")
+    portuguese = _get(client, url, "pt")
+
+    assert "High risk" not in french and "High risk" not in portuguese
+    assert french.count("Risque élevé : probabilité de mélanome 62 %") == 2  # the summary and the reason
+    assert portuguese.count("Risco alto: probabilidade de melanoma 62%") == 2
