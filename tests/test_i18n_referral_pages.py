@@ -484,3 +484,40 @@ def test_the_letter_gives_the_models_referral_reason_in_the_readers_language(cli
     assert "High risk" not in french and "High risk" not in portuguese
     assert french.count("Risque élevé : probabilité de mélanome 62 %") == 2  # the summary and the reason
     assert portuguese.count("Risco alto: probabilidade de melanoma 62%") == 2
+
+
+def _checklist_referred_case(staff, patient, language: str) -> Case:
+    from diagnosis.services import case_submit
+    from tests.factories import image_bytes
+    from tests.test_uploads import upload
+
+    with translation.override(language):  # the language of the nurse's request
+        return case_submit(
+            actor=staff,
+            patient=patient,
+            body_site="back",
+            images=[upload("a.jpg", image_bytes())],
+            changed_size=True,
+            abcde_colour=True,
+            inflammation=True,
+        )
+
+
+def test_a_checklist_referrals_reason_reads_in_each_readers_language(client, staff, specialist, patient):
+    case = _checklist_referred_case(staff, patient, "fr")
+    referral = Referral.objects.get(case=case)
+    assert referral.source == "checklist"
+    client.force_login(specialist)
+    url = reverse("triage:referral-detail", args=[referral.pk])
+
+    english = _get(client, url, "en-gb")
+    portuguese = _get(client, url, "pt")
+    french = _get(client, url, "fr")
+
+    assert "Scores 5 of 10: change in size (2), irregular colour (2), inflammation (1)." in english
+    assert "changement" not in english
+    assert "alteração do tamanho (2), cor irregular (2), inflamação (1)" in portuguese
+    assert "changement" not in portuguese and "Scores" not in portuguese
+    assert "changement de taille (2), couleur irrégulière (2), inflammation (1)" in french
+    assert "Scores" not in french
+    assert referral.reason == "Scores 5 of 10: change in size (2), irregular colour (2), inflammation (1)."
