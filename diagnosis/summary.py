@@ -221,7 +221,7 @@ def case_summary(case) -> str:
     if facts:
         try:
             return render_facts(facts)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             return case.summary
     return case.summary
 
@@ -234,7 +234,7 @@ def summary_first_sentence(case) -> str:
             for fact in facts:
                 if fact.get("code") in ("high", "moderate", "low"):
                     return render_fact(fact)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             pass
     return ""
 

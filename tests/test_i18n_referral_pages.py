@@ -292,6 +292,11 @@ def test_a_notification_made_before_its_facts_were_kept_shows_its_stored_text(cl
         recipient=staff, kind="follow_up_due", title="Stored title", params={"lesion": 3, "due_on": "not a date"}
     )
     assert broken.texts() == ("Stored title", "")
+    not_an_object = Notification.objects.create(
+        recipient=staff, kind="review", title="Stored title", body="Stored body", params=["case", 1]
+    )
+    assert not_an_object.texts() == ("Stored title", "Stored body")
+    assert client.get("/notifications/").status_code == 200
 
 
 def test_an_email_to_a_french_user_is_in_french(staff, specialist, patient, world, settings):
