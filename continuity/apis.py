@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 
+from django.conf import settings
 from django.http import HttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -173,6 +174,9 @@ class CaseFhirApi(ApiView):
     )
     def get(self, request: Request, pk: int) -> Response:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
-        bundle = case_bundle(case=case, absolute=request.build_absolute_uri)
+        # Written for other systems in the site's language, as its fixed English texts are,
+        # not in the language of whoever exports it.
+        with translation.override(settings.LANGUAGE_CODE):
+            bundle = case_bundle(case=case, absolute=request.build_absolute_uri)
         audit_record(actor=request.user, action="case.fhir_export", obj=case, request=request)
         return Response(bundle)

@@ -25,6 +25,7 @@ from accounts.services import audit_record
 from . import dispatch
 from .models import Case, Lesion, LesionImage, Patient, Prediction
 from .signals import case_referred, case_submitted
+from .summary import stored_checklist_reason
 from .text import NOTES_MAX_LENGTH, clean_text
 from .transitions import case_transition
 from .uploads import CleanImage, image_validate, request_budget_check
@@ -310,7 +311,7 @@ def case_submit(
             )
             case_submitted.send(sender=Case, case=case, actor=actor)
             if case.checklist_score >= Case.CHECKLIST_REFERRAL_SCORE:
-                reason = f"Scores {case.checklist_score} of 10: {', '.join(case.checklist_findings)}."
+                reason = stored_checklist_reason(case)
                 case_transition(
                     case=case,
                     to_status=Case.Status.REFERRED,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
+from django.utils import translation
 from django.utils.formats import number_format
 from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext_lazy
 
@@ -219,7 +221,7 @@ def case_summary(case) -> str:
     if facts:
         try:
             return render_facts(facts)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             return case.summary
     return case.summary
 
@@ -232,9 +234,24 @@ def summary_first_sentence(case) -> str:
             for fact in facts:
                 if fact.get("code") in ("high", "moderate", "low"):
                     return render_fact(fact)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             pass
     return ""
+
+
+def checklist_reason(case) -> str:
+    """Why the 7-point checklist referred the case, in the active language: "Scores 5 of 10:
+    change in size (2), irregular colour (2), inflammation (1)."."""
+    return gettext("Scores %(score)s of 10: %(findings)s.") % {
+        "score": number_format(case.checklist_score),
+        "findings": ", ".join(str(finding) for finding in case.checklist_findings),
+    }
+
+
+def stored_checklist_reason(case) -> str:
+    """The checklist's reason as stored on the referral: in the site's language, whoever submitted it."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return checklist_reason(case)
 
 
 # Reasons stored in English on a failed photo (diagnosis/analysis.py), shown in the reader's language.

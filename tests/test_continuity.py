@@ -420,6 +420,37 @@ def test_the_fhir_export_of_an_unreferred_case_validates(patient, staff, client_
     assert "ServiceRequest" not in {entry["resource"]["resourceType"] for entry in bundle["entry"]}
 
 
+def test_the_fhir_export_is_written_in_the_sites_language_whatever_the_readers(patient, staff, specialist, client_for):
+    case = CaseFactory(patient=patient, submitted_by=staff, body_site=Case.BodySite.BACK)
+    LesionImageFactory(case=case)
+    case = _scored(case)
+    _reviewed(case, staff=staff, specialist=specialist)
+    staff.language = "fr"
+    staff.save(update_fields=["language"])
+
+    english = client_for(staff).get(f"/api/v1/cases/{case.pk}/fhir/", HTTP_ACCEPT_LANGUAGE="en-gb").json()
+    french = client_for(staff).get(f"/api/v1/cases/{case.pk}/fhir/", HTTP_ACCEPT_LANGUAGE="fr").json()
+
+    def texts(bundle):
+        found = []
+
+        def walk(node):
+            if isinstance(node, dict):
+                found.extend(value for key, value in node.items() if key == "text" and isinstance(value, str))
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(bundle)
+        return found
+
+    assert texts(french) == texts(english)
+    assert {"Back", "Outcome: Monitor: photograph it again later (photograph again in 3 months)"} <= set(texts(french))
+    assert "Diagnosis: Melanocytic nevus" in texts(french)
+
+
 # --- Existing cases -------------------------------------------------------------------------
 def test_every_case_has_a_lesion_of_its_patient(patient, staff):
     case = CaseFactory(patient=patient, submitted_by=staff)

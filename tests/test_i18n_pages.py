@@ -411,6 +411,25 @@ def test_a_case_without_facts_shows_its_stored_text(staff, patient):
         assert case_summary(case) == "Low risk: written before facts were kept."
 
 
+@pytest.mark.parametrize(
+    "facts",
+    [
+        ["high"],
+        [None],
+        [{"code": "high", "params": {"classes": ["mel"]}}],
+        [{"code": "turned_back", "params": "blurred"}],
+    ],
+)
+def test_facts_of_another_shape_show_the_stored_text_not_an_error(client, staff, patient, facts):
+    case = _scored_case(patient, staff)
+    Case.objects.filter(pk=case.pk).update(summary_facts=facts)
+    case.refresh_from_db()
+    with translation.override("fr"):
+        assert case_summary(case) == case.summary
+    response = _page(client, reverse("web:case-detail", args=[case.pk]), staff, "fr")
+    assert response.status_code == 200
+
+
 def test_the_case_page_and_the_api_give_the_summary_in_the_readers_language(client, client_for, staff, patient):
     case = _scored_case(patient, staff)
     page = _page(client, reverse("web:case-detail", args=[case.pk]), staff, "pt").content.decode()

@@ -292,6 +292,11 @@ def test_a_notification_made_before_its_facts_were_kept_shows_its_stored_text(cl
         recipient=staff, kind="follow_up_due", title="Stored title", params={"lesion": 3, "due_on": "not a date"}
     )
     assert broken.texts() == ("Stored title", "")
+    not_an_object = Notification.objects.create(
+        recipient=staff, kind="review", title="Stored title", body="Stored body", params=["case", 1]
+    )
+    assert not_an_object.texts() == ("Stored title", "Stored body")
+    assert client.get("/notifications/").status_code == 200
 
 
 def test_an_email_to_a_french_user_is_in_french(staff, specialist, patient, world, settings):
@@ -460,3 +465,64 @@ def test_every_entry_is_translated_and_none_is_fuzzy(language):
         wanted = set(re.findall(r"%\(\w+\)s", entry.msgid + entry.msgid_plural))
         for text in entry.msgstr:
             assert set(re.findall(r"%\(\w+\)s", text)) == wanted, entry.msgid
+
+
+# --- Referral reasons the portal writes (the model's, the checklist's) ------------------------
+def _model_referred_case(patient, staff) -> Case:
+    from tests.test_i18n_pages import _scored_case
+
+    case = _scored_case(patient, staff, status=Case.Status.REFERRED)
+    services.referral_from_diagnosis(
+        case=case, source="model", urgency="urgent", reason=case.summary.split(". ")[0] + "."
+    )
+    return case
+
+
+def test_the_letter_gives_the_models_referral_reason_in_the_readers_language(client, staff, patient):
+    case = _model_referred_case(patient, staff)
+    client.force_login(staff)
+    url = reverse("continuity:case-letter", args=[case.pk])
+
+    french = _get(client, url, "fr")
+    portuguese = _get(client, url, "pt")
+
+    assert "High risk" not in french and "High risk" not in portuguese
+    assert french.count("Risque élevé : probabilité de mélanome 62 %") == 2  # the summary and the reason
+    assert portuguese.count("Risco alto: probabilidade de melanoma 62%") == 2
+
+
+def _checklist_referred_case(staff, patient, language: str) -> Case:
+    from diagnosis.services import case_submit
+    from tests.factories import image_bytes
+    from tests.test_uploads import upload
+
+    with translation.override(language):  # the language of the nurse's request
+        return case_submit(
+            actor=staff,
+            patient=patient,
+            body_site="back",
+            images=[upload("a.jpg", image_bytes())],
+            changed_size=True,
+            abcde_colour=True,
+            inflammation=True,
+        )
+
+
+def test_a_checklist_referrals_reason_reads_in_each_readers_language(client, staff, specialist, patient):
+    case = _checklist_referred_case(staff, patient, "fr")
+    referral = Referral.objects.get(case=case)
+    assert referral.source == "checklist"
+    client.force_login(specialist)
+    url = reverse("triage:referral-detail", args=[referral.pk])
+
+    english = _get(client, url, "en-gb")
+    portuguese = _get(client, url, "pt")
+    french = _get(client, url, "fr")
+
+    assert "Scores 5 of 10: change in size (2), irregular colour (2), inflammation (1)." in english
+    assert "changement" not in english
+    assert "alteração do tamanho (2), cor irregular (2), inflamação (1)" in portuguese
+    assert "changement" not in portuguese and "Scores" not in portuguese
+    assert "changement de taille (2), couleur irrégulière (2), inflammation (1)" in french
+    assert "Scores" not in french
+    assert referral.reason == "Scores 5 of 10: change in size (2), irregular colour (2), inflammation (1)."

@@ -262,7 +262,7 @@ class Notification(models.Model):
         if self.params:
             try:
                 return notification_texts(self.kind, self.params)
-            except (KeyError, TypeError, ValueError):
+            except (AttributeError, KeyError, TypeError, ValueError):
                 pass
         return self.title, self.body
 

@@ -84,9 +84,13 @@ def translate_reason(text: str) -> str:
 
 @register.filter
 def referral_reason(referral) -> str:
-    """Why a case was referred: the model's own reason in the reader's language, else as written."""
-    if getattr(referral, "source", "") == "model":
+    """Why a case was referred: the model's or the checklist's own reason in the reader's
+    language, else as written."""
+    source = getattr(referral, "source", "")
+    if source == "model":
         headline = summary.summary_first_sentence(referral.case)
         if headline:
             return headline
+    if source == "checklist" and referral.reason == summary.stored_checklist_reason(referral.case):
+        return summary.checklist_reason(referral.case)
     return referral.reason
