@@ -183,6 +183,7 @@ class Case(models.Model):
     summary_facts = models.JSONField(
         _("summary facts"),
         default=list,
+        db_default=models.Value([], output_field=models.JSONField()),  # rows written by older code
         blank=True,
         help_text=_("The risk summary as data (inference/risk.py), written in the reader's language when shown."),
     )

@@ -26,9 +26,9 @@ def clean_text(value: str, *, field: str, multiline: bool = False) -> str:
     """NFC, stripped; ValidationError({field: ...}) for invisible or direction-changing characters."""
     text = unicodedata.normalize("NFC", value or "").strip()
     if any(character in BIDI_CONTROLS for character in text):
-        raise ValidationError({field: "Text-direction control characters are not allowed."}, code="bidi")
+        raise ValidationError({field: _("Text-direction control characters are not allowed.")}, code="bidi")
     if any(character in ZERO_WIDTH for character in text):
-        raise ValidationError({field: "Invisible (zero-width) characters are not allowed."}, code="zero_width")
+        raise ValidationError({field: _("Invisible (zero-width) characters are not allowed.")}, code="zero_width")
     allowed_controls = "\n\r\t" if multiline else ""
     if any(unicodedata.category(c) == "Cc" and c not in allowed_controls for c in text):
         raise ValidationError({field: _("Control characters are not allowed.")}, code="control")

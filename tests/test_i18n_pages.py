@@ -369,6 +369,17 @@ def test_percentages_follow_the_language(client, staff, patient):
     assert "62.0 %" in english and "62,0 %" in french
 
 
+def test_numbers_a_report_could_not_compute_read_as_not_available():
+    from django.utils import translation
+
+    from diagnosis.templatetags.portal import metric, percent
+
+    with translation.override("fr"):
+        assert metric(float("nan")) == metric(None) != "nan"
+        assert percent(float("nan")) == "" and percent(float("inf")) == ""
+        assert metric(0.5) == "0,500"
+
+
 # --- The risk summary -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("probabilities", "turned_back"),

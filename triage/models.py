@@ -240,6 +240,7 @@ class Notification(models.Model):
     params = models.JSONField(
         _("facts"),
         default=dict,
+        db_default=models.Value({}, output_field=models.JSONField()),  # rows written by older code
         blank=True,
         help_text=_("What the title and body say, written in the reader's language."),
     )

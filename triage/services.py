@@ -153,7 +153,10 @@ def referral_create(*, actor, case: Case, urgency: str, reason: str, request: Ht
             raise WorkflowConflict(_("This case is already referred."))
         if current.status not in REFERABLE:
             raise ValidationError(
-                {"status": f"A case that is {current.get_status_display().lower()} cannot be referred."},
+                {
+                    "status": _("A case that is %(status)s cannot be referred.")
+                    % {"status": current.get_status_display().lower()}
+                },
                 code="invalid_transition",
             )
         case_transition(
@@ -229,7 +232,7 @@ def referral_claim(*, actor, referral: Referral, request: HttpRequest | None = N
         if taken != 1:
             holder = Referral.objects.filter(pk=referral.pk).values_list("claimed_by__username", "status").first()
             if holder and holder[1] == Referral.Status.CLAIMED:
-                raise WorkflowConflict(f"{holder[0]} is reviewing this referral.")
+                raise WorkflowConflict(_("%(username)s is reviewing this referral.") % {"username": holder[0]})
             raise WorkflowConflict(_("This referral is not waiting for a specialist."))
         locked = _lock(referral)
         if locked.case.status == Case.Status.REFERRED:

@@ -14,6 +14,7 @@ class Migration(migrations.Migration):
             name="summary_facts",
             field=models.JSONField(
                 blank=True,
+                db_default=models.Value([], output_field=models.JSONField()),
                 default=list,
                 help_text="The risk summary as data (inference/risk.py), written in the reader's language when shown.",
                 verbose_name="summary facts",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 from django import template
@@ -21,6 +22,8 @@ def percent(value, digits: int = 1) -> str:
         number = float(value) * 100
         digits = int(digits)
     except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(number):
         return ""
     smallest = 10**-digits
     if 0 < number < smallest:
@@ -66,6 +69,8 @@ def metric(value) -> str:
     if isinstance(value, int):
         return number_format(value, force_grouping=True)
     if isinstance(value, float):
+        if not math.isfinite(value):  # a metric a report could not compute (e.g. no positive case)
+            return gettext("n/a")
         return number_format(round(value, 3), 3)  # number_format cuts off; the report rounds
     return str(value)
 

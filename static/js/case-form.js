@@ -174,7 +174,9 @@
   function showErrors(messages) {
     errors.innerHTML = "";
     var heading = document.createElement("p");
-    heading.innerHTML = "<strong>The case was not submitted.</strong>";
+    var strong = document.createElement("strong");
+    strong.textContent = msg("msgNotSubmitted", "The case was not submitted.");
+    heading.appendChild(strong);
     var ul = document.createElement("ul");
     messages.forEach(function (message) {
       var li = document.createElement("li");

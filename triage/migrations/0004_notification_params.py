@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='notification',
             name='params',
-            field=models.JSONField(blank=True, default=dict, help_text="What the title and body say, written in the reader's language.", verbose_name='facts'),
+            field=models.JSONField(blank=True, db_default=models.Value({}, output_field=models.JSONField()), default=dict, help_text="What the title and body say, written in the reader's language.", verbose_name='facts'),
         ),
     ]
