@@ -38,12 +38,9 @@ class UserLanguageMiddleware:
         user = getattr(request, "user", None)
         code = supported(getattr(user, "language", "")) if user is not None and user.is_authenticated else None
         if code:
-            translation.activate(code)
+            translation.activate(code)  # LocaleMiddleware's response then says Content-Language: code
             request.LANGUAGE_CODE = code
-        response = self.get_response(request)
-        if code:
-            response.headers.setdefault("Content-Language", code)
-        return response
+        return self.get_response(request)
 
 
 @contextmanager
