@@ -21,52 +21,56 @@ SATURATION = 0.3
 CHANNEL_GAIN = 0.05
 
 
-def augment_batch(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
-    """Augment a float32 batch of [0, 255] pixels, shape (B, H, W, 3)."""
+def _uniform(batch, low, high, extra_shape=()):
+    return tf.random.uniform((batch, *extra_shape), low, high)
+
+
+def _warp(images: tf.Tensor, a0, a1, b0, b1, shift_x, shift_y) -> tf.Tensor:
+    """Resample each image once: output pixel (x, y) samples input pixel
+    [[a0, a1], [b0, b1]] @ ((x, y) - centre) + centre + shift (reflected at the edges)."""
     shape = tf.shape(images)
-    batch, height, width = shape[0], shape[1], shape[2]
-    h = tf.cast(height, tf.float32)
-    w = tf.cast(width, tf.float32)
-
-    def uniform(low, high, extra_shape=()):
-        return tf.random.uniform((batch, *extra_shape), low, high)
-
-    angle = uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES) * (math.pi / 180.0)
-    zoom = uniform(1.0 - ZOOM, 1.0 + ZOOM)
-    flip_x = tf.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
-    flip_y = tf.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
-    shift_x = uniform(-TRANSLATION, TRANSLATION) * w
-    shift_y = uniform(-TRANSLATION, TRANSLATION) * h
-
-    # Output pixel (x, y) samples input pixel A @ ((x, y) - centre) + centre + shift.
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
-    a0, a1 = cos * flip_x, -sin * flip_y
-    b0, b1 = sin * flip_x, cos * flip_y
-    cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+    height, width = shape[1], shape[2]
+    cx, cy = (tf.cast(width, tf.float32) - 1.0) / 2.0, (tf.cast(height, tf.float32) - 1.0) / 2.0
     a2 = cx - (a0 * cx + a1 * cy) + shift_x
     b2 = cy - (b0 * cx + b1 * cy) + shift_y
     zeros = tf.zeros_like(a0)
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
+    return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
-        transforms=transforms,
+        transforms=tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1),
         output_shape=tf.stack([height, width]),
         fill_value=0.0,
         interpolation="BILINEAR",
         fill_mode="REFLECT",
     )
 
-    brightness = uniform(-BRIGHTNESS, BRIGHTNESS, (1, 1, 1)) * 255.0
-    contrast = uniform(1.0 - CONTRAST, 1.0 + CONTRAST, (1, 1, 1))
-    saturation = uniform(1.0 - SATURATION, 1.0 + SATURATION, (1, 1, 1))
-    gain = uniform(1.0 - CHANNEL_GAIN, 1.0 + CHANNEL_GAIN, (1, 1, 3))
 
-    mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
-    out = (warped - mean) * contrast + mean + brightness
+def _colour_jitter(images: tf.Tensor, channel_gain: float) -> tf.Tensor:
+    """Brightness, contrast, saturation and a per-channel gain (a colour cast), clipped to [0, 255]."""
+    batch = tf.shape(images)[0]
+    brightness = _uniform(batch, -BRIGHTNESS, BRIGHTNESS, (1, 1, 1)) * 255.0
+    contrast = _uniform(batch, 1.0 - CONTRAST, 1.0 + CONTRAST, (1, 1, 1))
+    saturation = _uniform(batch, 1.0 - SATURATION, 1.0 + SATURATION, (1, 1, 1))
+    gain = _uniform(batch, 1.0 - channel_gain, 1.0 + channel_gain, (1, 1, 3))
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    out = (images - mean) * contrast + mean + brightness
     gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
     out = (out - gray) * saturation + gray
-    out = out * gain
-    return tf.clip_by_value(out, 0.0, 255.0)
+    return tf.clip_by_value(out * gain, 0.0, 255.0)
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+    """Augment a float32 batch of [0, 255] pixels, shape (B, H, W, 3)."""
+    shape = tf.shape(images)
+    batch, h, w = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    angle = _uniform(batch, -MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES) * (math.pi / 180.0)
+    zoom = _uniform(batch, 1.0 - ZOOM, 1.0 + ZOOM)
+    flip_x = tf.where(_uniform(batch, 0.0, 1.0) < 0.5, -1.0, 1.0)
+    flip_y = tf.where(_uniform(batch, 0.0, 1.0) < 0.5, -1.0, 1.0)
+    shift_x = _uniform(batch, -TRANSLATION, TRANSLATION) * w
+    shift_y = _uniform(batch, -TRANSLATION, TRANSLATION) * h
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    warped = _warp(images, cos * flip_x, -sin * flip_y, sin * flip_x, cos * flip_y, shift_x, shift_y)
+    return _colour_jitter(warped, CHANNEL_GAIN)
 
 
 # The stronger recipe: any orientation (a lesion photographed through a dermatoscope has no
@@ -107,45 +111,14 @@ def hair_occlusions(images: tf.Tensor) -> tf.Tensor:
 def augment_batch_strong(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
     """The stronger recipe (``training.train --augment strong``) on a float32 (B, H, W, 3) batch."""
     shape = tf.shape(images)
-    batch, height, width = shape[0], shape[1], shape[2]
-    h = tf.cast(height, tf.float32)
-    w = tf.cast(width, tf.float32)
-
-    def uniform(low, high, extra_shape=()):
-        return tf.random.uniform((batch, *extra_shape), low, high)
-
-    angle = uniform(-STRONG_ROTATION_DEGREES, STRONG_ROTATION_DEGREES) * (math.pi / 180.0)
-    zoom = uniform(*STRONG_ZOOM)
-    aspect = uniform(1.0 - STRONG_ASPECT, 1.0 + STRONG_ASPECT)
+    batch, h, w = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    angle = _uniform(batch, -STRONG_ROTATION_DEGREES, STRONG_ROTATION_DEGREES) * (math.pi / 180.0)
+    zoom = _uniform(batch, *STRONG_ZOOM)
+    aspect = _uniform(batch, 1.0 - STRONG_ASPECT, 1.0 + STRONG_ASPECT)
     zoom_x, zoom_y = zoom * tf.sqrt(aspect), zoom / tf.sqrt(aspect)
-    flip_x = tf.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
-    shift_x = uniform(-TRANSLATION, TRANSLATION) * w
-    shift_y = uniform(-TRANSLATION, TRANSLATION) * h
-
+    flip_x = tf.where(_uniform(batch, 0.0, 1.0) < 0.5, -1.0, 1.0)
+    shift_x = _uniform(batch, -TRANSLATION, TRANSLATION) * w
+    shift_y = _uniform(batch, -TRANSLATION, TRANSLATION) * h
     cos, sin = tf.cos(angle), tf.sin(angle)
-    a0, a1 = cos * flip_x / zoom_x, -sin / zoom_y
-    b0, b1 = sin * flip_x / zoom_x, cos / zoom_y
-    cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
-    a2 = cx - (a0 * cx + a1 * cy) + shift_x
-    b2 = cy - (b0 * cx + b1 * cy) + shift_y
-    zeros = tf.zeros_like(a0)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1),
-        output_shape=tf.stack([height, width]),
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="REFLECT",
-    )
-    warped = hair_occlusions(warped)
-
-    brightness = uniform(-BRIGHTNESS, BRIGHTNESS, (1, 1, 1)) * 255.0
-    contrast = uniform(1.0 - CONTRAST, 1.0 + CONTRAST, (1, 1, 1))
-    saturation = uniform(1.0 - SATURATION, 1.0 + SATURATION, (1, 1, 1))
-    gain = uniform(1.0 - STRONG_CHANNEL_GAIN, 1.0 + STRONG_CHANNEL_GAIN, (1, 1, 3))
-    mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
-    out = (warped - mean) * contrast + mean + brightness
-    gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
-    out = (out - gray) * saturation + gray
-    out = out * gain
-    return tf.clip_by_value(out, 0.0, 255.0)
+    warped = _warp(images, cos * flip_x / zoom_x, -sin / zoom_y, sin * flip_x / zoom_x, cos / zoom_y, shift_x, shift_y)
+    return _colour_jitter(hair_occlusions(warped), STRONG_CHANNEL_GAIN)
