@@ -98,8 +98,22 @@ def energy(logits: np.ndarray) -> np.ndarray:
     return -(peak[:, 0] + np.log(np.exp(z - peak).sum(axis=1)))
 
 
+def leading(features: np.ndarray, dims: int) -> np.ndarray:
+    """The first ``dims`` pooled features, those the gate's statistics describe.
+
+    A single network's gate describes all of its features; an ensemble's (``training.ensemble``)
+    describes its first network's, which lead its concatenated features, so the gate costs the
+    same however many networks vote.
+    """
+    x = np.asarray(features)
+    if x.shape[-1] < dims:
+        raise GateError(f"the model gives {x.shape[-1]} pooled features; the gate's statistics need {dims}")
+    return x[..., :dims]
+
+
 def ood_score(features: np.ndarray, logits: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
     """Standardised Mahalanobis distance plus standardised energy: larger means less like a training lesion."""
+    features = leading(features, np.shape(stats["class_means"])[1])
     distance = mahalanobis_min(unit_length(features), stats["class_means"], stats["precision"])
     terms = np.stack([distance, energy(logits)], axis=1)
     return ((terms - stats["score_center"]) / stats["score_scale"]).sum(axis=1)
@@ -158,7 +172,7 @@ class Gate:
         np.savez(file, **self.stats)
 
     def score(self, features: np.ndarray, logits: np.ndarray) -> float:
-        x = unit_length(np.asarray(features).reshape(-1)).astype(np.float32)
+        x = unit_length(leading(np.asarray(features).reshape(-1), self._precision.shape[0])).astype(np.float32)
         # einsum, not BLAS: a multi-threaded BLAS call on a busy worker can wait on its threads
         # for far longer than this single-threaded 1280 x 1280 product takes.
         px = np.einsum("ij,j->i", self._precision, x)

@@ -240,6 +240,7 @@ def fit_gate(
     total_rate: float = TOTAL_RATE,
     quality_rate: float = QUALITY_RATE,
     shrinkage: float = SHRINKAGE,
+    members: int = 1,
 ) -> tuple[gate_module.Gate, dict]:
     """The fitted gate and its manifest section (thresholds, how they were chosen, validation figures).
 
@@ -249,7 +250,9 @@ def fit_gate(
     is for the test split). ``val_severe[kind]`` (validation photos degraded at ``SEVERE[kind]``)
     is only reported here, as a check that the thresholds catch them.
     """
-    stats = fit_statistics(train["features"], train_labels, train["logits"], shrinkage)
+    # An ensemble's gate describes its first network's features (inference.gate.leading).
+    channels = train["features"].shape[1] // members
+    stats = fit_statistics(train["features"][:, :channels], train_labels, train["logits"], shrinkage)
     val_scores = gate_module.ood_score(val["features"], val["logits"], stats)
     column = {name: index for index, name in enumerate(quality.NAMES)}
     q = val["quality"]
@@ -275,7 +278,9 @@ def fit_gate(
     section = {
         "file": "gate.npz",
         "method": (
-            "Out of domain: squared Mahalanobis distance of the pooled features, scaled to unit length, to "
+            "Out of domain: squared Mahalanobis distance of the pooled features"
+            + (f" of the first of the ensemble's {members} networks" if members > 1 else "")
+            + ", scaled to unit length, to "
             f"the nearest training-class mean (shared covariance with shrinkage {shrinkage}) plus the energy "
             "score -logsumexp(logits), each standardised (median, interquartile range) on the training split. "
             "Quality: mean luminance, share of clipped pixels, the blur measure of Crete et al. (2007) and the "
@@ -347,6 +352,7 @@ def split_pixels(data_dir: Path, split_csv: Path, size: int, cache_dir: Path | N
 def fit_for_model(
     predictor, splits: dict, *, log=print, describe_cache: Path | None = None
 ) -> tuple[gate_module.Gate, dict]:
+    members = len(predictor.artifact.manifest.get("training", {}).get("ensemble_of") or []) or 1
     """Fit the gate for the model ``predictor`` serves; the section includes the test figures.
 
     ``describe_cache``: a folder where what the model made of each set is kept (for refitting
@@ -384,7 +390,7 @@ def fit_for_model(
     train = cached("train", lambda: train_pixels, measures=False)
     val = cached("val", lambda: val_pixels)
     val_severe = {kind: cached(f"val-{kind}", degraded(val_pixels, kind)) for kind in SEVERE}
-    gate, section = fit_gate(train=train, train_labels=train_labels, val=val, val_severe=val_severe)
+    gate, section = fit_gate(train=train, train_labels=train_labels, val=val, val_severe=val_severe, members=members)
     test = cached("test", lambda: test_pixels)
     test_severe = {kind: cached(f"test-{kind}", degraded(test_pixels, kind)) for kind in SEVERE}
     size = predictor.artifact.input_size
