@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.training
 
@@ -95,3 +96,35 @@ def test_an_ensembles_gate_reads_the_first_networks_features_only():
     assert gate.score(joined[0], logits[0]) == pytest.approx(gate.score(first[0], logits[0]), rel=1e-4)
     with pytest.raises(GateError, match="need 8"):
         gate.score(first[0, :4], logits[0])
+
+
+def test_two_tiny_runs_joined_are_finalized_into_an_artifact_the_worker_code_serves(tmp_path):
+    from inference.artifact import load_artifact
+    from inference.batch import score_folder
+    from inference.predictor import Predictor
+    from tests.test_training_pipeline import make_ham_folder
+    from training import finalize, train
+    from training.ensemble import main as ensemble_main
+
+    ham = make_ham_folder(tmp_path / "ham")
+    common = ["--arch", "mobilenet_v2", "--data", str(ham), "--size", "64", "--head-epochs", "1", "--epochs", "1"]
+    common += ["--batch-size", "16", "--base-weights", "none"]
+    train.main([*common, "--run-dir", str(tmp_path / "a"), "--seed", "1"])
+    train.main([*common, "--run-dir", str(tmp_path / "b"), "--seed", "2", "--split-csv", str(tmp_path / "a/split.csv")])
+    ensemble_main(["--run-dir", str(tmp_path / "joined"), str(tmp_path / "a"), str(tmp_path / "b")])
+    artifact_dir = finalize.main(
+        ["--run-dir", str(tmp_path / "joined"), "--model-version", "tiny-ensemble", "--artifact-dir", str(tmp_path / "x")]
+    )
+
+    artifact = load_artifact(artifact_dir)
+    assert len(artifact.manifest["training"]["ensemble_of"]) == 2
+    assert "first of the ensemble's 2 networks" in artifact.manifest["gate"]["method"]
+    report = (artifact.report_dir / "report.md").read_text()
+    assert "An ensemble of 2 MobileNetV2 networks" in report and "Network 2:" in report
+    predictor = Predictor(artifact)
+    with Image.open(next((ham / "images").iterdir())) as photo:
+        prediction = predictor.predict_image(photo.convert("RGB"))
+    assert prediction.pooled_features.shape == (2560,)
+    assert predictor.gate.stats["class_means"].shape[1] == 1280
+    assert prediction.gate is not None and prediction.activation_map is not None
+    assert score_folder(ham / "images", tmp_path / "predictions.csv", predictor) == len(list((ham / "images").iterdir()))

@@ -102,7 +102,28 @@ def join_runs(run_dirs: list[Path], run_dir: Path) -> Path:
         }
     )
     (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+    _mean_logits(run_dirs, run_dir)
     return run_dir / "best.keras"
+
+
+def _mean_logits(run_dirs: list[Path], run_dir: Path) -> None:
+    """The joined network's validation and test logits, when every member has its own: their mean.
+
+    A member's are ``logits-{split}.npy`` (training.train) or the first view of
+    ``view-logits-{split}.npy`` (training.view_logits). ``training.view_logits`` on the joined
+    network computes them afresh, as served.
+    """
+    for split in ("val", "test"):
+        logits = []
+        for path in run_dirs:
+            if (path / f"logits-{split}.npy").exists():
+                logits.append(np.load(path / f"logits-{split}.npy"))
+            elif (path / f"view-logits-{split}.npy").exists():
+                logits.append(np.load(path / f"view-logits-{split}.npy")[:, 0])
+        labels = run_dirs[0] / f"labels-{split}.npy"
+        if len(logits) == len(run_dirs) and labels.exists():
+            np.save(run_dir / f"logits-{split}.npy", np.mean(logits, axis=0))
+            shutil.copy(labels, run_dir / f"labels-{split}.npy")
 
 
 def main(argv: list[str] | None = None) -> None:

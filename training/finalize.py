@@ -106,8 +106,11 @@ def comparison_row(run_dir: Path, results: dict) -> dict:
     run = json.loads((run_dir / "run.json").read_text())
     model = keras.models.load_model(run_dir / "best.keras", compile=False)
     headline = metrics_module.summary(results["test"])
+    label = ARCH_LABEL.get(run["arch"], run["arch"])
+    if run.get("ensemble_of"):
+        label = f"{label} x{len(run['ensemble_of'])} (ensemble)"
     return {
-        "model": ARCH_LABEL.get(run["arch"], run["arch"]),
+        "model": label,
         "input": f"{run['input_size']}x{run['input_size']}",
         "parameters": int(model.count_params()),
         "file_mb": model.count_params() * 4 / 1e6,  # float32 weights, without optimiser state
@@ -150,34 +153,92 @@ def litert_ms_per_image(keras_model, repeats: int = 200) -> float:
     return float(np.median(times))
 
 
+AUGMENTATION = {
+    "standard": (
+        "horizontal and vertical flips, rotation up to 30 degrees, zoom 20%, translation 10%, brightness, "
+        "contrast, saturation and per-channel colour gain"
+    ),
+    "strong": (
+        "any orientation, anisotropic crops, rotation, stronger colour casts and hair-like occlusions on half "
+        "the photos"
+    ),
+}
+
+
+def recipe(run: dict) -> str:
+    """How one network was trained, from what its ``run.json`` records."""
+    schedule = run.get("schedule", "halved on plateaus")
+    if run.get("init_from"):
+        start = f"Continued from {run['init_from']}: the whole network"
+    else:
+        start = (
+            f"From ImageNet weights: the head first ({run['head_epochs']} epochs, base frozen, Adam 1e-3), then "
+            f"the whole network from block {run['fine_tune_from_block']} up"
+        )
+    sampling = (
+        "every class drawn equally often, loss unweighted"
+        if run.get("sampling") == "class-balanced"
+        else (
+            f"balanced class weights (n / (7 n_c)) raised to the power {run.get('class_weight_power', 1.0):g}, "
+            f"malignant classes a further {run['malignant_boost']:g}x"
+        )
+    )
+    text = (
+        f"{start} (Adam {run['learning_rate']:g}, {run['epochs_max']} epochs at most, learning rate "
+        f"{schedule}, best validation-loss checkpoint kept; seed {run['seed']}); {sampling}; augmentation: "
+        f"{AUGMENTATION[run.get('augmentation', 'standard')]}; {run['train_seconds'] / 60:.0f} minutes."
+    )
+    if run.get("continued_from"):
+        text += f" It continued {run['continued_from']}."
+    return text
+
+
 def describe(run: dict, results: dict, target: float, baselines: list[dict]) -> dict:
     weights = ", ".join(f"{k} {v:.2f}" for k, v in run["class_weights"].items())
     val = metrics_module.summary(results["val"])
+    members = run.get("ensemble_of") or []
+    if members:
+        network = (
+            f"An ensemble of {len(members)} MobileNetV2 networks (alpha 1.0, ImageNet weights), each fine-tuned "
+            f"on HAM10000 at {run['input_size']}x{run['input_size']}; the served logits are the mean of theirs, "
+            "computed by one joined network (training.ensemble)"
+        )
+        training = (
+            " ".join(f"Network {n}: {recipe(member)}" for n, member in enumerate(members, start=1))
+            + " The networks differ in their starting point, seed and augmentation, so they make different "
+            "mistakes, and the mean of their logits ranks and calibrates better than either alone."
+        )
+        imbalance = (
+            "Class weights make every diagnosis count in the loss (what balanced accuracy measures), the "
+            "malignant classes more; each network's are in its recipe above. The prior correction of the "
+            f"mean logits uses the geometric mean of the networks' weights: {weights}."
+        )
+    else:
+        network = (
+            f"MobileNetV2 (alpha 1.0, ImageNet weights) fine-tuned on HAM10000 at {run['input_size']}x"
+            f"{run['input_size']}"
+        )
+        training = recipe(run)
+        imbalance = (
+            "Balanced class weights (n / (7 n_c)) so every diagnosis counts equally in the loss, which "
+            "is what balanced accuracy measures; the malignant classes (mel, bcc, akiec) are weighted "
+            f"a further {run['malignant_boost']}x because a missed malignancy costs more than a "
+            f"false alarm. Weights: {weights}."
+        )
     return {
         "evaluated_on": "the lesion-grouped test split, never used for any choice",
         "description": (
-            f"MobileNetV2 (alpha 1.0, ImageNet weights) fine-tuned on HAM10000 at {run['input_size']}x"
-            f"{run['input_size']}. Split 80/10/10 by lesion_id, stratified by diagnosis (seed {run['seed']}): "
+            f"{network}. Split 80/10/10 by lesion_id, stratified by diagnosis (seed {run['seed']}): "
             f"{run['split_sizes']['train']:,} training, {run['split_sizes']['val']:,} validation and "
             f"{run['split_sizes']['test']:,} test images. Training took {run['train_seconds'] / 60:.0f} minutes "
-            "on a 2-core CPU."
+            "in all on a 2-core CPU."
         ),
         "sections": {
             "Training": (
-                f"Head first ({run['head_epochs']} epochs, base frozen, Adam 1e-3), then the whole network "
-                f"from block {run['fine_tune_from_block']} up (Adam {run['learning_rate']:g}, up to "
-                f"{run['epochs_max']} epochs, early stopping on validation loss with patience 4, best "
-                "checkpoint kept, learning rate halved on plateaus). BatchNorm layers stay in inference "
-                "mode throughout (the ImageNet weights have BatchNorm folded in). Augmentation: "
-                "horizontal and vertical flips, rotation up to 30 degrees, zoom 20%, translation 10%, "
-                "brightness, contrast, saturation and per-channel colour gain."
+                training + " BatchNorm layers stay in inference mode throughout (the ImageNet weights have "
+                "BatchNorm folded in)."
             ),
-            "Class imbalance": (
-                "Balanced class weights (n / (7 n_c)) so every diagnosis counts equally in the loss, which "
-                "is what balanced accuracy measures; the malignant classes (mel, bcc, akiec) are weighted "
-                f"a further {run['malignant_boost']}x because a missed malignancy costs more than a "
-                f"false alarm. Weights: {weights}."
-            ),
+            "Class imbalance": imbalance,
             "Calibration": (
                 "Class-wise: the logits are first corrected for the prior shift of the class weights "
                 "(minus log w per class), then a scale and a bias per class are fitted on the validation "
