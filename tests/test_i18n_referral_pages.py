@@ -21,6 +21,7 @@ from continuity.models import FollowUp
 from continuity.panels import dashboard_follow_ups_panel, patient_lesions_panel
 from diagnosis import dispatch
 from diagnosis.models import Case, Lesion, LesionImage
+from inference.artifact import ARTIFACTS_DIR
 from inference.preprocessing import CLASS_NAMES, CLASSES
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory
 from tests.i18n import LANGUAGES, catalogue, untranslated
@@ -437,7 +438,7 @@ def test_the_model_page_reads_in_every_language(client, specialist, model_artifa
     assert_page_reads_in_every_language(
         client,
         reverse("web:model-report"),
-        ["mobilenet_v2-20260101-test", "ham10000-mobilenetv2-v1", "ham10000-mobilenetv2-v2", "test", *report],
+        ["mobilenet_v2-20260101-test", *(folder.name for folder in ARTIFACTS_DIR.iterdir()), "test", *report],
     )
     french = _get(client, reverse("web:model-report"), "fr")
     assert "Mélanome" in french and "Le modèle d'analyse" in french
