@@ -63,6 +63,27 @@ def test_evaluation_of_ham_style_labels_gives_the_known_figures(hand_made, tmp_p
         assert (out / name).stat().st_size > 0
 
 
+def test_labels_naming_lesions_give_intervals_that_resample_whole_lesions(hand_made, tmp_path, monkeypatch):
+    predictions, truth = hand_made
+    lesion = {"a": "L1", "b": "L1", "c": "L2", "d": "L3", "e": "L4"}
+    labels = tmp_path / "metadata.csv"
+    labels.write_text("lesion_id,image_id,dx\n" + "".join(f"{lesion[k]},{k},{v}\n" for k, v in truth.items()))
+    seen = {}
+    real = evaluate_command.bootstrap_intervals
+
+    def spy(*args, **kwargs):
+        seen["groups"] = list(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_command, "bootstrap_intervals", spy)
+    headline = evaluate_command.main(["--predictions", str(predictions), "--labels", str(labels), "--out", str(tmp_path / "r")])
+
+    assert seen["groups"] == ["L1", "L1", "L2", "L3", "L4"]
+    low, high = headline["intervals_95"]["balanced_accuracy"]
+    assert low <= headline["balanced_accuracy"] <= high and low < high
+    assert set(headline["intervals_95"]) >= {"macro_f1", "malignant_sensitivity", "malignant_specificity"}
+
+
 def test_isic_2018_ground_truth_is_read_like_ham_labels(hand_made, tmp_path):
     predictions, truth = hand_made
     labels = tmp_path / "isic.csv"

@@ -115,6 +115,10 @@ def test_tiny_training_run_produces_an_artifact_the_worker_code_serves(ham_folde
     assert artifact.model_version == "tiny-test"
     assert set(artifact.thresholds) == {"mel", "bcc", "akiec"}
     assert artifact.temperature > 0
+    intervals = artifact.manifest["metrics"]["test_intervals"]
+    low, high = intervals["balanced_accuracy"]
+    assert low <= artifact.manifest["metrics"]["test"]["balanced_accuracy"] <= high
+    assert "## Uncertainty" in (artifact.report_dir / "report.md").read_text()
     assert (artifact.report_dir / "report.md").exists() and (artifact.report_dir / "confusion_matrix.png").exists()
     assert not (tmp_path / "artifact.part").exists()
 

@@ -3,7 +3,8 @@
     python -m training.evaluate --predictions predictions.csv --labels labels.csv --out report/
 
 Labels may be HAM10000 style (``image_id, dx``) or ISIC 2018 ground truth (``image`` plus
-one-hot columns ``MEL, NV, BCC, AKIEC, BKL, DF, VASC``).
+one-hot columns ``MEL, NV, BCC, AKIEC, BKL, DF, VASC``). With a ``lesion_id`` column (as in
+``HAM10000_metadata.csv``) the printed 95% intervals resample whole lesions, else photos.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from inference.preprocessing import CLASSES
-from training.metrics import evaluate, summary
+from training.metrics import bootstrap_intervals, evaluate, summary
 from training.report import write_report
+
+
+def read_lesions(path: Path) -> dict[str, str]:
+    """Lesion id per image, when the labels file has a ``lesion_id`` column (HAM10000's metadata does)."""
+    with Path(path).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "lesion_id" not in (reader.fieldnames or ()):
+            return {}
+        return {row.get("image_id") or row["image"]: row["lesion_id"] for row in reader}
 
 
 def read_labels(path: Path) -> dict[str, int]:
@@ -65,6 +75,16 @@ def evaluate_files(predictions: Path, labels: Path) -> dict:
     return evaluate(probabilities, y, refer=refer, balanced=balanced)
 
 
+def intervals_of_files(predictions: Path, labels: Path) -> dict[str, list[float]]:
+    """95% bootstrap intervals of the headline figures, by lesion when the labels name lesions."""
+    ids, probabilities, refer, balanced = read_predictions(predictions)
+    truth, lesions = read_labels(labels), read_lesions(labels)
+    y = np.array([truth[i] for i in ids], dtype=int)
+    named = balanced if balanced is not None else probabilities.argmax(axis=1)
+    groups = np.array([lesions[i] for i in ids]) if lesions and all(i in lesions for i in ids) else None
+    return bootstrap_intervals(y, named, refer, groups)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=Path, required=True)
@@ -80,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         context={"evaluated_on": f"{args.predictions.name} against {args.labels.name}"},
     )
     headline = summary(metrics)
+    headline["intervals_95"] = intervals_of_files(args.predictions, args.labels)
     print(json.dumps(headline, indent=2))
     return headline
 

@@ -182,3 +182,73 @@ def summary(metrics: dict) -> dict:
 
 def _round(value):
     return None if value is None else round(value, 4)
+
+
+INTERVAL_FIGURES = (
+    "balanced_accuracy",
+    "macro_f1",
+    "melanoma_referred",
+    "malignant_sensitivity",
+    "malignant_specificity",
+)
+
+
+def bootstrap_intervals(
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    refer: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    draws: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of the headline figures, resampling whole lesions.
+
+    Photos of one lesion are not independent, so ``groups`` (one lesion id per photo) are
+    drawn with replacement and every photo of a drawn lesion comes along; without groups each
+    photo is its own. ``predicted`` are the ``balanced_class`` indices. With a dozen photos of
+    some classes, these intervals say how far a figure can move on another sample of the same
+    size: a figure and a target inside one interval are not told apart by this split.
+    """
+    labels = np.asarray(labels, dtype=int)
+    predicted = np.asarray(predicted, dtype=int)
+    _, group_index = np.unique(np.arange(len(labels)) if groups is None else np.asarray(groups), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    n_groups = group_index.max() + 1
+    # Weight of each photo in each draw: how many times its lesion was drawn.
+    weights = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=draws)[:, group_index].astype(float)
+    k = len(CLASSES)
+    truth = np.eye(k)[labels]  # (N, k)
+    said = np.eye(k)[predicted]
+    hits = weights @ (truth * said)  # (draws, k) correctly named photos per class
+    support = weights @ truth
+    named = weights @ said
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = hits / support
+        precision = np.where(named > 0, hits / named, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = support > 0
+    figures = {
+        "balanced_accuracy": np.nanmean(np.where(present, recall, np.nan), axis=1),
+        # as sklearn's macro F1 over the seven classes: a class neither present nor named scores 0
+        "macro_f1": np.where(present | (named > 0), np.nan_to_num(f1), 0.0).mean(axis=1),
+    }
+    if refer is not None:
+        refer = np.asarray(refer, dtype=bool)
+        malignant = np.isin(labels, [CLASSES.index(c) for c in MALIGNANT_CLASSES])
+        melanoma = labels == CLASSES.index("mel")
+
+        def share(mask, flagged_mask):
+            total = weights @ mask.astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (weights @ (mask & flagged_mask).astype(float)) / total
+
+        figures["melanoma_referred"] = share(melanoma, refer)
+        figures["malignant_sensitivity"] = share(malignant, refer)
+        figures["malignant_specificity"] = share(~malignant, ~refer)
+    tail = (1 - level) / 2 * 100
+    return {
+        name: [round(float(np.nanpercentile(values, tail)), 4), round(float(np.nanpercentile(values, 100 - tail)), 4)]
+        for name, values in figures.items()
+        if np.isfinite(values).any()
+    }
