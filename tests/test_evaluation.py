@@ -82,6 +82,23 @@ def test_labels_naming_lesions_give_intervals_that_resample_whole_lesions(hand_m
     low, high = headline["intervals_95"]["balanced_accuracy"]
     assert low <= headline["balanced_accuracy"] <= high and low < high
     assert set(headline["intervals_95"]) >= {"macro_f1", "malignant_sensitivity", "malignant_specificity"}
+    assert "gate_turned_back" not in headline  # these predictions have no gate column
+
+
+def test_photos_the_gate_turned_back_are_counted(tmp_path):
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text(
+        "image_id," + ",".join(CLASSES) + ",top_class,refer,balanced_class,gate,gate_score\n"
+        + "a,0,0,0,0,0.9,0.1,0,mel,1,mel,ok,0.1\n"
+        + "b,0,0,0,0,0.9,0.1,0,mel,0,mel,blurred,0.2\n"
+        + "c,0,0,0,0,0.1,0.9,0,nv,0,nv,not_skin,9.0\n"
+        + "d,0,0,0,0,0.1,0.9,0,nv,0,nv,ok,0.3\n"
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image_id,dx\na,mel\nb,mel\nc,nv\nd,nv\n")
+    headline = evaluate_command.main(["--predictions", str(predictions), "--labels", str(labels), "--out", str(tmp_path / "r")])
+    assert headline["gate_turned_back"] == {"photos": 2, "share": 0.5, "reasons": {"blurred": 1, "not_skin": 1}}
+    assert headline["melanoma_referred"] == 0.5  # the blurred melanoma counts as not referred
 
 
 def test_isic_2018_ground_truth_is_read_like_ham_labels(hand_made, tmp_path):

@@ -75,6 +75,20 @@ def evaluate_files(predictions: Path, labels: Path) -> dict:
     return evaluate(probabilities, y, refer=refer, balanced=balanced)
 
 
+def gate_turned_back(predictions: Path) -> dict | None:
+    """How many photos the photo gate turned back, by reason (None for files without the gate's column)."""
+    with Path(predictions).open(newline="") as handle:
+        reasons = [row["gate"] for row in csv.DictReader(handle) if "gate" in row]
+    if not reasons:
+        return None
+    back = [reason for reason in reasons if reason != "ok"]
+    return {
+        "photos": len(back),
+        "share": round(len(back) / len(reasons), 4),
+        "reasons": {reason: back.count(reason) for reason in sorted(set(back))},
+    }
+
+
 def intervals_of_files(predictions: Path, labels: Path) -> dict[str, list[float]]:
     """95% bootstrap intervals of the headline figures, by lesion when the labels name lesions."""
     ids, probabilities, refer, balanced = read_predictions(predictions)
@@ -101,6 +115,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     headline = summary(metrics)
     headline["intervals_95"] = intervals_of_files(args.predictions, args.labels)
+    turned_back = gate_turned_back(args.predictions)
+    if turned_back is not None:
+        # inference.batch writes refer=0 for a photo the gate turned back (the clinic is asked for
+        # another): the referral figures above count it as not referred, the worst case.
+        headline["gate_turned_back"] = turned_back
     print(json.dumps(headline, indent=2))
     return headline
 
