@@ -50,3 +50,31 @@ def test_photos_of_one_lesion_are_resampled_together():
 
     assert width(by_lesion) == pytest.approx(width(single), rel=0.25)
     assert width(by_photo) < 0.6 * width(by_lesion)  # treating the copies as independent would flatter
+
+
+def test_the_lesions_of_a_split_follow_the_order_of_its_logits_not_of_its_split_file(tmp_path):
+    from training.finalize import split_lesions
+
+    data = tmp_path / "ham"
+    data.mkdir()
+    # The metadata's order (which the logits follow) differs from split.csv's (sorted by image id).
+    (data / "HAM10000_metadata.csv").write_text(
+        "lesion_id,image_id,dx\nHAM_3,ISIC_3,mel\nHAM_1,ISIC_1,nv\nHAM_9,ISIC_9,bcc\nHAM_2,ISIC_2,nv\n"
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "split.csv").write_text(
+        "image_id,lesion_id,dx,split\nISIC_1,HAM_1,nv,test\nISIC_2,HAM_2,nv,train\nISIC_3,HAM_3,mel,test\n"
+        "ISIC_9,HAM_9,bcc,test\n"
+    )
+    lesions, labels = split_lesions(run, data, "test")
+    assert list(lesions) == ["HAM_3", "HAM_1", "HAM_9"]
+    assert [CLASSES[i] for i in labels] == ["mel", "nv", "bcc"]
+
+
+def test_a_photo_without_a_lesion_id_is_its_own_lesion(tmp_path):
+    from training.evaluate import read_lesions
+
+    labels = tmp_path / "isic.csv"
+    labels.write_text("image,lesion_id,MEL,NV,BCC,AKIEC,BKL,DF,VASC\na,L1,1,0,0,0,0,0,0\nb,,0,1,0,0,0,0,0\nc,,0,1,0,0,0,0,0\n")
+    assert read_lesions(labels) == {"a": "L1", "b": "b", "c": "c"}

@@ -27,7 +27,11 @@ def read_lesions(path: Path) -> dict[str, str]:
         reader = csv.DictReader(handle)
         if "lesion_id" not in (reader.fieldnames or ()):
             return {}
-        return {row.get("image_id") or row["image"]: row["lesion_id"] for row in reader}
+        lesions = {}
+        for row in reader:
+            image = row.get("image_id") or row["image"]
+            lesions[image] = row["lesion_id"] or image  # no lesion named (ISIC 2019 leaves some blank): its own
+        return lesions
 
 
 def read_labels(path: Path) -> dict[str, int]:

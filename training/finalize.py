@@ -48,20 +48,23 @@ def training_prevalence(run_dir: Path) -> np.ndarray:
     return counts / counts.sum()
 
 
-def split_lesions(run_dir: Path, data_dir: Path, name: str) -> np.ndarray:
-    """The lesion id of each image of a split, in the order of its logits (the metadata's order)."""
+def split_lesions(run_dir: Path, data_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lesion id and label of each image of a split, in the order of its logits (the metadata's order)."""
     with (run_dir / "split.csv").open(newline="") as handle:
         rows = {row["image_id"]: row for row in csv.DictReader(handle)}
-    records = read_metadata(data_dir)
-    return np.array([rows[r.image_id]["lesion_id"] for r in records if rows.get(r.image_id, {}).get("split") == name])
+    records = [r for r in read_metadata(data_dir) if rows.get(r.image_id, {}).get("split") == name]
+    return np.array([rows[r.image_id]["lesion_id"] for r in records]), np.array([r.label for r in records], dtype=int)
 
 
 def test_intervals(run_dir: Path, data_dir: Path, results: dict) -> dict[str, list[float]]:
     """95% bootstrap intervals of the test figures, resampling the test split's lesions."""
     probabilities, labels = results["test_probabilities"], results["test_labels"]
-    groups = split_lesions(run_dir, data_dir, "test")
-    if len(groups) != len(labels):
-        raise SystemExit(f"{run_dir}/split.csv does not match the test logits ({len(groups)} against {len(labels)})")
+    groups, their_labels = split_lesions(run_dir, data_dir, "test")
+    if len(groups) != len(labels) or not np.array_equal(their_labels, labels):
+        raise SystemExit(
+            f"{run_dir}/split.csv and {data_dir}'s metadata do not give the test logits' images in their order; "
+            "the intervals need the lesion of each image"
+        )
     return metrics_module.bootstrap_intervals(
         labels,
         balanced_index(probabilities, results["prevalence"]),
@@ -194,7 +197,7 @@ def recipe(run: dict) -> str:
     """How one network was trained, from what its ``run.json`` records."""
     schedule = run.get("schedule", "halved on plateaus")
     if run.get("init_from"):
-        start = f"Continued from {run['init_from']}: the whole network"
+        start = f"Continued from {run['init_from']}: the network from block {run['fine_tune_from_block']} up"
     else:
         start = (
             f"From ImageNet weights: the head first ({run['head_epochs']} epochs, base frozen, Adam 1e-3), then "
@@ -228,11 +231,7 @@ def describe(run: dict, results: dict, target: float, baselines: list[dict]) -> 
             f"on HAM10000 at {run['input_size']}x{run['input_size']}; the served logits are the mean of theirs, "
             "computed by one joined network (training.ensemble)"
         )
-        training = (
-            " ".join(f"Network {n}: {recipe(member)}" for n, member in enumerate(members, start=1))
-            + " The networks differ in their starting point, seed and augmentation, so they make different "
-            "mistakes, and the mean of their logits ranks and calibrates better than either alone."
-        )
+        training = " ".join(f"Network {n}: {recipe(member)}" for n, member in enumerate(members, start=1))
         imbalance = (
             "Class weights make every diagnosis count in the loss (what balanced accuracy measures), the "
             "malignant classes more; each network's are in its recipe above. The prior correction of the "

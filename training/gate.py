@@ -352,12 +352,12 @@ def split_pixels(data_dir: Path, split_csv: Path, size: int, cache_dir: Path | N
 def fit_for_model(
     predictor, splits: dict, *, log=print, describe_cache: Path | None = None
 ) -> tuple[gate_module.Gate, dict]:
-    members = len(predictor.artifact.manifest.get("training", {}).get("ensemble_of") or []) or 1
     """Fit the gate for the model ``predictor`` serves; the section includes the test figures.
 
     ``describe_cache``: a folder where what the model made of each set is kept (for refitting
     the same model without running it again); the caller makes sure it belongs to this model.
     """
+    members = len(predictor.artifact.manifest.get("training", {}).get("ensemble_of") or []) or 1
     (train_pixels, train_labels), (val_pixels, _), (test_pixels, _) = splits["train"], splits["val"], splits["test"]
     log(f"gate: describing {len(train_pixels)} training, {len(val_pixels)} validation, {len(test_pixels)} test photos")
 
