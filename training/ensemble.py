@@ -2,10 +2,12 @@
 
     .venv/bin/python -m training.ensemble --run-dir runs/ensemble runs/a runs/b [runs/c ...]
 
-Independently trained networks make different mistakes, so the mean of their logits ranks
-and calibrates better than any one of them (Lakshminarayanan et al. 2017). The joined
-network has the same form as a single run, so serving, calibration, the photo gate, the
-heatmap and ``training.finalize`` need nothing new:
+Independently trained networks make different mistakes, so the mean of their logits often
+ranks and calibrates better than any one of them (Lakshminarayanan et al. 2017); measure it
+on validation (``training.compare_recipes``) before shipping one: the ensembles in the
+README's training log did not beat v1's network alone. The joined network has the same form
+as a single run, so serving, calibration, the photo gate, the heatmap and
+``training.finalize`` need nothing new:
 
 - one input and one ``scale`` layer feed every member's MobileNetV2 base;
 - the members' last feature maps are concatenated into the ``features`` layer;
