@@ -319,11 +319,14 @@ def case_result_update(*, case_id: int) -> Case | None:
         results, versions = [], []
         for number, image in enumerate(images, start=1):
             prediction = image.current_prediction if image.analysis_status == Status.DONE else None
+            thresholds = _scoring_thresholds(prediction) if prediction else None
             if prediction is not None and prediction.rejected:
-                # Turned back by the photo gate: never counts toward the risk, never refers the case.
-                results.append(ImageResult(number, None, turned_back=prediction.gate))
+                # Turned back by the photo gate: no result, but a photo of skin whose probabilities reach
+                # a threshold still refers the case (inference/risk.py); a photo not of skin never does.
+                results.append(
+                    ImageResult(number, prediction.probabilities, thresholds, turned_back=prediction.gate)
+                )
             else:
-                thresholds = _scoring_thresholds(prediction) if prediction else None
                 results.append(ImageResult(number, prediction.probabilities if prediction else None, thresholds))
             if prediction:
                 versions.append(prediction.model_version)

@@ -134,6 +134,25 @@ def _turned_back(params: dict) -> str:
     }
 
 
+def _unreliable_high(params: dict) -> str:
+    why = TURNED_BACK_WHY.get(params.get("why"))
+    why = str(why) if why is not None else gettext("it did not pass the photo check")
+    reasons = "; ".join(_reason(item) for item in params["classes"])
+    photos = params.get("photos") or []
+    if not photos:
+        return gettext(
+            "High risk: the model could not read this photo reliably (%(why)s), but it resembles a cancer: "
+            "%(reasons)s. The case is referred to a specialist."
+        ) % {"why": why, "reasons": reasons}
+    return ngettext(
+        "High risk: the model could not read photo %(photos)s reliably (%(why)s), but it resembles a cancer: "
+        "%(reasons)s. The case is referred to a specialist.",
+        "High risk: the model could not read photos %(photos)s reliably (%(why)s), but it resembles a cancer: "
+        "%(reasons)s. The case is referred to a specialist.",
+        len(photos),
+    ) % {"photos": _numbers(photos), "why": why, "reasons": reasons}
+
+
 def render_fact(fact: dict) -> str:
     """One sentence (or two) of the summary; "" for a fact this version does not know."""
     code, params = fact.get("code"), fact.get("params") or {}
@@ -146,6 +165,8 @@ def render_fact(fact: dict) -> str:
     if code == "high":
         reasons = "; ".join(_reason(item) for item in params["classes"])
         return gettext("High risk: %(reasons)s. The case is referred to a specialist.") % {"reasons": reasons}
+    if code == "unreliable_high":
+        return _unreliable_high(params)
     if code == "moderate":
         reasons = "; ".join(_reason(item) for item in params["classes"])
         return gettext(
@@ -232,7 +253,7 @@ def summary_first_sentence(case) -> str:
     if facts:
         try:
             for fact in facts:
-                if fact.get("code") in ("high", "moderate", "low"):
+                if fact.get("code") in ("high", "unreliable_high", "moderate", "low"):
                     return render_fact(fact)
         except (AttributeError, KeyError, TypeError, ValueError):
             pass

@@ -131,8 +131,11 @@ class Artifact:
         return self.path / self.manifest["gate"]["file"]
 
     @property
-    def gate_thresholds(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.manifest["gate"]["thresholds"].items()}
+    def gate_thresholds(self) -> dict[str, float | list[float]]:
+        return {
+            k: [float(x) for x in v] if isinstance(v, list) else float(v)
+            for k, v in self.manifest["gate"]["thresholds"].items()
+        }
 
     @property
     def report_dir(self) -> Path:

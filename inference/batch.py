@@ -6,8 +6,9 @@ One row per image: image_id, the seven calibrated probabilities, top_class (the 
 likely class), refer (1 when the image would flag its case for a specialist at the artifact's
 thresholds), balanced_class (the class the photo resembles most relative to how common it is),
 gate (``ok`` or the photo gate's reason code, see inference/gate.py) and gate_score (its
-out-of-domain score). A photo the gate turns back keeps its probabilities here, for analysis,
-but has refer 0: the portal shows no result for it and it never refers a case.
+out-of-domain score). A photo the gate turns back keeps its probabilities here, for analysis;
+the portal shows no result for it, but when it shows skin (any reason but ``not_skin``) and a
+malignant class reaches its threshold it still refers its case, so its ``refer`` is 1.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 
 from inference.artifact import load_artifact
-from inference.gate import OK
+from inference.gate import NOT_SKIN, OK
 from inference.predictor import Predictor
 from inference.preprocessing import CLASSES, load_image
 from inference.triage import flagged_classes
@@ -51,7 +52,9 @@ def score_folder(images: Path, out: Path, predictor: Predictor) -> int:
                 print(f"skipped {file.name}: {exc}", file=sys.stderr)
                 continue
             gate = scores.gate.reason if scores.gate is not None else OK
-            refer = gate == OK and bool(flagged_classes(scores.probabilities, predictor.artifact.thresholds))
+            # The portal's rule: a photo turned back for its quality or as unusual still refers its case
+            # when a malignant class reaches its threshold; one that is not skin never does.
+            refer = gate != NOT_SKIN and bool(flagged_classes(scores.probabilities, predictor.artifact.thresholds))
             writer.writerow(
                 [
                     file.stem,

@@ -11,8 +11,16 @@ network. It answers ``ok`` or one reason, each with a plain message for the clin
 - ``not_skin`` / ``not_a_lesion``: out of the model's domain. The score adds two standardised
   terms: the Mahalanobis distance of the pooled features (scaled to unit length) to the nearest training-class mean
   (one shared covariance, fitted on the training split only) and the energy score
-  ``-logsumexp(logits)``. Above the threshold chosen on the validation split the photo is
-  turned back: as ``not_skin`` when few of its pixels have skin colour, else as ``not_a_lesion``.
+  ``-logsumexp(logits)`` (from v3 the energy's weight is 0: it marked the uncertain readings
+  of basal cell carcinomas as unusual). Each photo is judged against the photos nearest to
+  the same class mean: v3 keeps one threshold per class mean, chosen on validation photos as
+  taken and under mild shifts, so that no kind of lesion is turned back more than the others.
+  Above its threshold the photo is turned back: as ``not_skin`` when few of its pixels have
+  skin colour, else as ``not_a_lesion``.
+
+A photo turned back for its quality or as ``not_a_lesion`` still shows skin: when its
+probabilities reach a referral threshold the case is referred all the same
+(:attr:`Decision.turned_back_skin`, inference/risk.py). A ``not_skin`` photo never refers.
 
 The statistics and thresholds live in the model artifact (``gate.npz`` and the manifest's
 ``gate`` section), fitted by ``training.gate`` / ``training.finalize`` for each model.
@@ -59,6 +67,8 @@ REASONS: tuple[str, ...] = tuple(MESSAGES)
 SKIN_FRACTION_MIN = 0.3
 
 GATE_ARRAYS = ("class_means", "precision", "score_center", "score_scale")
+BY_CLASS = "ood_score_by_class"  # thresholds key: one out-of-domain threshold per class mean
+ENERGY_WEIGHT = "energy_weight"  # thresholds key: the energy term's weight in the score (1 when absent)
 
 
 class GateError(ValueError):
@@ -111,12 +121,23 @@ def leading(features: np.ndarray, dims: int) -> np.ndarray:
     return x[..., :dims]
 
 
-def ood_score(features: np.ndarray, logits: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
-    """Standardised Mahalanobis distance plus standardised energy: larger means less like a training lesion."""
+def ood_score(
+    features: np.ndarray, logits: np.ndarray, stats: dict[str, np.ndarray], energy_weight: float = 1.0
+) -> np.ndarray:
+    """Standardised Mahalanobis distance plus standardised energy (times ``energy_weight``):
+    larger means less like a training lesion."""
     features = leading(features, np.shape(stats["class_means"])[1])
     distance = mahalanobis_min(unit_length(features), stats["class_means"], stats["precision"])
-    terms = np.stack([distance, energy(logits)], axis=1)
-    return ((terms - stats["score_center"]) / stats["score_scale"]).sum(axis=1)
+    terms = (np.stack([distance, energy(logits)], axis=1) - stats["score_center"]) / stats["score_scale"]
+    return terms[:, 0] + energy_weight * terms[:, 1]
+
+
+def nearest_class(features: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Index of the nearest class mean (Mahalanobis) for each of (N, D) features."""
+    x = unit_length(leading(np.atleast_2d(features), np.shape(stats["class_means"])[1]))
+    means = np.asarray(stats["class_means"], dtype=np.float64)
+    p = np.asarray(stats["precision"], dtype=np.float64)
+    return np.argmin(-2 * (x @ p) @ means.T + np.einsum("cd,de,ce->c", means, p, means)[None, :], axis=1)
 
 
 def skin_fraction(pixels: np.ndarray) -> float:
@@ -133,6 +154,12 @@ class Decision:
     reason: str  # "ok" or one of REASONS
     score: float  # the out-of-domain score (higher: less like a training lesion)
     measures: dict[str, float] = field(default_factory=dict)
+    nearest: int = -1  # the index of the class mean nearest to the photo's features
+
+    @property
+    def turned_back_skin(self) -> bool:
+        """Turned back, but a photo of skin: its probabilities may still send the case to a specialist."""
+        return self.reason not in (OK, NOT_SKIN)
 
     @property
     def ok(self) -> bool:
@@ -153,8 +180,17 @@ class Gate:
         if absent:
             raise GateError(f"gate thresholds lack {', '.join(absent)}")
         self.stats = {name: np.asarray(stats[name]) for name in GATE_ARRAYS}
-        self.thresholds = {name: float(value) for name, value in thresholds.items()}
+        by_class = thresholds.get(BY_CLASS)
+        self.thresholds = {name: float(value) for name, value in thresholds.items() if name != BY_CLASS}
         means = self.stats["class_means"].astype(np.float64)
+        # One out-of-domain threshold per class mean, each judged against the photos nearest to that
+        # class; without them (artifacts before v3) one threshold for all.
+        self.class_thresholds = None
+        self.energy_weight = self.thresholds.pop(ENERGY_WEIGHT, 1.0)
+        if by_class is not None:
+            self.class_thresholds = np.asarray(by_class, dtype=np.float64)
+            if self.class_thresholds.shape != (means.shape[0],):
+                raise GateError(f"{BY_CLASS} has {self.class_thresholds.size} values for {means.shape[0]} class means")
         precision = self.stats["precision"].astype(np.float64)
         if precision.shape != (means.shape[1], means.shape[1]):
             raise GateError(f"gate precision {precision.shape} does not fit class means {means.shape}")
@@ -172,13 +208,26 @@ class Gate:
         np.savez(file, **self.stats)
 
     def score(self, features: np.ndarray, logits: np.ndarray) -> float:
+        return self.scored(features, logits)[0]
+
+    def scored(self, features: np.ndarray, logits: np.ndarray) -> tuple[float, int]:
+        """The out-of-domain score and the index of the nearest class mean."""
         x = unit_length(leading(np.asarray(features).reshape(-1), self._precision.shape[0])).astype(np.float32)
         # einsum, not BLAS: a multi-threaded BLAS call on a busy worker can wait on its threads
         # for far longer than this single-threaded 1280 x 1280 product takes.
         px = np.einsum("ij,j->i", self._precision, x)
         distance = float(np.dot(x, px)) - 2 * np.einsum("i,ic->c", x, self._p_means).astype(np.float64) + self._mu_p_mu
-        terms = np.array([distance.min(), energy(logits)[0]])
-        return float(((terms - self.stats["score_center"]) / self.stats["score_scale"]).sum())
+        nearest = int(np.argmin(distance))
+        terms = (np.array([distance[nearest], energy(logits)[0]]) - self.stats["score_center"]) / self.stats[
+            "score_scale"
+        ]
+        return float(terms[0] + self.energy_weight * terms[1]), nearest
+
+    def ood_threshold(self, nearest: int) -> float:
+        """The out-of-domain threshold for a photo whose nearest class mean is ``nearest``."""
+        if self.class_thresholds is None:
+            return self.thresholds["ood_score"]
+        return float(self.class_thresholds[nearest])
 
     def decide(self, *, pixels: np.ndarray, features: np.ndarray, logits: np.ndarray) -> Decision:
         """The decision for one photo: its model pixels, pooled features and raw logits."""
@@ -197,18 +246,24 @@ class Gate:
     ) -> Decision:
         """``skin_fraction`` may be a function: it only names the reason, so it is computed only then."""
         t = self.thresholds
-        score = self.score(features, logits)
+        score, nearest = self.scored(features, logits)
         measures = {k: float(v) for k, v in quality_values.items()}
+
+        def skin() -> bool:
+            share = float(skin_fraction() if callable(skin_fraction) else skin_fraction)
+            measures["skin_fraction"] = share
+            return share >= t.get("skin_fraction_min", SKIN_FRACTION_MIN)
+
         if quality_values["luma_mean"] < t["luma_mean_min"]:
             reason = TOO_DARK
         elif quality_values["clipped_fraction"] > t["clipped_fraction_max"]:
             reason = OVEREXPOSED
         elif quality_values["blur"] > t["blur_max"] or quality_values["detail"] < t.get("detail_min", 0.0):
-            reason = BLURRED
-        elif score > t["ood_score"]:
-            skin = float(skin_fraction() if callable(skin_fraction) else skin_fraction)
-            measures["skin_fraction"] = skin
-            reason = NOT_SKIN if skin < t.get("skin_fraction_min", SKIN_FRACTION_MIN) else NOT_A_LESION
+            # A flat or featureless picture of something else also lacks detail: "hold the phone
+            # steady" would be the wrong advice when the photo does not show skin at all.
+            reason = BLURRED if skin() else NOT_SKIN
+        elif score > self.ood_threshold(nearest):
+            reason = NOT_A_LESION if skin() else NOT_SKIN
         else:
             reason = OK
-        return Decision(reason=reason, score=score, measures=measures)
+        return Decision(reason=reason, score=score, measures=measures, nearest=nearest)

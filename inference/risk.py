@@ -3,7 +3,9 @@
 The rule (one definition, shared with batch scoring through :mod:`inference.triage`):
 
 - **high**: on at least one photo, melanoma, basal cell carcinoma or actinic keratosis /
-  intraepithelial carcinoma reaches its triage threshold from the model artifact. The
+  intraepithelial carcinoma reaches its triage threshold from the model artifact. A photo the
+  photo gate turned back counts here too, unless the gate found it is not skin: it gives no
+  result, but a lesion that may be a cancer is never dropped for an unusual photo. The
   thresholds were chosen on validation data for a target sensitivity, so most high-risk
   cases are in fact benign; a high result means "a specialist should look", nothing more.
 - **moderate**: no threshold is reached, but one of those classes comes within
@@ -22,6 +24,10 @@ reader's language (diagnosis/summary.py). The codes and their params:
 - ``no_result_retake`` / ``no_result``: no photo gave a result
 - ``high`` / ``moderate``: ``classes``, each ``{"class", "probability", "photos", "threshold"}``
   (``photos`` is empty for a single-photo case; "up to" when it lists several)
+- ``unreliable_high``: photos the gate turned back as unusual or of poor quality (but not as
+  ``not_skin``) whose probabilities reach a threshold: ``photos``, ``why`` (the gate's reason of
+  the first), ``classes`` as for ``high``. The case is referred; the specialist reads that the
+  model could not read the photo reliably
 - ``low``: ``classes``, the class codes checked
 - ``top``: ``photo``, ``class``, ``probability``, and when uncertain ``runner_up`` and
   ``runner_up_probability``
@@ -36,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from inference.gate import NOT_SKIN
 from inference.preprocessing import CLASS_NAMES
 from inference.triage import flagged_classes
 
@@ -87,6 +94,15 @@ def case_risk(
     scored = [image for image in images if image.probabilities is not None and not image.turned_back]
     unreadable = [image.number for image in images if image.probabilities is None and not image.turned_back]
     turned_back = [image for image in images if image.turned_back]
+    own = {image.number: image.thresholds if image.thresholds is not None else thresholds for image in images}
+    # A photo of skin the gate turned back (unusual, or of poor quality) is not read as a result, but
+    # when its probabilities reach a referral threshold the case goes to a specialist all the same.
+    unreliable = tuple(
+        (image.number, code)
+        for image in turned_back
+        if image.turned_back != NOT_SKIN and image.probabilities is not None
+        for code in flagged_classes(image.probabilities, own[image.number])
+    )
     disclaimer = _disclaimer(model_versions)
     disclaimer_fact = _fact("disclaimer", versions=sorted(set(model_versions)))
     retake = _turned_back_sentence(turned_back, len(images) > 1)
@@ -94,6 +110,14 @@ def case_risk(
         _fact("turned_back", photo=image.number if len(images) > 1 else None, why=image.turned_back)
         for image in turned_back
     ]
+    unreliable_fact, unreliable_sentence = _unreliable(images, unreliable, own)
+    if not scored and unreliable:
+        return RiskAssessment(
+            level=HIGH,
+            summary=f"{unreliable_sentence} {retake} {disclaimer}",
+            flagged=unreliable,
+            facts=(unreliable_fact, *retake_facts, disclaimer_fact),
+        )
     if not scored:
         if turned_back:
             return RiskAssessment(
@@ -109,7 +133,6 @@ def case_risk(
             facts=(_fact("no_result"), disclaimer_fact),
         )
 
-    own = {image.number: image.thresholds if image.thresholds is not None else thresholds for image in images}
     flagged = tuple(
         (image.number, code) for image in scored for code in flagged_classes(image.probabilities, own[image.number])
     )
@@ -119,14 +142,17 @@ def case_risk(
         for code, threshold in own[image.number].items()
         if NEAR_THRESHOLD_FRACTION * threshold <= image.probabilities[code] < threshold
     ]
-    level = HIGH if flagged else MODERATE if near else LOW
+    level = HIGH if flagged or unreliable else MODERATE if near else LOW
 
     sentences: list[str] = []
     facts: list[dict] = []
-    if level == HIGH:
+    if flagged:
         reasons = _reasons(images, flagged, own)
         facts.append(_fact("high", classes=_reason_facts(images, flagged, own)))
         sentences.append(f"High risk: {reasons}. The case is referred to a specialist.")
+    if unreliable:
+        facts.append(unreliable_fact)
+        sentences.append(unreliable_sentence)
     elif level == MODERATE:
         reasons = _reasons(images, near, own)
         facts.append(_fact("moderate", classes=_reason_facts(images, near, own)))
@@ -170,7 +196,30 @@ def case_risk(
         sentences.append("A result below the thresholds does not rule cancer out.")
     facts.append(disclaimer_fact)
     sentences.append(disclaimer)
-    return RiskAssessment(level=level, summary=" ".join(sentences), flagged=flagged, facts=tuple(facts))
+    return RiskAssessment(level=level, summary=" ".join(sentences), flagged=flagged + unreliable, facts=tuple(facts))
+
+
+def _unreliable(images: Sequence[ImageResult], pairs, thresholds_of) -> tuple[dict | None, str]:
+    """The fact and sentence for photos the gate turned back whose probabilities reach a threshold."""
+    if not pairs:
+        return None, ""
+    why = {image.number: image.turned_back for image in images}
+    numbers = sorted({number for number, _ in pairs})
+    many = len(images) > 1
+    which = f"photo{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}" if many else "this photo"
+    reasons = _reasons(images, pairs, thresholds_of)
+    fact = _fact(
+        "unreliable_high",
+        photos=numbers if many else [],
+        why=why[numbers[0]],
+        classes=_reason_facts(images, pairs, thresholds_of),
+    )
+    because = TURNED_BACK_WHY.get(why[numbers[0]], "it did not pass the photo check")
+    sentence = (
+        f"High risk: the model could not read {which} reliably ({because}), but it resembles a cancer: "
+        f"{reasons}. The case is referred to a specialist."
+    )
+    return fact, sentence
 
 
 def _fact(code: str, **params) -> dict:

@@ -246,7 +246,7 @@ def test_an_artifact_whose_gate_file_was_altered_is_refused(artifact_copy):
 
 
 # --- The case's risk ------------------------------------------------------------------------------
-def test_a_turned_back_photo_never_counts_toward_the_risk():
+def test_a_photo_that_is_not_skin_never_counts_toward_the_risk():
     from inference.risk import HIGH, LOW, ImageResult, case_risk
 
     thresholds = {"mel": 0.3, "bcc": 0.3, "akiec": 0.12}
@@ -259,8 +259,53 @@ def test_a_turned_back_photo_never_counts_toward_the_risk():
     assert "add a new photo" in only_rejected.summary
 
     mixed = case_risk(
-        [ImageResult(1, benign), ImageResult(2, cancer_like, turned_back="blurred")], thresholds=thresholds
+        [ImageResult(1, benign), ImageResult(2, cancer_like, turned_back="not_skin")], thresholds=thresholds
     )
     assert mixed.level == LOW and mixed.flagged == ()
-    assert "Photo 2 was not read by the model: it looks out of focus" in mixed.summary
+    assert "Photo 2 was not read by the model: it does not look like skin" in mixed.summary
     assert case_risk([ImageResult(1, cancer_like)], thresholds=thresholds).level == HIGH
+
+
+@pytest.mark.parametrize("why", ["not_a_lesion", "blurred", "too_dark", "overexposed"])
+def test_a_turned_back_photo_of_skin_that_looks_like_a_cancer_still_refers_the_case(why):
+    from inference.risk import HIGH, ImageResult, case_risk
+
+    thresholds = {"mel": 0.3, "bcc": 0.3, "akiec": 0.12}
+    bcc_like = {"akiec": 0.02, "bcc": 0.45, "bkl": 0.1, "df": 0.02, "mel": 0.02, "nv": 0.38, "vasc": 0.01}
+    benign = {"akiec": 0.01, "bcc": 0.01, "bkl": 0.02, "df": 0.01, "mel": 0.01, "nv": 0.93, "vasc": 0.01}
+
+    alone = case_risk([ImageResult(1, bcc_like, turned_back=why)], thresholds=thresholds)
+    assert alone.level == HIGH and alone.flagged == ((1, "bcc"),)
+    headline = alone.summary.split(". ")[0]  # what the referral gives as its reason
+    assert headline.startswith("High risk: the model could not read this photo reliably")
+    assert "basal cell carcinoma probability 45%" in headline
+    assert alone.facts[0]["code"] == "unreliable_high"
+
+    beside_a_benign_photo = case_risk(
+        [ImageResult(1, benign), ImageResult(2, bcc_like, turned_back=why)], thresholds=thresholds
+    )
+    assert beside_a_benign_photo.level == HIGH
+    assert "could not read photo 2 reliably" in beside_a_benign_photo.summary
+    # a turned-back photo below every threshold still gives no result and refers nothing
+    low = case_risk([ImageResult(1, benign, turned_back=why)], thresholds=thresholds)
+    assert low.level == "" and low.flagged == ()
+
+
+def test_a_flat_picture_of_something_else_is_not_skin_rather_than_out_of_focus():
+    gate = small_gate()
+    flat_blue = np.full((224, 224, 3), (70, 110, 230), np.uint8)
+    flat_skin = np.full((224, 224, 3), (200, 150, 120), np.uint8)
+    assert decide(gate, flat_blue, [4.5, 0, 0, 0]).reason == "not_skin"
+    assert decide(gate, flat_skin, [4.5, 0, 0, 0]).reason == "blurred"
+
+
+def test_per_class_thresholds_judge_a_photo_against_its_nearest_class():
+    # class 0's photos spread further than class 1's: one threshold would turn back class 0 alone
+    gate = small_gate(ood_score_by_class=[1.5, 0.5], energy_weight=0.0)
+    skin = np.clip(np.full((224, 224, 3), (200, 150, 120)) + RNG.normal(0, 20, (224, 224, 3)), 0, 255).astype(np.uint8)
+    near_0 = [0.8, 0.0, 0.6, 0.0]  # distance 0.4 ... to class 0 after unit length: (0.8-1)^2 + 0.36 = 0.4
+    near_1 = [0.0, 0.6, 0.8, 0.0]  # distance (0.6-1)^2 + 0.64 = 0.8 to class 1
+    assert decide(gate, skin, near_0).nearest == 0 and decide(gate, skin, near_0).reason == "ok"
+    assert decide(gate, skin, near_1).nearest == 1 and decide(gate, skin, near_1).reason == "not_a_lesion"
+    with pytest.raises(gate_module.GateError):
+        small_gate(ood_score_by_class=[1.0, 2.0, 3.0])

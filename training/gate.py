@@ -304,6 +304,52 @@ def fit_gate(
     return gate, section
 
 
+def fit_class_thresholds(
+    gate: gate_module.Gate, reference: list[dict[str, np.ndarray]], *, rate: float, energy_weight: float
+) -> tuple[gate_module.Gate, dict]:
+    """A gate whose out-of-domain threshold is set per class mean: each at the ``1 - rate``
+    quantile of the scores of the ``reference`` photos nearest to that class mean.
+
+    ``reference``: described lesion photos no statistic was fitted on (the validation split as
+    taken and under each mild shift of training.shifts). A photo is judged against the photos
+    that resemble the same kind of lesion, so the kinds the network reads less confidently or
+    that vary more (basal cell carcinoma, actinic keratosis) are not turned back more often than
+    naevi. The quality thresholds are kept. Returns the new gate and what the manifest records.
+    """
+    stats = gate.stats
+    scores = np.concatenate(
+        [gate_module.ood_score(d["features"], d["logits"], stats, energy_weight) for d in reference]
+    )
+    nearest = np.concatenate([gate_module.nearest_class(d["features"], stats) for d in reference])
+    by_class = []
+    for index in range(len(stats["class_means"])):
+        own = scores[nearest == index]
+        # a class mean no reference photo is nearest to keeps the single threshold
+        by_class.append(float(np.quantile(own, 1 - rate)) if len(own) else gate.thresholds["ood_score"])
+    thresholds = {
+        **gate.thresholds,
+        gate_module.ENERGY_WEIGHT: float(energy_weight),
+        gate_module.BY_CLASS: by_class,
+    }
+    counts = np.bincount(nearest, minlength=len(by_class)).tolist()
+    return gate_module.Gate(stats=stats, thresholds=thresholds), {"reference_photos_by_class_mean": counts}
+
+
+def turned_back_by_class(gate: gate_module.Gate, described: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+    """Share of each class' photos (by true label) the gate turns back, and of all of them."""
+    from inference.preprocessing import CLASSES
+
+    back = np.array(decisions(gate, described)) != gate_module.OK
+    labels = np.asarray(labels)
+    table = {
+        name: {"photos": int((labels == i).sum()), "turned_back": round(float(back[labels == i].mean()), 4)}
+        for i, name in enumerate(CLASSES)
+        if (labels == i).any()
+    }
+    table["all"] = {"photos": int(len(labels)), "turned_back": round(float(back.mean()), 4)}
+    return table
+
+
 def decisions(gate: gate_module.Gate, described: dict[str, np.ndarray]) -> list[str]:
     """The gate's reason for each described image."""
     reasons = []
@@ -349,16 +395,15 @@ def split_pixels(data_dir: Path, split_csv: Path, size: int, cache_dir: Path | N
     return out
 
 
-def fit_for_model(
-    predictor, splits: dict, *, log=print, describe_cache: Path | None = None
-) -> tuple[gate_module.Gate, dict]:
-    """Fit the gate for the model ``predictor`` serves; the section includes the test figures.
+def describe_sets(predictor, splits: dict, *, log=print, describe_cache: Path | None = None) -> dict:
+    """What the model makes of every set the gate is fitted and measured on.
 
-    ``describe_cache``: a folder where what the model made of each set is kept (for refitting
-    the same model without running it again); the caller makes sure it belongs to this model.
+    ``train`` (model outputs only), ``val`` and ``test`` (with pixel measures), ``val_severe`` and
+    ``test_severe`` (each severe degradation) and ``ood`` (out-of-domain images). ``describe_cache``:
+    a folder where the model outputs are kept (for refitting the same model without running it
+    again); the caller makes sure it belongs to this model.
     """
-    members = len(predictor.artifact.manifest.get("training", {}).get("ensemble_of") or []) or 1
-    (train_pixels, train_labels), (val_pixels, _), (test_pixels, _) = splits["train"], splits["val"], splits["test"]
+    (train_pixels, _), (val_pixels, _), (test_pixels, _) = splits["train"], splits["val"], splits["test"]
     log(f"gate: describing {len(train_pixels)} training, {len(val_pixels)} validation, {len(test_pixels)} test photos")
 
     def cached(name: str, pixels_of, measures: bool = True):
@@ -386,16 +431,32 @@ def fit_for_model(
     def degraded(pixels, kind):
         return lambda: np.stack([degrade(p, kind, SEVERE[kind]) for p in pixels])
 
-    # The training split gives the statistics only: its model outputs, no pixel measures.
-    train = cached("train", lambda: train_pixels, measures=False)
-    val = cached("val", lambda: val_pixels)
-    val_severe = {kind: cached(f"val-{kind}", degraded(val_pixels, kind)) for kind in SEVERE}
-    gate, section = fit_gate(train=train, train_labels=train_labels, val=val, val_severe=val_severe, members=members)
-    test = cached("test", lambda: test_pixels)
-    test_severe = {kind: cached(f"test-{kind}", degraded(test_pixels, kind)) for kind in SEVERE}
     size = predictor.artifact.input_size
-    ood = cached("ood", lambda: np.stack(list(out_of_domain_pixels(size).values())))
-    section["test"] = test_figures(gate, test, test_severe, ood)
+    return {
+        # The training split gives the statistics only: its model outputs, no pixel measures.
+        "train": cached("train", lambda: train_pixels, measures=False),
+        "val": cached("val", lambda: val_pixels),
+        "val_severe": {kind: cached(f"val-{kind}", degraded(val_pixels, kind)) for kind in SEVERE},
+        "test": cached("test", lambda: test_pixels),
+        "test_severe": {kind: cached(f"test-{kind}", degraded(test_pixels, kind)) for kind in SEVERE},
+        "ood": cached("ood", lambda: np.stack(list(out_of_domain_pixels(size).values()))),
+    }
+
+
+def fit_for_model(
+    predictor, splits: dict, *, log=print, describe_cache: Path | None = None
+) -> tuple[gate_module.Gate, dict]:
+    """Fit the gate for the model ``predictor`` serves; the section includes the test figures."""
+    members = len(predictor.artifact.manifest.get("training", {}).get("ensemble_of") or []) or 1
+    sets = describe_sets(predictor, splits, log=log, describe_cache=describe_cache)
+    gate, section = fit_gate(
+        train=sets["train"],
+        train_labels=splits["train"][1],
+        val=sets["val"],
+        val_severe=sets["val_severe"],
+        members=members,
+    )
+    section["test"] = test_figures(gate, sets["test"], sets["test_severe"], sets["ood"])
     log(f"gate: {json.dumps(section['test'])}")
     return gate, section
 

@@ -212,11 +212,10 @@ def bootstrap_intervals(
     """
     labels = np.asarray(labels, dtype=int)
     predicted = np.asarray(predicted, dtype=int)
-    _, group_index = np.unique(np.arange(len(labels)) if groups is None else np.asarray(groups), return_inverse=True)
-    rng = np.random.default_rng(seed)
-    n_groups = group_index.max() + 1
+    from training.operating_point import lesion_bootstrap_weights
+
     # Weight of each photo in each draw: how many times its lesion was drawn.
-    weights = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=draws)[:, group_index].astype(float)
+    weights = lesion_bootstrap_weights(groups, len(labels), draws, seed)
     k = len(CLASSES)
     truth = np.eye(k)[labels]  # (N, k)
     said = np.eye(k)[predicted]

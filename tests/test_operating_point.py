@@ -1,0 +1,143 @@
+"""Referral thresholds placed on interval bounds (training.operating_point), the photo shifts of the
+stress test (training.shifts) and the referral rule it scores (training.stress)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference.preprocessing import CLASSES
+from training import shifts
+from training.operating_point import (
+    figures_at,
+    fit_bounded_thresholds,
+    lesion_bootstrap_weights,
+    refer_mask,
+)
+from training.stress import refers
+
+MEL, BCC, NV = CLASSES.index("mel"), CLASSES.index("bcc"), CLASSES.index("nv")
+
+
+def synthetic(n_malignant: int, n_benign: int, seed: int, photos_per_lesion: int = 1):
+    """Calibrated-looking probabilities: malignant photos put more mass on mel or bcc than benign ones."""
+    rng = np.random.default_rng(seed)
+    labels = np.array([MEL] * (n_malignant // 2) + [BCC] * (n_malignant - n_malignant // 2) + [NV] * n_benign)
+    probabilities = np.full((len(labels), len(CLASSES)), 0.01)
+    malignant_score = np.where(labels == NV, rng.beta(1.2, 12, len(labels)), rng.beta(3, 4, len(labels)))
+    for row, (label, score) in enumerate(zip(labels, malignant_score, strict=True)):
+        column = label if label != NV else (MEL if row % 2 else BCC)
+        probabilities[row, column] = score
+        probabilities[row, NV] = 1 - probabilities[row].sum() + probabilities[row, NV]
+    lesions = np.arange(len(labels)) // photos_per_lesion
+    return probabilities, labels, lesions
+
+
+def point_fit(probabilities, labels, target):
+    """The old way: the highest single threshold whose point sensitivity meets the target."""
+    malignant = labels != NV
+    scores = np.sort(probabilities[malignant][:, [MEL, BCC]].max(axis=1))
+    value = float(scores[int(np.floor((1 - target) * len(scores)))])
+    return {"mel": value, "bcc": value, "akiec": value}
+
+
+def test_the_lower_interval_bound_not_the_point_estimate_meets_the_target():
+    probabilities, labels, lesions = synthetic(200, 800, seed=1)
+    fit = fit_bounded_thresholds(probabilities, labels, lesions, lower_bound=0.95, melanoma_lower_bound=0.95)
+
+    assert fit.figures["met"]
+    assert fit.figures["malignant_sensitivity"]["low"] >= 0.95
+    assert fit.figures["melanoma_sensitivity"]["low"] >= 0.95
+    # the point estimate sits well above the target: the interval's width is the margin
+    assert fit.figures["malignant_sensitivity"]["point"] >= 0.97
+    # placing the threshold on the point estimate instead leaves a lower bound under the target
+    weights = lesion_bootstrap_weights(lesions, len(labels))
+    naive = figures_at(refer_mask(probabilities, point_fit(probabilities, labels, 0.95)), labels, weights)
+    assert naive["malignant_sensitivity"]["low"] < 0.95
+    assert fit.thresholds["mel"] < point_fit(probabilities, labels, 0.95)["mel"]
+
+
+def test_bounded_thresholds_hold_on_new_photos_from_the_same_source():
+    # The source's true sensitivity at a threshold, read off a very large sample of it.
+    population, population_labels, _ = synthetic(20000, 1000, seed=99)
+    malignant = population_labels != NV
+    bounded_short, naive_short = 0, 0
+    for seed in range(20):
+        probabilities, labels, lesions = synthetic(200, 800, seed=seed)
+        bounded = fit_bounded_thresholds(probabilities, labels, lesions, draws=1000).thresholds
+        naive = point_fit(probabilities, labels, 0.95)
+        bounded_short += refer_mask(population, bounded)[malignant].mean() < 0.95
+        naive_short += refer_mask(population, naive)[malignant].mean() < 0.95
+    assert bounded_short <= 1  # a 95% lower bound: about one fit in 40 falls short of the target
+    assert naive_short >= 5  # a threshold on the point estimate falls short about half the time
+
+
+def test_photos_of_one_lesion_count_as_one_lesion_and_widen_the_interval():
+    # five photos of each of 250 lesions that look alike: as photos they seem five times the evidence
+    single, single_labels, _ = synthetic(50, 200, seed=3)
+    probabilities, labels = np.repeat(single, 5, axis=0), np.repeat(single_labels, 5)
+    lesions = np.repeat(np.arange(len(single_labels)), 5)
+    as_photos = fit_bounded_thresholds(probabilities, labels, None, lower_bound=0.9, melanoma_lower_bound=None)
+    as_lesions = fit_bounded_thresholds(probabilities, labels, lesions, lower_bound=0.9, melanoma_lower_bound=None)
+    assert as_lesions.thresholds["mel"] < as_photos.thresholds["mel"]
+    refer = refer_mask(probabilities, as_photos.thresholds)
+    by_lesion = figures_at(refer, labels, lesion_bootstrap_weights(lesions, len(labels)))
+    by_photo = figures_at(refer, labels, lesion_bootstrap_weights(None, len(labels)))
+
+    def width(figures):
+        return figures["malignant_sensitivity"]["high"] - figures["malignant_sensitivity"]["low"]
+
+    assert width(by_lesion) > 1.5 * width(by_photo)
+
+
+def test_a_shift_that_lowers_malignant_probabilities_lowers_the_thresholds():
+    probabilities, labels, lesions = synthetic(200, 800, seed=4)
+    clean = fit_bounded_thresholds(probabilities, labels, lesions)
+    dimmed = probabilities.copy()
+    dimmed[:, [MEL, BCC]] *= 0.6  # the same photos, read less suspiciously under a shift
+    held = fit_bounded_thresholds(probabilities, labels, lesions, shifted={"dim": dimmed}, shifted_sensitivity=0.95)
+    assert held.thresholds["mel"] < clean.thresholds["mel"]
+    assert held.figures["shifted_malignant_sensitivity"]["dim"] >= 0.95
+
+
+def test_a_bound_no_threshold_can_meet_refers_every_malignant_photo_and_says_so():
+    probabilities, labels, lesions = synthetic(100, 400, seed=5)
+    blank = probabilities.copy()
+    blank[:, [MEL, BCC]] = 0.0  # under this "shift" the model sees no malignancy at all
+    fit = fit_bounded_thresholds(probabilities, labels, lesions, shifted={"blank": blank})
+    assert fit.figures["met"] is False
+    assert refer_mask(probabilities, fit.thresholds)[labels != NV].all()
+    with pytest.raises(ValueError):
+        fit_bounded_thresholds(probabilities[labels == NV], labels[labels == NV])
+
+
+def test_a_photo_that_is_not_skin_is_never_referred_and_other_turned_back_photos_are():
+    probabilities = np.full((3, len(CLASSES)), 0.01)
+    probabilities[:, MEL] = 0.6
+    refer = refers(probabilities, ["not_skin", "not_a_lesion", "blurred"], {"mel": 0.1, "bcc": 0.1, "akiec": 0.1})
+    assert refer.tolist() == [False, True, True]
+
+
+# --- The shifts ---------------------------------------------------------------------------------------
+def lesion_photo() -> Image.Image:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:150, 0:200]
+    base = np.stack([np.full((150, 200), c, np.float32) for c in (205, 150, 125)], axis=-1)
+    spot = ((x - 100) ** 2 / 900 + (y - 75) ** 2 / 500) < 1
+    base[spot] = (110, 70, 50)
+    return Image.fromarray(np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("name", sorted(shifts.SHIFTS))
+def test_each_shift_keeps_the_photo_size_and_its_strong_strength_changes_it_more(name):
+    photo = lesion_photo()
+    original = np.asarray(photo, np.float32)
+    mild = shifts.shifted(photo, name, "mild", seed=1)
+    strong = shifts.shifted(photo, name, "strong", seed=1)
+    assert mild.size == strong.size == photo.size
+    change_mild = np.abs(np.asarray(mild, np.float32) - original).mean()
+    change_strong = np.abs(np.asarray(strong, np.float32) - original).mean()
+    assert 0 < change_mild < change_strong
+    # reproducible: the same seed gives the same photo
+    assert np.array_equal(np.asarray(shifts.shifted(photo, name, "mild", seed=1)), np.asarray(mild))

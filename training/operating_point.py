@@ -1,0 +1,450 @@
+"""Referral thresholds placed on the lower end of an interval, not on a point estimate.
+
+A threshold placed where validation shows 96% sensitivity refers fewer cancers on new
+photos: the validation estimate is itself uncertain (a few hundred malignant photos, fewer
+lesions), and new photos are taken differently. :func:`fit_bounded_thresholds` therefore
+chooses the thresholds whose *lower* 95% bound of malignant sensitivity, and of melanoma
+sensitivity, reaches the target on the photos they are fitted on (a percentile bootstrap that
+draws whole lesions), and which still refer the target share of malignant photos when those
+photos are taken under every mild shift of :mod:`training.shifts`.
+
+The rule keeps its form (a case is referred when mel, bcc or akiec reaches its threshold);
+by default the three thresholds are one value, the highest that meets every constraint.
+Cross-validated on the validation split (fitted on four fifths of its lesions, measured on the
+fifth, twice over), that form referred as many malignant photos as one quantile of each class'
+own probabilities, or thresholds in proportion to each class' prevalence, at a specificity as
+high or higher (README, "Operating point").
+
+Numpy only: no TensorFlow, no Django.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
+
+MALIGNANT_INDEX = [CLASSES.index(name) for name in MALIGNANT_CLASSES]
+MELANOMA = CLASSES.index("mel")
+
+
+def lesion_bootstrap_weights(groups: Sequence | None, n: int, draws: int = 2000, seed: int = 0) -> np.ndarray:
+    """(draws, n) weights: how often each photo's lesion was drawn in each bootstrap sample.
+
+    Photos of one lesion are not independent, so whole lesions are drawn with replacement and
+    every photo of a drawn lesion comes along; without groups each photo is its own lesion.
+    """
+    _, group_index = np.unique(np.arange(n) if groups is None else np.asarray(groups), return_inverse=True)
+    n_groups = int(group_index.max()) + 1
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=draws)
+    return counts[:, group_index].astype(float)
+
+
+def refer_mask(probabilities: np.ndarray, thresholds: Mapping[str, float]) -> np.ndarray:
+    """True where any malignant class reaches its threshold (inference.triage's rule, vectorised)."""
+    probabilities = np.asarray(probabilities)
+    mask = np.zeros(len(probabilities), dtype=bool)
+    for name, threshold in thresholds.items():
+        mask |= probabilities[:, CLASSES.index(name)] >= threshold
+    return mask
+
+
+def share(weights: np.ndarray, mask: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """Per bootstrap draw: the weighted share of ``mask`` photos that are ``hit``."""
+    total = weights @ mask.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ (mask & hit).astype(float)) / total
+
+
+@dataclass
+class Fit:
+    thresholds: dict[str, float]
+    figures: dict = field(default_factory=dict)  # what the chosen thresholds give on the fitting photos
+
+
+def figures_at(
+    refer: np.ndarray, labels: np.ndarray, weights: np.ndarray, level: float = 0.95
+) -> dict[str, dict[str, float]]:
+    """Point figure, percentile interval and count of malignant and melanoma sensitivity and of
+    specificity, for the photos ``refer`` marks as referred."""
+    labels = np.asarray(labels)
+    refer = np.asarray(refer, dtype=bool)
+    malignant = np.isin(labels, MALIGNANT_INDEX)
+    melanoma = labels == MELANOMA
+    tail = (1 - level) / 2 * 100
+    out = {}
+    for name, mask, hit in (
+        ("malignant_sensitivity", malignant, refer),
+        ("melanoma_sensitivity", melanoma, refer),
+        ("specificity", ~malignant, ~refer),
+    ):
+        if not mask.any():
+            continue
+        draws = share(weights, mask, hit)
+        out[name] = {
+            "point": float((mask & hit).sum() / mask.sum()),
+            "low": float(np.nanpercentile(draws, tail)),
+            "high": float(np.nanpercentile(draws, 100 - tail)),
+            "count": int(mask.sum()),
+        }
+    return out
+
+
+def fit_bounded_thresholds(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence | None = None,
+    *,
+    lower_bound: float = 0.95,
+    melanoma_lower_bound: float | None = 0.95,
+    shifted: Mapping[str, np.ndarray] | None = None,
+    shifted_sensitivity: float = 0.95,
+    shape: Mapping[str, float] | None = None,
+    level: float = 0.95,
+    draws: int = 2000,
+    seed: int = 0,
+) -> Fit:
+    """The highest thresholds (fewest false alarms) whose interval bounds meet the targets.
+
+    ``probabilities`` (N, 7) calibrated, ``labels`` (N,) class indices, ``groups`` one lesion id
+    per photo. The thresholds are ``scale * shape[c]`` for c in mel, bcc, akiec (``shape``
+    default: one threshold for all three); the scale is the highest at which, on the fitting
+    photos:
+
+    - the lower end of the ``level`` bootstrap interval of malignant sensitivity >= ``lower_bound``;
+    - the same for melanoma sensitivity >= ``melanoma_lower_bound`` (None: no melanoma constraint);
+    - for each array in ``shifted`` (the same photos under a shift, same order): the point
+      malignant sensitivity >= ``shifted_sensitivity``.
+
+    Every constraint only gets harder as the scale rises, and between two malignant photos'
+    scores the sensitivities do not change, so a binary search over those scores finds it.
+    When even referring every malignant photo breaks a constraint, that lowest scale is
+    returned and ``figures["met"]`` is False.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    malignant = np.isin(labels, MALIGNANT_INDEX)
+    if not malignant.any():
+        raise ValueError("the fitting photos hold no malignant photo")
+    melanoma = labels == MELANOMA
+    shape = dict(shape or {name: 1.0 for name in MALIGNANT_CLASSES})
+    weights = lesion_bootstrap_weights(groups, len(labels), draws, seed)
+    tail = (1 - level) / 2 * 100
+    shifted = dict(shifted or {})
+
+    def at(scale: float) -> dict[str, float]:
+        return {name: float(scale * factor) for name, factor in shape.items()}
+
+    def meets(candidate: dict[str, float]) -> bool:
+        refer = refer_mask(probabilities, candidate)
+        if np.nanpercentile(share(weights, malignant, refer), tail) < lower_bound:
+            return False
+        if melanoma_lower_bound is not None and melanoma.any():
+            if np.nanpercentile(share(weights, melanoma, refer), tail) < melanoma_lower_bound:
+                return False
+        return all(refer_mask(array, candidate)[malignant].mean() >= shifted_sensitivity for array in shifted.values())
+
+    # A photo is referred when its highest probability-to-shape ratio reaches the scale.
+    ratios = np.max([probabilities[:, CLASSES.index(name)] / factor for name, factor in shape.items()], axis=0)
+    candidates = np.unique(ratios[malignant])
+    low, high, found = 0, len(candidates) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        if meets(at(candidates[middle])):
+            found, low = middle, middle + 1
+        else:
+            high = middle - 1
+    chosen = at(candidates[found if found is not None else 0])
+    figures = figures_at(refer_mask(probabilities, chosen), labels, weights, level)
+    figures["met"] = found is not None
+    figures["shifted_malignant_sensitivity"] = {
+        name: float(refer_mask(array, chosen)[malignant].mean()) for name, array in shifted.items()
+    }
+    return Fit(thresholds=chosen, figures=figures)
+
+
+# --- A new artifact version: an existing network with its operating point and gate refitted ---
+MILD_REFERENCE_RATE = 0.005  # share of the reference photos nearest each class mean the gate may turn back
+
+
+def _verified_manifest(source: Path) -> dict:
+    from inference.artifact import MANIFEST, sha256_file
+
+    manifest = json.loads((source / MANIFEST).read_text())
+    for name, expected in manifest["files"].items():
+        if sha256_file(source / name) != expected:
+            raise SystemExit(f"{source / name} does not match its recorded hash; refusing to build on it")
+    return manifest
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+def _interval(figure: dict) -> str:
+    return f"{figure['point']:.3f} ({figure['low']:.3f} to {figure['high']:.3f}, n = {figure['count']})"
+
+
+def report_markdown(section: dict, gate_table: dict) -> str:
+    """The report's sections on the operating point and on what the gate turns back, per class."""
+    fit, test = section["fitted_on_validation"], section["test"]
+    rows = [
+        [name.replace("_", " "), _interval(fit[name]), _interval(test[name])]
+        for name in ("malignant_sensitivity", "melanoma_sensitivity", "specificity")
+    ]
+    shifted = ", ".join(
+        f"{name.replace('_', ' ')} {value:.3f}" for name, value in section["shifted_validation"].items()
+    )
+    gate_rows = [
+        [
+            name,
+            str(gate_table["val"][name]["photos"]),
+            f"{gate_table['val'][name]['turned_back']:.1%}",
+            str(gate_table["test"][name]["photos"]),
+            f"{gate_table['test'][name]['turned_back']:.1%}",
+        ]
+        for name in gate_table["test"]
+    ]
+    return "\n".join(
+        [
+            "## Operating point",
+            "",
+            "A case is referred when melanoma, basal cell carcinoma or actinic keratosis reaches "
+            + ", ".join(f"{k} {v:.3f}" for k, v in section["thresholds"].items())
+            + ". The thresholds were placed on the validation split so that the **lower end** of the 95% "
+            "interval of malignant sensitivity and of melanoma sensitivity (2,000 bootstrap draws of "
+            f"whole lesions) is at least {section['lower_bound']:.2f}, and so that the validation photos "
+            f"under every mild shift of training.shifts still refer at least {section['shifted_sensitivity']:.2f} "
+            "of malignant photos; of the thresholds that do, these refer the fewest benign photos.",
+            "",
+            _table(rows, ["figure", "validation (fitted here), 95% interval", "test split, 95% interval"]),
+            "",
+            f"Malignant sensitivity of the validation photos under each mild shift: {shifted}.",
+            "",
+            (
+                "The published anchor for an autonomous skin-cancer AI in NHS pathways (DERM): 97% sensitivity at 71% "
+                "specificity for malignant lesions. This network ranks malignant above benign lesions with a test "
+                f"ROC AUC of {section['test_roc_auc']:.3f}, so an interval bound of 0.95 costs specificity."
+            ),
+            "",
+            "## Photos the gate turns back, by kind of lesion",
+            "",
+            (
+                "Each photo's out-of-domain score (the Mahalanobis distance of its features, the energy term "
+                f"weighted {section['gate_energy_weight']:g}) is judged against the validation photos nearest to the same "
+                f"class mean, as taken and under every mild shift: {MILD_REFERENCE_RATE:.1%} of those are turned back "
+                "per class mean. Quality thresholds as before."
+            ),
+            "",
+            _table(gate_rows, ["class", "validation photos", "turned back", "test photos", "turned back"]),
+            "",
+        ]
+    )
+
+
+def build(
+    *,
+    source: Path,
+    model_version: str,
+    data_dir: Path,
+    cache_dir: Path | None,
+    describe_cache: Path | None,
+    stress_cache: Path | None,
+    artifacts_dir: Path,
+    make_default: bool = False,
+    lower_bound: float = 0.95,
+) -> Path:
+    """A new artifact version: ``source``'s network and calibration, thresholds placed on interval
+    bounds and a gate with one threshold per class mean."""
+    import datetime as dt
+    import shutil
+
+    from inference.artifact import DEFAULT_FILE, FORMAT_VERSION, MANIFEST, Artifact, sha256_file
+    from inference.predictor import Predictor
+    from training import gate as gate_fit
+    from training import metrics as metrics_module
+    from training import shifts
+    from training.stress import described, refers, split_records
+
+    source = Path(source)
+    destination = Path(artifacts_dir) / model_version
+    if destination.exists():
+        raise SystemExit(f"{destination} exists; an artifact version is never overwritten")
+    manifest = _verified_manifest(source)
+    network = {key: value for key, value in manifest.items() if key != "gate"}
+    predictor = Predictor(Artifact(source, network))
+    split_csv = source / "report" / "split.csv"
+    splits = gate_fit.split_pixels(data_dir, split_csv, predictor.artifact.input_size, cache_dir)
+    sets = gate_fit.describe_sets(predictor, splits, describe_cache=describe_cache)
+    records = {name: split_records(split_csv, data_dir, name) for name in ("val", "test")}
+    labels = {name: np.array([r["label"] for r in rows]) for name, rows in records.items()}
+    groups = {name: [r["lesion_id"] for r in rows] for name, rows in records.items()}
+    val_ids = [r["image_id"] for r in records["val"]]
+    mild = {name: described(predictor, data_dir, val_ids, name, "mild", stress_cache, "val") for name in shifts.SHIFTS}
+    calibration = predictor.calibration
+    probabilities = {name: calibration.probabilities(sets[name]["logits"]) for name in ("val", "test")}
+
+    # The referral thresholds: interval bounds on validation, held under every mild shift there.
+    fit = fit_bounded_thresholds(
+        probabilities["val"],
+        labels["val"],
+        groups["val"],
+        lower_bound=lower_bound,
+        melanoma_lower_bound=lower_bound,
+        shifted={name: calibration.probabilities(d["logits"]) for name, d in mild.items()},
+        shifted_sensitivity=lower_bound,
+    )
+    if not fit.figures["met"]:
+        raise SystemExit(f"no thresholds meet the bounds on validation: {json.dumps(fit.figures)}")
+    thresholds = fit.thresholds
+
+    # The gate: v2's statistics and quality thresholds, one out-of-domain threshold per class mean.
+    base, section = gate_fit.fit_gate(
+        train=sets["train"],
+        train_labels=splits["train"][1],
+        val=sets["val"],
+        val_severe=sets["val_severe"],
+    )
+    gate, extra = gate_fit.fit_class_thresholds(
+        base, [sets["val"], *mild.values()], rate=MILD_REFERENCE_RATE, energy_weight=0.0
+    )
+    section["thresholds"] = gate.thresholds | {gate_fit.gate_module.BY_CLASS: gate.class_thresholds.tolist()}
+    section["method"] += (
+        " From v3 the energy term's weight is 0 and the out-of-domain threshold is set per class mean: the "
+        f"{1 - MILD_REFERENCE_RATE:.1%} quantile of the scores of the validation photos nearest that class mean, "
+        "as taken and under every mild shift of training.shifts."
+    )
+    section["chosen_on"] = (
+        "validation split: each quality threshold turns back at most 0.15% of its photos; the out-of-domain "
+        f"thresholds {MILD_REFERENCE_RATE:.1%} of the validation photos (as taken and mildly shifted) nearest each "
+        "class mean"
+    )
+    section.update(extra)
+    section["validation"] = {
+        "lesions_turned_back": gate_fit.turned_back_share(gate, sets["val"]),
+        **{f"severe_{k}_turned_back": gate_fit.turned_back_share(gate, d) for k, d in sets["val_severe"].items()},
+    }
+    section["test"] = gate_fit.test_figures(gate, sets["test"], sets["test_severe"], sets["ood"])
+    gate_table = {name: gate_fit.turned_back_by_class(gate, sets[name], labels[name]) for name in ("val", "test")}
+    section["by_class"] = gate_table
+
+    # Test figures: every photo at the thresholds, and the portal's rule with the gate.
+    prevalence = predictor.prevalence
+    test_metrics = metrics_module.evaluate(probabilities["test"], labels["test"], thresholds, prevalence=prevalence)
+    val_metrics = metrics_module.evaluate(probabilities["val"], labels["val"], thresholds, prevalence=prevalence)
+    weights = lesion_bootstrap_weights(groups["test"], len(labels["test"]))
+    served = refers(probabilities["test"], gate_fit.decisions(gate, sets["test"]), thresholds)
+    from inference.calibration import balanced_index
+
+    intervals = metrics_module.bootstrap_intervals(
+        labels["test"],
+        balanced_index(probabilities["test"], prevalence),
+        refer_mask(probabilities["test"], thresholds),
+        groups["test"],
+    )
+    operating_point = {
+        "method": "lower end of the lesion-grouped bootstrap 95% interval on the validation split, held under "
+        "every mild shift of training.shifts (training.operating_point)",
+        "lower_bound": lower_bound,
+        "shifted_sensitivity": lower_bound,
+        "thresholds": thresholds,
+        "fitted_on_validation": {k: v for k, v in fit.figures.items() if isinstance(v, dict) and "point" in v},
+        "shifted_validation": fit.figures["shifted_malignant_sensitivity"],
+        "test": figures_at(refer_mask(probabilities["test"], thresholds), labels["test"], weights),
+        "test_with_gate": figures_at(served, labels["test"], weights),
+        "test_roc_auc": float(test_metrics["malignant_vs_benign"]["roc_auc"]),
+        "gate_energy_weight": gate.energy_weight,
+    }
+
+    partial = destination.with_name(destination.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    keep = [name for name in manifest["files"] if name not in ("gate.npz", "thresholds.json", "model.keras")]
+    for name in keep:
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, partial / name)
+    (partial / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
+    gate_fit.write_into(partial, gate, section)
+    report = partial / "report" / "report.md"
+    text = report.read_text().replace(manifest["model_version"], model_version)
+    report.write_text(text.rstrip() + "\n\n" + report_markdown(operating_point, gate_table) + "\n")
+    files = {str(p.relative_to(partial)): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
+    new = {
+        **network,
+        "format_version": FORMAT_VERSION,
+        "model_version": model_version,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "derived_from": {
+            "model_version": manifest["model_version"],
+            "note": "the same network and calibration; referral thresholds placed on interval bounds and a photo "
+            "gate with one threshold per class mean (training.operating_point build); the Keras file stays in "
+            f"{manifest['model_version']}",
+        },
+        "thresholds": thresholds,
+        "thresholds_file": "thresholds.json",
+        "threshold_target_sensitivity": None,
+        "operating_point": operating_point,
+        "metrics": {
+            **manifest.get("metrics", {}),
+            "test": metrics_module.summary(test_metrics),
+            "test_intervals": intervals,
+            "validation": metrics_module.summary(val_metrics),
+        },
+        "gate": section,
+        "files": files,
+    }
+    new.pop("keras_model", None)
+    (partial / MANIFEST).write_text(json.dumps(new, indent=2) + "\n")
+    partial.rename(destination)
+    if make_default and destination.parent.resolve() == DEFAULT_FILE.parent.resolve():
+        part = DEFAULT_FILE.with_suffix(".part")
+        part.write_text(destination.name + "\n")
+        part.replace(DEFAULT_FILE)
+    return destination
+
+
+def main(argv: list[str] | None = None) -> Path:
+    import argparse
+
+    from inference.artifact import ARTIFACTS_DIR
+    from training.data import DEFAULT_DATA_DIR
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    b = commands.add_parser("build", help="a new artifact version: thresholds on interval bounds, gate per class")
+    b.add_argument("--source", type=Path, required=True, help="the artifact whose network is reused")
+    b.add_argument("--model-version", required=True)
+    b.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    b.add_argument("--cache-dir", type=Path, help="model-pixel cache shared with training.train")
+    b.add_argument("--describe-cache", type=Path, help="keep what the model made of each split here")
+    b.add_argument("--stress-cache", type=Path, help="keep what the model made of each shifted set here")
+    b.add_argument("--artifacts-dir", type=Path, default=ARTIFACTS_DIR)
+    b.add_argument("--lower-bound", type=float, default=0.95)
+    b.add_argument("--make-default", action="store_true")
+    args = parser.parse_args(argv)
+    destination = build(
+        source=args.source,
+        model_version=args.model_version,
+        data_dir=args.data,
+        cache_dir=args.cache_dir,
+        describe_cache=args.describe_cache,
+        stress_cache=args.stress_cache,
+        artifacts_dir=args.artifacts_dir,
+        make_default=args.make_default,
+        lower_bound=args.lower_bound,
+    )
+    manifest = json.loads((destination / "manifest.json").read_text())
+    print(json.dumps({"artifact": str(destination), "operating_point": manifest["operating_point"]}, indent=2))
+    print(json.dumps({"gate": manifest["gate"]["test"], "by_class": manifest["gate"]["by_class"]}, indent=2))
+    return destination
+
+
+if __name__ == "__main__":
+    main()
