@@ -725,7 +725,21 @@ def _test_figures(manifest: dict) -> dict:
     figures = dict((manifest.get("metrics") or {}).get("test") or {})
     if "top_class_accuracy" not in figures and "accuracy" in figures:
         figures["top_class_accuracy"] = figures["accuracy"]
+    intervals = (manifest.get("metrics") or {}).get("test_intervals") or {}
+    figures["_intervals"] = {
+        key: value for key, value in intervals.items() if isinstance(value, list) and len(value) == 2
+    }
     return figures
+
+
+def _gate_by_class(gate: dict) -> list[tuple[str, dict, dict]]:
+    """Per kind of lesion: the share of its validation and test photos the gate turns back."""
+    by_class = gate.get("by_class") or {}
+    val, test = by_class.get("val") or {}, by_class.get("test") or {}
+    rows = [(class_name(code), val.get(code) or {}, test.get(code) or {}) for code in test if code != "all"]
+    if "all" in test:
+        rows.append((_("All lesion photos"), val.get("all") or {}, test["all"]))
+    return rows
 
 
 def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
@@ -745,7 +759,9 @@ def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     for label, key in HEADLINE_ROWS:
         values = [figures.get(key) for _name, figures in columns]
         if any(value is not None for value in values[1:]):
-            rows.append((label, values))
+            # each cell: the figure and, where the manifest has it, its 95% interval
+            cells = [(figures.get(key), (figures.get("_intervals") or {}).get(key)) for _n, figures in columns]
+            rows.append((label, cells))
     # Short headers ("v1", "v2") so the table fits a phone; the full names are in the title.
     headers = [
         {"short": name.rsplit("-", 1)[-1], "full": name, "in_use": name == artifact.model_version}
@@ -796,6 +812,8 @@ def model_report(request: HttpRequest) -> HttpResponse:
             thresholds=[(code, class_name(code), value) for code, value in (manifest.get("thresholds") or {}).items()],
             report_html=report_html,
             gate_figures=_gate_figures(manifest.get("gate") or {}),
+            gate_by_class=_gate_by_class(manifest.get("gate") or {}),
+            operating_point=manifest.get("operating_point"),
         )
     return render(request, "diagnosis/model_report.html", context)
 

@@ -309,3 +309,24 @@ def test_per_class_thresholds_judge_a_photo_against_its_nearest_class():
     assert decide(gate, skin, near_1).nearest == 1 and decide(gate, skin, near_1).reason == "not_a_lesion"
     with pytest.raises(gate_module.GateError):
         small_gate(ood_score_by_class=[1.0, 2.0, 3.0])
+
+
+def test_fitting_a_threshold_per_class_mean_turns_back_each_kind_alike():
+    from training.gate import fit_class_thresholds
+
+    gate = small_gate()
+    rng = np.random.default_rng(3)
+    # photos near class 0 spread widely around it, photos near class 1 hug it
+    near_0 = np.column_stack([np.ones(400), np.zeros(400), rng.normal(0, 0.6, 400), np.zeros(400)])
+    near_1 = np.column_stack([np.zeros(400), np.ones(400), rng.normal(0, 0.15, 400), np.zeros(400)])
+    described = {"features": np.vstack([near_0, near_1]).astype(np.float32), "logits": np.zeros((800, 7))}
+    single = np.array(
+        [gate.score(f, z) > gate.thresholds["ood_score"] for f, z in zip(described["features"], described["logits"])]
+    )
+    per_class, extra = fit_class_thresholds(gate, [described], rate=0.02, energy_weight=0.0)
+    assert extra["reference_photos_by_class_mean"] == [400, 400]
+    assert per_class.class_thresholds[0] > per_class.class_thresholds[1]
+    scored = [per_class.scored(f, z) for f, z in zip(described["features"], described["logits"])]
+    back = np.array([score > per_class.ood_threshold(nearest) for score, nearest in scored])
+    assert back[:400].mean() <= 0.03 and back[400:].mean() <= 0.03
+    assert abs(back[:400].mean() - back[400:].mean()) < abs(single[:400].mean() - single[400:].mean()) + 1e-9

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from inference.artifact import ARTIFACTS_DIR, DEFAULT_FILE
+from inference.calibration import balanced_index
 from inference.predictor import default_threads, softmax
 from inference.preprocessing import CLASSES
 from training import metrics as metrics_module
-from inference.calibration import balanced_index
 from training.calibration import fit_temperature, fit_thresholds, fit_vector_scaling, flagged, log_prior_shift
 from training.data import DEFAULT_DATA_DIR, read_metadata
 from training.gate import fit_into as fit_gate_into

@@ -304,6 +304,57 @@ def fit_gate(
     return gate, section
 
 
+def midway_quality_thresholds(
+    gate: gate_module.Gate,
+    acceptable: list[dict[str, np.ndarray]],
+    severe: dict[str, dict[str, np.ndarray]],
+    *,
+    quality_rate: float = QUALITY_RATE,
+    catch: float = 0.97,
+) -> gate_module.Gate:
+    """A gate whose quality thresholds sit halfway between acceptable photos and unusable ones.
+
+    ``acceptable``: described photos that must be read (the validation split as taken and under
+    every mild shift); ``severe[kind]``: the validation photos degraded at ``SEVERE[kind]``. Each
+    threshold starts at the ``quality_rate`` quantile of the acceptable photos (as ``fit_gate``)
+    and moves halfway towards the value that still catches ``catch`` of the severe photos, when
+    that value lies further out: a smooth red vascular lesion or a pale one is not called blurred
+    or overexposed while a photo that is truly unreadable still is.
+    """
+    column = {name: index for index, name in enumerate(quality.NAMES)}
+    ok = np.concatenate([d["quality"] for d in acceptable])
+
+    def measure(name, described=None):
+        return (ok if described is None else described["quality"])[:, column[name]]
+
+    def halfway(clean: float, bad: float, lower_is_worse: bool) -> float:
+        further = bad < clean if lower_is_worse else bad > clean
+        return float((clean + bad) / 2) if further else float(clean)
+
+    t = dict(gate.thresholds)
+    t["luma_mean_min"] = halfway(
+        np.quantile(measure("luma_mean"), quality_rate), np.quantile(measure("luma_mean", severe["dark"]), catch), True
+    )
+    t["clipped_fraction_max"] = max(
+        halfway(
+            np.quantile(measure("clipped_fraction"), 1 - quality_rate),
+            np.quantile(measure("clipped_fraction", severe["overexposed"]), 1 - catch),
+            False,
+        ),
+        0.05,
+    )
+    t["blur_max"] = halfway(
+        np.quantile(measure("blur"), 1 - quality_rate), np.quantile(measure("blur", severe["blur"]), 1 - catch), False
+    )
+    t["detail_min"] = halfway(
+        np.quantile(measure("detail"), quality_rate), np.quantile(measure("detail", severe["blur"]), catch), True
+    )
+    if gate.class_thresholds is not None:
+        t[gate_module.BY_CLASS] = gate.class_thresholds.tolist()
+    t[gate_module.ENERGY_WEIGHT] = gate.energy_weight
+    return gate_module.Gate(stats=gate.stats, thresholds=t)
+
+
 def fit_class_thresholds(
     gate: gate_module.Gate, reference: list[dict[str, np.ndarray]], *, rate: float, energy_weight: float
 ) -> tuple[gate_module.Gate, dict]:

@@ -62,11 +62,13 @@ def describe_photos(predictor, data_dir: Path, image_ids: list[str], shift: str 
 
 
 def described(predictor, data_dir, image_ids, shift, strength, cache_dir: Path | None, tag: str) -> dict:
-    """:func:`describe_photos`, kept in ``cache_dir`` under the model version and ``tag``."""
+    """:func:`describe_photos`, kept in ``cache_dir`` under the network's hash and ``tag``."""
     file = None
     if cache_dir is not None:
         name = "clean" if shift is None else f"{shift}-{strength}"
-        file = Path(cache_dir) / predictor.model_version / f"{tag}-{name}.npz"
+        # what the network makes of a photo does not depend on thresholds or gate: key by the network file
+        network = predictor.artifact.manifest["files"][predictor.artifact.manifest["serving"]["file"]][:16]
+        file = Path(cache_dir) / network / f"{tag}-{name}.npz"
         if file.exists():
             with np.load(file) as arrays:
                 return {key: arrays[key] for key in arrays.files}
