@@ -151,3 +151,32 @@ def test_thresholds_flag_the_target_share_of_malignant_images():
     flags = flagged(probabilities, thresholds)
     assert flags[malignant].mean() >= 0.95
     assert (~flags[~malignant]).mean() > 0.05  # it does not simply refer everyone
+
+
+def test_batch_refers_a_turned_back_photo_of_skin_that_reaches_a_threshold_but_never_one_not_of_skin(tmp_path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from inference.batch import score_folder
+    from inference.gate import Decision
+    from inference.predictor import Scores
+
+    reasons = {"a": "not_a_lesion", "b": "blurred", "c": "not_skin", "d": "ok"}
+    for name in reasons:
+        Image.new("RGB", (40, 30), (200, 150, 120)).save(tmp_path / f"{name}.png")
+    bcc_like = {c: 0.01 for c in CLASSES} | {"bcc": 0.45, "nv": 0.49}
+
+    class Predictor:
+        artifact = SimpleNamespace(thresholds={"mel": 0.1, "bcc": 0.1, "akiec": 0.1})
+        calls = iter(sorted(reasons))
+
+        def predict_image(self, image):
+            reason = reasons[next(self.calls)]
+            return Scores(bcc_like, "nv", None, None, 1.0, "bcc", None, Decision(reason, 1.0))
+
+    out = tmp_path / "predictions.csv"
+    assert score_folder(tmp_path, out, Predictor()) == 4
+    with out.open(newline="") as handle:
+        refer = {row["image_id"]: (row["refer"], row["gate"]) for row in csv.DictReader(handle)}
+    assert refer == {"a": ("1", "not_a_lesion"), "b": ("1", "blurred"), "c": ("0", "not_skin"), "d": ("1", "ok")}

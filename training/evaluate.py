@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     headline["intervals_95"] = intervals_of_files(args.predictions, args.labels)
     turned_back = gate_turned_back(args.predictions)
     if turned_back is not None:
-        # inference.batch writes refer=0 for a photo the gate turned back (the clinic is asked for
-        # another): the referral figures above count it as not referred, the worst case.
+        # inference.batch writes the portal's referral for a photo the gate turned back: 1 when it
+        # shows skin and a malignant class reaches its threshold, 0 when it is not skin.
         headline["gate_turned_back"] = turned_back
     print(json.dumps(headline, indent=2))
     return headline

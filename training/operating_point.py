@@ -123,7 +123,8 @@ def fit_bounded_thresholds(
       of the same interval of malignant sensitivity >= ``shifted_sensitivity``.
 
     Every constraint only gets harder as the scale rises, and between two malignant photos'
-    scores the sensitivities do not change, so a binary search over those scores finds it.
+    scores (as taken or shifted) the sensitivities do not change, so a binary search over those
+    scores finds it.
     When even referring every malignant photo breaks a constraint, that lowest scale is
     returned and ``figures["met"]`` is False.
     """
@@ -153,9 +154,12 @@ def fit_bounded_thresholds(
             for array in shifted.values()
         )
 
-    # A photo is referred when its highest probability-to-shape ratio reaches the scale.
-    ratios = np.max([probabilities[:, CLASSES.index(name)] / factor for name, factor in shape.items()], axis=0)
-    candidates = np.unique(ratios[malignant])
+    # A photo is referred when its highest probability-to-shape ratio reaches the scale; the
+    # sensitivities change only at a malignant photo's ratio, as taken or under a shift.
+    def ratios(array: np.ndarray) -> np.ndarray:
+        return np.max([array[:, CLASSES.index(name)] / factor for name, factor in shape.items()], axis=0)[malignant]
+
+    candidates = np.unique(np.concatenate([ratios(probabilities), *(ratios(array) for array in shifted.values())]))
     low, high, found = 0, len(candidates) - 1, None
     while low <= high:
         middle = (low + high) // 2
