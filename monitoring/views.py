@@ -57,7 +57,7 @@ def _version_context(version: dict) -> dict:
         "overall_rows": [{"name": names[name], "estimate": overall[name]} for name in FIGURES],
         "overall_chart": charts.interval_chart(
             [(names[name].split(":")[0], overall[name]) for name in FIGURES],
-            title=_("The model in the field: each figure with its 95% interval"),
+            title=_("The model in the field: each figure with its 95%% interval") % {},
             alert_at=SENSITIVITY_ALERT_BELOW,
         ),
         "sections": sections,
