@@ -193,9 +193,14 @@ class Case(models.Model):
     # when a photo gives a result. Such a case never goes silent (diagnosis/safety_net.py): a
     # retake turned back again, or SKINPORTAL_UNREADABLE_AFTER_HOURS, refers it to a specialist
     # unless the clinic closes it with a reason.
-    awaiting_photo_since = models.DateTimeField(_("waiting for a new photo since"), null=True, blank=True, db_index=True)
+    awaiting_photo_since = models.DateTimeField(
+        _("waiting for a new photo since"), null=True, blank=True, db_index=True
+    )
     closed_reason = models.TextField(
-        _("reason for closing"), max_length=1000, blank=True, help_text=_("Why the clinic closed the case without a result.")
+        _("reason for closing"),
+        max_length=1000,
+        blank=True,
+        help_text=_("Why the clinic closed the case without a result."),
     )
 
     HISTORY_FIELDS: tuple[str, ...] = (

@@ -69,7 +69,10 @@ def audit_selects(case_id: int, rate: float) -> bool:
 
 
 def audit_refer(case: Case, *, rate: float) -> None:
-    """Tell the referral workflow that this case, referred as an audit, needs its referral (in the caller's transaction)."""
+    """Tell the referral workflow that this case, referred as an audit, needs its referral.
+
+    Sent inside the caller's transaction, so the referral commits or rolls back with the case.
+    """
     case_referred.send(
         sender=Case,
         case=case,

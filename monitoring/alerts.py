@@ -52,7 +52,9 @@ def _send_once(*, kind: str, key: str, details: dict, notification_kind: str, pa
     try:
         with transaction.atomic():
             alert = FieldAlert.objects.create(kind=kind, key=key, details=details)
-            audit_record(actor=None, action="monitoring.alert", obj=alert, details={"kind": kind, "key": key, **details})
+            audit_record(
+                actor=None, action="monitoring.alert", obj=alert, details={"kind": kind, "key": key, **details}
+            )
             notify(
                 recipients=administrators(),
                 kind=notification_kind,

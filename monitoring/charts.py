@@ -20,6 +20,13 @@ REASON_COLOURS = {
 INK, MUTED, GRID, POINT, ALERT = "#1f2933", "#6b7280", "#d8dee4", "#1d3f7a", "#b42318"
 
 
+def _svg_open(width: int, height: int, title: str) -> str:
+    return (
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+    )
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:.0f}%"
 
@@ -33,10 +40,7 @@ def interval_chart(rows: list[tuple[str, Estimate]], *, title: str, alert_at: fl
     def x(value: float) -> float:
         return label_width + value * plot_width
 
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title)}"><title>{escape(title)}</title>'
-    ]
+    parts = [_svg_open(width, height, title)]
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         parts.append(
             f'<line x1="{x(tick):.1f}" y1="{top - 6}" x2="{x(tick):.1f}" y2="{height - 4}" stroke="{GRID}"/>'
@@ -91,10 +95,7 @@ def turned_back_chart(weeks: list[dict], *, title: str, reason_labels: dict[str,
     def y(share: float) -> float:
         return top + plot_height * (1 - share / ceiling)
 
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title)}"><title>{escape(title)}</title>'
-    ]
+    parts = [_svg_open(width, height, title)]
     for tick in (0, ceiling / 2, ceiling):
         parts.append(
             f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - 4}" y2="{y(tick):.1f}" stroke="{GRID}"/>'

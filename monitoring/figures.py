@@ -132,7 +132,12 @@ def weighted_share(
         return Estimate(None, None, None, n, total)
     p = sum(w for y, w in zip(outcomes, weights, strict=True) if y) / total
     if n > 1:
-        variance = n / (n - 1) * sum((w * ((1.0 if y else 0.0) - p)) ** 2 for y, w in zip(outcomes, weights)) / total**2
+        variance = (
+            n
+            / (n - 1)
+            * sum((w * ((1.0 if y else 0.0) - p)) ** 2 for y, w in zip(outcomes, weights, strict=True))
+            / total**2
+        )
     else:
         variance = 0.0
     if variance > 0 and 0 < p < 1:
@@ -148,10 +153,10 @@ def weighted_share(
 
 def _audit_widened(outcomes, weights, audit_weight: float, low: float, high: float) -> tuple[float, float]:
     """Hold the share with each outcome's audited count at its Poisson upper limit."""
-    yes = sum(w for y, w in zip(outcomes, weights) if y)
-    no = sum(w for y, w in zip(outcomes, weights) if not y)
-    audited_yes = [w for y, w in zip(outcomes, weights) if y and w > 1]
-    audited_no = [w for y, w in zip(outcomes, weights) if not y and w > 1]
+    yes = sum(w for y, w in zip(outcomes, weights, strict=True) if y)
+    no = sum(w for y, w in zip(outcomes, weights, strict=True) if not y)
+    audited_yes = [w for y, w in zip(outcomes, weights, strict=True) if y and w > 1]
+    audited_no = [w for y, w in zip(outcomes, weights, strict=True) if not y and w > 1]
     most_no = no - sum(audited_no) + audit_weight * poisson_upper(len(audited_no))
     most_yes = yes - sum(audited_yes) + audit_weight * poisson_upper(len(audited_yes))
     return min(low, yes / (yes + most_no)), max(high, most_yes / (most_yes + no))
@@ -165,9 +170,7 @@ def audit_weight_of(answers: Iterable[Answer]) -> float | None:
 def sensitivity(answers: Sequence[Answer], *, audit_weight: float | None = None, **kwargs) -> Estimate:
     malignant = [a for a in answers if a.malignant]
     weight = audit_weight or audit_weight_of(answers)
-    return weighted_share(
-        [a.referred for a in malignant], [a.weight for a in malignant], audit_weight=weight, **kwargs
-    )
+    return weighted_share([a.referred for a in malignant], [a.weight for a in malignant], audit_weight=weight, **kwargs)
 
 
 def specificity(answers: Sequence[Answer], *, audit_weight: float | None = None, **kwargs) -> Estimate:

@@ -24,10 +24,7 @@ GATE_REASONS = [code for code, _label in GATE_CHOICES if code != "ok"]
 
 def may_see_field_figures(user) -> bool:
     return bool(
-        user is not None
-        and user.is_authenticated
-        and user.is_active
-        and (user.is_administrator or user.is_specialist)
+        user is not None and user.is_authenticated and user.is_active and (user.is_administrator or user.is_specialist)
     )
 
 
@@ -120,7 +117,7 @@ def turned_back_weeks(predictions, *, weeks: int = WEEKS_SHOWN, now=None) -> dic
         result[version].append(
             {
                 "week": week,
-                "iso_week": "%04d-W%02d" % week.isocalendar()[:2],
+                "iso_week": "{:04d}-W{:02d}".format(*week.isocalendar()[:2]),
                 "photos": photos,
                 "turned_back": turned_back,
                 "share": turned_back / photos if photos else None,

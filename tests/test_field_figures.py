@@ -140,7 +140,9 @@ def test_an_empty_history_reads_not_enough_answers_yet(db, admin_user, client_fo
     assert "Not enough answers yet" in html and not ZERO_PERCENT.search(html)
 
 
-def test_few_answers_read_not_enough_answers_yet_not_zero_percent(clinic_a, specialist, admin_user, client_for, web_client):
+def test_few_answers_read_not_enough_answers_yet_not_zero_percent(
+    clinic_a, specialist, admin_user, client_for, web_client
+):
     for _ in range(3):
         answered(clinic_a, specialist, referred=False, diagnosis="mel", sample_rate=0.5)
 
@@ -247,9 +249,7 @@ def _malignant_answers(clinic, reviewer, *, referred: int, missed_audited: int, 
         answered(clinic, reviewer, referred=False, diagnosis="bcc", sample_rate=rate)
 
 
-def test_the_sensitivity_alert_fires_at_thirty_malignant_answers_once_only(
-    clinic_a, specialist, admin_user, staff
-):
+def test_the_sensitivity_alert_fires_at_thirty_malignant_answers_once_only(clinic_a, specialist, admin_user, staff):
     _malignant_answers(clinic_a, specialist, referred=26, missed_audited=4)  # 26 / 34: low end well under 0.90
 
     assert alerts.field_alerts_send() == 1

@@ -307,7 +307,8 @@ def test_a_case_waiting_for_a_new_photo_and_the_dashboard_that_lists_it(client, 
     assert "Clore sans résultat" in page
     _check(client, reverse("web:case-detail", args=[case.pk]), staff, _user_data(staff) + _patient_data(patient))
     _check(client, reverse("web:dashboard"), staff, _user_data(staff) + _patient_data(patient))
-    _check(client, reverse("web:case-list") + "?status=awaiting_photo", staff, _user_data(staff) + _patient_data(patient))
+    listed = reverse("web:case-list") + "?status=awaiting_photo"
+    _check(client, listed, staff, _user_data(staff) + _patient_data(patient))
 
 
 # --- The model in the field -------------------------------------------------------------------
@@ -315,7 +316,9 @@ def test_the_model_in_the_field_page_without_answers(client, admin_user):
     _check(client, reverse("monitoring:field"), admin_user, _user_data(admin_user))
 
 
-def test_the_model_in_the_field_page_with_answers_and_turned_back_photos(client, admin_user, specialist, patient, staff):
+def test_the_model_in_the_field_page_with_answers_and_turned_back_photos(
+    client, admin_user, specialist, patient, staff
+):
     from tests.test_field_figures import answered
 
     for _ in range(12):
