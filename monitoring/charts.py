@@ -32,13 +32,14 @@ def _percent(value: float) -> str:
 
 
 def interval_chart(rows: list[tuple[str, Estimate]], *, title: str, alert_at: float | None = None) -> SafeString:
-    """Each row's estimate as a point with its 95% interval on a 0-100% scale."""
-    label_width, plot_width, right, row_height, top = 150, 260, 70, 26, 24
-    width = label_width + plot_width + right
-    height = top + row_height * max(1, len(rows)) + 8
+    """Each row's estimate as a point with its 95% interval on a 0-100% scale, its label above it."""
+    # 344 px wide: drawn at full size on a 360 px phone, so its text stays readable.
+    left, plot_width, right, row_height, top = 10, 282, 52, 36, 22
+    width = left + plot_width + right
+    height = top + row_height * max(1, len(rows)) + 4
 
     def x(value: float) -> float:
-        return label_width + value * plot_width
+        return left + value * plot_width
 
     parts = [_svg_open(width, height, title)]
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
@@ -53,14 +54,11 @@ def interval_chart(rows: list[tuple[str, Estimate]], *, title: str, alert_at: fl
             f'stroke="{ALERT}" stroke-dasharray="4 3"/>'
         )
     for index, (label, estimate) in enumerate(rows):
-        y = top + index * row_height + row_height / 2
-        parts.append(
-            f'<text x="{label_width - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end" fill="{INK}">'
-            f"{escape(label)}</text>"
-        )
+        y = top + index * row_height + 24
+        parts.append(f'<text x="{left}" y="{y - 10:.1f}" font-size="12" fill="{INK}">{escape(label)}</text>')
         if not estimate.enough:
             parts.append(
-                f'<text x="{label_width + 4}" y="{y + 4:.1f}" font-size="11" fill="{MUTED}">'
+                f'<text x="{left + plot_width}" y="{y - 10:.1f}" font-size="11" text-anchor="end" fill="{MUTED}">'
                 f"{escape(_('not enough answers yet'))}</text>"
             )
             continue
@@ -69,7 +67,7 @@ def interval_chart(rows: list[tuple[str, Estimate]], *, title: str, alert_at: fl
             f'stroke="{POINT}" stroke-width="2"/>'
             f'<circle cx="{x(estimate.value):.1f}" cy="{y:.1f}" r="4" fill="{POINT}">'
             f"<title>{escape(_interval_text(estimate))}</title></circle>"
-            f'<text x="{label_width + plot_width + 6}" y="{y + 4:.1f}" font-size="11" fill="{INK}">'
+            f'<text x="{left + plot_width + 8}" y="{y + 4:.1f}" font-size="11" fill="{INK}">'
             f"{_percent(estimate.value)}</text>"
         )
     parts.append("</svg>")

@@ -29,6 +29,10 @@ def _figure_names() -> dict[str, str]:
     }
 
 
+def _short_names() -> tuple[str, str, str]:
+    return _("Sensitivity"), _("Specificity"), _("Agreement")
+
+
 def _version_context(version: dict) -> dict:
     names = _figure_names()
     overall = version["overall"]
@@ -56,7 +60,7 @@ def _version_context(version: dict) -> dict:
         "overall": overall,
         "overall_rows": [{"name": names[name], "estimate": overall[name]} for name in FIGURES],
         "overall_chart": charts.interval_chart(
-            [(names[name].split(":")[0], overall[name]) for name in FIGURES],
+            [(short, overall[name]) for name, short in zip(FIGURES, _short_names(), strict=True)],
             title=_("The model in the field: each figure with its 95%% interval") % {},
             alert_at=SENSITIVITY_ALERT_BELOW,
         ),
