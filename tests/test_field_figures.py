@@ -259,6 +259,14 @@ def test_the_sensitivity_alert_fires_at_thirty_malignant_answers_once_only(clini
     assert notification.recipient == admin_user and notification.url == PAGE
     assert "may be missing cancers" in notification.display_title
     assert not Notification.objects.filter(recipient__in=[staff, specialist], kind__startswith="field_").exists()
+    from django.core import mail
+
+    from triage.notifications import notification_email_send
+
+    assert notification_email_send(notification_id=notification.pk)
+    (email,) = mail.outbox
+    assert email.to == [admin_user.email] and "may be missing cancers" in email.subject
+    assert "/model/field/" in email.body
     alert = FieldAlert.objects.get()
     assert alert.kind == "sensitivity_low" and alert.key.startswith(f"{VERSION}:") and alert.details["count"] == 30
 
