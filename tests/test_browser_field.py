@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_the_field_page_fits_a_phone_and_draws_its_charts(live_server, transactional_db, clinic_a, browser_page):
-    admin = UserFactory(username="fieldadmin", role=User.Role.ADMINISTRATOR)
+    UserFactory(username="fieldadmin", role=User.Role.ADMINISTRATOR)
     specialist = UserFactory(username="fieldderm", role=User.Role.SPECIALIST, clinics=[clinic_a])
     for _ in range(30):
         answered(clinic_a, specialist, referred=True, diagnosis="mel", top_class="mel")
