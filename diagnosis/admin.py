@@ -157,6 +157,8 @@ class CaseAdmin(AuditedAdmin):
         "updated_at",
         "analysed_at",
         "referred_at",
+        "awaiting_photo_since",
+        "closed_reason",
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -40,7 +40,7 @@ from inference.heatmap import overlay_layer_webp
 from inference.preprocessing import CLASSES, load_image
 from inference.risk import HIGH, ImageResult, case_risk
 
-from . import dispatch
+from . import dispatch, safety_net
 from .models import Case, LesionImage, Prediction
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for
@@ -316,7 +316,7 @@ def case_result_update(*, case_id: int) -> Case | None:
         images = list(case.images.prefetch_related("predictions"))
         if not images or any(image.analysis_status in PENDING for image in images):
             return case
-        results, versions = [], []
+        results, versions, turned_back_at = [], [], []
         for number, image in enumerate(images, start=1):
             prediction = image.current_prediction if image.analysis_status == Status.DONE else None
             thresholds = _scoring_thresholds(prediction) if prediction else None
@@ -326,6 +326,7 @@ def case_result_update(*, case_id: int) -> Case | None:
                 results.append(
                     ImageResult(number, prediction.probabilities, thresholds, turned_back=prediction.gate)
                 )
+                turned_back_at.append(image.created_at)
             else:
                 results.append(ImageResult(number, prediction.probabilities if prediction else None, thresholds))
             if prediction:
@@ -338,24 +339,41 @@ def case_result_update(*, case_id: int) -> Case | None:
             "summary_facts": list(assessment.facts),
             "updated_at": now,
         }
+        # Nothing falls through (safety_net.py): a case with no result because its photos were
+        # turned back waits for a new photo; a retake turned back again refers it.
+        unreadable = False
         if assessment.level:
             changes["analysed_at"] = now
+            changes["awaiting_photo_since"] = None
+        elif turned_back_at and case.status in CASE_AWAITING_RESULT:
+            unreadable = safety_net.retake_turned_back(case, turned_back_at)
+            changes["awaiting_photo_since"] = case.awaiting_photo_since or now
         Case.objects.filter(pk=case.pk).update(**changes)
         for field, value in changes.items():
             setattr(case, field, value)
         if case.status in CASE_AWAITING_RESULT:
+            audit_rate = None
             if not assessment.level:
-                to_status = Case.Status.FAILED
+                to_status = Case.Status.REFERRED if unreadable else Case.Status.FAILED
             elif assessment.level == HIGH:
                 to_status = Case.Status.REFERRED
             else:
                 to_status = Case.Status.ANALYSED
-            case_transition(
-                case=case,
-                to_status=to_status,
-                details={"risk": assessment.level, "model_versions": sorted(set(versions))},
-            )
-            if to_status == Case.Status.REFERRED:
+                # The audit sample: a share of the cases the model did not refer goes to a specialist.
+                rate = safety_net.audit_sample_rate()
+                if safety_net.audit_selects(case.pk, rate):
+                    to_status, audit_rate = Case.Status.REFERRED, rate
+            details = {"risk": assessment.level, "model_versions": sorted(set(versions))}
+            if unreadable:
+                details["source"] = safety_net.UNREADABLE
+            elif audit_rate is not None:
+                details.update(source=safety_net.AUDIT, sample_rate=audit_rate)
+            case_transition(case=case, to_status=to_status, details=details)
+            if unreadable:
+                safety_net.unreadable_refer(case)
+            elif audit_rate is not None:
+                safety_net.audit_refer(case, rate=audit_rate)
+            elif to_status == Case.Status.REFERRED:
                 flagged = {code for _, code in assessment.flagged}
                 case_referred.send(
                     sender=Case,

@@ -42,12 +42,13 @@ from accounts.throttling import LOGIN_THROTTLES
 from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
 from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
-from . import idempotency
+from . import idempotency, safety_net
 from .access import scoped_object_or_404
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
 from .serializers import (
+    CaseCloseInputSerializer,
     CaseInputSerializer,
     CaseOutputSerializer,
     CasePhotosInputSerializer,
@@ -322,6 +323,14 @@ class CaseListCreateApi(ApiView):
         parameters=[
             OpenApiParameter("status", str, enum=Case.Status.values),
             OpenApiParameter("patient", int),
+            OpenApiParameter(
+                "needs_attention",
+                bool,
+                description=(
+                    "true: only cases waiting for a photo the model can read (every photo turned back, no "
+                    "result); they are referred as unreadable unless a usable photo comes or the clinic closes them"
+                ),
+            ),
         ],
         responses=CaseOutputSerializer(many=True),
     )
@@ -340,6 +349,11 @@ class CaseListCreateApi(ApiView):
             # database's 64-bit ids) names no patient, so the list is empty.
             patient_id = int(patient_filter)
             cases = cases.filter(patient_id=patient_id) if 0 < patient_id <= _BIGGEST_ID else cases.none()
+        needs_attention = request.query_params.get("needs_attention", "").lower()
+        if needs_attention not in ("", "true", "false", "1", "0"):
+            raise exceptions.ValidationError({"needs_attention": ["true or false."]})
+        if needs_attention in ("true", "1"):
+            cases = safety_net.case_list_awaiting_photo(cases)
         paginator = Pages()
         page = paginator.paginate_queryset(cases, request, view=self)
         audit_record(
@@ -410,6 +424,31 @@ class CaseDetailApi(ApiView):
     def get(self, request: Request, pk: int) -> Response:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="case.view", obj=case, request=request)
+        return Response(CaseOutputSerializer(case, context={"request": request}).data)
+
+
+class CaseCloseApi(ApiView):
+    """Close a case waiting for a photo the model can read, with a reason: it is then not referred."""
+
+    permission_classes = [ReadsOrClinicalSubmitter]
+
+    @extend_schema(
+        summary="Close a case waiting for a new photo, with a reason (clinic staff)",
+        description=(
+            "Only a case whose photos were all turned back by the photo gate and that has no result "
+            "(`awaiting_photo`) can be closed this way; any other case answers 400. Audited with the reason."
+        ),
+        request=CaseCloseInputSerializer,
+        responses={200: CaseOutputSerializer},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+        serializer = CaseCloseInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        safety_net.case_awaiting_photo_close(
+            actor=request.user, case=case, reason=serializer.validated_data["reason"], request=request
+        )
+        case = case_list_for(user=request.user).get(pk=case.pk)
         return Response(CaseOutputSerializer(case, context={"request": request}).data)
 
 

@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from . import extensions
+from . import extensions, safety_net
 from .analysis import CASE_AWAITING_RESULT
 from .forms import LocalDateField
 from .models import Case
@@ -23,6 +23,8 @@ STATUS_GROUPS = {
     WITH_SPECIALIST: (Case.Status.REFERRED, Case.Status.UNDER_REVIEW),
 }
 NOT_ASSESSED = "none"
+# No photo the model could read (safety_net.py): failed, with every photo turned back.
+AWAITING_PHOTO = "awaiting_photo"
 
 
 class CaseFilterForm(forms.Form):
@@ -34,6 +36,7 @@ class CaseFilterForm(forms.Form):
             ("", _("Any status")),
             (AWAITING, _("Awaiting analysis")),
             (WITH_SPECIALIST, _("With a specialist")),
+            (AWAITING_PHOTO, _("Waiting for a new photo")),
             *Case.Status.choices,
         ],
     )
@@ -86,8 +89,10 @@ def case_list_filter(cases: QuerySet[Case], form: CaseFilterForm) -> QuerySet[Ca
     if query := data.get("q", "").strip():
         cases = cases.filter(Q(patient__identifier__icontains=query) | Q(patient__full_name__icontains=query))
     if status := data.get("status"):
-        statuses = STATUS_GROUPS.get(status, (status,))
-        cases = cases.filter(status__in=statuses)
+        if status == AWAITING_PHOTO:
+            cases = safety_net.case_list_awaiting_photo(cases)
+        else:
+            cases = cases.filter(status__in=STATUS_GROUPS.get(status, (status,)))
     if risk := data.get("risk"):
         cases = cases.filter(risk="" if risk == NOT_ASSESSED else risk)
     if referral := data.get("referral"):

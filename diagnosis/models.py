@@ -189,6 +189,19 @@ class Case(models.Model):
     )
     analysed_at = models.DateTimeField(null=True, blank=True)
     referred_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set when the photo gate turned back every photo and the case has no model result; cleared
+    # when a photo gives a result. Such a case never goes silent (diagnosis/safety_net.py): a
+    # retake turned back again, or SKINPORTAL_UNREADABLE_AFTER_HOURS, refers it to a specialist
+    # unless the clinic closes it with a reason.
+    awaiting_photo_since = models.DateTimeField(
+        _("waiting for a new photo since"), null=True, blank=True, db_index=True
+    )
+    closed_reason = models.TextField(
+        _("reason for closing"),
+        max_length=1000,
+        blank=True,
+        help_text=_("Why the clinic closed the case without a result."),
+    )
 
     HISTORY_FIELDS: tuple[str, ...] = (
         "duration",
@@ -217,6 +230,11 @@ class Case(models.Model):
     @property
     def clinic(self) -> Clinic:
         return self.patient.clinic
+
+    @property
+    def awaiting_photo(self) -> bool:
+        """No model result because every photo was turned back: the clinic is asked for a new one."""
+        return self.status == self.Status.FAILED and self.awaiting_photo_since is not None
 
     @property
     def checklist_findings(self) -> list[str]:

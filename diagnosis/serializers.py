@@ -259,6 +259,13 @@ class CaseOutputSerializer(serializers.ModelSerializer):
     summary_text = serializers.SerializerMethodField(
         help_text="The risk summary in the requesting user's language (their chosen language, else English)."
     )
+    awaiting_photo = serializers.BooleanField(
+        read_only=True,
+        help_text=(
+            "Every photo was turned back by the photo gate and the case has no result: it waits for a new "
+            "photo, and is referred to a specialist if none can be read (or closed by the clinic with a reason)."
+        ),
+    )
 
     @extend_schema_field(serializers.CharField())
     def get_summary_text(self, case: Case) -> str:
@@ -288,6 +295,9 @@ class CaseOutputSerializer(serializers.ModelSerializer):
             "summary_text",
             "analysed_at",
             "referred_at",
+            "awaiting_photo",
+            "awaiting_photo_since",
+            "closed_reason",
             *Case.HISTORY_FIELDS,
             "checklist_score",
             "notes",
@@ -312,3 +322,9 @@ def _absolute(context: dict, view_name: str, pk: int) -> str:
 
 class TokenOutputSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as the header `Authorization: Token <token>`.")
+
+
+class CaseCloseInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=1000, help_text="Why the case is closed without a model result (required, audited)."
+    )

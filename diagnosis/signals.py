@@ -7,9 +7,10 @@ so a receiver's rows commit or roll back with it.
 
 from django.dispatch import Signal
 
-# Sent after diagnosis itself referred a case (model result or clinical checklist), once the
-# case is in status "referred". Arguments: case, source ("model" or "checklist"), urgency
-# ("routine" or "urgent"), reason (plain words), actor (None for the worker), request.
+# Sent after diagnosis itself referred a case, once the case is in status "referred".
+# Arguments: case, source ("model", "checklist", "unreadable": no photo the model could read,
+# or "audit": drawn for the audit sample), urgency ("routine" or "urgent"), reason (plain
+# words), actor (None for the worker), request, and for "audit" sample_rate (the rate drawn at).
 case_referred = Signal()
 
 # Sent when the analysis wrote a case's result (risk and summary). Arguments: case.

@@ -53,6 +53,16 @@ def sweep() -> dict[str, int]:
     return analysis.analysis_sweep()
 
 
+@shared_task(
+    name="inference.unreadable_cases_refer", acks_late=True, soft_time_limit=120, time_limit=180, ignore_result=True
+)
+def unreadable_cases_refer() -> int:
+    """Cases that waited too long for a photo the model can read go to a specialist (safety_net.py)."""
+    from . import safety_net
+
+    return safety_net.cases_awaiting_photo_refer()
+
+
 @shared_task(name="inference.orphaned_files_delete", soft_time_limit=300, time_limit=360, ignore_result=True)
 def orphaned_files_delete() -> int:
     """Photo and heatmap files no row refers to (left by rolled-back transactions)."""

@@ -5,9 +5,10 @@ Every way in (the web pages, the API, the analysis worker, the referral workflow
 ``case_transition``, so a rule such as "a case in a specialist's hands is not analysed
 again" holds in every door at once.
 
-    submitted ──▶ analysing ──▶ analysed ──▶ closed
-        │             │   │         │
-        │             │   └▶ failed ┤ (the clinic can always refer)
+    submitted ──▶ analysing ──▶ analysed ──▶ closed ◀─ (waiting for a photo: the clinic closes
+        │             │   │         │                 with a reason; safety_net.py)
+        │             │   └▶ failed ┤ (the clinic can always refer; a photo turned back twice,
+        │             │             │  or none usable in 24 h: referred as unreadable)
         └─────────────┴──────▶ referred ◀──────────────┐
                                   │ claim   ▲ release,  │ the clinic answers
                                   ▼         │ lease out │
@@ -35,7 +36,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.SUBMITTED: frozenset({Status.ANALYSING, Status.ANALYSED, Status.FAILED, Status.REFERRED}),
     Status.ANALYSING: frozenset({Status.ANALYSING, Status.ANALYSED, Status.FAILED, Status.REFERRED}),
     Status.ANALYSED: frozenset({Status.ANALYSING, Status.REFERRED, Status.CLOSED}),
-    Status.FAILED: frozenset({Status.ANALYSING, Status.REFERRED}),
+    # failed -> closed: only a case waiting for a photo, closed by its clinic with a reason (safety_net.py).
+    Status.FAILED: frozenset({Status.ANALYSING, Status.REFERRED, Status.CLOSED}),
     Status.REFERRED: frozenset({Status.UNDER_REVIEW}),
     Status.UNDER_REVIEW: frozenset({Status.REFERRED, Status.INFORMATION_REQUESTED, Status.REVIEWED}),
     Status.INFORMATION_REQUESTED: frozenset({Status.REFERRED}),

@@ -44,7 +44,7 @@ from inference.artifact import ArtifactError, artifact_for_version
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
-from . import extensions, idempotency
+from . import extensions, idempotency, safety_net
 from .access import scoped_object_or_404
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
@@ -131,6 +131,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 else _("The latest cases from your clinic.")
             ),
             cases=shown,
+            # Nothing falls through: cases with no photo the model could read, until a new photo,
+            # a referral (safety_net.py) or the clinic closing them.
+            awaiting_photo=list(safety_net.case_list_awaiting_photo(cases).order_by("awaiting_photo_since")[:RECENT_CASES]),
             counts=cases.aggregate(
                 waiting=Count("pk", filter=Q(status__in=CASE_AWAITING_RESULT)),
                 high=Count("pk", filter=Q(risk=Case.Risk.HIGH)),
@@ -145,11 +148,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context["more_cases"] = total if total > len(shown) else 0
     # What apps built on diagnosis show on the dashboard (follow-ups due).
     context["panels"] = [mark_safe(panel(request)) for panel in extensions.DASHBOARD_PANELS]  # noqa: S308
+    listed = [case.pk for case in shown] + [case.pk for case in context.get("awaiting_photo", [])]
     audit_record(
         actor=user,
         action="case.list",
         request=request,
-        details={"page": "dashboard", "ids": [case.pk for case in shown]},
+        details={"page": "dashboard", "ids": list(dict.fromkeys(listed))},
     )
     return render(request, "diagnosis/dashboard.html", context)
 
@@ -554,6 +558,25 @@ def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("web:case-detail", pk=case.pk)
 
 
+@private_no_store
+@login_required
+@require_POST
+def case_close_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Close a case waiting for a photo the model can read, with a reason (the form on the result card)."""
+    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+    if not can_submit_clinical_records(request.user):
+        raise PermissionDenied(_("Only clinic staff and administrators can do this."))
+    try:
+        safety_net.case_awaiting_photo_close(
+            actor=request.user, case=case, reason=request.POST.get("reason", ""), request=request
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("The case is closed without a result; it will not be referred."))
+    return redirect("web:case-detail", pk=case.pk)
+
+
 def _result_card(request: HttpRequest, case: Case, context: dict) -> tuple[str, str]:
     """The result card's HTML and a fingerprint of it.
 
@@ -635,6 +658,12 @@ def result_context(request: HttpRequest, case: Case) -> dict:
         ),
         "photo_kinds": LesionImage.Kind.choices,
         "uncertain_below": UNCERTAIN_BELOW,
+        # No photo the model could read: when the case goes to a specialist unless a usable photo
+        # comes first or the clinic closes it (safety_net.py).
+        "awaiting_photo_refer_at": (
+            case.awaiting_photo_since + safety_net.unreadable_after() if case.awaiting_photo and not pending else None
+        ),
+        "can_close_awaiting_photo": case.awaiting_photo and not pending and can_submit_clinical_records(request.user),
     }
 
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("cases/<int:pk>/result/", views.case_result, name="case-result"),
     path("cases/<int:pk>/reanalyse/", views.case_reanalyse_view, name="case-reanalyse"),
     path("cases/<int:pk>/photos/", views.case_photos_add_view, name="case-photos-add"),
+    path("cases/<int:pk>/close/", views.case_close_view, name="case-close"),
     path("images/<int:pk>/preview/<int:size>/", views.image_preview, name="image-preview"),
     path("model/", views.model_report, name="model-report"),
     path("model/report/<str:name>", views.model_report_file, name="model-report-file"),

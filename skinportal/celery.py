@@ -2,8 +2,9 @@
 
     celery -A skinportal worker -Q inference     # scores images; loads the model once per pool process
     celery -A skinportal worker -Q notifications # emails notifications; returns expired referral claims
-    celery -A skinportal beat                    # runs the sweeper (diagnosis.analysis.analysis_sweep)
-                                                 # and, hourly, the orphaned-file cleanup
+    celery -A skinportal beat                    # runs the sweeper (diagnosis.analysis.analysis_sweep),
+                                                 # the referral of cases with no readable photo,
+                                                 # the field alerts and the orphaned-file cleanup
 
 Serialisation, acks_late, reject-on-worker-lost, prefetch and time limits are Django
 settings (skinportal/settings/base.py); this module adds routing, the beat schedule, the
@@ -32,6 +33,10 @@ INFERENCE_QUEUE = "inference"
 # wait behind, or hold up, image analysis.
 NOTIFICATIONS_QUEUE = "notifications"
 ORPHAN_SWEEP_SECONDS = 60 * 60
+# Cases waiting too long for a photo the model can read are referred (diagnosis/safety_net.py).
+UNREADABLE_SWEEP_SECONDS = 10 * 60
+# The model in the field (monitoring/alerts.py): alerts to administrators, each sent once.
+FIELD_ALERTS_SECONDS = 60 * 60
 # Follow-ups due are notified once a day, in the morning (CELERY_TIMEZONE); idempotent, so a
 # run that is repeated or late notifies nobody twice.
 FOLLOW_UPS_HOUR = 7
@@ -75,6 +80,22 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
         name="referral-claims-expire",
         queue=NOTIFICATIONS_QUEUE,
         expires=claims_every,
+    )
+    # Cases whose photos were all turned back and no usable one came in time: to a specialist.
+    sender.add_periodic_task(
+        UNREADABLE_SWEEP_SECONDS,
+        sender.signature("inference.unreadable_cases_refer"),
+        name="unreadable-cases-refer",
+        queue=INFERENCE_QUEUE,
+        expires=UNREADABLE_SWEEP_SECONDS,
+    )
+    # Field sensitivity and the turned-back share checked against their alert levels.
+    sender.add_periodic_task(
+        FIELD_ALERTS_SECONDS,
+        sender.signature("notifications.field_alerts"),
+        name="field-alerts",
+        queue=NOTIFICATIONS_QUEUE,
+        expires=FIELD_ALERTS_SECONDS,
     )
     # Answers kept for resent case uploads, once their 24 hours are over.
     sender.add_periodic_task(

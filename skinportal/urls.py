@@ -50,6 +50,8 @@ urlpatterns = [
     # Continuity of care: lesions over time, follow-ups, the referral letter, FHIR export.
     path("", include("continuity.api_urls")),
     path("", include("continuity.urls")),
+    # The model in the field: figures from the specialists' answers, and its API endpoint.
+    path("", include("monitoring.urls")),
 ]
 
 # /readyz: database, broker and an inference worker with its model loaded.

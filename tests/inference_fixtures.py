@@ -340,6 +340,8 @@ def worker_factory(transactional_db, settings, model_dir, redis_broker, tmp_path
         DJANGO_MEDIA_ROOT=str(settings.MEDIA_ROOT),
         CELERY_BROKER_URL=redis_broker,
         SKINPORTAL_MODEL_DIR=str(model_dir),
+        # As in the test settings: no audit sample unless a test starts its worker with one.
+        SKINPORTAL_AUDIT_SAMPLE_RATE="0",
         PYTHONUNBUFFERED="1",
     )
     started: list[Worker] = []

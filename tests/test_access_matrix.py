@@ -146,6 +146,14 @@ ENDPOINTS = {
         lambda w: {"images": [SimpleUploadedFile("retake.jpg", image_bytes(), content_type="image/jpeg")]},
         {ANON: 401, STAFF: 201, OTHER: 404, SPEC: 403, ADMIN: 201},
     ),
+    # Closing a case waiting for a photo (diagnosis/safety_net.py): case_a is not waiting, so the
+    # clinic's own staff get 400; specialists are refused before the lookup.
+    "case-close": (
+        "post",
+        lambda w: f"/api/v1/cases/{w['case_a'].pk}/close/",
+        lambda w: {"reason": "Seen at the hospital"},
+        {ANON: 401, STAFF: 400, OTHER: 404, SPEC: 403, SPEC_B: 403, ADMIN: 400},
+    ),
     "image-file": (
         "get",
         lambda w: f"/media/lesions/{w['image_a'].pk}/",
@@ -246,6 +254,13 @@ ENDPOINTS = {
     "triage-metrics": (
         "get",
         lambda w: "/api/v1/triage/metrics/",
+        None,
+        {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 200, SPEC_B: 200, ADMIN: 200},
+    ),
+    # The model in the field (monitoring/): specialists and administrators only.
+    "model-performance": (
+        "get",
+        lambda w: "/api/v1/triage/model-performance/",
         None,
         {ANON: 401, STAFF: 403, OTHER: 403, SPEC: 200, SPEC_B: 200, ADMIN: 200},
     ),
@@ -428,6 +443,7 @@ def test_the_matrix_covers_every_api_route(world):
     from clinics.urls import urlpatterns as clinic_urlpatterns
     from continuity.api_urls import urlpatterns as continuity_urlpatterns
     from diagnosis.urls import urlpatterns
+    from monitoring.urls import urlpatterns as monitoring_urlpatterns
     from triage.api_urls import urlpatterns as triage_urlpatterns
 
     covered = {resolve(url(world)).route for _, url, _, _ in ENDPOINTS.values()}
@@ -435,6 +451,7 @@ def test_the_matrix_covers_every_api_route(world):
         str(pattern.pattern)
         for pattern in [*urlpatterns, *triage_urlpatterns, *clinic_urlpatterns, *continuity_urlpatterns]
     }
+    routes |= {str(pattern.pattern) for pattern in monitoring_urlpatterns if str(pattern.pattern).startswith("api/")}
     routes -= {"api/v1/auth/token/"}  # sign-in: test_security_auth
 
     assert routes - covered == set()

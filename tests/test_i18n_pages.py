@@ -285,6 +285,68 @@ def test_a_case_whose_photo_could_not_be_read(client, staff, patient):
     _check(client, reverse("web:case-detail", args=[case.pk]), staff, _user_data(staff) + _patient_data(patient))
 
 
+def test_a_case_waiting_for_a_new_photo_and_the_dashboard_that_lists_it(client, staff, patient):
+    from django.utils import timezone
+
+    assessment = _assessment([None], turned_back={1: "not_a_lesion"})
+    case = CaseFactory(
+        patient=patient,
+        submitted_by=staff,
+        status=Case.Status.FAILED,
+        summary=assessment.summary,
+        summary_facts=list(assessment.facts),
+        awaiting_photo_since=timezone.now(),
+    )
+    PredictionFactory(
+        image=LesionImageFactory(case=case, analysis_status=LesionImage.AnalysisStatus.DONE),
+        gate="not_a_lesion",
+        gate_score=9.5,
+        model_version="test-model-v2",
+    )
+    page = _page(client, reverse("web:case-detail", args=[case.pk]), staff, "fr").content.decode()
+    assert "Clore sans résultat" in page
+    _check(client, reverse("web:case-detail", args=[case.pk]), staff, _user_data(staff) + _patient_data(patient))
+    _check(client, reverse("web:dashboard"), staff, _user_data(staff) + _patient_data(patient))
+    listed = reverse("web:case-list") + "?status=awaiting_photo"
+    _check(client, listed, staff, _user_data(staff) + _patient_data(patient))
+
+
+# --- The model in the field -------------------------------------------------------------------
+def test_the_model_in_the_field_page_without_answers(client, admin_user):
+    _check(client, reverse("monitoring:field"), admin_user, _user_data(admin_user))
+
+
+def test_the_model_in_the_field_page_with_answers_and_turned_back_photos(
+    client, admin_user, specialist, patient, staff
+):
+    from tests.test_field_figures import answered
+
+    for _ in range(12):
+        answered(patient.clinic, specialist, referred=True, diagnosis="mel", top_class="mel", version="test-model-v2")
+    for _ in range(3):
+        answered(patient.clinic, specialist, referred=False, diagnosis="nv", sample_rate=0.5, version="test-model-v2")
+    case = _scored_case(patient, staff)
+    PredictionFactory(image=LesionImageFactory(case=case), gate="blurred", model_version="test-model-v2")
+    page = _page(client, reverse("monitoring:field"), admin_user, "pt").content.decode()
+    assert "O modelo no terreno" in page and "ainda não há respostas suficientes" in page
+    _check(
+        client,
+        reverse("monitoring:field"),
+        admin_user,
+        _user_data(admin_user) + [patient.clinic.name, "test-model-v2", "Fitzpatrick III", _this_monday()],
+    )
+
+
+def _this_monday() -> str:
+    """The week's first day as the turned-back table writes it (a month's short name may not change)."""
+    from datetime import timedelta
+
+    from django.utils import dateformat, timezone
+
+    today = timezone.localdate()
+    return dateformat.format(today - timedelta(days=today.weekday()), "j M Y")
+
+
 def test_a_referred_case_seen_by_the_specialist(client, staff, specialist, patient):
     case = _scored_case(patient, staff, status=Case.Status.REFERRED, referred_at="2026-03-02T10:00:00Z")
     _check(

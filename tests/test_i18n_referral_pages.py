@@ -197,6 +197,29 @@ def test_the_review_page_with_its_form_and_errors_reads_in_every_language(client
     assert_page_reads_in_every_language(client, f"/referrals/{world['answered'].pk}/", data)
 
 
+def test_audit_and_unreadable_referrals_read_in_every_language(client, specialist, patient, staff, world):
+    """The audit sample's mark and note, and the unreadable referral's reason, in the queue and on the review page."""
+    from diagnosis import safety_net
+
+    audited = _analysed_case(patient, staff, label="freckle on the shin")
+    Case.objects.filter(pk=audited.pk).update(status=Case.Status.REFERRED, referred_at=timezone.now())
+    services.referral_from_diagnosis(
+        case=audited, source="audit", urgency="routine", reason=safety_net.AUDIT_REASON, sample_rate=0.05
+    )
+    unreadable = _analysed_case(patient, staff, label="patch on the scalp")
+    Case.objects.filter(pk=unreadable.pk).update(status=Case.Status.REFERRED, referred_at=timezone.now(), risk="")
+    services.referral_from_diagnosis(
+        case=unreadable, source="unreadable", urgency="routine", reason=safety_net.UNREADABLE_REASON
+    )
+    client.force_login(specialist)
+    data = _data(patient, staff, specialist, extra=CLASS_NAMES.values())
+    assert_page_reads_in_every_language(client, "/referrals/", data)
+    for case in (audited, unreadable):
+        assert_page_reads_in_every_language(client, f"/referrals/{Referral.objects.get(case=case).pk}/", data)
+    french = _main(_get(client, f"/referrals/{Referral.objects.get(case=audited).pk}/", "fr"))
+    assert "Échantillon d’audit" in french and "tiré pour l’échantillon d’audit" in french
+
+
 def test_the_workflows_messages_are_in_the_users_language(client, specialist, world):
     specialist.language = "pt"
     specialist.save()

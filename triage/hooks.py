@@ -9,9 +9,17 @@ def connect() -> None:
 
     from . import case_filters, panels, serializers, services
 
-    def on_case_referred(sender, *, case, source, urgency, reason, actor=None, request=None, **kwargs):
+    def on_case_referred(
+        sender, *, case, source, urgency, reason, actor=None, request=None, sample_rate=None, **kwargs
+    ):
         services.referral_from_diagnosis(
-            case=case, source=source, urgency=urgency, reason=reason, actor=actor, request=request
+            case=case,
+            source=source,
+            urgency=urgency,
+            reason=reason,
+            actor=actor,
+            request=request,
+            sample_rate=sample_rate,
         )
 
     case_referred.connect(on_case_referred, dispatch_uid="triage.referral_from_diagnosis", weak=False)

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Clinic
 from diagnosis.models import Case
-from inference.preprocessing import CLASSES
+from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 
 
 class Referral(models.Model):
@@ -26,6 +26,10 @@ class Referral(models.Model):
         MODEL = "model", _("The model's result")
         CHECKLIST = "checklist", _("The 7-point checklist")
         CLINIC = "clinic", _("The clinic")
+        # No model result: every photo, and the retake, turned back by the photo gate (diagnosis/safety_net.py).
+        UNREADABLE = "unreadable", _("No photo the model could read")
+        # A case the model did not refer, drawn for the audit sample (diagnosis/safety_net.py).
+        AUDIT = "audit", _("Audit sample")
 
     class Status(models.TextChoices):
         OPEN = "open", _("Waiting for a specialist")
@@ -47,6 +51,14 @@ class Referral(models.Model):
         related_name="referrals_made",
     )
     referred_at = models.DateTimeField(_("referred at"), db_index=True)
+    # An audit referral's probability of being drawn (SKINPORTAL_AUDIT_SAMPLE_RATE at the time):
+    # its answer weighs 1 / sample_rate in the field figures (monitoring/).
+    sample_rate = models.FloatField(
+        _("audit sample rate"),
+        null=True,
+        blank=True,
+        help_text=_("The share of the cases the model did not refer that was audited when this case was drawn."),
+    )
     due_at = models.DateTimeField(_("answer due at"), db_index=True)
     status = models.CharField(_("status"), max_length=32, choices=Status.choices, default=Status.OPEN, db_index=True)
     claimed_by = models.ForeignKey(
@@ -81,10 +93,19 @@ class Referral(models.Model):
                 | (~Q(status="claimed") & Q(claimed_by__isnull=True)),
                 name="referral_claimed_iff_holder",
             ),
+            models.CheckConstraint(
+                condition=Q(source="audit", sample_rate__gt=0, sample_rate__lte=1)
+                | (~Q(source="audit") & Q(sample_rate__isnull=True)),
+                name="referral_audit_has_sample_rate",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Referral of case {self.case_id} ({self.get_urgency_display()}, {self.get_status_display()})"
+
+    @property
+    def is_audit(self) -> bool:
+        return self.source == self.Source.AUDIT
 
     @property
     def latest_review(self) -> Review | None:
@@ -174,6 +195,9 @@ class Review(models.Model):
 
 # The seven model classes and the specialists' extra answers, in the order the agreement table shows.
 DIAGNOSIS_ORDER = (*CLASSES, "scc", "other")
+# The specialists' diagnoses that count as cancer in the field figures: the model's malignant
+# classes and squamous cell carcinoma. "Other" (described in words) counts as not malignant.
+MALIGNANT_DIAGNOSES = frozenset({*MALIGNANT_CLASSES, Review.Diagnosis.SCC.value})
 
 
 def class_name(code: str) -> str:
@@ -227,6 +251,9 @@ class Notification(models.Model):
         REVIEW = "review", _("Specialist's answer")
         INFORMATION_REQUESTED = "information_requested", _("Specialist asks for more information")
         FOLLOW_UP_DUE = "follow_up_due", _("A lesion is due to be photographed again")
+        # To administrators, from the model in the field (monitoring/alerts.py).
+        FIELD_SENSITIVITY_LOW = "field_sensitivity_low", _("The model may be missing cancers in the field")
+        FIELD_TURNED_BACK_HIGH = "field_turned_back_high", _("Many photos turned back by the photo gate")
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("recipient"), on_delete=models.CASCADE, related_name="notifications"
@@ -323,5 +350,35 @@ def notification_texts(kind: str, params: dict) -> tuple[str, str]:
         return (
             gettext("Lesion %(lesion)s: a follow-up photo is due") % values,
             gettext("Due on %(date)s. Submit a new case on this lesion to complete it.") % values,
+        )
+    if kind == Notification.Kind.FIELD_SENSITIVITY_LOW:
+        values = {
+            "version": params["version"],
+            "low": formats.number_format(100 * float(params["low"]), 1),
+            "count": int(params["count"]),
+        }
+        return (
+            gettext("Model %(version)s may be missing cancers in the field") % values,
+            gettext(
+                "The lower end of the 95%% interval of its field sensitivity is %(low)s%%, from %(count)s "
+                "malignant answers; the alert level is 90%%. See the model in the field page."
+            )
+            % values,
+        )
+    if kind == Notification.Kind.FIELD_TURNED_BACK_HIGH:
+        values = {
+            "version": params["version"],
+            "week": params["week"],
+            "share": formats.number_format(100 * float(params["share"]), 1),
+            "count": int(params["count"]),
+            "photos": int(params["photos"]),
+        }
+        return (
+            gettext("Week %(week)s: %(share)s%% of photos turned back by the photo gate") % values,
+            gettext(
+                "Model %(version)s turned back %(count)s of %(photos)s photos; the alert level is 10%%. "
+                "See the model in the field page."
+            )
+            % values,
         )
     raise ValueError(kind)

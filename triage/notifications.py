@@ -31,7 +31,7 @@ def clinic_staff_of(clinic: Clinic):
     return User.objects.filter(role=User.Role.CLINIC_STAFF, is_active=True, clinics=clinic)
 
 
-def notify(*, recipients, kind: str, case: Case, params: dict, url: str = "") -> list[Notification]:
+def notify(*, recipients, kind: str, case: Case | None, params: dict, url: str = "") -> list[Notification]:
     """One notification per recipient, emailed after the transaction commits (never in the request).
 
     ``params``: the facts its sentences need (see ``triage.models.notification_texts``); each

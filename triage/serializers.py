@@ -134,6 +134,7 @@ class ReferralOutputSerializer(serializers.ModelSerializer):
             "urgency",
             "source",
             "reason",
+            "sample_rate",
             "status",
             "claimed_by",
             "claim_expires_at",

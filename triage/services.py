@@ -65,7 +65,9 @@ def target_hours(urgency: str) -> float:
     return settings.SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE
 
 
-def _due(referred_at, urgency: str):
+def _due(referred_at, urgency: str, source: str = ""):
+    if source == Referral.Source.AUDIT:  # an audit is no one's emergency: its own, longer, target
+        return referred_at + timedelta(days=settings.SKINPORTAL_AUDIT_DUE_DAYS)
     return referred_at + timedelta(hours=target_hours(urgency))
 
 
@@ -85,7 +87,8 @@ def model_top_class(case: Case) -> tuple[str, str]:
     best: tuple[float, str, str] | None = None
     for image in case.images.all():
         prediction = image.current_prediction
-        if prediction is None or not prediction.probabilities:
+        # A photo the gate turned back keeps its probabilities for the record only: not the model's answer.
+        if prediction is None or not prediction.probabilities or prediction.rejected:
             continue
         p = prediction.probabilities.get(prediction.top_class, 0.0)
         if best is None or p > best[0]:
@@ -95,7 +98,14 @@ def model_top_class(case: Case) -> tuple[str, str]:
 
 # --- Referral ---------------------------------------------------------------------------------
 def _referral_row_create(
-    *, case: Case, source: str, urgency: str, reason: str, referred_by, request: HttpRequest | None
+    *,
+    case: Case,
+    source: str,
+    urgency: str,
+    reason: str,
+    referred_by,
+    request: HttpRequest | None,
+    sample_rate: float | None = None,
 ) -> Referral:
     now = timezone.now()
     referred_at = case.referred_at or now
@@ -109,7 +119,8 @@ def _referral_row_create(
                 reason=reason[:4000],
                 referred_by=referred_by if _active(referred_by) else None,
                 referred_at=referred_at,
-                due_at=_due(referred_at, urgency),
+                due_at=_due(referred_at, urgency, source),
+                sample_rate=sample_rate if source == Referral.Source.AUDIT else None,
             )
     except IntegrityError:
         raise WorkflowConflict(_("This case is already referred.")) from None
@@ -119,7 +130,13 @@ def _referral_row_create(
         obj=referral,
         request=request,
         clinic=referral.clinic,
-        details={"case": case.pk, "source": source, "urgency": urgency, "reason": reason[:500]},
+        details={
+            "case": case.pk,
+            "source": source,
+            "urgency": urgency,
+            "reason": reason[:500],
+            **({"sample_rate": sample_rate} if source == Referral.Source.AUDIT else {}),
+        },
     )
     notify(
         recipients=specialists_serving(referral.clinic),
@@ -131,11 +148,25 @@ def _referral_row_create(
     return referral
 
 
-def referral_from_diagnosis(*, case: Case, source: str, urgency: str, reason: str, actor=None, request=None) -> None:
-    """Receiver of ``diagnosis.signals.case_referred``: the case is already referred; add its referral."""
+def referral_from_diagnosis(
+    *, case: Case, source: str, urgency: str, reason: str, actor=None, request=None, sample_rate: float | None = None
+) -> None:
+    """Receiver of ``diagnosis.signals.case_referred``: the case is already referred; add its referral.
+
+    Sources: ``model``, ``checklist``, ``unreadable`` (no photo the model could read) and
+    ``audit`` (the audit sample, with the ``sample_rate`` it was drawn at).
+    """
     if Referral.objects.filter(case=case).exists():
         return
-    _referral_row_create(case=case, source=source, urgency=urgency, reason=reason, referred_by=actor, request=request)
+    _referral_row_create(
+        case=case,
+        source=source,
+        urgency=urgency,
+        reason=reason,
+        referred_by=actor,
+        request=request,
+        sample_rate=sample_rate,
+    )
 
 
 def referral_create(*, actor, case: Case, urgency: str, reason: str, request: HttpRequest | None = None) -> Referral:
@@ -188,7 +219,7 @@ def referral_urgency_change(*, actor, referral: Referral, urgency: str, request:
             raise PermissionDenied(_("You cannot change this referral."))
         if old != urgency:
             locked.urgency = urgency
-            locked.due_at = _due(locked.referred_at, urgency)
+            locked.due_at = _due(locked.referred_at, urgency, locked.source)
             locked.save(update_fields=["urgency", "due_at", "updated_at"])
             audit_record(
                 actor=actor,

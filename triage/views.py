@@ -60,8 +60,8 @@ def top_classes(case, count: int = 2) -> list[dict]:
     best = None
     for image in case.images.all():
         prediction = image.current_prediction
-        if prediction is None or not prediction.probabilities:
-            continue
+        if prediction is None or not prediction.probabilities or prediction.rejected:
+            continue  # a photo the gate turned back gives no result to show
         worry = max(prediction.probabilities.get(code, 0.0) for code in MALIGNANT_CLASSES)
         if best is None or worry > best[0]:
             best = (worry, prediction.probabilities)

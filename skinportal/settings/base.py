@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "diagnosis",
     "triage",
     "continuity",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
@@ -341,6 +342,15 @@ SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE = env.float("SKINPORTAL_REFERRAL_TARGET
 SKINPORTAL_REFERRAL_CLAIM_MINUTES = env.float("SKINPORTAL_REFERRAL_CLAIM_MINUTES", default=120)
 # Beat returns expired claims to the queue this often (the queue treats them as open at once).
 SKINPORTAL_REFERRAL_SWEEP_SECONDS = env.float("SKINPORTAL_REFERRAL_SWEEP_SECONDS", default=60)
+# Nothing falls through (diagnosis/safety_net.py): a case whose photos were all turned back by
+# the photo gate is referred to a specialist (source "unreadable") after this many hours
+# without a usable photo, unless the clinic closes it with a reason.
+SKINPORTAL_UNREADABLE_AFTER_HOURS = env.float("SKINPORTAL_UNREADABLE_AFTER_HOURS", default=24)
+# The audit sample: this share of the cases the model did not refer is referred anyway
+# (source "audit"), drawn from the case id; the referral keeps the rate for weighting.
+SKINPORTAL_AUDIT_SAMPLE_RATE = env.float("SKINPORTAL_AUDIT_SAMPLE_RATE", default=0.05)
+# An audit referral is routine work: its answer is due this many days after the referral.
+SKINPORTAL_AUDIT_DUE_DAYS = env.float("SKINPORTAL_AUDIT_DUE_DAYS", default=14)
 # Links in notification emails: the portal's public address, e.g. https://portal.example.org
 SKINPORTAL_PUBLIC_URL = env("SKINPORTAL_PUBLIC_URL", default="http://localhost:8000")
 

@@ -29,3 +29,5 @@ CELERY_TASK_ALWAYS_EAGER = False
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
 # No test reaches the internet: tests of the forecast point this at a local fake server.
 SKINPORTAL_UV_FORECAST_URL = ""
+# No audit sample unless a test asks for one: a low-risk case stays "analysed" whatever its id.
+SKINPORTAL_AUDIT_SAMPLE_RATE = 0.0

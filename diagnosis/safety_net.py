@@ -1,0 +1,185 @@
+"""Cases the model did not refer still reach a person.
+
+- **Waiting for a photo.** When the photo gate turned back every photo of a case, the case has
+  no result (status failed) and waits for a new photo (``Case.awaiting_photo_since``). If the
+  new photo is turned back too, or no usable photo comes within
+  ``SKINPORTAL_UNREADABLE_AFTER_HOURS`` (beat: ``inference.unreadable_cases_refer``), the case
+  is referred to the specialists serving its clinic (source ``unreadable``, routine), unless
+  clinic staff closed it with a reason first (``case_awaiting_photo_close``).
+- **The audit sample.** A share ``SKINPORTAL_AUDIT_SAMPLE_RATE`` of the cases the model did
+  not refer is referred anyway (source ``audit``), so that the cancers the model misses are
+  counted instead of guessed (monitoring/). The draw is a hash of the case id mapped to [0, 1):
+  reproducible, the same on every worker, and a case analysed again (a new model version)
+  cannot be drawn a second time. The rate in effect is sent with the referral, which keeps it
+  for inverse-probability weighting.
+
+``diagnosis`` never imports ``triage``: it moves the case to referred (``case_transition``) and
+sends ``case_referred`` with the source; triage's receiver adds the referral row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from accounts.services import audit_record
+
+from .models import Case
+from .permissions import can_submit_clinical_records
+from .selectors import case_list_for
+from .signals import case_referred
+from .transitions import case_transition
+
+logger = logging.getLogger(__name__)
+
+UNREADABLE = "unreadable"
+AUDIT = "audit"
+ROUTINE = "routine"
+# Stored on the referral in English; pages show them in the reader's language.
+UNREADABLE_REASON = gettext_noop("No photo the model could read.")
+AUDIT_REASON = gettext_noop(
+    "Audit sample: the model did not refer this case; a share of such cases is read by a specialist."
+)
+REASON_MAX_LENGTH = 1000
+
+
+# --- The audit sample -------------------------------------------------------------------------
+def audit_draw(case_id: int) -> float:
+    """The case's fixed draw in [0, 1): the first 64 bits of a SHA-256 of its id."""
+    digest = hashlib.sha256(f"skinportal-audit:{int(case_id)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def audit_sample_rate() -> float:
+    """The share of the cases the model did not refer that is audited, from the settings, in [0, 1]."""
+    return min(1.0, max(0.0, float(settings.SKINPORTAL_AUDIT_SAMPLE_RATE)))
+
+
+def audit_selects(case_id: int, rate: float) -> bool:
+    return rate > 0 and audit_draw(case_id) < rate
+
+
+def audit_refer(case: Case, *, rate: float) -> None:
+    """Tell the referral workflow that this case, referred as an audit, needs its referral.
+
+    Sent inside the caller's transaction, so the referral commits or rolls back with the case.
+    """
+    case_referred.send(
+        sender=Case,
+        case=case,
+        source=AUDIT,
+        urgency=ROUTINE,
+        reason=AUDIT_REASON,
+        actor=None,
+        request=None,
+        sample_rate=rate,
+    )
+
+
+# --- Waiting for a photo ----------------------------------------------------------------------
+def retake_turned_back(case: Case, turned_back_created: list) -> bool:
+    """The case was already waiting for a new photo and a photo added since was turned back too."""
+    since = case.awaiting_photo_since
+    return since is not None and any(created >= since for created in turned_back_created)
+
+
+def unreadable_refer(case: Case) -> None:
+    """Tell the referral workflow that this case, referred because no photo could be read, needs its referral."""
+    case_referred.send(
+        sender=Case,
+        case=case,
+        source=UNREADABLE,
+        urgency=ROUTINE,
+        reason=UNREADABLE_REASON,
+        actor=None,
+        request=None,
+    )
+
+
+def unreadable_after() -> timedelta:
+    return timedelta(hours=settings.SKINPORTAL_UNREADABLE_AFTER_HOURS)
+
+
+def cases_awaiting_photo_refer(*, now=None) -> int:
+    """Refer every case that has waited longer than ``unreadable_after()`` for a usable photo.
+
+    Beat sends it (``inference.unreadable_cases_refer``); safe to run anywhere at any time: each
+    case is locked and its status checked again, and ``case_transition`` refuses a case a
+    clinic closed or a new photo moved on meanwhile.
+    """
+    now = now or timezone.now()
+    due = Case.objects.filter(status=Case.Status.FAILED, awaiting_photo_since__lte=now - unreadable_after())
+    referred = 0
+    for case_id in list(due.values_list("pk", flat=True)):
+        try:
+            with transaction.atomic():
+                case = Case.objects.select_for_update().get(pk=case_id)
+                if not case.awaiting_photo or case.awaiting_photo_since > now - unreadable_after():
+                    continue
+                case_transition(
+                    case=case,
+                    to_status=Case.Status.REFERRED,
+                    details={"source": UNREADABLE, "awaiting_photo_since": case.awaiting_photo_since.isoformat()},
+                )
+                unreadable_refer(case)
+                referred += 1
+        except ValidationError:  # moved on meanwhile (a new photo, closed by the clinic)
+            logger.info("case %s is no longer waiting for a photo", case_id)
+    if referred:
+        logger.info("referred %s cases with no photo the model could read", referred)
+    return referred
+
+
+def case_awaiting_photo_close(*, actor, case: Case, reason: str, request: HttpRequest | None = None) -> Case:
+    """Clinic staff close a case that waits for a usable photo, with a reason; it is then not referred.
+
+    For staff of the case's clinic and administrators; the case must be waiting for a new photo
+    (every photo turned back, no result). Audited with the reason.
+    """
+    if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
+        raise PermissionDenied(_("Only staff of the case's clinic can close it."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the case is closed without a result.")})
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValidationError(
+            {"reason": _("At most %(count)s characters.") % {"count": REASON_MAX_LENGTH}}, code="max_length"
+        )
+    with transaction.atomic():
+        current = Case.objects.select_for_update().get(pk=case.pk)
+        if not current.awaiting_photo:
+            raise ValidationError(
+                {"status": _("Only a case waiting for a new photo can be closed without a result.")},
+                code="invalid_transition",
+            )
+        case_transition(
+            case=case,
+            to_status=Case.Status.CLOSED,
+            actor=actor,
+            request=request,
+            details={"without_result": True},
+        )
+        Case.objects.filter(pk=case.pk).update(closed_reason=reason)
+        case.closed_reason = reason
+        audit_record(
+            actor=actor,
+            action="case.close_without_result",
+            obj=case,
+            request=request,
+            details={"reason": reason, "awaiting_photo_since": current.awaiting_photo_since.isoformat()},
+        )
+    return case
+
+
+def case_list_awaiting_photo(cases):
+    """The cases of ``cases`` (already scoped to a user) that wait for a photo the model can read."""
+    return cases.filter(status=Case.Status.FAILED, awaiting_photo_since__isnull=False)
