@@ -141,3 +141,31 @@ def test_each_shift_keeps_the_photo_size_and_its_strong_strength_changes_it_more
     assert 0 < change_mild < change_strong
     # reproducible: the same seed gives the same photo
     assert np.array_equal(np.asarray(shifts.shifted(photo, name, "mild", seed=1)), np.asarray(mild))
+
+
+def test_the_stress_test_scores_each_shift_through_the_served_model_and_gate(tmp_path, capsys):
+    import csv
+    from pathlib import Path
+
+    from training import stress
+    from training.data import read_metadata
+
+    data = Path(__file__).parent / "data" / "ham10000"
+    split = tmp_path / "split.csv"
+    with split.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "lesion_id", "dx", "split"])
+        for record in read_metadata(data):
+            writer.writerow([record.image_id, record.lesion_id, CLASSES[record.label], "test"])
+    out = stress.main(["--data", str(data), "--split-csv", str(split), "--cache-dir", str(tmp_path / "cache")])
+    printed = capsys.readouterr().out
+    assert set(out) == {"none/none"} | {f"{name}/{strength}" for name in shifts.SHIFTS for strength in shifts.STRENGTHS}
+    for figures in out.values():
+        assert 0.0 <= figures["malignant_sensitivity"]["point"] <= 1.0
+        assert figures["malignant_sensitivity"]["low"] <= figures["malignant_sensitivity"]["point"]
+        assert 0.0 <= figures["turned_back"] <= 1.0
+    assert "sensor_noise" in printed and "mild shifts below target:" in printed
+    # the strong colour casts and blur change what the model reads: not every row is the same
+    assert len({round(f["specificity"]["point"], 6) for f in out.values()}) > 1
+    # a second run reads what the model made of each set from the cache
+    assert stress.main(["--data", str(data), "--split-csv", str(split), "--cache-dir", str(tmp_path / "cache")]) == out

@@ -261,6 +261,30 @@ def report_markdown(section: dict, gate_table: dict) -> str:
     )
 
 
+def rewrite_report(text: str, source_version: str, model_version: str, test_metrics: dict) -> str:
+    """The source's report for the new version: its name, its referral figures, and without the
+    source's own threshold and gate sections (the new ones are appended)."""
+    import re
+
+    text = text.replace(source_version, model_version)
+    triage = test_metrics["malignant_vs_benign"]
+    for label, value in (
+        ("melanoma photos referred at the shipped thresholds", triage["melanoma_referred"]),
+        ("malignant sensitivity at the shipped thresholds", triage["sensitivity"]),
+        ("malignant specificity at the shipped thresholds", triage["specificity"]),
+    ):
+        text = re.sub(rf"^\| {re.escape(label)} \| [^|]* \|$", f"| {label} | {value:.3f} |", text, flags=re.M)
+    for heading in ("Triage thresholds", "Photo gate"):
+        text = re.sub(rf"^## {heading}\n.*?(?=^## |\Z)", "", text, flags=re.M | re.S)
+    note = (
+        f"{model_version} serves the network and calibration of {source_version} unchanged; its referral "
+        "thresholds and its photo gate are new (the last two sections); the architecture comparison is "
+        f"{source_version}'s, at its thresholds."
+    )
+    first_break = text.index("\n\n") + 2
+    return text[:first_break] + note + "\n\n" + text[first_break:]
+
+
 def build(
     *,
     source: Path,
@@ -390,7 +414,7 @@ def build(
     (partial / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
     gate_fit.write_into(partial, gate, section)
     report = partial / "report" / "report.md"
-    text = report.read_text().replace(manifest["model_version"], model_version)
+    text = rewrite_report(report.read_text(), manifest["model_version"], model_version, test_metrics)
     report.write_text(text.rstrip() + "\n\n" + report_markdown(operating_point, gate_table) + "\n")
     files = {str(p.relative_to(partial)): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
     new = {
