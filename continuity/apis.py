@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
 from diagnosis.apis import ApiView, Pages
+from diagnosis.disclosure import sees_patient_identity
 from diagnosis.selectors import case_list_for, lesion_list_for, patient_list_for
 from triage.permissions import IsClinicalSubmitter
 
@@ -151,7 +152,7 @@ class CaseLetterPdfApi(ApiView):
     def get(self, request: Request, pk: int) -> HttpResponse:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         try:
-            pdf = letter_pdf(case=case)
+            pdf = letter_pdf(case=case, shows_patient_identity=sees_patient_identity(request.user))
         except LetterUnavailable as exc:
             raise LetterServiceUnavailable(str(exc)) from None
         audit_record(actor=request.user, action="case.letter_pdf", obj=case, request=request)
@@ -177,6 +178,10 @@ class CaseFhirApi(ApiView):
         # Written for other systems in the site's language, as its fixed English texts are,
         # not in the language of whoever exports it.
         with translation.override(settings.LANGUAGE_CODE):
-            bundle = case_bundle(case=case, absolute=request.build_absolute_uri)
+            bundle = case_bundle(
+                case=case,
+                absolute=request.build_absolute_uri,
+                shows_patient_identity=sees_patient_identity(request.user),
+            )
         audit_record(actor=request.user, action="case.fhir_export", obj=case, request=request)
         return Response(bundle)

@@ -52,7 +52,7 @@ def _user_ref(user) -> dict:
     return {"display": user.get_full_name() or user.username}
 
 
-def case_bundle(*, case: Case, absolute) -> dict:
+def case_bundle(*, case: Case, absolute, shows_patient_identity: bool = True) -> dict:
     """The bundle as a JSON-ready dict; ``absolute(path)`` makes a path an absolute URL."""
     patient = case.patient
     clinic = patient.clinic
@@ -81,10 +81,15 @@ def case_bundle(*, case: Case, absolute) -> dict:
                     "assigner": {"reference": organization},
                 }
             ],
-            "name": [{"text": patient.full_name}],
             "gender": GENDER.get(patient.sex, "unknown"),
-            "birthDate": patient.date_of_birth.isoformat(),
             "managingOrganization": {"reference": organization},
+            # A specialist's export names no one: the patient number, sex and year of birth
+            # (diagnosis.disclosure); the clinic's own export is the whole record.
+            **(
+                {"name": [{"text": patient.full_name}], "birthDate": patient.date_of_birth.isoformat()}
+                if shows_patient_identity
+                else {"birthDate": f"{patient.date_of_birth.year:04d}"}
+            ),
         }
     )
     consent = {
@@ -126,7 +131,7 @@ def case_bundle(*, case: Case, absolute) -> dict:
 
     devices: dict[str, str] = {}
     for image in case.images.all():
-        prediction = image.current_prediction
+        prediction = image.current_result  # a photo the gate turned back has no result to export
         if prediction is None:
             continue
         version = prediction.model_version

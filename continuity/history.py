@@ -14,9 +14,9 @@ from triage.models import class_name
 def case_malignant_probabilities(case: Case) -> dict[str, float] | None:
     """Per malignant class, its highest probability over the case's photos (the latest prediction of each).
 
-    None when no photo of the case has a result yet.
+    None when no photo of the case has a result yet. Photos the gate turned back have none.
     """
-    predictions = [image.current_prediction for image in case.images.all()]
+    predictions = [image.current_result for image in case.images.all()]
     predictions = [p for p in predictions if p is not None]
     if not predictions:
         return None
@@ -24,7 +24,7 @@ def case_malignant_probabilities(case: Case) -> dict[str, float] | None:
 
 
 def case_model_versions(case: Case) -> list[str]:
-    return sorted({p.model_version for image in case.images.all() if (p := image.current_prediction) is not None})
+    return sorted({p.model_version for image in case.images.all() if (p := image.current_result) is not None})
 
 
 def case_review(case: Case):
@@ -75,6 +75,7 @@ def lesion_visits(cases: list[Case]) -> list[dict]:
                 "probabilities": probabilities,
                 "changes": changes,
                 "model_versions": case_model_versions(case),
+                "turned_back": probabilities is None and any(image.turned_back for image in case.images.all()),
                 "review": case_review(case),
             }
         )
@@ -85,29 +86,51 @@ def photos_by_kind(cases: list[Case]) -> list[dict]:
     """For each kind of photo (overview, close-up, dermoscopic): per visit its photos of that kind."""
     rows = []
     for kind, label in LesionImage.Kind.choices:
-        columns = [{"case": case, "images": [i for i in case.images.all() if i.kind == kind]} for case in cases]
+        columns = [
+            {"case": case, "images": _readable_first(i for i in case.images.all() if i.kind == kind)} for case in cases
+        ]
         if any(column["images"] for column in columns):
             rows.append({"kind": kind, "label": label, "columns": columns})
     return rows
 
 
+def _readable_first(images) -> list[LesionImage]:
+    """The photos in their order, those the gate turned back last: a retake stands for its visit."""
+    return sorted(images, key=lambda image: image.turned_back)
+
+
 def compare_pair(cases: list[Case], *, before_id: int | None, after_id: int | None, kind: str | None):
-    """The two visits and the photo of one kind from each that the compare view shows side by side."""
+    """The two visits and the photo of one kind from each that the compare view shows side by side.
+
+    Without a kind asked for, the view opens on the kind both visits have a readable photo of
+    (one the gate did not turn back), else one either has; within a kind, a turned-back photo
+    is shown only when the visit has no other.
+    """
     by_id = {case.pk: case for case in cases}
     before = by_id.get(before_id) if before_id else (cases[0] if cases else None)
     after = by_id.get(after_id) if after_id else (cases[-1] if cases else None)
+    visits = [c for c in (before, after) if c is not None]
+
+    def readable(case, value) -> bool:
+        return any(i.kind == value and not i.turned_back for i in case.images.all())
+
     kinds_available = [
-        value
-        for value, _ in LesionImage.Kind.choices
-        if any(i.kind == value for c in (before, after) if c is not None for i in c.images.all())
+        value for value, _ in LesionImage.Kind.choices if any(i.kind == value for c in visits for i in c.images.all())
     ]
     if kind not in kinds_available:
-        kind = kinds_available[0] if kinds_available else LesionImage.Kind.OVERVIEW
+        preferred = sorted(
+            kinds_available,
+            key=lambda value: (
+                not all(readable(c, value) for c in visits),
+                not any(readable(c, value) for c in visits),
+            ),
+        )
+        kind = preferred[0] if preferred else LesionImage.Kind.OVERVIEW
 
     def first_of_kind(case):
         if case is None:
             return None
-        return next((i for i in case.images.all() if i.kind == kind), None)
+        return next(iter(_readable_first(i for i in case.images.all() if i.kind == kind)), None)
 
     return {
         "before": before,

@@ -72,7 +72,9 @@ def _photo_data_uri(image: LesionImage) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def letter_context(*, case: Case, for_pdf: bool) -> dict:
+def letter_context(*, case: Case, for_pdf: bool, shows_patient_identity: bool = True) -> dict:
+    """What the letter shows. Without ``shows_patient_identity`` (a specialist's copy,
+    ``diagnosis.disclosure``) it names the patient by number, age, sex and skin type only."""
     try:
         referral = case.referral
     except ObjectDoesNotExist:
@@ -80,7 +82,7 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
     review = referral.latest_review if referral is not None else None
     photos = []
     for image in case.images.all():
-        prediction = image.current_prediction
+        prediction = image.current_result  # none for a photo the gate turned back
         bars = []
         if prediction is not None:
             bars = [
@@ -115,6 +117,7 @@ def letter_context(*, case: Case, for_pdf: bool) -> dict:
         # Today's UV band at the clinic and the WHO advice for the patient (None without a location).
         "uv": clinic_uv(case.patient.clinic),
         "for_pdf": for_pdf,
+        "shows_patient_identity": shows_patient_identity,
     }
 
 
@@ -146,11 +149,12 @@ def _weasyprint():
     return weasyprint.CSS, weasyprint.HTML, URLFetcher
 
 
-def letter_pdf(*, case: Case) -> bytes:
+def letter_pdf(*, case: Case, shows_patient_identity: bool = True) -> bytes:
     """The letter as PDF bytes, rendered in memory."""
     CSS, HTML, URLFetcher = _weasyprint()  # noqa: N806
 
-    html = render_to_string("continuity/letter_document.html", letter_context(case=case, for_pdf=True))
+    context = letter_context(case=case, for_pdf=True, shows_patient_identity=shows_patient_identity)
+    html = render_to_string("continuity/letter_document.html", context)
     # Everything the letter shows is inline (data URIs): no file and no network is ever read.
     fetcher = URLFetcher(allowed_protocols={"data"})
     stylesheet = CSS(string=Path(finders.find("css/letter.css")).read_text(), url_fetcher=fetcher)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
+from diagnosis.disclosure import sees_patient_identity
 from diagnosis.permissions import can_submit_clinical_records
 from diagnosis.selectors import case_list_for, lesion_list_for
 from diagnosis.views import private_no_store
@@ -129,4 +130,5 @@ def case_letter(request: HttpRequest, pk: int) -> HttpResponse:
     """The referral letter as a printable page (A4 print stylesheet)."""
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     audit_record(actor=request.user, action="case.letter_view", obj=case, request=request)
-    return render(request, "continuity/letter_document.html", letter_context(case=case, for_pdf=False))
+    context = letter_context(case=case, for_pdf=False, shows_patient_identity=sees_patient_identity(request.user))
+    return render(request, "continuity/letter_document.html", context)

@@ -83,11 +83,18 @@ class CaseFilterForm(forms.Form):
         return {name: str(value) for name, value in self.cleaned_data.items() if value not in ("", None)}
 
 
-def case_list_filter(cases: QuerySet[Case], form: CaseFilterForm) -> QuerySet[Case]:
-    """`cases` (already scoped to the user) narrowed by a valid form's filters."""
+def case_list_filter(cases: QuerySet[Case], form: CaseFilterForm, *, by_name: bool = True) -> QuerySet[Case]:
+    """`cases` (already scoped to the user) narrowed by a valid form's filters.
+
+    Without ``by_name`` (a specialist, ``diagnosis.disclosure``) the search matches patient
+    numbers only, so it cannot be used to learn a name the page does not show.
+    """
     data = form.cleaned_data
     if query := data.get("q", "").strip():
-        cases = cases.filter(Q(patient__identifier__icontains=query) | Q(patient__full_name__icontains=query))
+        matches = Q(patient__identifier__icontains=query)
+        if by_name:
+            matches |= Q(patient__full_name__icontains=query)
+        cases = cases.filter(matches)
     if status := data.get("status"):
         if status == AWAITING_PHOTO:
             cases = safety_net.case_list_awaiting_photo(cases)

@@ -350,6 +350,18 @@ class LesionImage(models.Model):
             return None
         return max(predictions, key=lambda p: (p.created_at, p.pk))
 
+    @property
+    def current_result(self) -> Prediction | None:
+        """The latest prediction when the photo gate let the photo through: a turned-back photo has no result."""
+        prediction = self.current_prediction
+        return None if prediction is None or prediction.rejected else prediction
+
+    @property
+    def turned_back(self) -> bool:
+        """The photo gate turned the latest analysis of this photo back (a retake is needed)."""
+        prediction = self.current_prediction
+        return prediction is not None and prediction.rejected
+
 
 class Prediction(models.Model):
     image = models.ForeignKey(LesionImage, on_delete=models.CASCADE, related_name="predictions")

@@ -1,7 +1,8 @@
 """Every read of clinical data, scoped to what the user may see.
 
 Clinic staff see their own clinics' records; specialists see the referred cases of the
-clinics they serve (``User.clinics``), and those cases' patients, images and predictions; administrators see everything;
+clinics they serve (``User.clinics``), with those cases' images and predictions, but no patient
+records (what they see of a patient is in ``diagnosis.disclosure``); administrators see everything;
 anonymous and inactive users see nothing. Views and APIs fetch single objects through
 these too (``get_object_or_404(case_list_for(user=u), pk=pk)``), so another clinic's record
 is a 404.
@@ -42,14 +43,13 @@ def case_list_for(*, user) -> QuerySet[Case]:
 
 
 def patient_list_for(*, user) -> QuerySet[Patient]:
+    """Patient records: a clinic's staff see its patients; specialists none (``diagnosis.disclosure``):
+    they see a patient's age, sex and skin type on the referred cases they answer, nothing more."""
     if not _can_read(user):
         return Patient.objects.none()
     patients = Patient.objects.select_related("clinic")
     if user.is_administrator:
         return patients
-    if user.is_specialist:
-        served = user.clinics.filter(is_active=True)
-        return patients.filter(clinic__in=served, cases__referred_at__isnull=False).distinct()
     if user.is_clinic_staff:
         return patients.filter(clinic__in=user.clinics.filter(is_active=True))
     return patients.none()
@@ -90,3 +90,16 @@ def clinics_for(*, user):
     if user.is_clinic_staff:
         return user.clinics.filter(is_active=True)
     return Clinic.objects.none()
+
+
+def photo_kinds_last_used(*, clinic_id: int) -> list[str]:
+    """The kinds of the photos of the clinic's latest case, in their order (empty for a new clinic).
+
+    The new-case form starts each photo at the kind the clinic gave the same photo last time, so
+    a clinic with a dermatoscope gets "dermoscopic" without changing every photo by hand, and
+    one that takes an overview and then a dermoscopic photo keeps that order.
+    """
+    latest = Case.objects.filter(patient__clinic_id=clinic_id).order_by("-created_at", "-pk").first()
+    if latest is None:
+        return []
+    return list(latest.images.order_by("pk").values_list("kind", flat=True))

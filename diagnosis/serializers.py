@@ -162,6 +162,9 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
     message = serializers.SerializerMethodField(help_text="What the clinic should do with a turned-back photo.")
     probabilities = serializers.SerializerMethodField(help_text="Class code -> probability; null for a rejected photo.")
     top_class = serializers.SerializerMethodField(help_text="Most likely class; null for a rejected photo.")
+    balanced_class = serializers.SerializerMethodField(
+        help_text="Most likely class relative to its training prevalence; null for a rejected photo."
+    )
     heatmap_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -203,6 +206,10 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_top_class(self, prediction: Prediction) -> str | None:
         return None if prediction.rejected else prediction.top_class
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_balanced_class(self, prediction: Prediction) -> str | None:
+        return None if prediction.rejected else prediction.balanced_class
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_heatmap_url(self, prediction: Prediction) -> str | None:

@@ -335,6 +335,15 @@ def case_submit(
     return case
 
 
+def case_takes_photos(case: Case) -> bool:
+    """Whether photos may still be added to the case: any time until it is answered or closed.
+
+    A case in a specialist's hands takes them too (a retake of a photo the gate turned back,
+    or photos the specialist asked for); the case page offers the form by the same rule.
+    """
+    return case.status not in (Case.Status.REVIEWED, Case.Status.CLOSED)
+
+
 def case_photos_add(
     *,
     actor,
@@ -351,7 +360,7 @@ def case_photos_add(
     """
     if not _can_write_for_clinic(actor, case.patient.clinic_id):
         raise PermissionDenied(_("You cannot add photos to this case."))
-    if case.status in (Case.Status.REVIEWED, Case.Status.CLOSED):
+    if not case_takes_photos(case):
         raise ValidationError({"images": _("This case has been answered; start a new case for new photos.")})
     photos = _photos_validate(images, image_kinds)
     stored: list[str] = []

@@ -41,6 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from accounts.services import audit_record
 from clinics.uv import dashboard_uv_readings
 from inference.artifact import ArtifactError, artifact_for_version
+from inference.baselines import baselines_for_artifact
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
@@ -49,6 +50,7 @@ from .access import scoped_object_or_404
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
 from .case_filters import CaseFilterForm, case_list_filter
+from .disclosure import sees_patient_identity
 from .forms import (
     CONSENT_WORDING,
     CaseForm,
@@ -59,11 +61,19 @@ from .forms import (
 )
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
-from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
+from .selectors import (
+    case_list_for,
+    clinics_for,
+    image_list_for,
+    lesion_list_for,
+    patient_list_for,
+    photo_kinds_last_used,
+)
 from .services import (
     PATIENT_EDITABLE_FIELDS,
     case_photos_add,
     case_submit,
+    case_takes_photos,
     patient_consent_record,
     patient_create,
     patient_update,
@@ -171,7 +181,7 @@ def case_list_view(request: HttpRequest) -> HttpResponse:
     cases = case_list_for(user=request.user)
     valid = form.is_valid() if form.is_bound else True
     if form.is_bound and valid:
-        cases = case_list_filter(cases, form)
+        cases = case_list_filter(cases, form, by_name=sees_patient_identity(request.user))
     elif not valid:
         cases = cases.none()
     page = Paginator(cases, CASES_PER_PAGE).get_page(request.GET.get("page"))
@@ -203,6 +213,8 @@ def case_list_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def patient_list(request: HttpRequest) -> HttpResponse:
+    if not sees_patient_identity(request.user):
+        raise Http404  # specialists have no patient records (diagnosis.disclosure)
     # Aggregating drops the model's default ordering, so it is given again for paging.
     patients = patient_list_for(user=request.user).annotate(case_count=Count("cases")).order_by("-created_at", "-pk")
     search = PatientSearchForm(request.GET)
@@ -426,6 +438,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
             "form": form,
             "max_files": settings.UPLOAD_MAX_FILES,
             "max_bytes": settings.UPLOAD_MAX_BYTES,
+            "photo_kinds_last_used": photo_kinds_last_used(clinic_id=patient.clinic_id),
         },
         status=status,
     )
@@ -651,12 +664,13 @@ def result_context(request: HttpRequest, case: Case) -> dict:
             and can_submit_clinical_records(request.user)
         ),
         "any_rejected": any(row["rejected"] for row in images),
-        "can_add_photos": (
-            not pending
-            and case.status in (Case.Status.ANALYSED, Case.Status.FAILED)
-            and can_submit_clinical_records(request.user)
-        ),
+        "can_add_photos": (not pending and case_takes_photos(case) and can_submit_clinical_records(request.user)),
         "photo_kinds": LesionImage.Kind.choices,
+        # A retake is usually of the same kind as the photo it replaces.
+        "retake_kind": next(
+            (row["image"].kind for row in images if row["rejected"]),
+            images[-1]["image"].kind if images else LesionImage.Kind.DERMOSCOPIC,
+        ),
         "uncertain_below": UNCERTAIN_BELOW,
         # No photo the model could read: when the case goes to a specialist unless a usable photo
         # comes first or the clinic closes it (safety_net.py).
@@ -799,6 +813,19 @@ def _headline_comparison(artifact) -> tuple[list[dict], list[tuple[str, list]]]:
     return headers, rows
 
 
+def _architecture_comparison(artifact) -> dict | None:
+    """The served network beside the LeNet-5 and AlexNet baselines trained on its split (inference.baselines)."""
+    measured, measured_on = baselines_for_artifact(artifact)
+    if not measured or not measured.get("baselines"):
+        return None
+    served = [{**row, "served": True} for row in measured.get("served", [])]
+    return {
+        "rows": served + measured["baselines"],
+        "calibration": measured.get("calibration", ""),
+        "measured_on": measured_on,
+    }
+
+
 def _gate_figures(gate: dict) -> list[tuple[str, object]]:
     """The photo gate's figures on images no threshold was chosen on (the manifest's gate section)."""
     test = gate.get("test") or {}
@@ -843,6 +870,7 @@ def model_report(request: HttpRequest) -> HttpResponse:
             gate_figures=_gate_figures(manifest.get("gate") or {}),
             gate_by_class=_gate_by_class(manifest.get("gate") or {}),
             operating_point=manifest.get("operating_point"),
+            architectures=_architecture_comparison(artifact),
         )
     return render(request, "diagnosis/model_report.html", context)
 

@@ -22,6 +22,14 @@ A photo turned back for its quality or as ``not_a_lesion`` still shows skin: whe
 probabilities reach a referral threshold the case is referred all the same
 (:attr:`Decision.turned_back_skin`, inference/risk.py). A ``not_skin`` photo never refers.
 
+The order matters for the reason the clinic reads. A photo that is out of domain, has few
+skin-coloured pixels and is clearly coloured (not grey, black or white) is ``not_skin`` before
+any quality measure is looked at: a flat blue card has no detail and a saturated blue has a low
+luminance, but "hold the phone steady" or "move to better light" would send the nurse back to
+photograph the same card. Dark, washed-out and grey photos carry too little colour to tell, so
+they keep their quality reason. Whether a photo is turned back at all does not depend on the
+order, only which reason it is given.
+
 The statistics and thresholds live in the model artifact (``gate.npz`` and the manifest's
 ``gate`` section), fitted by ``training.gate`` / ``training.finalize`` for each model.
 """
@@ -65,6 +73,11 @@ REASONS: tuple[str, ...] = tuple(MESSAGES)
 # called "not skin" rather than "not a lesion". It names the reason only; whether a photo is
 # turned back is decided by the out-of-domain score.
 SKIN_FRACTION_MIN = 0.3
+
+# Mean distance of the pixels' chroma (Cb, Cr) from grey, in 8-bit levels, from which a photo
+# is "clearly coloured": skin photographed in fair light sits around 30 to 40, a saturated blue
+# card near 80, a photo three stops too dark under 5 and a washed-out one near 0.
+COLOURFUL_MIN = 20.0
 
 GATE_ARRAYS = ("class_means", "precision", "score_center", "score_scale")
 BY_CLASS = "ood_score_by_class"  # thresholds key: one out-of-domain threshold per class mean
@@ -140,13 +153,25 @@ def nearest_class(features: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndar
     return np.argmin(-2 * (x @ p) @ means.T + np.einsum("cd,de,ce->c", means, p, means)[None, :], axis=1)
 
 
-def skin_fraction(pixels: np.ndarray) -> float:
-    """Share of pixels whose chroma falls in the usual skin range (Cb 77-127, Cr 133-173; Chai and Ngan 1999)."""
+def _chroma(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Cb and Cr planes of 8-bit RGB pixels (ITU-R BT.601, full range)."""
     rgb = np.asarray(pixels, dtype=np.float32)[..., :3]
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return cb, cr
+
+
+def skin_fraction(pixels: np.ndarray) -> float:
+    """Share of pixels whose chroma falls in the usual skin range (Cb 77-127, Cr 133-173; Chai and Ngan 1999)."""
+    cb, cr = _chroma(pixels)
     return float(((cb >= 77) & (cb <= 127) & (cr >= 133) & (cr <= 173)).mean())
+
+
+def colourfulness(pixels: np.ndarray) -> float:
+    """Mean distance of the pixels' chroma from grey, in 8-bit levels (0 for grey, black or white)."""
+    cb, cr = _chroma(pixels)
+    return float(np.hypot(cb - 128, cr - 128).mean())
 
 
 @dataclass(frozen=True)
@@ -233,7 +258,11 @@ class Gate:
         """The decision for one photo: its model pixels, pooled features and raw logits."""
         measures = quality.measure(pixels).as_dict()
         return self.decide_arrays(
-            quality_values=measures, features=features, logits=logits, skin_fraction=lambda: skin_fraction(pixels)
+            quality_values=measures,
+            features=features,
+            logits=logits,
+            skin_fraction=lambda: skin_fraction(pixels),
+            colourfulness=lambda: colourfulness(pixels),
         )
 
     def decide_arrays(
@@ -243,27 +272,32 @@ class Gate:
         features: np.ndarray,
         logits: np.ndarray,
         skin_fraction: float | Callable[[], float],
+        colourfulness: float | Callable[[], float] | None = None,
     ) -> Decision:
-        """``skin_fraction`` may be a function: it only names the reason, so it is computed only then."""
+        """``skin_fraction`` and ``colourfulness`` may be functions: they only name the reason of a
+        photo that is out of domain, so they are computed only then. Without ``colourfulness`` no
+        photo is called clearly coloured, and the quality reasons come first."""
         t = self.thresholds
         score, nearest = self.scored(features, logits)
         measures = {k: float(v) for k, v in quality_values.items()}
-
-        def skin() -> bool:
-            share = float(skin_fraction() if callable(skin_fraction) else skin_fraction)
-            measures["skin_fraction"] = share
-            return share >= t.get("skin_fraction_min", SKIN_FRACTION_MIN)
-
-        if quality_values["luma_mean"] < t["luma_mean_min"]:
+        out_of_domain = score > self.ood_threshold(nearest)
+        not_skin = False
+        if out_of_domain:
+            skin = float(skin_fraction() if callable(skin_fraction) else skin_fraction)
+            measures["skin_fraction"] = skin
+            not_skin = skin < t.get("skin_fraction_min", SKIN_FRACTION_MIN)
+            if not_skin and colourfulness is not None:
+                measures["colourfulness"] = float(colourfulness() if callable(colourfulness) else colourfulness)
+        if not_skin and measures.get("colourfulness", 0.0) >= COLOURFUL_MIN:
+            reason = NOT_SKIN  # clearly something else: its exposure and focus are beside the point
+        elif quality_values["luma_mean"] < t["luma_mean_min"]:
             reason = TOO_DARK
         elif quality_values["clipped_fraction"] > t["clipped_fraction_max"]:
             reason = OVEREXPOSED
         elif quality_values["blur"] > t["blur_max"] or quality_values["detail"] < t.get("detail_min", 0.0):
-            # A flat or featureless picture of something else also lacks detail: "hold the phone
-            # steady" would be the wrong advice when the photo does not show skin at all.
-            reason = BLURRED if skin() else NOT_SKIN
-        elif score > self.ood_threshold(nearest):
-            reason = NOT_A_LESION if skin() else NOT_SKIN
+            reason = BLURRED
+        elif out_of_domain:
+            reason = NOT_SKIN if not_skin else NOT_A_LESION
         else:
             reason = OK
         return Decision(reason=reason, score=score, measures=measures, nearest=nearest)

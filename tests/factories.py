@@ -24,6 +24,16 @@ def image_bytes(width: int = 64, height: int = 48, color=(180, 120, 90), fmt: st
     return buffer.getvalue()
 
 
+def heatmap_layer_bytes(width: int = 64, height: int = 48) -> bytes:
+    """A transparent heatmap layer (WebP with alpha, as the worker stores): a warm blob in the middle."""
+    layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    blob = Image.new("RGBA", (width // 2, height // 2), (255, 80, 0, 200))
+    layer.paste(blob, (width // 4, height // 4))
+    buffer = io.BytesIO()
+    layer.save(buffer, format="WEBP", lossless=True)
+    return buffer.getvalue()
+
+
 class ClinicFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Clinic
@@ -123,6 +133,11 @@ class PredictionFactory(factory.django.DjangoModelFactory):
     heatmap = None
 
     class Params:
+        with_layer = factory.Trait(
+            heatmap=factory.LazyAttribute(
+                lambda o: ContentFile(heatmap_layer_bytes(o.image.width, o.image.height), name="heatmap.webp")
+            )
+        )
         with_heatmap = factory.Trait(
             heatmap=factory.LazyFunction(
                 lambda: ContentFile(image_bytes(64, 48, (255, 0, 0), "PNG"), name="heatmap.png")

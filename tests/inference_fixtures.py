@@ -7,7 +7,9 @@ Registered for every test module by ``pytest_plugins`` in tests/conftest.py.
   from ../shared, random head) built once with the training code (TensorFlow, in a
   subprocess) and kept in pytest's cache.
 - ``served_model``: points this process's predictor at ``model_dir``.
-- ``redis_broker``: an empty Redis database of its own, with this process's Celery app sending to it.
+- ``redis_server``: a ``redis-server`` this test run starts on a free port in a temporary folder
+  (never a Redis it did not start); ``redis_broker``: an empty database of it for one test, with
+  this process's Celery app sending to it.
 - ``worker_factory``: starts ``celery worker -Q inference`` processes that see this test's
   database (``transactional_db``; PostgreSQL, or SQLite in a file), media folder and broker.
 
@@ -152,16 +154,74 @@ def ham_images() -> list[Path]:
 
 
 # --- Redis and this process's Celery app ------------------------------------------------------
-# Each test takes a Redis database (1-15) that no other test run on this machine holds: a lease
-# key in database 0, set only if absent, marks it as taken until the test releases it (or the
-# lease runs out after a crash). Two test runs side by side never share a queue.
+# The tests never touch a Redis they did not start: a developer's Redis on 6379 (or whatever
+# REDIS_URL names) is left alone. The first test that needs Redis starts a private
+# ``redis-server`` on a free port, in a temporary folder, with nothing saved to disk; it stops
+# when the test run ends. Each test takes the next empty database of it (1-15, flushed before
+# and after), so no test sees another's queue, and two test runs side by side each have their
+# own server.
 _REDIS_TEST_DATABASES = range(1, 16)
-_REDIS_LEASE_SECONDS = 900
 
 
-def _redis_base_url() -> str:
-    url = os.environ.get("SKINPORTAL_TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    return url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """``redis://127.0.0.1:<port>`` of a redis-server this test run started and owns (no database number)."""
+    import shutil
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("redis-server is not installed (apt-get install -y redis-server)")
+    folder = tmp_path_factory.mktemp("redis")
+    for _attempt in range(3):  # a port found free can be taken before the server binds it
+        port = _free_port()
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                "--save", "", "--appendonly", "no", "--databases", "16",
+                "--logfile", str(folder / "redis.log"), "--daemonize", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}"
+        client = redis.Redis.from_url(f"{url}/0", socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                time.sleep(0.05)
+        client.close()
+        if process.poll() is None and time.monotonic() < deadline:
+            break
+        process.kill()
+        process.wait()
+    else:
+        service_missing(f"the private redis-server did not start: {(folder / 'redis.log').read_text()[-2000:]}")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+_databases_taken: list[int] = []
 
 
 @contextmanager
@@ -189,28 +249,14 @@ def celery_sending_to(broker_url: str):
 
 
 @pytest.fixture
-def redis_broker():
-    """The URL of an empty Redis database held by this test only; this process's Celery app sends there."""
+def redis_broker(redis_server):
+    """The URL of an empty database of this run's private Redis; this process's Celery app sends there."""
     import redis
 
-    base = _redis_base_url()
-    leases = redis.Redis.from_url(f"{base}/0", socket_connect_timeout=2)
-    owner = f"{os.getpid()}-{time.monotonic_ns()}"
-    database = None
-    deadline = time.monotonic() + 120
-    try:
-        while database is None:
-            for candidate in _REDIS_TEST_DATABASES:
-                if leases.set(f"skinportal-test-lease:{candidate}", owner, nx=True, ex=_REDIS_LEASE_SECONDS):
-                    database = candidate
-                    break
-            else:
-                if time.monotonic() > deadline:
-                    raise AssertionError("every Redis test database is held by other test runs")
-                time.sleep(0.5)
-    except redis.RedisError as exc:
-        service_missing(f"Redis is not reachable at {base}: {exc}")
-    url = f"{base}/{database}"
+    free = [number for number in _REDIS_TEST_DATABASES if number not in _databases_taken]
+    database = free[0] if free else _REDIS_TEST_DATABASES[0]
+    _databases_taken.append(database)
+    url = f"{redis_server}/{database}"
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     client.flushdb()
     try:
@@ -219,9 +265,7 @@ def redis_broker():
     finally:
         client.flushdb()
         client.close()
-        if leases.get(f"skinportal-test-lease:{database}") == owner.encode():
-            leases.delete(f"skinportal-test-lease:{database}")
-        leases.close()
+        _databases_taken.remove(database)
 
 
 def queued_messages(broker_url: str, queue: str = "inference") -> int:

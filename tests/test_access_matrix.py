@@ -94,7 +94,8 @@ ENDPOINTS = {
         "get",
         lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+        # Specialists have no patient records, even of the cases referred to them (diagnosis.disclosure).
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "patient-create-in-clinic-a": (
         "post",
@@ -102,7 +103,7 @@ ENDPOINTS = {
         _patient_payload,
         {ANON: 401, STAFF: 201, OTHER: 400, SPEC: 403, SPEC_B: 403, ADMIN: 201},
     ),
-    # Specialists never change consent: 404 where they cannot see the patient, 403 where they can.
+    # Specialists never change consent, and see no patient record: 404.
     "patient-consent": (
         "post",
         lambda w: f"/api/v1/patients/{w['patient_a'].pk}/consent/",
@@ -113,7 +114,7 @@ ENDPOINTS = {
         "post",
         lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/consent/",
         lambda w: {"consent_given": False},
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 403, SPEC_B: 404, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "case-list": (
         "get",
@@ -294,7 +295,7 @@ ENDPOINTS = {
         "get",
         lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/lesions/",
         None,
-        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 200, SPEC_B: 404, ADMIN: 200},
+        {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "lesion-detail": (
         "get",
@@ -378,11 +379,11 @@ def test_staff_cannot_see_other_clinics_cases_in_list(world, other_staff, client
     assert _ids(response) == {world["case_b"].pk}
 
 
-def test_specialist_sees_referred_cases_and_their_patients_only(world, specialist, client_for):
+def test_specialist_sees_referred_cases_and_no_patient_records(world, specialist, client_for):
     client = client_for(specialist)
 
     assert _ids(client.get("/api/v1/cases/")) == {world["case_referred"].pk}
-    assert _ids(client.get("/api/v1/patients/")) == {world["patient_referred"].pk}
+    assert _ids(client.get("/api/v1/patients/")) == set()
 
 
 def test_specialist_sees_only_the_referrals_of_the_clinics_they_serve(world, specialist_b, client_for):

@@ -18,7 +18,7 @@ from PIL import Image
 from accounts.models import User
 from diagnosis.models import Case, LesionImage, Patient
 from inference.preprocessing import CLASS_NAMES
-from tests.factories import PASSWORD, PredictionFactory, UserFactory
+from tests.factories import PASSWORD, CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, UserFactory
 from tests.inference_fixtures import HAM10000_SAMPLE
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made here are
@@ -57,7 +57,11 @@ def enqueued(monkeypatch):
 def test_nurse_submits_a_case_from_the_phone_and_sees_the_result(
     live_server, transactional_db, clinic_a, browser_page, lesion_photo, big_phone_photo, enqueued
 ):
-    UserFactory(username="nurse", role=User.Role.CLINIC_STAFF, clinics=[clinic_a])
+    nurse = UserFactory(username="nurse", role=User.Role.CLINIC_STAFF, clinics=[clinic_a])
+    # The clinic's last case: an overview, then a photo through its dermatoscope.
+    earlier = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=nurse), submitted_by=nurse)
+    LesionImageFactory(case=earlier, kind=LesionImage.Kind.OVERVIEW)
+    LesionImageFactory(case=earlier, kind=LesionImage.Kind.DERMOSCOPIC)
     page = browser_page
 
     # Signing in: anonymous visitors land on the login page, which has the policy.
@@ -103,7 +107,8 @@ def test_nurse_submits_a_case_from_the_phone_and_sees_the_result(
     assert enqueued == [case.pk]
     assert case.recently_changed and case.abcde_border and case.duration == Case.Duration.MONTHS_1_6
     images = list(case.images.order_by("pk"))
-    assert [image.kind for image in images] == [LesionImage.Kind.OVERVIEW, LesionImage.Kind.CLOSE_UP]
+    # Each photo started at the kind the clinic gave the same photo last time.
+    assert [image.kind for image in images] == [LesionImage.Kind.OVERVIEW, LesionImage.Kind.DERMOSCOPIC]
     with Image.open(lesion_photo) as original:
         assert (images[0].width, images[0].height) == original.size  # small enough: sent as taken
     assert (images[1].width, images[1].height) == (1600, 1200)  # scaled in the browser

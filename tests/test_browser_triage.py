@@ -28,6 +28,18 @@ def sign_in(page, base_url: str, username: str) -> None:
     page.wait_for_url(base_url + "/")
 
 
+def assert_layer_over_photo(photo, layer, tolerance: float = 3) -> None:
+    """Both boxes within a few pixels of each other, and the photo shown (not hidden under black)."""
+    photo.evaluate("element => element.decode()")
+    a, b = photo.bounding_box(), layer.bounding_box()
+    assert a is not None and b is not None and a["width"] > 50
+    for key in ("x", "y", "width", "height"):
+        assert abs(a[key] - b[key]) <= tolerance, (key, a, b)
+    assert photo.evaluate("element => element.complete && element.naturalWidth > 0")
+    assert photo.evaluate("element => getComputedStyle(element).visibility") == "visible"
+    assert float(photo.evaluate("element => getComputedStyle(element).opacity")) == 1
+
+
 def test_specialist_answers_a_referral_and_the_clinic_closes_the_case(
     live_server, transactional_db, clinic_a, browser_page
 ):
@@ -40,8 +52,8 @@ def test_specialist_answers_a_referral_and_the_clinic_closes_the_case(
         summary="Moderate risk in the browser test.",
     )
     PredictionFactory(
-        with_heatmap=True,
-        image=LesionImageFactory(case=case, analysis_status=LesionImage.AnalysisStatus.DONE),
+        with_layer=True,
+        image=LesionImageFactory(case=case, analysis_status=LesionImage.AnalysisStatus.DONE, width=640, height=480),
         top_class="nv",
     )
     services.referral_create(actor=nurse, case=case, urgency="urgent", reason="Bled twice this month.")
@@ -59,11 +71,16 @@ def test_specialist_answers_a_referral_and_the_clinic_closes_the_case(
     # Claim, look at the heatmap, answer.
     page.get_by_role("button", name="Claim for review").click()
     page.get_by_text("You hold this referral").first.wait_for()
-    heatmap = page.get_by_role("button", name="Heatmap")
-    heatmap.click()
-    assert heatmap.get_attribute("aria-pressed") == "true"
-    assert "/heatmap/" in page.locator(".viewer-image").first.get_attribute("src")
+    viewer = page.locator("[data-viewer]").first
+    photo, layer = viewer.locator(".viewer-photo"), viewer.locator(".viewer-layer")
+    assert float(layer.evaluate("element => getComputedStyle(element).opacity")) == 0  # off until asked for
+    viewer.get_by_label("Heatmap", exact=True).check()
+    # The heatmap lies over the photo, which stays where it was and visible under it.
+    assert 0 < float(layer.evaluate("element => getComputedStyle(element).opacity")) < 1
+    assert "/heatmap/" in layer.get_attribute("src") and "/heatmap/" not in photo.get_attribute("src")
+    assert_layer_over_photo(photo, layer)
     page.get_by_role("button", name="Zoom in").first.click()
+    assert_layer_over_photo(photo, layer)
     page.get_by_label("Diagnosis", exact=True).select_option("nv")
     page.get_by_label("Yes").check()
     page.get_by_label("Monitor: photograph it again later").check()

@@ -171,6 +171,64 @@ def test_the_lesion_page_shows_how_the_malignant_probabilities_moved(patient, st
     assert "+30.0 points" in html and "(was 10.0 %)" in html
 
 
+def _turned_back(case: Case, *, kind: str = "close_up", mel: float = 0.028) -> LesionImage:
+    """A photo the gate turned back: its prediction keeps probabilities for the record only."""
+    image = LesionImageFactory(case=case, kind=kind, analysis_status=LesionImage.AnalysisStatus.DONE)
+    PredictionFactory(
+        image=image, probabilities=probabilities(mel=mel), top_class="nv", gate="not_skin", gate_score=9.8
+    )
+    return image
+
+
+def test_a_turned_back_photo_gives_the_lesion_page_no_probability_and_no_trend(patient, staff, web_client):
+    first = CaseFactory(patient=patient, submitted_by=staff)
+    _turned_back(first, mel=0.028)
+    Case.objects.filter(pk=first.pk).update(status=Case.Status.FAILED)
+    later = CaseFactory(patient=patient, submitted_by=staff, lesion=first.lesion)
+    LesionImageFactory(case=later, kind="close_up")
+    _scored(later, mel=0.17)
+
+    html = web_client(staff).get(f"/lesions/{first.lesion_id}/").content.decode()
+
+    assert "2.8 %" not in html and "was 2.8" not in html and "points" not in html
+    assert "17.0 %" in html and "first result" in html
+    assert "the model did not read the photos" in html
+
+
+def test_the_compare_view_opens_on_readable_photos_and_shows_no_result_of_a_turned_back_one(patient, staff, web_client):
+    first = CaseFactory(patient=patient, submitted_by=staff)
+    _turned_back(first, kind="overview", mel=0.028)
+    readable = LesionImageFactory(case=first, kind="close_up", analysis_status=LesionImage.AnalysisStatus.DONE)
+    PredictionFactory(image=readable, probabilities=probabilities(mel=0.05), top_class="nv")
+    later = CaseFactory(patient=patient, submitted_by=staff, lesion=first.lesion)
+    LesionImageFactory(case=later, kind="overview")
+    LesionImageFactory(case=later, kind="close_up")
+    _scored(later, mel=0.20)
+
+    response = web_client(staff).get(f"/lesions/{first.lesion_id}/compare/")
+    html = response.content.decode()
+
+    assert response.context["pair"]["kind"] == "close_up"
+    assert response.context["pair"]["before_image"].pk == readable.pk
+    assert "2.8 %" not in html and "5.0 %" in html
+
+    overviews = web_client(staff).get(f"/lesions/{first.lesion_id}/compare/?kind=overview").content.decode()
+    assert "2.8 %" not in overviews and "turned back for a retake" in overviews
+
+
+def test_a_turned_back_photo_gives_the_letter_and_the_fhir_export_no_result(patient, staff, client_for, web_client):
+    case = CaseFactory(patient=patient, submitted_by=staff, status=Case.Status.FAILED)
+    _turned_back(case, mel=0.028)
+
+    letter = web_client(staff).get(f"/cases/{case.pk}/letter/").content.decode()
+    bundle = client_for(staff).get(f"/api/v1/cases/{case.pk}/fhir/").json()
+
+    assert "2.8 %" not in letter and "No model result" in letter
+    types = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
+    assert "Media" in types and "Observation" not in types and "Device" not in types
+    bundle_validate(bundle)
+
+
 # --- Follow-ups -----------------------------------------------------------------------------
 def test_a_monitor_review_sets_the_lesions_follow_up_due_date(patient, staff, specialist):
     case = _scored(CaseFactory(patient=patient, submitted_by=staff))

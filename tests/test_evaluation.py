@@ -76,7 +76,9 @@ def test_labels_naming_lesions_give_intervals_that_resample_whole_lesions(hand_m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluate_command, "bootstrap_intervals", spy)
-    headline = evaluate_command.main(["--predictions", str(predictions), "--labels", str(labels), "--out", str(tmp_path / "r")])
+    headline = evaluate_command.main(
+        ["--predictions", str(predictions), "--labels", str(labels), "--out", str(tmp_path / "r")]
+    )
 
     assert seen["groups"] == ["L1", "L1", "L2", "L3", "L4"]
     low, high = headline["intervals_95"]["balanced_accuracy"]
@@ -88,7 +90,9 @@ def test_labels_naming_lesions_give_intervals_that_resample_whole_lesions(hand_m
 def test_photos_the_gate_turned_back_are_counted(tmp_path):
     predictions = tmp_path / "predictions.csv"
     predictions.write_text(
-        "image_id," + ",".join(CLASSES) + ",top_class,refer,balanced_class,gate,gate_score\n"
+        "image_id,"
+        + ",".join(CLASSES)
+        + ",top_class,refer,balanced_class,gate,gate_score\n"
         + "a,0,0,0,0,0.9,0.1,0,mel,1,mel,ok,0.1\n"
         + "b,0,0,0,0,0.9,0.1,0,mel,0,mel,blurred,0.2\n"
         + "c,0,0,0,0,0.1,0.9,0,nv,0,nv,not_skin,9.0\n"
@@ -96,7 +100,9 @@ def test_photos_the_gate_turned_back_are_counted(tmp_path):
     )
     labels = tmp_path / "labels.csv"
     labels.write_text("image_id,dx\na,mel\nb,mel\nc,nv\nd,nv\n")
-    headline = evaluate_command.main(["--predictions", str(predictions), "--labels", str(labels), "--out", str(tmp_path / "r")])
+    headline = evaluate_command.main(
+        ["--predictions", str(predictions), "--labels", str(labels), "--out", str(tmp_path / "r")]
+    )
     assert headline["gate_turned_back"] == {"photos": 2, "share": 0.5, "reasons": {"blurred": 1, "not_skin": 1}}
     assert headline["melanoma_referred"] == 0.5  # the blurred melanoma counts as not referred
 

@@ -31,6 +31,16 @@ def test_seed_demo_creates_clinics_and_personas():
     assert [c.name for c in users["demo-specialist-2"].clinics.all()] == ["Second Clinic"]
     assert users["demo-admin"].is_superuser and users["demo-admin"].is_administrator
     assert all(user.check_password("a-long-demo-password") for user in users.values())
+    # Every demo user has an address, so the demo's notifications are emailed (to the console).
+    assert {user.email for user in users.values()} == {f"{name}@example.org" for name in users}
+
+
+@pytest.mark.django_db
+def test_seed_demo_keeps_an_address_set_in_admin():
+    seed("--password", "a-long-demo-password")
+    User.objects.filter(username="demo-staff").update(email="nurse@clinic.example")
+    seed("--password", "a-long-demo-password")
+    assert User.objects.get(username="demo-staff").email == "nurse@clinic.example"
 
 
 @pytest.mark.django_db

@@ -113,7 +113,14 @@ def test_two_tiny_runs_joined_are_finalized_into_an_artifact_the_worker_code_ser
     train.main([*common, "--run-dir", str(tmp_path / "b"), "--seed", "2", "--split-csv", str(tmp_path / "a/split.csv")])
     ensemble_main(["--run-dir", str(tmp_path / "joined"), str(tmp_path / "a"), str(tmp_path / "b")])
     artifact_dir = finalize.main(
-        ["--run-dir", str(tmp_path / "joined"), "--model-version", "tiny-ensemble", "--artifact-dir", str(tmp_path / "x")]
+        [
+            "--run-dir",
+            str(tmp_path / "joined"),
+            "--model-version",
+            "tiny-ensemble",
+            "--artifact-dir",
+            str(tmp_path / "x"),
+        ]
     )
 
     artifact = load_artifact(artifact_dir)
@@ -127,4 +134,6 @@ def test_two_tiny_runs_joined_are_finalized_into_an_artifact_the_worker_code_ser
     assert prediction.pooled_features.shape == (2560,)
     assert predictor.gate.stats["class_means"].shape[1] == 1280
     assert prediction.gate is not None and prediction.activation_map is not None
-    assert score_folder(ham / "images", tmp_path / "predictions.csv", predictor) == len(list((ham / "images").iterdir()))
+    assert score_folder(ham / "images", tmp_path / "predictions.csv", predictor) == len(
+        list((ham / "images").iterdir())
+    )

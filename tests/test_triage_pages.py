@@ -127,3 +127,14 @@ def test_service_measures_page_for_specialists_and_administrators_only(web_clien
     assert web_client(specialist).get("/service/").status_code == 200
     client.force_login(staff)
     assert client.get("/service/").status_code == 403
+
+
+def test_the_clinics_answer_form_says_optional_once(web_client, staff, specialist, referred):
+    referral = Referral.objects.get()
+    services.referral_claim(actor=specialist, referral=referral)
+    services.information_request(actor=specialist, referral=referral, message="A closer photo, please.")
+
+    html = web_client(staff).get(f"/cases/{referred.pk}/").content.decode()
+
+    assert 'More photos <span class="muted small">(optional)</span>' in html
+    assert "(optional) <span" not in html and "(optional)</span></label>" in html

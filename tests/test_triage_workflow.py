@@ -183,6 +183,58 @@ def test_only_the_referring_clinic_lowers_an_urgent_referral(analysed_case, clie
     assert referral.urgency == "routine" and referral.due_at == referral.referred_at + timedelta(hours=72)
 
 
+def _model_flagged_referral(clinic, staff) -> Referral:
+    case = CaseFactory(
+        patient=PatientFactory(clinic=clinic, created_by=staff), status=Case.Status.REFERRED, risk="high"
+    )
+    return services._referral_row_create(
+        case=case, source="model", urgency="urgent", reason="", referred_by=None, request=None
+    )
+
+
+def test_lowering_a_suspected_cancer_the_model_flagged_needs_a_reason_and_a_confirmation(clinic_a, staff, client_for):
+    referral = _model_flagged_referral(clinic_a, staff)
+    client = client_for(staff)
+    url = f"/api/v1/referrals/{referral.pk}/urgency/"
+
+    one_click = client.post(url, {"urgency": "routine"}, format="json")
+    unconfirmed = client.post(url, {"urgency": "routine", "reason": "Seen by our GP: a known scar."}, format="json")
+    assert one_click.status_code == 400 and "reason" in one_click.json()
+    assert unconfirmed.status_code == 400 and "confirmed" in unconfirmed.json()
+    referral.refresh_from_db()
+    assert referral.urgency == "urgent"
+
+    done = client.post(
+        url, {"urgency": "routine", "reason": "Seen by our GP: a known scar.", "confirmed": True}, format="json"
+    )
+
+    assert done.status_code == 200
+    referral.refresh_from_db()
+    assert referral.urgency == "routine"
+    event = AuditEvent.objects.get(action="referral.urgency")
+    assert event.actor == staff
+    assert event.details["reason"] == "Seen by our GP: a known scar." and event.details["confirmed"] is True
+    assert (event.details["old"], event.details["new"], event.details["source"]) == ("urgent", "routine", "model")
+
+
+def test_the_case_page_asks_why_before_lowering_a_model_flagged_referral(clinic_a, staff, web_client):
+    referral = _model_flagged_referral(clinic_a, staff)
+    client = web_client(staff)
+
+    page = client.get(f"/cases/{referral.case_id}/").content.decode()
+    assert "Why it can wait" in page and 'name="confirmed"' in page
+
+    client.post(f"/referrals/{referral.pk}/urgency/", {"urgency": "routine"})
+    referral.refresh_from_db()
+    assert referral.urgency == "urgent"
+
+    client.post(
+        f"/referrals/{referral.pk}/urgency/", {"urgency": "routine", "reason": "A known scar.", "confirmed": "on"}
+    )
+    referral.refresh_from_db()
+    assert referral.urgency == "routine"
+
+
 # --- Queue and claim --------------------------------------------------------------------------
 def test_the_queue_is_ordered_by_urgency_overdue_risk_and_waiting_time(clinic_a, staff, specialist, client_for):
     now = timezone.now()

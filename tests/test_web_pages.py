@@ -363,9 +363,9 @@ def test_staff_cannot_open_case_form_for_other_clinics_patient(web_client, staff
 
 
 def test_specialist_cannot_submit_cases(web_client, specialist, patient_a):
-    CaseFactory(patient=patient_a, referred=True)  # makes the patient visible to specialists
+    CaseFactory(patient=patient_a, referred=True)  # a referred case: still no patient record for specialists
     response = web_client(specialist).get(reverse("web:case-create", args=[patient_a.pk]))
-    assert response.status_code == 403
+    assert response.status_code == 404
 
 
 # --- Case page and result card -------------------------------------------------------------------
@@ -685,3 +685,25 @@ def test_pages_with_patient_data_are_never_cached(web_client, staff, case_a, met
 
     assert response.status_code in (200, 302, 400), response.status_code
     assert response["Cache-Control"] == "private, no-store"
+
+
+def test_model_page_compares_the_served_network_with_lenet5_and_alexnet_on_its_split(web_client, staff):
+    """The served artifact's baselines (inference/baselines/<version>.json), trained on its own split."""
+    import hashlib
+
+    from inference.artifact import load_artifact
+    from inference.baselines import baselines_for_artifact
+
+    artifact = load_artifact()
+    measured, _measured_on = baselines_for_artifact(artifact)
+    assert measured is not None, "no baselines measured for the served model"
+    split = (artifact.report_dir / "split.csv").read_bytes()
+    assert measured["split_sha256"] == hashlib.sha256(split).hexdigest()
+
+    content = web_client(staff).get(reverse("web:model-report")).content.decode()
+
+    table = content.split("Compared with older network designs", 1)[1].split("</section>", 1)[0]
+    for name in ("MobileNetV2", "LeNet-5", "AlexNet"):
+        assert name in table
+    for row in measured["baselines"]:
+        assert f"{row['balanced_accuracy']:.3f}" in table

@@ -192,6 +192,7 @@ def describe(predictor, pixels: np.ndarray) -> dict[str, np.ndarray]:
         "features": pooled,
         "quality": measure_all(pixels),
         "skin_fraction": np.array([gate_module.skin_fraction(p) for p in pixels], dtype=np.float64),
+        "colourfulness": np.array([gate_module.colourfulness(p) for p in pixels], dtype=np.float64),
     }
 
 
@@ -410,6 +411,7 @@ def decisions(gate: gate_module.Gate, described: dict[str, np.ndarray]) -> list[
             features=described["features"][index],
             logits=described["logits"][index],
             skin_fraction=float(described["skin_fraction"][index]),
+            colourfulness=float(described["colourfulness"][index]) if "colourfulness" in described else None,
         )
         reasons.append(decision.reason)
     return reasons
@@ -477,6 +479,7 @@ def describe_sets(predictor, splits: dict, *, log=print, describe_cache: Path | 
             "features": pooled,
             "quality": measure_all(pixels),
             "skin_fraction": np.array([gate_module.skin_fraction(p) for p in pixels], dtype=np.float64),
+            "colourfulness": np.array([gate_module.colourfulness(p) for p in pixels], dtype=np.float64),
         }
 
     def degraded(pixels, kind):

@@ -25,6 +25,16 @@ class ReferralForm(forms.Form):
 
 class UrgencyForm(forms.Form):
     urgency = forms.ChoiceField(choices=Referral.Urgency.choices)
+    reason = forms.CharField(
+        label=_("Why it can wait"),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    confirmed = forms.BooleanField(
+        label=_("I confirm that this suspected cancer can wait for a routine answer."),
+        required=False,
+    )
 
 
 class ReviewForm(forms.Form):
@@ -83,7 +93,7 @@ class InformationAnswerForm(forms.Form):
     message = forms.CharField(
         label=_("Your answer"), max_length=4000, required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    images = MultipleImageField(label=_("More photos (optional)"), required=False)
+    images = MultipleImageField(label=_("More photos"), required=False)
     image_kind = forms.ChoiceField(
         label=_("Kind of the new photos"),
         choices=LesionImage.Kind.choices,

@@ -50,6 +50,7 @@ def case_referral_panel(request: HttpRequest, case: Case) -> str:
         "can_refer": clinic_side and referral is None and case.status in REFERABLE,
         "can_answer": clinic_side and waiting_question is not None,
         "can_acknowledge": clinic_side and review is not None and case.status == Case.Status.REVIEWED,
+        "lowering_needs_reason": referral is not None and services.lowering_needs_reason(referral),
         "can_lower_urgency": clinic_side
         and referral is not None
         and referral.urgency == Referral.Urgency.URGENT

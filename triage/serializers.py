@@ -25,6 +25,18 @@ class ReferralInputSerializer(serializers.Serializer):
 
 class UrgencyInputSerializer(serializers.Serializer):
     urgency = serializers.ChoiceField(choices=Referral.Urgency.choices)
+    reason = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Why the urgency changes; required to lower a referral the model made urgent.",
+    )
+    confirmed = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="True to confirm lowering a referral the model made urgent (a suspected cancer) to routine.",
+    )
 
 
 class ReviewInputSerializer(serializers.Serializer):

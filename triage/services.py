@@ -86,9 +86,8 @@ def model_top_class(case: Case) -> tuple[str, str]:
     surest about wins. ("", "") when no photo has a result."""
     best: tuple[float, str, str] | None = None
     for image in case.images.all():
-        prediction = image.current_prediction
-        # A photo the gate turned back keeps its probabilities for the record only: not the model's answer.
-        if prediction is None or not prediction.probabilities or prediction.rejected:
+        prediction = image.current_result  # None for a photo the gate turned back: not the model's answer
+        if prediction is None or not prediction.probabilities:
             continue
         p = prediction.probabilities.get(prediction.top_class, 0.0)
         if best is None or p > best[0]:
@@ -202,11 +201,30 @@ def referral_create(*, actor, case: Case, urgency: str, reason: str, request: Ht
         )
 
 
-def referral_urgency_change(*, actor, referral: Referral, urgency: str, request: HttpRequest | None = None) -> Referral:
+def lowering_needs_reason(referral: Referral) -> bool:
+    """Lowering this referral to routine needs a reason and a confirmation: the model flagged it
+    as a suspected cancer, and routine gives the specialist three times as long to answer."""
+    return referral.source == Referral.Source.MODEL and referral.urgency == Referral.Urgency.URGENT
+
+
+def referral_urgency_change(
+    *,
+    actor,
+    referral: Referral,
+    urgency: str,
+    reason: str = "",
+    confirmed: bool = False,
+    request: HttpRequest | None = None,
+) -> Referral:
     """Change the urgency; the due time follows. Only the referring clinic can lower an urgent one;
-    a specialist serving the clinic may raise a routine one."""
+    a specialist serving the clinic may raise a routine one.
+
+    Lowering a referral the model made urgent (a suspected cancer) takes a reason and an explicit
+    confirmation, both kept in the audit log.
+    """
     if urgency not in Referral.Urgency.values:
         raise ValidationError({"urgency": _("Choose routine or urgent.")})
+    reason = (reason or "").strip()
     with transaction.atomic():
         locked = _lock(referral)
         old = locked.urgency
@@ -217,17 +235,25 @@ def referral_urgency_change(*, actor, referral: Referral, urgency: str, request:
             raise PermissionDenied(_("Only the referring clinic can lower the urgency of an urgent referral."))
         if not lowering and not (_works_in(actor, locked.clinic_id) or _serves(actor, locked.clinic_id)):
             raise PermissionDenied(_("You cannot change this referral."))
+        flagged = lowering and lowering_needs_reason(locked)
+        if flagged:
+            errors = {}
+            if not reason:
+                errors["reason"] = _("Say why this suspected cancer can wait: the model flagged it as urgent.")
+            if not confirmed:
+                errors["confirmed"] = _("Confirm that the specialist may answer later than for an urgent referral.")
+            if errors:
+                raise ValidationError(errors)
         if old != urgency:
             locked.urgency = urgency
             locked.due_at = _due(locked.referred_at, urgency, locked.source)
             locked.save(update_fields=["urgency", "due_at", "updated_at"])
-            audit_record(
-                actor=actor,
-                action="referral.urgency",
-                obj=locked,
-                request=request,
-                details={"case": locked.case_id, "old": old, "new": urgency},
-            )
+            details = {"case": locked.case_id, "old": old, "new": urgency}
+            if reason:
+                details["reason"] = reason
+            if flagged:
+                details.update(source=locked.source, confirmed=True)
+            audit_record(actor=actor, action="referral.urgency", obj=locked, request=request, details=details)
     return _copy(referral, locked)
 
 

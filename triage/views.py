@@ -59,8 +59,8 @@ def top_classes(case, count: int = 2) -> list[dict]:
     """The model's leading classes on the photo it is most worried about (highest malignant probability)."""
     best = None
     for image in case.images.all():
-        prediction = image.current_prediction
-        if prediction is None or not prediction.probabilities or prediction.rejected:
+        prediction = image.current_result
+        if prediction is None or not prediction.probabilities:
             continue  # a photo the gate turned back gives no result to show
         worry = max(prediction.probabilities.get(code, 0.0) for code in MALIGNANT_CLASSES)
         if best is None or worry > best[0]:

@@ -1,13 +1,26 @@
-"""Screenshots of the web UI for the docs, at a phone's 360 px and a desktop's 1280 px.
+"""Screenshots of the web UI for the docs, at a phone's 360 px and a desktop's 1280 px, and a
+look at every page as each role sees it.
 
-    .venv/bin/python docs/screenshots/take.py
+    .venv/bin/python docs/screenshots/take.py                       # rewrite the references beside this file
+    .venv/bin/python docs/screenshots/take.py --out DIR --layout-report DIR/layout.json
 
-Builds a throwaway database and media folder, registers example patients and submits
-cases through the real services with HAM10000 photos, starts the site on a local port and
-drives Debian's Chromium (/usr/bin/chromium) through it. Writes dashboard-*.png,
-case-new-*.png, case-result-*.png, case-answer-*.png, lesion-*.png and lesion-compare-*.png
-(the clinic's pages), queue-*.png and review-*.png (the specialist's) beside this file, and
-model-*.png when a model is installed.
+Builds a throwaway database and media folder, registers example patients and submits cases
+through the real services with the HAM10000 sample photos in tests/data (so it runs on any
+checkout), starts the site on a local port and drives Debian's Chromium (/usr/bin/chromium)
+through it. Writes dashboard-*.png, case-new-*.png, case-result-*.png, case-answer-*.png,
+lesion-*.png, lesion-compare-*.png and model-*.png (the clinic's pages), queue-*.png and
+review-*.png (the specialist's).
+
+The pages are deterministic: a fixed clock (every date, "waiting 2 hours"), fixed example
+data, a fresh database, animations off. tests/test_browser_screens.py runs this command into a
+temporary folder and fails when a page differs from its reference here, unless the reference
+was updated in the same change (run the first command and commit the PNGs).
+
+With --layout-report it also visits the dashboard, the case page with a result, the lesion and
+compare pages, the referral queue, the review page and the Model page as a nurse, a specialist
+and an administrator at both widths, and records in that JSON file every page that scrolls
+sideways, every text box whose text overflows it, and every heatmap layer that is not exactly
+over its photo or hides it.
 
 The case results come from the installed model when there is one (SKINPORTAL_MODEL_DIR or
 the default artifact). Without one, the probabilities and heatmap are a made-up example
@@ -16,7 +29,10 @@ and the model version on the page says so.
 
 from __future__ import annotations
 
+import argparse
 import csv
+import datetime
+import json
 import os
 import sys
 import tempfile
@@ -24,11 +40,41 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
+SAMPLE = ROOT / "tests" / "data" / "ham10000"
 sys.path.insert(0, str(ROOT))
 PASSWORD = "screenshots-only-password"
 EXAMPLE_VERSION = "example-only-not-a-model-result"
 EXAMPLE_THRESHOLDS = {"mel": 0.2, "bcc": 0.25, "akiec": 0.3}
+WIDTHS = ((360, 780, 2, True), (1280, 860, 1, False))
+# Every page is drawn at this instant, whenever the command runs.
+NOW = datetime.datetime(2026, 11, 17, 9, 30, tzinfo=datetime.UTC)
+
+
+class Clock:
+    """The site's clock while the command runs: ``django.utils.timezone.now`` and the
+    ``timesince`` filter read it, so dates and "waiting 2 hours" are the same on every run."""
+
+    def __init__(self, now: datetime.datetime):
+        self.now = now
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+    def install(self) -> None:
+        # Before Django loads the models, so field defaults (default=timezone.now) use it too.
+        from django.template import defaultfilters
+        from django.utils import timesince, timezone
+
+        original = timesince.timesince
+
+        def fixed_timesince(d, now=None, *args, **kwargs):
+            return original(d, now or self.now, *args, **kwargs)
+
+        timezone.now = self
+        timesince.timesince = defaultfilters.timesince = fixed_timesince
+
+
+CLOCK = Clock(NOW)
 
 
 def configure_django(workdir: Path) -> None:
@@ -48,28 +94,16 @@ def configure_django(workdir: Path) -> None:
 
 
 def photos_by_class() -> dict[str, list[Path]]:
+    """The HAM10000 sample photos in tests/data by diagnosis (attribution in tests/data/README.md)."""
     found: dict[str, list[Path]] = {}
-    with (HAM10000 / "HAM10000_metadata.csv").open() as handle:
+    with (SAMPLE / "sample_metadata.csv").open() as handle:
         for row in csv.DictReader(handle):
-            path = HAM10000 / "images" / f"{row['image_id']}.jpg"
+            path = SAMPLE / "images" / f"{row['image_id']}.jpg"
             if path.exists():
                 found.setdefault(row["dx"], []).append(path)
     for paths in found.values():
         paths.sort()
     return found
-
-
-def another_photo_of_the_same_lesion(path: Path, fallback: Path) -> Path:
-    """A second HAM10000 photo of the lesion in ``path`` (the dataset has several of some lesions)."""
-    with (HAM10000 / "HAM10000_metadata.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    lesion = next((row["lesion_id"] for row in rows if row["image_id"] == path.stem), None)
-    others = sorted(
-        HAM10000 / "images" / f"{row['image_id']}.jpg"
-        for row in rows
-        if row["lesion_id"] == lesion and row["image_id"] != path.stem
-    )
-    return next((other for other in others if other.exists()), fallback)
 
 
 def installed_predictor():
@@ -149,11 +183,22 @@ def populate() -> dict:
     from diagnosis.services import case_submit, patient_create
 
     diagnosis.dispatch.case_analysis_enqueue = lambda *, case_id: None  # no worker here
-    clinic = Clinic.objects.create(name="Hillside Rural Clinic")
+    CLOCK.now = NOW - datetime.timedelta(days=400)
+    # Near Lilongwe: the dashboard shows the day's UV index there (a clear-sky estimate: no forecast is fetched).
+    clinic = Clinic.objects.create(name="Hillside Rural Clinic", latitude=-13.9626, longitude=33.7741)
     nurse = User.objects.create_user(
         "joy.banda", password=PASSWORD, first_name="Joy", last_name="Banda", role=User.Role.CLINIC_STAFF
     )
     nurse.clinics.set([clinic])
+    User.objects.create_user(
+        "ada.admin",
+        password=PASSWORD,
+        first_name="Ada",
+        last_name="Mensah",
+        role=User.Role.ADMINISTRATOR,
+        is_staff=True,
+        is_superuser=True,
+    )
     photos = photos_by_class()
     predictor = installed_predictor()
 
@@ -178,7 +223,8 @@ def populate() -> dict:
     grace = register("HRC-0371", "Grace Achieng", "1979-03-14", "female", "VI")
     peter = register("HRC-0365", "Peter van Wyk", "1948-01-09", "male", "II")
 
-    older = submit(peter, Case.BodySite.FACE, [photos["bcc"][3]], [LesionImage.Kind.CLOSE_UP], duration="over_1_year")
+    CLOCK.now = NOW - datetime.timedelta(days=3, hours=5)
+    older = submit(peter, Case.BodySite.FACE, [photos["bcc"][2]], [LesionImage.Kind.CLOSE_UP], duration="over_1_year")
     analyse(
         older,
         predictor,
@@ -197,7 +243,8 @@ def populate() -> dict:
             }
         ],
     )
-    benign = submit(grace, Case.BodySite.LOWER_EXTREMITY, [photos["nv"][10]], [LesionImage.Kind.OVERVIEW])
+    CLOCK.now = NOW - datetime.timedelta(days=190)
+    benign = submit(grace, Case.BodySite.LOWER_EXTREMITY, [photos["nv"][0]], [LesionImage.Kind.OVERVIEW])
     analyse(
         benign,
         predictor,
@@ -216,11 +263,13 @@ def populate() -> dict:
             }
         ],
     )
-    submit(samuel, Case.BodySite.BACK, [photos["bkl"][5]], [LesionImage.Kind.OVERVIEW], itching=True)
+    CLOCK.now = NOW - datetime.timedelta(days=1, hours=2)
+    submit(samuel, Case.BodySite.BACK, [photos["bkl"][0]], [LesionImage.Kind.OVERVIEW], itching=True)
+    CLOCK.now = NOW - datetime.timedelta(hours=2, minutes=40)
     featured = submit(
         thandiwe,
         Case.BodySite.BACK,
-        [photos["mel"][2], photos["mel"][3]],
+        [photos["mel"][0], photos["mel"][2]],
         [LesionImage.Kind.OVERVIEW, LesionImage.Kind.CLOSE_UP],
         duration="1_6_months",
         recently_changed=True,
@@ -266,7 +315,7 @@ def populate() -> dict:
         "answered": benign,
         "lesion": revisit.lesion_id,
         "patient": samuel,
-        "photo": photos["nv"][20],
+        "photo": photos["nv"][2],
         "has_model": predictor is not None,
     }
 
@@ -288,8 +337,11 @@ def refer_for_screenshots(nurse, clinic, featured, older, benign) -> None:
         existing = Referral.objects.filter(case=case).first()
         return existing or services.referral_create(actor=nurse, case=case, urgency=urgency, reason=reason)
 
+    CLOCK.now = NOW - datetime.timedelta(days=3)
     referral_of(older, "routine", "Pearly edge on the cheek; slowly growing for over a year.")
+    CLOCK.now = NOW - datetime.timedelta(days=189, hours=20)
     answered = referral_of(benign, "routine", "The patient asks whether it needs removing.")
+    CLOCK.now = NOW - datetime.timedelta(days=189, hours=3)
     services.referral_claim(actor=doctor, referral=answered)
     services.review_submit(
         actor=doctor,
@@ -301,29 +353,25 @@ def refer_for_screenshots(nurse, clinic, featured, older, benign) -> None:
         message="A benign melanocytic naevus with a regular network. Reassure the patient and photograph it "
         "again in six months, or sooner if it changes.",
     )
+    CLOCK.now = NOW - datetime.timedelta(hours=2, minutes=30)
     featured_referral = referral_of(featured, "urgent", "Darker at one edge; the patient noticed it grow.")
+    CLOCK.now = NOW - datetime.timedelta(minutes=25)
     services.referral_claim(actor=doctor, referral=featured_referral)
 
 
 def revisit_for_screenshots(benign, submit, predictor, photos):
     """Six months after the specialist said "monitor", the clinic photographs the same lesion again."""
-    import datetime
-
-    from django.utils import timezone
-
     from diagnosis.models import Case, Lesion, LesionImage
-    from triage.models import Review
 
-    earlier = timezone.now() - datetime.timedelta(days=190)
-    Case.objects.filter(pk=benign.pk).update(created_at=earlier, analysed_at=earlier)
-    Lesion.objects.filter(pk=benign.lesion_id).update(created_at=earlier, label="mole left calf")
-    Review.objects.filter(referral__case=benign).update(created_at=earlier + datetime.timedelta(days=1))
-    photo = another_photo_of_the_same_lesion(photos["nv"][10], photos["nv"][11])
+    Lesion.objects.filter(pk=benign.lesion_id).update(label="mole left calf")
+    CLOCK.now = NOW - datetime.timedelta(hours=1, minutes=10)
+    photo = photos["nv"][3]  # the sample has one photo per lesion: another naevus stands in
     revisit = submit(
         benign.patient, Case.BodySite.LOWER_EXTREMITY, [photo], [LesionImage.Kind.OVERVIEW], lesion=benign.lesion
     )
     probabilities = {"akiec": 0.004, "bcc": 0.006, "bkl": 0.03, "df": 0.01, "mel": 0.04, "nv": 0.907, "vasc": 0.003}
     analyse(revisit, predictor, [{"probabilities": probabilities, "centre": (0.5, 0.5)}])
+    CLOCK.now = NOW
     return revisit
 
 
@@ -340,88 +388,160 @@ def start_server():
     return server, f"http://localhost:{server.port}"
 
 
-def shoot(base_url: str, data: dict) -> list[Path]:
+def page_function(name: str) -> str:
+    """A function expression for ``page.evaluate`` from a file beside this one (its comments dropped)."""
+    lines = (HERE / name).read_text().splitlines()
+    source = "\n".join(line for line in lines if not line.startswith("//")).strip()
+    return source.removeprefix("(").removesuffix(")")
+
+
+# What the layout check measures on each page (run in the page; returns a list of problems).
+LAYOUT_CHECK = page_function("layout-check.js")
+
+# Every heatmap layer: exactly over its photo (boxes within 3 px) with the heatmap on, and the
+# photo still shown under it (drawn, opaque, and the element hit at its centre).
+HEATMAP_CHECK = page_function("heatmap-check.js")
+
+
+# (role, user, [(page name, path, screenshot name or None)]); the staff's and the specialist's
+# pages with a screenshot name are the README's screenshots.
+def role_pages(data: dict) -> list[tuple[str, str, list[tuple[str, str, str | None]]]]:
+    featured, answered, lesion = data["featured"].pk, data["answered"].pk, data["lesion"]
+    referral = data["featured"].referral.pk
+    model = [("model", "/model/", "model")] if data["has_model"] else []
+    common = [
+        ("case-result", f"/cases/{featured}/", None),
+        ("lesion", f"/lesions/{lesion}/", None),
+        ("lesion-compare", f"/lesions/{lesion}/compare/", None),
+    ]
+    return [
+        (
+            "clinic staff",
+            "joy.banda",
+            [
+                ("dashboard", "/", "dashboard"),
+                ("case-list", "/cases/?status=referred", None),
+                ("case-new", f"/patients/{data['patient'].pk}/cases/new/", "case-new"),
+                ("case-result", f"/cases/{featured}/", "case-result"),
+                ("case-answer", f"/cases/{answered}/", "case-answer"),
+                ("lesion", f"/lesions/{lesion}/", "lesion"),
+                ("lesion-compare", f"/lesions/{lesion}/compare/", "lesion-compare"),
+                *model,
+            ],
+        ),
+        (
+            "specialist",
+            "dr.okafor",
+            [
+                ("dashboard", "/", None),
+                ("queue", "/referrals/", "queue"),
+                ("review", f"/referrals/{referral}/", "review"),
+                *common,
+                *[(name, path, None) for name, path, _shot in model],
+            ],
+        ),
+        (
+            "administrator",
+            "ada.admin",
+            [
+                ("dashboard", "/", None),
+                ("queue", "/referrals/", None),
+                ("review", f"/referrals/{referral}/", None),
+                *common,
+                *[(name, path, None) for name, path, _shot in model],
+            ],
+        ),
+    ]
+
+
+def shoot(base_url: str, data: dict, out_dir: Path) -> tuple[list[Path], list[dict]]:
+    """Screenshots into ``out_dir``, and the layout of every page of every role at both widths."""
     from playwright.sync_api import sync_playwright
 
     from tests.chromium import chromium_launch
 
-    written = []
+    written: list[Path] = []
+    visits: list[dict] = []
     with sync_playwright() as playwright:
         browser = chromium_launch(playwright)
-        for width, height, scale, mobile in ((360, 780, 2, True), (1280, 860, 1, False)):
-            context = browser.new_context(
-                viewport={"width": width, "height": height},
-                device_scale_factor=scale,
-                is_mobile=mobile,
-                has_touch=mobile,
-            )
-            page = context.new_page()
-            page.goto(base_url + "/accounts/login/")
-            page.get_by_label("Username").fill("joy.banda")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(base_url + "/")
-
-            def capture(name: str, page=page, width=width) -> None:
-                # Full-page shots do not scroll, so lazy images would never load.
-                page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
-                page.wait_for_load_state("networkidle")
-                page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-                path = HERE / f"{name}-{width}.png"
-                page.screenshot(path=str(path), full_page=True)
-                written.append(path)
-
-            capture("dashboard")
-            page.goto(f"{base_url}/patients/{data['patient'].pk}/cases/new/")
-            page.locator("#photo-camera").set_input_files(str(data["photo"]))
-            page.locator(".photo-info", has_text="px").wait_for()
-            page.get_by_label("Body site").select_option("back")
-            page.get_by_label("Itching").check()
-            capture("case-new")
-            page.goto(f"{base_url}/cases/{data['featured'].pk}/")
-            capture("case-result")
-            page.goto(f"{base_url}/cases/{data['answered'].pk}/")
-            capture("case-answer")
-            page.goto(f"{base_url}/lesions/{data['lesion']}/")
-            capture("lesion")
-            page.goto(f"{base_url}/lesions/{data['lesion']}/compare/")
-            capture("lesion-compare")
-            if data["has_model"]:
-                page.goto(f"{base_url}/model/")
-                capture("model")
-            # The specialist's side.
-            context.clear_cookies()
-            page.goto(base_url + "/accounts/login/")
-            page.get_by_label("Username").fill("dr.okafor")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(base_url + "/")
-            page.goto(f"{base_url}/referrals/")
-            capture("queue")
-            referral_id = data["featured"].referral.pk
-            page.goto(f"{base_url}/referrals/{referral_id}/")
-            capture("review")
-            context.close()
+        for width, height, scale, mobile in WIDTHS:
+            for role, username, pages in role_pages(data):
+                context = browser.new_context(
+                    viewport={"width": width, "height": height},
+                    device_scale_factor=scale,
+                    is_mobile=mobile,
+                    has_touch=mobile,
+                    reduced_motion="reduce",
+                    locale="en-GB",
+                    timezone_id="UTC",
+                )
+                page = context.new_page()
+                page.goto(base_url + "/accounts/login/")
+                page.get_by_label("Username").fill(username)
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(base_url + "/")
+                for name, path, shot in pages:
+                    response = page.goto(base_url + path)
+                    answered = [] if response.ok else [{"kind": "page failed", "detail": f"HTTP {response.status}"}]
+                    if name == "case-new":
+                        page.locator("#photo-camera").set_input_files(str(data["photo"]))
+                        page.locator(".photo-info", has_text="px").wait_for()
+                        page.get_by_label("Body site").select_option("back")
+                        page.get_by_label("Itching").check()
+                    # Full-page shots do not scroll, so lazy images would never load.
+                    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
+                    page.wait_for_load_state("networkidle")
+                    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+                    if shot is not None:
+                        target = out_dir / f"{shot}-{width}.png"
+                        page.screenshot(path=str(target), full_page=True, animations="disabled", caret="hide")
+                        written.append(target)
+                    problems = page.evaluate(LAYOUT_CHECK)
+                    heatmaps = page.evaluate(HEATMAP_CHECK)  # after the shot: it turns the heatmaps on
+                    visits.append(
+                        {
+                            "role": role,
+                            "page": name,
+                            "width": width,
+                            "viewers": heatmaps["viewers"],
+                            "problems": answered + problems + heatmaps["problems"],
+                        }
+                    )
+                context.close()
         browser.close()
-    return written
+    return written, visits
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="where the PNGs go (default: beside this file)")
+    parser.add_argument("--layout-report", type=Path, help="the layout findings of every page, as JSON, here")
+    args = parser.parse_args(argv)
+
     from tests.chromium import CHROMIUM
 
     if not CHROMIUM.exists():
         sys.exit(f"Chromium is needed at {CHROMIUM} (apt-get install -y chromium).")
-    if not (HAM10000 / "images").is_dir():
-        sys.exit(f"HAM10000 images are needed at {HAM10000 / 'images'}.")
+    CLOCK.install()
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="skinportal-screenshots-") as workdir:
         configure_django(Path(workdir))
         data = populate()
         server, base_url = start_server()
         try:
-            for path in shoot(base_url, data):
-                print(path.relative_to(ROOT))
+            # The layout is always looked at, so the references and the test's shots come from the same visits.
+            written, visits = shoot(base_url, data, args.out)
         finally:
             server.terminate()
+    for path in written:
+        print(path)
+    found = [(visit, problem) for visit in visits for problem in visit["problems"]]
+    for visit, problem in found:
+        print(f"{visit['role']}, {visit['page']}, {visit['width']} px: {problem['kind']}: {problem['detail']}")
+    print(f"layout: {len(visits)} pages looked at, {len(found)} problems")
+    if args.layout_report is not None:
+        args.layout_report.write_text(json.dumps({"visits": visits}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

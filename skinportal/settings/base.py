@@ -75,6 +75,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "triage.context_processors.notifications",
+                "diagnosis.disclosure.patient_disclosure",
             ],
         },
     },

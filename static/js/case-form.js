@@ -132,6 +132,14 @@
     });
   }
 
+  // Each photo starts at the kind the clinic gave the same photo of its latest case (a clinic
+  // with a dermatoscope gets "dermoscopic"); a new clinic starts with an overview, then close-ups.
+  var lastKinds = (form.dataset.photoKinds || "").split(" ").filter(Boolean);
+  function defaultKind(index) {
+    if (lastKinds.length) return lastKinds[Math.min(index, lastKinds.length - 1)];
+    return index === 0 ? "overview" : "close_up";
+  }
+
   function addPhoto(file) {
     if (photos.length >= MAX_FILES) {
       showErrors([msg("msgTooMany", "At most {count} photos per case.", { count: MAX_FILES })]);
@@ -146,7 +154,7 @@
     preview.onerror = function () {
       preview.removeAttribute("src");
     };
-    kind.value = photos.length === 0 ? "overview" : "close_up";
+    kind.value = defaultKind(photos.length);
     kind.setAttribute("aria-label", msg("msgPhotoKind", "Kind of photo {number}", { number: photos.length + 1 }));
 
     var photo = { file: file, item: item, kind: kind, url: url };

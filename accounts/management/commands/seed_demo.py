@@ -21,13 +21,17 @@ DEMO_USERS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "demo-specialist-2": (User.Role.SPECIALIST, False, (SECOND_CLINIC,)),
     "demo-admin": (User.Role.ADMINISTRATOR, True, ()),
 }
+# Demo users get an address at example.org (reserved for examples, RFC 2606), so the portal's
+# emails are written; with the default EMAIL_URL (consolemail://) they appear in the output of
+# the worker that sends them (bin/portal's terminal), and nothing leaves the machine.
+DEMO_EMAIL_DOMAIN = "example.org"
 
 
 class Command(BaseCommand):
     help = (
         "Create the clinics 'Demo Clinic' and 'Second Clinic' and the users demo-staff, "
         "demo-staff-2, demo-specialist (serving both clinics), demo-specialist-2 (serving Second Clinic) "
-        "and demo-admin. Running it again changes nothing "
+        "and demo-admin, each with an address at example.org. Running it again changes nothing "
         "unless --password is given, which resets the demo users' password."
     )
 
@@ -74,6 +78,8 @@ class Command(BaseCommand):
             user.role = role
             user.is_superuser = user.is_staff = superuser
             user.is_active = True
+            if not user.email:  # an address set in admin is kept
+                user.email = f"{username}@{DEMO_EMAIL_DOMAIN}"
             if created or reset_password:
                 user.set_password(password)
             user.save()
