@@ -24,10 +24,10 @@ from accounts.services import audit_record
 
 from . import dispatch
 from .models import Case, Lesion, LesionImage, Patient, Prediction
-from .signals import case_referred, case_submitted
+from .signals import case_refer, case_submitted
 from .summary import stored_checklist_reason
 from .text import NOTES_MAX_LENGTH, clean_text
-from .transitions import case_transition
+from .transitions import IN_SPECIALIST_HANDS, case_transition, photos_accepted
 from .uploads import CleanImage, image_validate, request_budget_check
 
 logger = logging.getLogger(__name__)
@@ -311,22 +311,14 @@ def case_submit(
             )
             case_submitted.send(sender=Case, case=case, actor=actor)
             if case.checklist_score >= Case.CHECKLIST_REFERRAL_SCORE:
-                reason = stored_checklist_reason(case)
-                case_transition(
-                    case=case,
-                    to_status=Case.Status.REFERRED,
-                    actor=actor,
-                    request=request,
-                    details={"source": "checklist", "checklist_score": case.checklist_score},
-                )
-                case_referred.send(
-                    sender=Case,
-                    case=case,
+                case_refer(
+                    case,
                     source="checklist",
                     urgency="urgent",
-                    reason=reason,
+                    reason=stored_checklist_reason(case),
                     actor=actor,
                     request=request,
+                    details={"checklist_score": case.checklist_score},
                 )
             _queue_after_commit(case.pk)
     except BaseException:
@@ -342,21 +334,33 @@ def case_photos_add(
     images: Sequence[UploadedFile],
     image_kinds: Sequence[str] | None = None,
     request: HttpRequest | None = None,
+    requested: bool = False,
 ) -> list[LesionImage]:
-    """Add photos to an open case (a retake, or photos a specialist asked for); they are analysed as usual.
+    """Add photos to a case (a retake, another view, or photos a specialist asked for:
+    ``requested``); they are analysed as usual.
 
-    A case that awaits or has its own analysis result goes back to analysis for the new photos;
-    a case in a specialist's hands keeps its status (its risk and summary are brought up to
-    date when the new photos are scored). Closed and reviewed cases take no more photos.
+    Whether the case takes photos is ``transitions.photos_accepted``, checked on the case row
+    locked inside the transaction, after the photos are decoded: a photo posted while the
+    specialist sends the answer is refused, never stored after the answer. A case with its own
+    result goes back to analysis; a case a specialist asked about keeps its status (its risk and
+    summary are brought up to date when the new photos are scored).
     """
     if not _can_write_for_clinic(actor, case.patient.clinic_id):
         raise PermissionDenied(_("You cannot add photos to this case."))
-    if case.status in (Case.Status.REVIEWED, Case.Status.CLOSED):
-        raise ValidationError({"images": _("This case has been answered; start a new case for new photos.")})
     photos = _photos_validate(images, image_kinds)
     stored: list[str] = []
     try:
         with transaction.atomic():
+            locked = Case.objects.select_for_update().get(pk=case.pk)
+            if not photos_accepted(locked.status, requested=requested):
+                if locked.status in (Case.Status.REVIEWED, Case.Status.CLOSED):
+                    message = _("This case has been answered; start a new case for new photos.")
+                elif locked.status in IN_SPECIALIST_HANDS:
+                    message = _("A specialist has this case: send photos when the specialist asks for them.")
+                else:
+                    message = _("Wait for the analysis of the photos already sent.")
+                raise ValidationError({"images": message}, code="photos_not_accepted")
+            case.status = locked.status
             rows = _photos_store(case=case, photos=photos, actor=actor, stored=stored)
             if case.status in (Case.Status.ANALYSED, Case.Status.FAILED):
                 case_transition(case=case, to_status=Case.Status.ANALYSING, actor=actor, request=request)

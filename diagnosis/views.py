@@ -69,7 +69,7 @@ from .services import (
     patient_update,
 )
 from .summary import class_name
-from .transitions import IN_SPECIALIST_HANDS
+from .transitions import IN_SPECIALIST_HANDS, photos_accepted
 from .uploads import upload_allowance_take
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             cases=shown,
             # Nothing falls through: cases with no photo the model could read, until a new photo,
             # a referral (safety_net.py) or the clinic closing them.
-            awaiting_photo=list(safety_net.case_list_awaiting_photo(cases).order_by("awaiting_photo_since")[:RECENT_CASES]),
+            awaiting_photo=list(
+                safety_net.case_list_awaiting_photo(cases).order_by("awaiting_photo_since")[:RECENT_CASES]
+            ),
             counts=cases.aggregate(
                 waiting=Count("pk", filter=Q(status__in=CASE_AWAITING_RESULT)),
                 high=Count("pk", filter=Q(risk=Case.Risk.HIGH)),
@@ -651,11 +653,7 @@ def result_context(request: HttpRequest, case: Case) -> dict:
             and can_submit_clinical_records(request.user)
         ),
         "any_rejected": any(row["rejected"] for row in images),
-        "can_add_photos": (
-            not pending
-            and case.status in (Case.Status.ANALYSED, Case.Status.FAILED)
-            and can_submit_clinical_records(request.user)
-        ),
+        "can_add_photos": (not pending and photos_accepted(case.status) and can_submit_clinical_records(request.user)),
         "photo_kinds": LesionImage.Kind.choices,
         "uncertain_below": UNCERTAIN_BELOW,
         # No photo the model could read: when the case goes to a specialist unless a usable photo

@@ -28,6 +28,7 @@ from .models import Referral
 from .permissions import IsClinicalSubmitter, IsSpecialist, IsSpecialistOrAdministrator
 from .selectors import OPEN_STATUSES, notification_list_for, referral_list_for, referral_queue_for
 from .serializers import (
+    CaseAcknowledgeInputSerializer,
     InformationAnswerInputSerializer,
     InformationRequestOutputSerializer,
     MessageInputSerializer,
@@ -112,12 +113,16 @@ class CaseAcknowledgeApi(TriageApiView):
 
     @extend_schema(
         summary="Acknowledge the specialist's answer; the case closes and becomes read-only",
-        request=None,
+        request=CaseAcknowledgeInputSerializer,
         responses={200: CaseOutputSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
-        services.case_acknowledge(actor=request.user, case=case, request=request)
+        serializer = CaseAcknowledgeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.case_acknowledge(
+            actor=request.user, case=case, review_id=serializer.validated_data["review"], request=request
+        )
         case = case_list_for(user=request.user).get(pk=case.pk)
         return Response(CaseOutputSerializer(case, context={"request": request}).data)
 

@@ -7,12 +7,12 @@ def connect() -> None:
     from diagnosis import extensions
     from diagnosis.signals import case_referred
 
-    from . import case_filters, panels, serializers, services
+    from . import case_filters, panels, serializers, services, workflow
 
     def on_case_referred(
-        sender, *, case, source, urgency, reason, actor=None, request=None, sample_rate=None, **kwargs
+        sender, *, case, source, urgency, reason, actor=None, request=None, details=None, sample_rate=None, **kwargs
     ):
-        services.referral_from_diagnosis(
+        services.referral_create(
             case=case,
             source=source,
             urgency=urgency,
@@ -20,9 +20,11 @@ def connect() -> None:
             actor=actor,
             request=request,
             sample_rate=sample_rate,
+            case_details=details,
         )
 
-    case_referred.connect(on_case_referred, dispatch_uid="triage.referral_from_diagnosis", weak=False)
+    case_referred.connect(on_case_referred, dispatch_uid="triage.referral_create", weak=False)
+    extensions.case_status_reader_register(workflow.case_status_shown)
     extensions.case_output_field_register("referral", serializers.case_referral_field)
     extensions.case_output_field_register("review", serializers.case_review_field)
     extensions.case_page_panel_register(panels.case_referral_panel)

@@ -54,6 +54,15 @@ class MessageInputSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=4000)
 
 
+class CaseAcknowledgeInputSerializer(serializers.Serializer):
+    review = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The id of the answer the clinic read (the case's `review.id`). If the specialist corrected "
+        "the answer since, the acknowledgement is refused (409): read the correction first.",
+    )
+
+
 class InformationAnswerInputSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
     images = serializers.ListField(
