@@ -509,7 +509,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(
         {
             "pending": context["pending"],
-            "status": case.status,
+            "status": case.shown_status,
             "status_html": status_html,
             "html": html,
             "fingerprint": fingerprint,

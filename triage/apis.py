@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,7 +21,7 @@ from diagnosis.apis import ApiView, Pages
 from diagnosis.selectors import case_list_for
 from diagnosis.serializers import CaseOutputSerializer
 
-from . import services
+from . import services, workflow
 from .metrics import service_metrics
 from .models import Referral
 from .permissions import IsClinicalSubmitter, IsSpecialist, IsSpecialistOrAdministrator
@@ -175,9 +174,9 @@ def referral_filter(request, queue, everything):
     elif wanted == Referral.Status.REVIEWED:
         referrals = everything.filter(status=wanted)
     elif wanted == Referral.Status.OPEN:  # a claim whose lease ran out is open again
-        referrals = queue.filter(Q(status=wanted) | Q(status=Referral.Status.CLAIMED, claim_expires_at__lte=now))
+        referrals = queue.filter(workflow.open_q(now))
     elif wanted == Referral.Status.CLAIMED:
-        referrals = queue.filter(status=wanted, claim_expires_at__gt=now)
+        referrals = queue.filter(workflow.live_claim_q(now))
     elif wanted == Referral.Status.INFORMATION_REQUESTED:
         referrals = queue.filter(status=wanted)
     else:
@@ -193,7 +192,7 @@ def referral_filter(request, queue, everything):
         clinic_id = int(clinic)
         referrals = referrals.filter(clinic_id=clinic_id) if 0 < clinic_id <= _BIGGEST_ID else referrals.none()
     if flag(params, "mine"):
-        referrals = referrals.filter(status=Referral.Status.CLAIMED, claimed_by=request.user, claim_expires_at__gt=now)
+        referrals = referrals.filter(workflow.live_claim_q(now), claimed_by=request.user)
     if flag(params, "overdue"):
         referrals = referrals.filter(status__in=OPEN_STATUSES, due_at__lt=now)
     return referrals

@@ -62,15 +62,8 @@ class ReviewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
-    def clean(self):
-        data = super().clean()
-        if data.get("outcome") == Review.Outcome.MONITOR and not data.get("follow_up_months"):
-            self.add_error("follow_up_months", _("Say in how many months the lesion should be photographed again."))
-        if data.get("outcome") != Review.Outcome.MONITOR:
-            data["follow_up_months"] = None
-        if data.get("diagnosis") == Review.Diagnosis.OTHER and not (data.get("diagnosis_text") or "").strip():
-            self.add_error("diagnosis_text", _("Describe the diagnosis."))
-        return data
+    # The answer's rules are triage.workflow.review_rules_check: the service refuses, and the
+    # review page shows its errors on these fields (views.review_view).
 
 
 class InformationRequestForm(forms.Form):

@@ -192,9 +192,7 @@ def referral_claims_expire(*, now=None) -> int:
     """Return to the queue every referral whose claim lease ran out (beat, ``triage.claims_expire``)."""
     now = now or timezone.now()
     returned = 0
-    for pk in Referral.objects.filter(status=Referral.Status.CLAIMED, claim_expires_at__lte=now).values_list(
-        "pk", flat=True
-    ):
+    for pk in Referral.objects.filter(workflow.lapsed_q(now)).values_list("pk", flat=True):
         try:
             workflow.referral_transition(referral=Referral(pk=pk), step="expire", actor=None, now=now)
         except WorkflowConflict:

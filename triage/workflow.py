@@ -131,9 +131,14 @@ def live_claim_q(now=None) -> Q:
     return Q(status=Status.CLAIMED, claim_expires_at__gt=now or timezone.now())
 
 
+def lapsed_q(now=None) -> Q:
+    """Claims whose lease ran out (beat's ``expire`` step returns them to the queue)."""
+    return Q(status=Status.CLAIMED, claim_expires_at__lte=now or timezone.now())
+
+
 def open_q(now=None) -> Q:
     """Referrals any serving specialist may claim right now: open, or a claim whose lease ran out."""
-    return Q(status=Status.OPEN) | Q(status=Status.CLAIMED, claim_expires_at__lte=now or timezone.now())
+    return Q(status=Status.OPEN) | lapsed_q(now)
 
 
 def machine_state(referral: Referral | None, now=None) -> str:
