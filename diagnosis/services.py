@@ -24,7 +24,7 @@ from accounts.services import audit_record
 
 from . import dispatch
 from .models import Case, Lesion, LesionImage, Patient, Prediction
-from .signals import case_refer, case_submitted
+from .signals import case_refer, case_submitted, patient_moved
 from .summary import stored_checklist_reason
 from .text import NOTES_MAX_LENGTH, clean_text
 from .transitions import IN_SPECIALIST_HANDS, case_transition, photos_accepted
@@ -400,6 +400,62 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
             default_storage.delete(name)
             deleted += 1
     return deleted
+
+
+# A case that a specialist has and the clinic has not closed yet: its patient stays in its clinic.
+WITH_A_SPECIALIST = frozenset(IN_SPECIALIST_HANDS - {Case.Status.CLOSED})
+
+
+@transaction.atomic
+def patient_clinic_move(*, actor, patient: Patient, clinic: Clinic, request: HttpRequest | None = None) -> Patient:
+    """Move a patient (with their lesions and cases) to another clinic; administrators only.
+
+    Refused while one of the patient's cases is with a specialist (referred, under review,
+    waiting for the clinic's answer, or answered and not yet acknowledged): the referral, its
+    messages and its notifications belong to the clinic that is handling it, and a specialist
+    serving only that clinic is answering it. Once those cases are closed the patient can move;
+    the apps built on diagnosis move what they keep per clinic (``signals.patient_moved``:
+    triage moves the closed referrals and tells both clinics), in the same transaction.
+    """
+    if not (actor and actor.is_authenticated and actor.is_active and actor.is_administrator):
+        raise PermissionDenied(_("Only administrators can move a patient to another clinic."))
+    locked = Patient.objects.select_for_update().get(pk=patient.pk)
+    old_clinic = locked.clinic
+    if old_clinic.pk == clinic.pk:
+        return patient
+    if not clinic.is_active:
+        raise ValidationError({"clinic": _("This clinic is not active.")})
+    busy = list(
+        Case.objects.select_for_update()
+        .filter(patient=locked, status__in=WITH_A_SPECIALIST)
+        .values_list("pk", flat=True)
+    )
+    if busy:
+        raise ValidationError(
+            {
+                "clinic": _(
+                    "A specialist is handling case %(cases)s of this patient: move the patient once "
+                    "the clinic has acknowledged the answer."
+                )
+                % {"cases": ", ".join(str(pk) for pk in busy)}
+            },
+            code="patient_with_specialist",
+        )
+    if Patient.objects.filter(clinic=clinic, identifier__iexact=locked.identifier).exists():
+        raise ValidationError({"identifier": ValidationError(DUPLICATE_IDENTIFIER, code="unique")})
+    locked.clinic = clinic
+    locked.save(update_fields=["clinic", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="patient.clinic_move",
+        obj=locked,
+        request=request,
+        clinic=clinic,
+        details={"old": {"clinic": old_clinic.pk}, "new": {"clinic": clinic.pk}},
+    )
+    patient_moved.send(sender=Patient, patient=locked, old_clinic=old_clinic, actor=actor, request=request)
+    patient.clinic = clinic
+    return patient
 
 
 DUPLICATE_IDENTIFIER = gettext_lazy("A patient with this number is already registered in this clinic.")

@@ -50,3 +50,7 @@ case_result_written = Signal()
 # Sent when a case was submitted (inside case_submit's transaction). Arguments: case, actor.
 # A new case on a lesion completes the lesion's follow-up (continuity).
 case_submitted = Signal()
+
+# Sent when an administrator moved a patient to another clinic (inside patient_clinic_move's
+# transaction). Arguments: patient (already in the new clinic), old_clinic, actor, request.
+patient_moved = Signal()

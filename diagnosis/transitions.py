@@ -56,11 +56,11 @@ REFERABLE = frozenset(status for status, targets in TRANSITIONS.items() if Statu
     Status.INFORMATION_REQUESTED,
 }
 
-# New photos. While the case awaits or has its own result the clinic adds them (a retake,
-# another view); once a specialist has the case, only as the answer to the specialist's question
-# (triage's information_answer); an answered or closed case takes none. The case page's
-# "add photos" and ``case_photos_add`` both read this.
-PHOTOS_WELCOME = frozenset({Status.ANALYSED, Status.FAILED})
+# New photos. Until a specialist has the case the clinic adds them (a retake, another view);
+# once a specialist has it, only as the answer to the specialist's question (triage's
+# information_answer); an answered or closed case takes none. The case page's "add photos" and
+# ``case_photos_add`` both read this (the page also waits until the photos sent are analysed).
+PHOTOS_WELCOME = frozenset({Status.SUBMITTED, Status.ANALYSING, Status.ANALYSED, Status.FAILED})
 PHOTOS_ON_REQUEST = frozenset({Status.INFORMATION_REQUESTED})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def connect() -> None:
     from diagnosis import extensions
-    from diagnosis.signals import case_referred
+    from diagnosis.signals import case_referred, patient_moved
 
     from . import case_filters, panels, serializers, services, workflow
 
@@ -25,6 +25,11 @@ def connect() -> None:
 
     case_referred.connect(on_case_referred, dispatch_uid="triage.referral_create", weak=False)
     extensions.case_status_reader_register(workflow.case_status_shown)
+
+    def on_patient_moved(sender, *, patient, old_clinic, actor=None, request=None, **kwargs):
+        services.referrals_follow_patient(patient=patient, old_clinic=old_clinic, actor=actor, request=request)
+
+    patient_moved.connect(on_patient_moved, dispatch_uid="triage.referrals_follow_patient", weak=False)
     extensions.case_output_field_register("referral", serializers.case_referral_field)
     extensions.case_output_field_register("review", serializers.case_review_field)
     extensions.case_page_panel_register(panels.case_referral_panel)

@@ -404,6 +404,24 @@ def case_acknowledge(*, actor, case: Case, review_id: int, request: HttpRequest 
     return case
 
 
+def referrals_follow_patient(*, patient, old_clinic, actor, request: HttpRequest | None = None) -> int:
+    """Receiver of ``diagnosis.signals.patient_moved``: the patient's (closed) referrals follow
+    them to the new clinic, so the old clinic's staff no longer read them; audited."""
+    moved = 0
+    for referral in Referral.objects.select_for_update().filter(case__patient=patient).exclude(clinic=patient.clinic):
+        Referral.objects.filter(pk=referral.pk).update(clinic=patient.clinic, updated_at=timezone.now())
+        audit_record(
+            actor=actor,
+            action="referral.clinic_move",
+            obj=referral,
+            request=request,
+            clinic=patient.clinic,
+            details={"case": referral.case_id, "old": {"clinic": old_clinic.pk}, "new": {"clinic": patient.clinic_id}},
+        )
+        moved += 1
+    return moved
+
+
 def notification_mark_read(*, actor, notification: Notification) -> Notification:
     if notification.recipient_id != getattr(actor, "pk", None):
         raise PermissionDenied(_("Not your notification."))
