@@ -346,6 +346,19 @@ def case_result_update(*, case_id: int) -> Case | None:
         elif turned_back_at and case.status in CASE_AWAITING_RESULT:
             unreadable = safety_net.retake_turned_back(case, turned_back_at)
             changes["awaiting_photo_since"] = case.awaiting_photo_since or now
+        if case.status in CASE_RESULT_REFRESHED and (case.risk, case.summary) != (changes["risk"], changes["summary"]):
+            # A specialist may already have read the old result: keep it in the audit log.
+            audit_record(
+                actor=None,
+                action="case.result_refresh",
+                obj=case,
+                details={
+                    "status": case.status,
+                    "old": {"risk": case.risk, "summary": case.summary, "summary_facts": case.summary_facts},
+                    "new": {"risk": changes["risk"], "summary": changes["summary"]},
+                    "model_versions": sorted(set(versions)),
+                },
+            )
         Case.objects.filter(pk=case.pk).update(**changes)
         for field, value in changes.items():
             setattr(case, field, value)

@@ -71,8 +71,8 @@ def patient_create(
         date_of_birth=date_of_birth,
         sex=sex,
         skin_type=skin_type or "",
-        phone=phone.strip(),
-        village=village.strip(),
+        phone=clean_text(phone, field="phone"),
+        village=clean_text(village, field="village"),
         consent_given=consent_given,
         consent_recorded_by=actor if consent_given else None,
         consent_recorded_at=now if consent_given else None,
@@ -269,7 +269,10 @@ def case_submit(
         with transaction.atomic():
             if lesion is None:
                 lesion = Lesion(
-                    patient=patient, body_site=body_site, label=(lesion_label or "").strip(), created_by=actor
+                    patient=patient,
+                    body_site=body_site,
+                    label=clean_text(lesion_label, field="lesion_label"),
+                    created_by=actor,
                 )
                 lesion.full_clean()
                 lesion.save()
@@ -488,7 +491,7 @@ def patient_update(*, actor, patient: Patient, request: HttpRequest | None = Non
     locked = Patient.objects.select_for_update().get(pk=patient.pk)
     diff: dict[str, dict[str, str]] = {}
     for field, value in changes.items():
-        if field in ("identifier", "full_name"):
+        if field in ("identifier", "full_name", "phone", "village"):
             value = clean_text(value, field=field)
         elif isinstance(value, str):
             value = value.strip()
