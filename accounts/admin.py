@@ -7,6 +7,40 @@ from knox.models import AuthToken
 
 from .models import AuditEvent, Clinic, User
 from .services import audit_record, user_tokens_revoke
+from .signals import ADMIN_REQUEST
+
+
+def _plain(value):
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return getattr(value, "pk", None) if hasattr(value, "_meta") else str(value)
+
+
+def _changes(before, after, fields) -> dict:
+    """Old and new values of the changed fields, as the audit log keeps them (never a password hash)."""
+    return {
+        field: {"old": _plain(getattr(before, field, None)) if before else None, "new": _plain(getattr(after, field))}
+        for field in fields
+        if hasattr(after, field) and field != "password" and not field.startswith("password")
+    }
+
+
+class AdminRequestMixin:
+    """Every write through these admin pages knows its administrator (``signals.ADMIN_REQUEST``)."""
+
+    def changeform_view(self, request, *args, **kwargs):
+        token = ADMIN_REQUEST.set(request)
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        finally:
+            ADMIN_REQUEST.reset(token)
+
+    def changelist_view(self, request, *args, **kwargs):
+        token = ADMIN_REQUEST.set(request)
+        try:
+            return super().changelist_view(request, *args, **kwargs)
+        finally:
+            ADMIN_REQUEST.reset(token)
 
 
 @admin.register(Clinic)
@@ -15,9 +49,27 @@ class ClinicAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "address")
 
+    # A clinic's is_active hides its records from everyone: every change is audited, old and new.
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        before = Clinic.objects.filter(pk=obj.pk).first() if change else None
+        super().save_model(request, obj, form, change)
+        fields = sorted(form.changed_data) if form is not None else []
+        audit_record(
+            actor=request.user,
+            action=f"clinic.{'admin_change' if change else 'admin_create'}",
+            obj=obj,
+            request=request,
+            clinic=obj,
+            details={"fields": fields, "changes": _changes(before, obj, fields)},
+        )
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        audit_record(actor=request.user, action="clinic.admin_delete", obj=obj, request=request)
+        super().delete_model(request, obj)
+
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AdminRequestMixin, DjangoUserAdmin):
     list_display = (
         "username",
         "email",
@@ -40,14 +92,23 @@ class UserAdmin(DjangoUserAdmin):
 
     # Who may see which clinic's patients is decided here: every grant and removal is audited.
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        before = User.objects.filter(pk=obj.pk).first() if change else None
         super().save_model(request, obj, form, change)
+        fields = sorted(form.changed_data) if form is not None else []
         audit_record(
             actor=request.user,
             action=f"user.{'admin_change' if change else 'admin_create'}",
             obj=obj,
             request=request,
-            details={"fields": sorted(form.changed_data)} if form is not None else {},
+            details={"fields": fields, "changes": _changes(before, obj, fields)},
         )
+
+    def user_change_password(self, request: HttpRequest, id, form_url=""):
+        token = ADMIN_REQUEST.set(request)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            ADMIN_REQUEST.reset(token)
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -7,6 +7,8 @@ API token of the user.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -67,6 +69,11 @@ def audit_lockout(sender, request, username, ip_address, **kwargs) -> None:
     )
 
 
+# The admin request in progress (set by accounts/admin.py around its writes), so that a
+# password or status an administrator sets is audited with that administrator as the actor.
+ADMIN_REQUEST: ContextVar = ContextVar("skinportal_admin_request", default=None)
+
+
 @receiver(pre_save, sender=get_user_model(), dispatch_uid="skinportal-user-credentials-changed")
 def remember_credentials(sender, instance, raw=False, **kwargs) -> None:
     instance._credentials_changed = None
@@ -89,6 +96,8 @@ def revoke_tokens_on_credentials_change(sender, instance, created, raw=False, **
         return
     request = getattr(instance, "_audit_request", None)
     actor = instance if request is not None else None  # the user's own change, else an admin or a command
+    if request is None and (admin_request := ADMIN_REQUEST.get()) is not None:
+        request, actor = admin_request, admin_request.user  # an administrator, in the admin
     if reason == "password_change":
         audit_record(actor=actor, action="user.password_change", obj=instance, request=request)
     user_tokens_revoke(user=instance, reason=reason, request=request, actor=actor)

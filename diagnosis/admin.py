@@ -1,12 +1,17 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.models import Clinic
 from accounts.services import audit_record
 
 from .models import Case, LesionImage, Patient, Prediction
+from .services import patient_clinic_move, patient_consent_record
 
 
 def _plain(value):
@@ -99,6 +104,10 @@ class AuditedAdmin(admin.ModelAdmin):
         super().delete_queryset(request, queryset)
 
 
+class PatientActionForm(ActionForm):
+    clinic = forms.ModelChoiceField(queryset=Clinic.objects.filter(is_active=True), required=False)
+
+
 @admin.register(Patient)
 class PatientAdmin(AuditedAdmin):
     audit_name = "patient"
@@ -112,8 +121,68 @@ class PatientAdmin(AuditedAdmin):
     )
     list_filter = ("clinic", "consent_given", "sex")
     search_fields = ("identifier", "full_name")
-    raw_id_fields = ("created_by", "consent_recorded_by")
-    readonly_fields = ("created_at", "updated_at")
+    raw_id_fields = ("created_by",)
+    # Whose patient it is and their consent change only through the services (the actions
+    # below): a move is refused while a specialist handles one of the patient's cases, and
+    # consent is recorded with who and when.
+    readonly_fields = (
+        "clinic",
+        "consent_given",
+        "consent_recorded_by",
+        "consent_recorded_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+    action_form = PatientActionForm
+    actions = ("move_to_clinic", "consent_given_record", "consent_withdrawn_record")
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a patient's records are kept
+
+    def _each(self, request: HttpRequest, queryset, step, done: str) -> None:
+        changed = 0
+        for patient in queryset:
+            try:
+                step(patient)
+                changed += 1
+            except (ValidationError, PermissionDenied) as exc:
+                reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"{patient.identifier}: {reason}", level=messages.ERROR)
+        if changed:
+            self.message_user(request, done % {"count": changed})
+
+    @admin.action(description="Move the selected patients to the clinic chosen above")
+    def move_to_clinic(self, request: HttpRequest, queryset) -> None:
+        chosen = request.POST.get("clinic", "")
+        clinic = Clinic.objects.filter(pk=int(chosen), is_active=True).first() if chosen.isdigit() else None
+        if clinic is None:
+            self.message_user(request, "Choose the clinic to move the patients to.", level=messages.ERROR)
+            return
+        self._each(
+            request,
+            queryset,
+            lambda patient: patient_clinic_move(actor=request.user, patient=patient, clinic=clinic, request=request),
+            "%(count)s patient(s) moved.",
+        )
+
+    @admin.action(description="Record that the selected patients gave consent")
+    def consent_given_record(self, request: HttpRequest, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda p: patient_consent_record(actor=request.user, patient=p, consent_given=True, request=request),
+            "Consent recorded for %(count)s patient(s).",
+        )
+
+    @admin.action(description="Record that the selected patients withdrew consent")
+    def consent_withdrawn_record(self, request: HttpRequest, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda p: patient_consent_record(actor=request.user, patient=p, consent_given=False, request=request),
+            "Withdrawal of consent recorded for %(count)s patient(s).",
+        )
 
 
 class LesionImageInline(admin.TabularInline):
@@ -212,6 +281,10 @@ class LesionImageAdmin(AuditedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A photo is part of the clinical record (a case's risk, a specialist's answer rest on it).
+        return False
+
     inlines = (PredictionInline,)
 
     @admin.display(description="Photo")
@@ -241,3 +314,6 @@ class PredictionAdmin(AuditedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the model's output is part of the clinical record

@@ -44,7 +44,7 @@ from . import dispatch, safety_net
 from .models import Case, LesionImage, Prediction
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for
-from .signals import case_referred, case_result_written
+from .signals import case_refer, case_result_written
 from .transitions import IN_SPECIALIST_HANDS, case_transition
 
 logger = logging.getLogger(__name__)
@@ -323,9 +323,7 @@ def case_result_update(*, case_id: int) -> Case | None:
             if prediction is not None and prediction.rejected:
                 # Turned back by the photo gate: no result, but a photo of skin whose probabilities reach
                 # a threshold still refers the case (inference/risk.py); a photo not of skin never does.
-                results.append(
-                    ImageResult(number, prediction.probabilities, thresholds, turned_back=prediction.gate)
-                )
+                results.append(ImageResult(number, prediction.probabilities, thresholds, turned_back=prediction.gate))
                 turned_back_at.append(image.created_at)
             else:
                 results.append(ImageResult(number, prediction.probabilities if prediction else None, thresholds))
@@ -348,6 +346,19 @@ def case_result_update(*, case_id: int) -> Case | None:
         elif turned_back_at and case.status in CASE_AWAITING_RESULT:
             unreadable = safety_net.retake_turned_back(case, turned_back_at)
             changes["awaiting_photo_since"] = case.awaiting_photo_since or now
+        if case.status in CASE_RESULT_REFRESHED and (case.risk, case.summary) != (changes["risk"], changes["summary"]):
+            # A specialist may already have read the old result: keep it in the audit log.
+            audit_record(
+                actor=None,
+                action="case.result_refresh",
+                obj=case,
+                details={
+                    "status": case.status,
+                    "old": {"risk": case.risk, "summary": case.summary, "summary_facts": case.summary_facts},
+                    "new": {"risk": changes["risk"], "summary": changes["summary"]},
+                    "model_versions": sorted(set(versions)),
+                },
+            )
         Case.objects.filter(pk=case.pk).update(**changes)
         for field, value in changes.items():
             setattr(case, field, value)
@@ -365,25 +376,20 @@ def case_result_update(*, case_id: int) -> Case | None:
                     to_status, audit_rate = Case.Status.REFERRED, rate
             details = {"risk": assessment.level, "model_versions": sorted(set(versions))}
             if unreadable:
-                details["source"] = safety_net.UNREADABLE
+                safety_net.unreadable_refer(case, details=details)
             elif audit_rate is not None:
-                details.update(source=safety_net.AUDIT, sample_rate=audit_rate)
-            case_transition(case=case, to_status=to_status, details=details)
-            if unreadable:
-                safety_net.unreadable_refer(case)
-            elif audit_rate is not None:
-                safety_net.audit_refer(case, rate=audit_rate)
+                safety_net.audit_refer(case, rate=audit_rate, details=details)
             elif to_status == Case.Status.REFERRED:
                 flagged = {code for _, code in assessment.flagged}
-                case_referred.send(
-                    sender=Case,
-                    case=case,
+                case_refer(
+                    case,
                     source="model",
                     urgency="urgent" if flagged & URGENT_CLASSES else "routine",
                     reason=assessment.summary.split(". ")[0] + ".",
-                    actor=None,
-                    request=None,
+                    details=details,
                 )
+            else:
+                case_transition(case=case, to_status=to_status, details=details)
         case_result_written.send(sender=Case, case=case)
     return case
 

@@ -59,3 +59,21 @@ def case_list_filter_register(
     name: str, field: Callable[[], object], apply: Callable[[object, object], object]
 ) -> None:
     CASE_LIST_FILTERS[name] = (field, apply)
+
+
+# functions (case) -> a status or None: what a case reads as where an app built on diagnosis
+# owns its progress (triage: a referred case's status derives from its referral, so a claim
+# whose lease ran out reads "referred" on the case as the referral reads "open")
+CASE_STATUS_READERS: list[Callable[[object], str | None]] = []
+
+
+def case_status_reader_register(read: Callable[[object], str | None]) -> None:
+    if read not in CASE_STATUS_READERS:
+        CASE_STATUS_READERS.append(read)
+
+
+def case_status_shown(case) -> str:
+    for read in CASE_STATUS_READERS:
+        if status := read(case):
+            return status
+    return case.status

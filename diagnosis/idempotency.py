@@ -20,8 +20,11 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from accounts.services import audit_record
 
 from .models import IdempotencyRecord
 
@@ -123,13 +126,32 @@ def submission_once(
         if earlier is not None:
             if earlier.fingerprint != fingerprint:
                 raise IdempotencyKeyReused(key)
-            return Answer(earlier.status_code, earlier.response_body, replayed=True)
-        status_code, body, case = create()
-        record.status_code = status_code
-        record.response_body = body
-        record.case = case
-        record.save(update_fields=["status_code", "response_body", "case"])
-        return Answer(status_code, body, replayed=False)
+            if _replay_allowed(user=user, earlier=earlier):
+                return Answer(earlier.status_code, earlier.response_body, replayed=True)
+        else:
+            status_code, body, case = create()
+            record.status_code = status_code
+            record.response_body = body
+            record.case = case
+            record.save(update_fields=["status_code", "response_body", "case"])
+            return Answer(status_code, body, replayed=False)
+    raise Http404  # after the transaction, so that the refusal's audit event is kept
+
+
+def _replay_allowed(*, user, earlier: IdempotencyRecord) -> bool:
+    """A stored answer is handed back only to a user who may still read its case (removed from
+    the clinic since: 404, as for any case they cannot see); both audited."""
+    from .selectors import case_list_for
+
+    if earlier.case_id is None:
+        return True
+    visible = case_list_for(user=user).filter(pk=earlier.case_id).exists()
+    audit_record(
+        actor=user,
+        action="case.submit_replay" if visible else "case.submit_replay_refused",
+        details={"case": earlier.case_id, "key": earlier.key[:100]},
+    )
+    return visible
 
 
 def _earlier(*, user, key: str) -> IdempotencyRecord | None:

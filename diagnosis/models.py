@@ -228,6 +228,17 @@ class Case(models.Model):
         return f"Case {self.pk} ({self.get_body_site_display()}, {self.get_status_display()})"
 
     @property
+    def shown_status(self) -> str:
+        """The status a reader sees: once referred, derived from the referral by the app that owns
+        it (a specialist's claim whose lease ran out reads "referred", as its referral reads open)."""
+        from .extensions import case_status_shown
+
+        return case_status_shown(self)
+
+    def get_shown_status_display(self) -> str:
+        return str(self.Status(self.shown_status).label)
+
+    @property
     def clinic(self) -> Clinic:
         return self.patient.clinic
 

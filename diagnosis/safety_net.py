@@ -13,8 +13,8 @@
   cannot be drawn a second time. The rate in effect is sent with the referral, which keeps it
   for inverse-probability weighting.
 
-``diagnosis`` never imports ``triage``: it moves the case to referred (``case_transition``) and
-sends ``case_referred`` with the source; triage's receiver adds the referral row.
+``diagnosis`` never imports ``triage``: it refers through ``signals.case_refer`` with the source;
+triage's receiver (``referral_create``, the one way to refer) moves the case and adds the referral.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from accounts.services import audit_record
 from .models import Case
 from .permissions import can_submit_clinical_records
 from .selectors import case_list_for
-from .signals import case_referred
+from .signals import case_refer
 from .transitions import case_transition
 
 logger = logging.getLogger(__name__)
@@ -68,20 +68,18 @@ def audit_selects(case_id: int, rate: float) -> bool:
     return rate > 0 and audit_draw(case_id) < rate
 
 
-def audit_refer(case: Case, *, rate: float) -> None:
-    """Tell the referral workflow that this case, referred as an audit, needs its referral.
+def audit_refer(case: Case, *, rate: float, details: dict | None = None) -> None:
+    """Refer this case, drawn for the audit, through the referral workflow.
 
-    Sent inside the caller's transaction, so the referral commits or rolls back with the case.
+    Inside the caller's transaction, so the referral commits or rolls back with the case.
     """
-    case_referred.send(
-        sender=Case,
-        case=case,
+    case_refer(
+        case,
         source=AUDIT,
         urgency=ROUTINE,
         reason=AUDIT_REASON,
-        actor=None,
-        request=None,
         sample_rate=rate,
+        details={**(details or {}), "sample_rate": rate},
     )
 
 
@@ -92,17 +90,9 @@ def retake_turned_back(case: Case, turned_back_created: list) -> bool:
     return since is not None and any(created >= since for created in turned_back_created)
 
 
-def unreadable_refer(case: Case) -> None:
-    """Tell the referral workflow that this case, referred because no photo could be read, needs its referral."""
-    case_referred.send(
-        sender=Case,
-        case=case,
-        source=UNREADABLE,
-        urgency=ROUTINE,
-        reason=UNREADABLE_REASON,
-        actor=None,
-        request=None,
-    )
+def unreadable_refer(case: Case, *, details: dict | None = None) -> None:
+    """Refer this case, because no photo could be read, through the referral workflow."""
+    case_refer(case, source=UNREADABLE, urgency=ROUTINE, reason=UNREADABLE_REASON, details=details)
 
 
 def unreadable_after() -> timedelta:
@@ -125,12 +115,7 @@ def cases_awaiting_photo_refer(*, now=None) -> int:
                 case = Case.objects.select_for_update().get(pk=case_id)
                 if not case.awaiting_photo or case.awaiting_photo_since > now - unreadable_after():
                     continue
-                case_transition(
-                    case=case,
-                    to_status=Case.Status.REFERRED,
-                    details={"source": UNREADABLE, "awaiting_photo_since": case.awaiting_photo_since.isoformat()},
-                )
-                unreadable_refer(case)
+                unreadable_refer(case, details={"awaiting_photo_since": case.awaiting_photo_since.isoformat()})
                 referred += 1
         except ValidationError:  # moved on meanwhile (a new photo, closed by the clinic)
             logger.info("case %s is no longer waiting for a photo", case_id)

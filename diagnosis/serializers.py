@@ -279,6 +279,13 @@ class CaseOutputSerializer(serializers.ModelSerializer):
         with readers_language(self.context):
             return case_summary(case)
 
+    status = serializers.ChoiceField(
+        source="shown_status",
+        choices=Case.Status.choices,
+        read_only=True,
+        help_text="The case's progress; once referred, as its referral reads (a claim whose lease ran out: referred).",
+    )
+
     def get_fields(self):
         fields = super().get_fields()
         for name, factory in extensions.CASE_OUTPUT_FIELDS.items():

@@ -24,10 +24,10 @@ from accounts.services import audit_record
 
 from . import dispatch
 from .models import Case, Lesion, LesionImage, Patient, Prediction
-from .signals import case_referred, case_submitted
+from .signals import case_refer, case_submitted, patient_moved
 from .summary import stored_checklist_reason
 from .text import NOTES_MAX_LENGTH, clean_text
-from .transitions import case_transition
+from .transitions import IN_SPECIALIST_HANDS, case_transition, photos_accepted
 from .uploads import CleanImage, image_validate, request_budget_check
 
 logger = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ def patient_create(
         date_of_birth=date_of_birth,
         sex=sex,
         skin_type=skin_type or "",
-        phone=phone.strip(),
-        village=village.strip(),
+        phone=clean_text(phone, field="phone"),
+        village=clean_text(village, field="village"),
         consent_given=consent_given,
         consent_recorded_by=actor if consent_given else None,
         consent_recorded_at=now if consent_given else None,
@@ -269,7 +269,10 @@ def case_submit(
         with transaction.atomic():
             if lesion is None:
                 lesion = Lesion(
-                    patient=patient, body_site=body_site, label=(lesion_label or "").strip(), created_by=actor
+                    patient=patient,
+                    body_site=body_site,
+                    label=clean_text(lesion_label, field="lesion_label"),
+                    created_by=actor,
                 )
                 lesion.full_clean()
                 lesion.save()
@@ -311,37 +314,20 @@ def case_submit(
             )
             case_submitted.send(sender=Case, case=case, actor=actor)
             if case.checklist_score >= Case.CHECKLIST_REFERRAL_SCORE:
-                reason = stored_checklist_reason(case)
-                case_transition(
-                    case=case,
-                    to_status=Case.Status.REFERRED,
-                    actor=actor,
-                    request=request,
-                    details={"source": "checklist", "checklist_score": case.checklist_score},
-                )
-                case_referred.send(
-                    sender=Case,
-                    case=case,
+                case_refer(
+                    case,
                     source="checklist",
                     urgency="urgent",
-                    reason=reason,
+                    reason=stored_checklist_reason(case),
                     actor=actor,
                     request=request,
+                    details={"checklist_score": case.checklist_score},
                 )
             _queue_after_commit(case.pk)
     except BaseException:
         _delete_files(stored)
         raise
     return case
-
-
-def case_takes_photos(case: Case) -> bool:
-    """Whether photos may still be added to the case: any time until it is answered or closed.
-
-    A case in a specialist's hands takes them too (a retake of a photo the gate turned back,
-    or photos the specialist asked for); the case page offers the form by the same rule.
-    """
-    return case.status not in (Case.Status.REVIEWED, Case.Status.CLOSED)
 
 
 def case_photos_add(
@@ -351,21 +337,33 @@ def case_photos_add(
     images: Sequence[UploadedFile],
     image_kinds: Sequence[str] | None = None,
     request: HttpRequest | None = None,
+    requested: bool = False,
 ) -> list[LesionImage]:
-    """Add photos to an open case (a retake, or photos a specialist asked for); they are analysed as usual.
+    """Add photos to a case (a retake, another view, or photos a specialist asked for:
+    ``requested``); they are analysed as usual.
 
-    A case that awaits or has its own analysis result goes back to analysis for the new photos;
-    a case in a specialist's hands keeps its status (its risk and summary are brought up to
-    date when the new photos are scored). Closed and reviewed cases take no more photos.
+    Whether the case takes photos is ``transitions.photos_accepted``, checked on the case row
+    locked inside the transaction, after the photos are decoded: a photo posted while the
+    specialist sends the answer is refused, never stored after the answer. A case with its own
+    result goes back to analysis; a case a specialist asked about keeps its status (its risk and
+    summary are brought up to date when the new photos are scored).
     """
     if not _can_write_for_clinic(actor, case.patient.clinic_id):
         raise PermissionDenied(_("You cannot add photos to this case."))
-    if not case_takes_photos(case):
-        raise ValidationError({"images": _("This case has been answered; start a new case for new photos.")})
     photos = _photos_validate(images, image_kinds)
     stored: list[str] = []
     try:
         with transaction.atomic():
+            locked = Case.objects.select_for_update().get(pk=case.pk)
+            if not photos_accepted(locked.status, requested=requested):
+                if locked.status in (Case.Status.REVIEWED, Case.Status.CLOSED):
+                    message = _("This case has been answered; start a new case for new photos.")
+                elif locked.status in IN_SPECIALIST_HANDS:
+                    message = _("A specialist has this case: send photos when the specialist asks for them.")
+                else:
+                    message = _("Wait for the analysis of the photos already sent.")
+                raise ValidationError({"images": message}, code="photos_not_accepted")
+            case.status = locked.status
             rows = _photos_store(case=case, photos=photos, actor=actor, stored=stored)
             if case.status in (Case.Status.ANALYSED, Case.Status.FAILED):
                 case_transition(case=case, to_status=Case.Status.ANALYSING, actor=actor, request=request)
@@ -407,6 +405,62 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
     return deleted
 
 
+# A case that a specialist has and the clinic has not closed yet: its patient stays in its clinic.
+WITH_A_SPECIALIST = frozenset(IN_SPECIALIST_HANDS - {Case.Status.CLOSED})
+
+
+@transaction.atomic
+def patient_clinic_move(*, actor, patient: Patient, clinic: Clinic, request: HttpRequest | None = None) -> Patient:
+    """Move a patient (with their lesions and cases) to another clinic; administrators only.
+
+    Refused while one of the patient's cases is with a specialist (referred, under review,
+    waiting for the clinic's answer, or answered and not yet acknowledged): the referral, its
+    messages and its notifications belong to the clinic that is handling it, and a specialist
+    serving only that clinic is answering it. Once those cases are closed the patient can move;
+    the apps built on diagnosis move what they keep per clinic (``signals.patient_moved``:
+    triage moves the closed referrals and tells both clinics), in the same transaction.
+    """
+    if not (actor and actor.is_authenticated and actor.is_active and actor.is_administrator):
+        raise PermissionDenied(_("Only administrators can move a patient to another clinic."))
+    locked = Patient.objects.select_for_update().get(pk=patient.pk)
+    old_clinic = locked.clinic
+    if old_clinic.pk == clinic.pk:
+        return patient
+    if not clinic.is_active:
+        raise ValidationError({"clinic": _("This clinic is not active.")})
+    busy = list(
+        Case.objects.select_for_update()
+        .filter(patient=locked, status__in=WITH_A_SPECIALIST)
+        .values_list("pk", flat=True)
+    )
+    if busy:
+        raise ValidationError(
+            {
+                "clinic": _(
+                    "A specialist is handling case %(cases)s of this patient: move the patient once "
+                    "the clinic has acknowledged the answer."
+                )
+                % {"cases": ", ".join(str(pk) for pk in busy)}
+            },
+            code="patient_with_specialist",
+        )
+    if Patient.objects.filter(clinic=clinic, identifier__iexact=locked.identifier).exists():
+        raise ValidationError({"identifier": ValidationError(DUPLICATE_IDENTIFIER, code="unique")})
+    locked.clinic = clinic
+    locked.save(update_fields=["clinic", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="patient.clinic_move",
+        obj=locked,
+        request=request,
+        clinic=clinic,
+        details={"old": {"clinic": old_clinic.pk}, "new": {"clinic": clinic.pk}},
+    )
+    patient_moved.send(sender=Patient, patient=locked, old_clinic=old_clinic, actor=actor, request=request)
+    patient.clinic = clinic
+    return patient
+
+
 DUPLICATE_IDENTIFIER = gettext_lazy("A patient with this number is already registered in this clinic.")
 # What patient_update may change; the clinic and consent have their own ways.
 PATIENT_EDITABLE_FIELDS = ("identifier", "full_name", "date_of_birth", "sex", "skin_type", "phone", "village")
@@ -437,7 +491,7 @@ def patient_update(*, actor, patient: Patient, request: HttpRequest | None = Non
     locked = Patient.objects.select_for_update().get(pk=patient.pk)
     diff: dict[str, dict[str, str]] = {}
     for field, value in changes.items():
-        if field in ("identifier", "full_name"):
+        if field in ("identifier", "full_name", "phone", "village"):
             value = clean_text(value, field=field)
         elif isinstance(value, str):
             value = value.strip()

@@ -56,6 +56,19 @@ REFERABLE = frozenset(status for status, targets in TRANSITIONS.items() if Statu
     Status.INFORMATION_REQUESTED,
 }
 
+# New photos. Until a specialist has claimed the case the clinic adds them (a retake of a photo
+# the gate turned back, another view), a referred case waiting in the queue too; once a
+# specialist has it, only as the answer to the specialist's question (triage's
+# information_answer); an answered or closed case takes none. The case page's "add photos" and
+# ``case_photos_add`` both read this (the page also waits until the photos sent are analysed).
+PHOTOS_WELCOME = frozenset({Status.SUBMITTED, Status.ANALYSING, Status.ANALYSED, Status.FAILED, Status.REFERRED})
+PHOTOS_ON_REQUEST = frozenset({Status.INFORMATION_REQUESTED})
+
+
+def photos_accepted(status: str, *, requested: bool = False) -> bool:
+    """May photos be added to a case in this status (``requested``: a specialist asked for them)?"""
+    return status in PHOTOS_WELCOME or (requested and status in PHOTOS_ON_REQUEST)
+
 
 def can_transition(from_status: str, to_status: str) -> bool:
     return to_status in TRANSITIONS.get(from_status, frozenset())

@@ -73,13 +73,12 @@ from .services import (
     PATIENT_EDITABLE_FIELDS,
     case_photos_add,
     case_submit,
-    case_takes_photos,
     patient_consent_record,
     patient_create,
     patient_update,
 )
 from .summary import class_name
-from .transitions import IN_SPECIALIST_HANDS
+from .transitions import IN_SPECIALIST_HANDS, photos_accepted
 from .uploads import upload_allowance_take
 
 logger = logging.getLogger(__name__)
@@ -143,7 +142,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             cases=shown,
             # Nothing falls through: cases with no photo the model could read, until a new photo,
             # a referral (safety_net.py) or the clinic closing them.
-            awaiting_photo=list(safety_net.case_list_awaiting_photo(cases).order_by("awaiting_photo_since")[:RECENT_CASES]),
+            awaiting_photo=list(
+                safety_net.case_list_awaiting_photo(cases).order_by("awaiting_photo_since")[:RECENT_CASES]
+            ),
             counts=cases.aggregate(
                 waiting=Count("pk", filter=Q(status__in=CASE_AWAITING_RESULT)),
                 high=Count("pk", filter=Q(risk=Case.Risk.HIGH)),
@@ -520,7 +521,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(
         {
             "pending": context["pending"],
-            "status": case.status,
+            "status": case.shown_status,
             "status_html": status_html,
             "html": html,
             "fingerprint": fingerprint,
@@ -664,7 +665,7 @@ def result_context(request: HttpRequest, case: Case) -> dict:
             and can_submit_clinical_records(request.user)
         ),
         "any_rejected": any(row["rejected"] for row in images),
-        "can_add_photos": (not pending and case_takes_photos(case) and can_submit_clinical_records(request.user)),
+        "can_add_photos": (not pending and photos_accepted(case.status) and can_submit_clinical_records(request.user)),
         "photo_kinds": LesionImage.Kind.choices,
         # A retake is usually of the same kind as the photo it replaces.
         "retake_kind": next(

@@ -143,3 +143,22 @@ class PredictionFactory(factory.django.DjangoModelFactory):
                 lambda: ContentFile(image_bytes(64, 48, (255, 0, 0), "PNG"), name="heatmap.png")
             )
         )
+
+
+def referral_row(*, case, source="model", urgency="routine", reason="", referred_by=None, sample_rate=None, **_ignored):
+    """A referral row for a case already in status referred (its referred_at kept), without the workflow."""
+    from triage.models import Referral
+    from triage.workflow import _due
+
+    referred_at = case.referred_at or timezone.now()
+    return Referral.objects.create(
+        case=case,
+        clinic_id=case.patient.clinic_id,
+        source=source,
+        urgency=urgency,
+        reason=reason,
+        referred_by=referred_by,
+        referred_at=referred_at,
+        due_at=_due(referred_at, urgency, source),
+        sample_rate=sample_rate,
+    )

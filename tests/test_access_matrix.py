@@ -9,8 +9,14 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, image_bytes
-from triage import services as triage_services
+from tests.factories import (
+    CaseFactory,
+    LesionImageFactory,
+    PatientFactory,
+    PredictionFactory,
+    image_bytes,
+    referral_row,
+)
 from triage.models import Notification
 
 ANON, STAFF, OTHER, SPEC, SPEC_B, ADMIN = "anonymous", "staff", "other_staff", "specialist", "specialist_b", "admin"
@@ -33,7 +39,7 @@ def world(clinic_a, clinic_b, staff, other_staff, specialist, specialist_b):
     case_referred = CaseFactory(patient=patient_referred, submitted_by=staff, referred=True)
     image_referred = PredictionFactory(with_heatmap=True, image=LesionImageFactory(case=case_referred)).image
 
-    referral = triage_services._referral_row_create(
+    referral = referral_row(
         case=case_referred, source="model", urgency="routine", reason="High risk.", referred_by=None, request=None
     )
     notification = Notification.objects.create(recipient=staff, kind="review", case=case_referred, title="For alice")
@@ -195,7 +201,7 @@ ENDPOINTS = {
     "case-acknowledge-unanswered": (
         "post",
         lambda w: f"/api/v1/cases/{w['case_referred'].pk}/acknowledge/",
-        None,
+        lambda w: {"review": 1},
         {ANON: 401, STAFF: 409, OTHER: 404, SPEC: 403, SPEC_B: 403, ADMIN: 409},
     ),
     "referral-list": (

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from diagnosis.models import Case
-from tests.factories import CaseFactory, PatientFactory
+from tests.factories import CaseFactory, PatientFactory, referral_row
 
 URL = "/cases/"
 
@@ -95,13 +95,10 @@ def test_the_dashboard_links_to_all_cases_beyond_the_recent_twenty(clinic_a, sta
 
 
 def test_the_urgency_filter_finds_referrals_by_their_urgency(clinic_a, staff, web_client):
-    from triage import services
 
     def referred(urgency):
         case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), referred=True)
-        services._referral_row_create(
-            case=case, source="model", urgency=urgency, reason="", referred_by=None, request=None
-        )
+        referral_row(case=case, source="model", urgency=urgency, reason="", referred_by=None, request=None)
         return case
 
     urgent, routine = referred("urgent"), referred("routine")

@@ -23,7 +23,7 @@ from diagnosis import dispatch
 from diagnosis.models import Case, Lesion, LesionImage
 from inference.artifact import ARTIFACTS_DIR
 from inference.preprocessing import CLASS_NAMES, CLASSES
-from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory
+from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, referral_row
 from tests.i18n import LANGUAGES, catalogue, untranslated
 from tests.test_web_pages import model_artifact  # noqa: F401 (a fixture)
 from triage import services
@@ -203,14 +203,10 @@ def test_audit_and_unreadable_referrals_read_in_every_language(client, specialis
 
     audited = _analysed_case(patient, staff, label="freckle on the shin")
     Case.objects.filter(pk=audited.pk).update(status=Case.Status.REFERRED, referred_at=timezone.now())
-    services.referral_from_diagnosis(
-        case=audited, source="audit", urgency="routine", reason=safety_net.AUDIT_REASON, sample_rate=0.05
-    )
+    referral_row(case=audited, source="audit", urgency="routine", reason=safety_net.AUDIT_REASON, sample_rate=0.05)
     unreadable = _analysed_case(patient, staff, label="patch on the scalp")
     Case.objects.filter(pk=unreadable.pk).update(status=Case.Status.REFERRED, referred_at=timezone.now(), risk="")
-    services.referral_from_diagnosis(
-        case=unreadable, source="unreadable", urgency="routine", reason=safety_net.UNREADABLE_REASON
-    )
+    referral_row(case=unreadable, source="unreadable", urgency="routine", reason=safety_net.UNREADABLE_REASON)
     client.force_login(specialist)
     data = _data(patient, staff, specialist, extra=CLASS_NAMES.values())
     assert_page_reads_in_every_language(client, "/referrals/", data)
@@ -496,9 +492,7 @@ def _model_referred_case(patient, staff) -> Case:
     from tests.test_i18n_pages import _scored_case
 
     case = _scored_case(patient, staff, status=Case.Status.REFERRED)
-    services.referral_from_diagnosis(
-        case=case, source="model", urgency="urgent", reason=case.summary.split(". ")[0] + "."
-    )
+    referral_row(case=case, source="model", urgency="urgent", reason=case.summary.split(". ")[0] + ".")
     return case
 
 

@@ -81,7 +81,7 @@ def test_claim_review_and_acknowledge_through_the_pages(client, staff, specialis
     assert b"Photograph the lesion again by" in case_page.content
     assert b"Not for the clinic." not in case_page.content
     assert b"Analyse again" not in case_page.content
-    client.post(f"/cases/{referred.pk}/acknowledge/")
+    client.post(f"/cases/{referred.pk}/acknowledge/", {"review": referred.referral.latest_review.pk})
     assert Case.objects.get(pk=referred.pk).status == Case.Status.CLOSED
     assert b"close the case" not in client.get(f"/cases/{referred.pk}/").content
 

@@ -14,7 +14,14 @@ from accounts.models import AuditEvent
 from diagnosis import analysis, dispatch
 from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASSES
-from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, image_bytes
+from tests.factories import (
+    CaseFactory,
+    LesionImageFactory,
+    PatientFactory,
+    PredictionFactory,
+    image_bytes,
+    referral_row,
+)
 from triage import services, tasks
 from triage.models import Notification, Referral, Review
 
@@ -187,9 +194,7 @@ def _model_flagged_referral(clinic, staff) -> Referral:
     case = CaseFactory(
         patient=PatientFactory(clinic=clinic, created_by=staff), status=Case.Status.REFERRED, risk="high"
     )
-    return services._referral_row_create(
-        case=case, source="model", urgency="urgent", reason="", referred_by=None, request=None
-    )
+    return referral_row(case=case, source="model", urgency="urgent")
 
 
 def test_lowering_a_suspected_cancer_the_model_flagged_needs_a_reason_and_a_confirmation(clinic_a, staff, client_for):
@@ -246,9 +251,7 @@ def test_the_queue_is_ordered_by_urgency_overdue_risk_and_waiting_time(clinic_a,
             referred_at=now - timedelta(hours=hours_ago),
             risk=risk,
         )
-        return services._referral_row_create(
-            case=case, source="model", urgency=urgency, reason="", referred_by=None, request=None
-        )
+        return referral_row(case=case, source="model", urgency=urgency, reason="", referred_by=None, request=None)
 
     routine_old = referral("routine", 80, "moderate")  # overdue routine
     routine_high = referral("routine", 2, "high")
@@ -393,9 +396,16 @@ def test_the_whole_loop_through_the_api(
     referral_as_clinic = clinic.get(f"/api/v1/referrals/{referral_id}/").json()
     assert "private_note" not in referral_as_clinic["review"]
     assert doctor.get(f"/api/v1/referrals/{referral_id}/").json()["review"]["private_note"].startswith("Low")
-    closed = clinic.post(f"/api/v1/cases/{analysed_case.pk}/acknowledge/")
+    closed = clinic.post(
+        f"/api/v1/cases/{analysed_case.pk}/acknowledge/", {"review": case["review"]["id"]}, format="json"
+    )
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
-    assert clinic.post(f"/api/v1/cases/{analysed_case.pk}/acknowledge/").status_code == 409
+    assert (
+        clinic.post(
+            f"/api/v1/cases/{analysed_case.pk}/acknowledge/", {"review": case["review"]["id"]}, format="json"
+        ).status_code
+        == 409
+    )
 
     # Notifications went to the right people only.
     received = set(Notification.objects.values_list("recipient__username", "kind"))
@@ -476,7 +486,7 @@ def test_a_correction_supersedes_the_answer_and_both_are_kept(analysed_case, sta
     assert second.supersedes == first
     case = client_for(staff).get(f"/api/v1/cases/{analysed_case.pk}/").json()
     assert case["review"]["id"] == second.pk and case["review"]["outcome"] == "urgent_appointment"
-    services.case_acknowledge(actor=staff, case=analysed_case)
+    services.case_acknowledge(actor=staff, case=analysed_case, review_id=second.pk)
     late = client.post(f"/api/v1/referrals/{referral.pk}/review/", review_payload(), format="json")
     assert late.status_code == 409
 

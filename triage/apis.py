@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,12 +21,13 @@ from diagnosis.apis import ApiView, Pages
 from diagnosis.selectors import case_list_for
 from diagnosis.serializers import CaseOutputSerializer
 
-from . import services
+from . import services, workflow
 from .metrics import service_metrics
 from .models import Referral
 from .permissions import IsClinicalSubmitter, IsSpecialist, IsSpecialistOrAdministrator
 from .selectors import OPEN_STATUSES, notification_list_for, referral_list_for, referral_queue_for
 from .serializers import (
+    CaseAcknowledgeInputSerializer,
     InformationAnswerInputSerializer,
     InformationRequestOutputSerializer,
     MessageInputSerializer,
@@ -112,12 +112,16 @@ class CaseAcknowledgeApi(TriageApiView):
 
     @extend_schema(
         summary="Acknowledge the specialist's answer; the case closes and becomes read-only",
-        request=None,
+        request=CaseAcknowledgeInputSerializer,
         responses={200: CaseOutputSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
-        services.case_acknowledge(actor=request.user, case=case, request=request)
+        serializer = CaseAcknowledgeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.case_acknowledge(
+            actor=request.user, case=case, review_id=serializer.validated_data["review"], request=request
+        )
         case = case_list_for(user=request.user).get(pk=case.pk)
         return Response(CaseOutputSerializer(case, context={"request": request}).data)
 
@@ -170,9 +174,9 @@ def referral_filter(request, queue, everything):
     elif wanted == Referral.Status.REVIEWED:
         referrals = everything.filter(status=wanted)
     elif wanted == Referral.Status.OPEN:  # a claim whose lease ran out is open again
-        referrals = queue.filter(Q(status=wanted) | Q(status=Referral.Status.CLAIMED, claim_expires_at__lte=now))
+        referrals = queue.filter(workflow.open_q(now))
     elif wanted == Referral.Status.CLAIMED:
-        referrals = queue.filter(status=wanted, claim_expires_at__gt=now)
+        referrals = queue.filter(workflow.live_claim_q(now))
     elif wanted == Referral.Status.INFORMATION_REQUESTED:
         referrals = queue.filter(status=wanted)
     else:
@@ -188,7 +192,7 @@ def referral_filter(request, queue, everything):
         clinic_id = int(clinic)
         referrals = referrals.filter(clinic_id=clinic_id) if 0 < clinic_id <= _BIGGEST_ID else referrals.none()
     if flag(params, "mine"):
-        referrals = referrals.filter(status=Referral.Status.CLAIMED, claimed_by=request.user, claim_expires_at__gt=now)
+        referrals = referrals.filter(workflow.live_claim_q(now), claimed_by=request.user)
     if flag(params, "overdue"):
         referrals = referrals.filter(status__in=OPEN_STATUSES, due_at__lt=now)
     return referrals

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from diagnosis.forms import MultipleImageField
 from diagnosis.models import LesionImage
 
 from .models import Referral, Review
+from .workflow import review_rules_check
 
 
 class ReferralForm(forms.Form):
@@ -73,13 +75,21 @@ class ReviewForm(forms.Form):
     )
 
     def clean(self):
+        """The answer's rules are ``workflow.review_rules_check`` (the service applies them too):
+        shown here with the form's own errors, never restated."""
         data = super().clean()
-        if data.get("outcome") == Review.Outcome.MONITOR and not data.get("follow_up_months"):
-            self.add_error("follow_up_months", _("Say in how many months the lesion should be photographed again."))
-        if data.get("outcome") != Review.Outcome.MONITOR:
-            data["follow_up_months"] = None
-        if data.get("diagnosis") == Review.Diagnosis.OTHER and not (data.get("diagnosis_text") or "").strip():
-            self.add_error("diagnosis_text", _("Describe the diagnosis."))
+        try:
+            review_rules_check(
+                diagnosis=data.get("diagnosis", ""),
+                diagnosis_text=data.get("diagnosis_text", ""),
+                outcome=data.get("outcome", ""),
+                follow_up_months=data.get("follow_up_months"),
+                message=data.get("message", "") or "",
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                if field not in self.errors:
+                    self.add_error(field, errors)
         return data
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 def connect() -> None:
     from diagnosis import extensions
-    from diagnosis.signals import case_referred
+    from diagnosis.signals import case_referred, patient_moved
 
-    from . import case_filters, panels, serializers, services
+    from . import case_filters, panels, serializers, services, workflow
 
     def on_case_referred(
-        sender, *, case, source, urgency, reason, actor=None, request=None, sample_rate=None, **kwargs
+        sender, *, case, source, urgency, reason, actor=None, request=None, details=None, sample_rate=None, **kwargs
     ):
-        services.referral_from_diagnosis(
+        services.referral_create(
             case=case,
             source=source,
             urgency=urgency,
@@ -20,9 +20,16 @@ def connect() -> None:
             actor=actor,
             request=request,
             sample_rate=sample_rate,
+            case_details=details,
         )
 
-    case_referred.connect(on_case_referred, dispatch_uid="triage.referral_from_diagnosis", weak=False)
+    case_referred.connect(on_case_referred, dispatch_uid="triage.referral_create", weak=False)
+    extensions.case_status_reader_register(workflow.case_status_shown)
+
+    def on_patient_moved(sender, *, patient, old_clinic, actor=None, request=None, **kwargs):
+        services.referrals_follow_patient(patient=patient, old_clinic=old_clinic, actor=actor, request=request)
+
+    patient_moved.connect(on_patient_moved, dispatch_uid="triage.referrals_follow_patient", weak=False)
     extensions.case_output_field_register("referral", serializers.case_referral_field)
     extensions.case_output_field_register("review", serializers.case_review_field)
     extensions.case_page_panel_register(panels.case_referral_panel)

@@ -42,6 +42,7 @@ def case_referral_panel(request: HttpRequest, case: Case) -> str:
         "case": case,
         "referral": referral,
         "status": effective_status(referral) if referral else None,
+        "status_label": Referral.Status(effective_status(referral)).label if referral else "",
         "overdue": is_overdue(referral) if referral else False,
         "review": review,
         "follow_up_due": follow_up_due(review),

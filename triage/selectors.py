@@ -14,8 +14,9 @@ from django.utils import timezone
 from diagnosis.models import LesionImage
 
 from .models import Notification, Referral, Review
+from .workflow import OPEN_STATUSES, claim_is_live, effective_status  # the lease rule lives there
 
-OPEN_STATUSES = (Referral.Status.OPEN, Referral.Status.CLAIMED, Referral.Status.INFORMATION_REQUESTED)
+__all__ = ["OPEN_STATUSES", "claim_is_live", "effective_status"]
 
 
 def _can_read(user) -> bool:
@@ -73,22 +74,6 @@ def referral_queue_for(*, user, now=None) -> QuerySet[Referral]:
             "pk",
         )
     )
-
-
-def claim_is_live(referral: Referral, now=None) -> bool:
-    now = now or timezone.now()
-    return (
-        referral.status == Referral.Status.CLAIMED
-        and referral.claim_expires_at is not None
-        and referral.claim_expires_at > now
-    )
-
-
-def effective_status(referral: Referral, now=None) -> str:
-    """The status a reader should see: a claim whose lease ran out is open again."""
-    if referral.status == Referral.Status.CLAIMED and not claim_is_live(referral, now):
-        return Referral.Status.OPEN
-    return referral.status
 
 
 def notification_list_for(*, user) -> QuerySet[Notification]:

@@ -7,7 +7,6 @@ clinic staff never receive them.
 from __future__ import annotations
 
 from django.utils import translation
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -45,25 +44,33 @@ class ReviewInputSerializer(serializers.Serializer):
     agrees_with_model = serializers.BooleanField()
     outcome = serializers.ChoiceField(choices=Review.Outcome.choices)
     follow_up_months = serializers.IntegerField(
-        min_value=1, max_value=60, required=False, allow_null=True, default=None, help_text="Required for monitor."
+        min_value=1,
+        max_value=60,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Required for monitor; refused for any other outcome.",
     )
     message = serializers.CharField(max_length=4000, help_text="What the clinic should know and do.")
     private_note = serializers.CharField(
         max_length=4000, required=False, allow_blank=True, default="", help_text="Never shown to the clinic."
     )
 
-    def validate(self, data):
-        if data["outcome"] == Review.Outcome.MONITOR and not data.get("follow_up_months"):
-            raise serializers.ValidationError({"follow_up_months": [_("Required when the outcome is monitor.")]})
-        if data["outcome"] != Review.Outcome.MONITOR and data.get("follow_up_months"):
-            raise serializers.ValidationError({"follow_up_months": [_("Only for the outcome monitor.")]})
-        if data["diagnosis"] == Review.Diagnosis.OTHER and not data.get("diagnosis_text", "").strip():
-            raise serializers.ValidationError({"diagnosis_text": [_("Describe the diagnosis.")]})
-        return data
+    # The answer's rules (monitor needs months, other outcomes refuse them, "other" is described)
+    # are triage.workflow.review_rules_check, applied by the service; its errors are the API's 400.
 
 
 class MessageInputSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=4000)
+
+
+class CaseAcknowledgeInputSerializer(serializers.Serializer):
+    review = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The id of the answer the clinic read (the case's `review.id`). If the specialist corrected "
+        "the answer since, the acknowledgement is refused (409): read the correction first.",
+    )
 
 
 class InformationAnswerInputSerializer(serializers.Serializer):

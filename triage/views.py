@@ -362,10 +362,17 @@ def case_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     _attempt(
         request,
-        lambda: services.case_acknowledge(actor=request.user, case=case, request=request),
+        lambda: services.case_acknowledge(
+            actor=request.user, case=case, review_id=_posted_id(request, "review"), request=request
+        ),
         _("The answer is acknowledged and the case is closed."),
     )
     return redirect("web:case-detail", pk=case.pk)
+
+
+def _posted_id(request: HttpRequest, name: str) -> int:
+    value = request.POST.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else 0
 
 
 # --- Notifications ----------------------------------------------------------------------------
