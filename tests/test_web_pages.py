@@ -626,6 +626,56 @@ def test_model_report_links_only_to_web_addresses_and_shows_only_its_own_figures
     assert "<img" not in html and "http://example.org/x.png" not in html
 
 
+def _elements(html: str) -> list[tuple[str, dict[str, str]]]:
+    """Every element of an HTML fragment with its attributes, as a browser's parser sees them."""
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, dict[str, str]]] = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, {name: value or "" for name, value in attrs}))
+
+    Collector().feed(str(html))
+    return found
+
+
+def test_model_report_neutralises_scripts_handlers_and_script_links():
+    from diagnosis.templatetags.report_markdown import render_report_markdown
+
+    html = render_report_markdown(
+        "<script>alert(1)</script>\n\n"
+        '<img src=x onerror=alert(2)> <a href="javascript:alert(3)">raw</a>\n\n'
+        "[a](javascript:alert(4)) [b](JaVaScRiPt:alert(5)) [c](java&#x09;script:alert(6)) "
+        "[d](data:text/html,<b>7</b>) [e](vbscript:msgbox) <javascript:alert(8)> [f](/relative) [ok](https://example.org/ok)\n\n"
+        '![g](confusion_matrix.png "x" onerror="alert(9)")\n\n![h](confusion_matrix.png "figure")\n',
+        image_url=lambda name: "/model/report/files/confusion_matrix.png" if name == "confusion_matrix.png" else None,
+    )
+
+    elements = _elements(html)
+    assert not [tag for tag, _attrs in elements if tag in ("script", "iframe", "object", "style")]
+    assert not [name for _tag, attrs in elements for name in attrs if name.startswith("on")]
+    links = [attrs.get("href") for tag, attrs in elements if tag == "a" and attrs.get("href")]
+    assert links == ["https://example.org/ok"]  # not javascript:, data:, vbscript: nor /relative
+    assert [attrs["src"] for tag, attrs in elements if tag == "img"] == ["/model/report/files/confusion_matrix.png"]
+    assert "&lt;script&gt;" in html  # raw HTML is shown as text, not run
+
+
+def test_model_report_renders_fenced_code_nested_lists_and_autolinks():
+    from diagnosis.templatetags.report_markdown import render_report_markdown
+
+    html = render_report_markdown(
+        "```\npython -m training.train --epochs 30\n```\n\n"
+        '- outer\n  - inner\n\nSee <https://example.org/paper> and [the data](https://example.org/d "HAM10000").\n',
+        image_url=lambda name: None,
+    )
+
+    assert "<pre><code>python -m training.train --epochs 30\n</code></pre>" in html
+    assert html.count("<ul>") == 2  # the inner list nests in the outer one
+    assert '<a href="https://example.org/paper" rel="noopener noreferrer">https://example.org/paper</a>' in html
+    assert 'title="HAM10000"' in html
+
+
 def test_model_report_figures_are_served_by_name_only(web_client, staff, model_artifact):
     client = web_client(staff)
     response = client.get(reverse("web:model-report-file", args=["confusion_matrix.png"]))

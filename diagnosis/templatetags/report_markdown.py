@@ -1,150 +1,116 @@
-"""A small, safe Markdown renderer for the model's evaluation report (report.md).
+"""The model's evaluation report (report.md) as safe HTML: markdown-it-py parses, nh3 sanitises.
 
-The report is written by training/report.py: headings, paragraphs, pipe tables, bullet
-lists, images of the PNG figures beside it, bold, italics and code. Everything is
-HTML-escaped first; images resolve only through ``image_url`` (the whitelisted figures),
-links only to http(s) addresses. No third-party Markdown package is needed in the web
-process.
+The report is written by training/report.py: headings, paragraphs, pipe tables, lists,
+images of the PNG figures beside it, emphasis and code. Raw HTML in the Markdown is shown
+as text, never interpreted. Images load only through ``image_url`` (the report's own
+figures, by name); anything else becomes its alt text. Links go only to http(s) addresses.
+Whatever the renderer produces then passes nh3 with a short list of tags and attributes,
+so a change in the parser cannot let a script or an event handler through.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
+import nh3
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
 
 register = template.Library()
 
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
-_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
-_CODE = re.compile(r"`([^`]+)`")
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_ITALIC = re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
-_BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
-_NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*)$")
-_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+LINK_SCHEMES = ("http://", "https://")
+
+# What a report needs, and nothing else.
+ALLOWED_TAGS = {
+    "h3", "h4", "h5", "h6", "p", "br", "hr", "blockquote",
+    "ul", "ol", "li", "strong", "em", "code", "pre",
+    "div", "span", "table", "thead", "tbody", "tr", "th", "td",
+    "a", "img",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "loading", "class"},
+    "div": {"class"},
+    "span": {"class"},
+    "table": {"class"},
+    "th": {"class", "scope"},
+    "td": {"class"},
+    "ol": {"start"},
+}
 
 
-def _inline(text: str, image_url: Callable[[str], str | None]) -> str:
-    """Escape, then turn the inline Markdown this report uses into HTML."""
-    placeholders: list[str] = []
+def _heading_shift(state) -> None:
+    """The page has its h1 and the report card its h2; the report nests below them."""
+    for token in state.tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 2, 6)}"
 
-    def keep(html: str) -> str:
-        placeholders.append(html)
-        return f"\x00{len(placeholders) - 1}\x00"
 
-    def image(match: re.Match) -> str:
-        alt, target = match.group(1), match.group(2)
-        url = image_url(target)
+def _table_cells(state) -> None:
+    """Right-aligned columns (numbers) get the stylesheet's ``num`` class instead of a style."""
+    for token in state.tokens:
+        if token.type in ("th_open", "td_open"):
+            style = token.attrs.pop("style", "") or ""
+            if "text-align:right" in str(style):
+                token.attrSet("class", "num")
+            if token.type == "th_open":
+                token.attrSet("scope", "col")
+
+
+def _parser(image_url: Callable[[str], str | None]) -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    md.core.ruler.push("report_heading_shift", _heading_shift)
+    md.core.ruler.push("report_table_cells", _table_cells)
+
+    def render_image(self, tokens, idx, options, env) -> str:
+        token = tokens[idx]
+        alt = self.renderInlineAsText(token.children or [], options, env)
+        url = image_url(str(token.attrGet("src") or ""))
         if url is None:
-            return keep(f'<span class="report-missing">[{escape(alt)}]</span>')
-        return keep(f'<img src="{escape(url)}" alt="{escape(alt)}" loading="lazy" class="report-figure">')
+            return f'<span class="report-missing">[{escape(alt)}]</span>'
+        return f'<img src="{escape(url)}" alt="{escape(alt)}" loading="lazy" class="report-figure">'
 
-    def code(match: re.Match) -> str:
-        return keep(f"<code>{escape(match.group(1))}</code>")
+    def render_table_open(self, tokens, idx, options, env) -> str:
+        return '<div class="table-scroll"><table class="report-table">\n'
 
-    def link(match: re.Match) -> str:
-        return keep(f'<a href="{escape(match.group(2))}" rel="noopener noreferrer">{escape(match.group(1))}</a>')
+    def render_table_close(self, tokens, idx, options, env) -> str:
+        return "</table></div>\n"
 
-    text = _CODE.sub(code, text)
-    text = _IMAGE.sub(image, text)
-    text = _LINK.sub(link, text)
-    text = escape(text)
-    text = _BOLD.sub(r"<strong>\1</strong>", text)
-    text = _ITALIC.sub(r"<em>\1</em>", text)
-    return re.sub(r"\x00(\d+)\x00", lambda m: placeholders[int(m.group(1))], text)
+    md.add_render_rule("image", render_image)
+    md.add_render_rule("table_open", render_table_open)
+    md.add_render_rule("table_close", render_table_close)
+    return md
 
 
-def _cells(line: str) -> list[str]:
-    line = line.strip()
-    if line.startswith("|"):
-        line = line[1:]
-    if line.endswith("|"):
-        line = line[:-1]
-    return [cell.strip() for cell in line.split("|")]
+def _attribute_filter(image_urls: set[str]):
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "a" and attribute == "href":
+            return value if value.lower().startswith(LINK_SCHEMES) else None
+        if tag == "img" and attribute == "src":
+            return value if value in image_urls else None
+        return value
 
-
-def _alignments(rule: str) -> list[str]:
-    aligns = []
-    for cell in _cells(rule):
-        if cell.endswith(":"):
-            aligns.append("num")
-        else:
-            aligns.append("")
-    return aligns
-
-
-def _table(lines: list[str], image_url) -> str:
-    header, rule, *rows = lines
-    aligns = _alignments(rule)
-
-    def row_html(cells: list[str], tag: str) -> str:
-        out = []
-        for index, cell in enumerate(cells):
-            css = aligns[index] if index < len(aligns) else ""
-            attr = f' class="{css}"' if css else ""
-            scope = ' scope="col"' if tag == "th" else ""
-            out.append(f"<{tag}{attr}{scope}>{_inline(cell, image_url)}</{tag}>")
-        return "<tr>" + "".join(out) + "</tr>"
-
-    body = "".join(row_html(_cells(row), "td") for row in rows)
-    return (
-        '<div class="table-scroll"><table class="report-table"><thead>'
-        + row_html(_cells(header), "th")
-        + f"</thead><tbody>{body}</tbody></table></div>"
-    )
+    return keep
 
 
 def render_report_markdown(text: str, *, image_url: Callable[[str], str | None]) -> SafeString:
-    lines = text.replace("\r\n", "\n").split("\n")
-    html: list[str] = []
-    paragraph: list[str] = []
-    index = 0
+    served: set[str] = set()
 
-    def flush_paragraph() -> None:
-        if paragraph:
-            html.append(f"<p>{_inline(' '.join(paragraph), image_url)}</p>")
-            paragraph.clear()
+    def figure_url(name: str) -> str | None:
+        url = image_url(name)
+        if url is not None:
+            served.add(url)
+        return url
 
-    while index < len(lines):
-        line = lines[index]
-        stripped = line.strip()
-        if not stripped:
-            flush_paragraph()
-            index += 1
-            continue
-        if heading := _HEADING.match(stripped):
-            flush_paragraph()
-            # The page has its h1 and the report card its h2; the report nests below them.
-            level = min(len(heading.group(1)) + 2, 6)
-            html.append(f"<h{level}>{_inline(heading.group(2), image_url)}</h{level}>")
-            index += 1
-            continue
-        if stripped.startswith("|") and index + 1 < len(lines) and _TABLE_RULE.match(lines[index + 1].strip()):
-            flush_paragraph()
-            block = [stripped, lines[index + 1].strip()]
-            index += 2
-            while index < len(lines) and lines[index].strip().startswith("|"):
-                block.append(lines[index].strip())
-                index += 1
-            html.append(_table(block, image_url))
-            continue
-        list_match = _BULLET.match(line) or _NUMBERED.match(line)
-        if list_match:
-            flush_paragraph()
-            tag = "ul" if _BULLET.match(line) else "ol"
-            pattern = _BULLET if tag == "ul" else _NUMBERED
-            items = []
-            while index < len(lines) and (item := pattern.match(lines[index])):
-                items.append(f"<li>{_inline(item.group(1), image_url)}</li>")
-                index += 1
-            html.append(f"<{tag}>{''.join(items)}</{tag}>")
-            continue
-        paragraph.append(stripped)
-        index += 1
-    flush_paragraph()
-    return mark_safe("\n".join(html))
+    html = _parser(figure_url).render(text)
+    clean = nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer",
+        attribute_filter=_attribute_filter(served),
+    )
+    return mark_safe(clean)  # noqa: S308 — sanitised by nh3 just above
