@@ -17,6 +17,7 @@ from . import extensions
 from .models import Case, LesionImage, Patient, Prediction
 from .summary import case_summary
 from .text import NOTES_MAX_LENGTH
+from .vocabulary import CASE_SIGNS
 
 
 # --- Patients ------------------------------------------------------------------------------
@@ -88,24 +89,21 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 
 
 # --- Cases ---------------------------------------------------------------------------------
-class CaseInputSerializer(serializers.Serializer):
+# The history and signs ticked (diagnosis.vocabulary.CASE_SIGNS), each false unless sent.
+CaseSignsSerializer = type(
+    "CaseSignsSerializer",
+    (serializers.Serializer,),
+    {sign.field: serializers.BooleanField(required=False, default=False) for sign in CASE_SIGNS},
+)
+
+
+class CaseInputSerializer(CaseSignsSerializer):
     patient = serializers.IntegerField()
     body_site = serializers.ChoiceField(choices=Case.BodySite.choices)
     duration = serializers.ChoiceField(choices=Case.Duration.choices, required=False, default=Case.Duration.UNKNOWN)
-    recently_changed = serializers.BooleanField(required=False, default=False)
-    itching = serializers.BooleanField(required=False, default=False)
-    bleeding = serializers.BooleanField(required=False, default=False)
-    abcde_asymmetry = serializers.BooleanField(required=False, default=False)
-    abcde_border = serializers.BooleanField(required=False, default=False)
-    abcde_colour = serializers.BooleanField(required=False, default=False)
-    abcde_diameter = serializers.BooleanField(required=False, default=False)
-    abcde_evolving = serializers.BooleanField(required=False, default=False)
     diameter_mm = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, max_value=500, help_text="Largest diameter in mm."
     )
-    inflammation = serializers.BooleanField(required=False, default=False)
-    changed_size = serializers.BooleanField(required=False, default=False)
-    changed_shape = serializers.BooleanField(required=False, default=False)
     notes = serializers.CharField(
         required=False,
         allow_blank=True,

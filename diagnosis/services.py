@@ -29,6 +29,7 @@ from .summary import stored_checklist_reason
 from .text import NOTES_MAX_LENGTH, clean_text
 from .transitions import IN_SPECIALIST_HANDS, case_transition, photos_accepted
 from .uploads import CleanImage, image_validate, request_budget_check
+from .vocabulary import SIGN_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -227,21 +228,11 @@ def case_submit(
     image_kinds: Sequence[str] | None = None,
     notes: str = "",
     duration: str = Case.Duration.UNKNOWN,
-    recently_changed: bool = False,
-    itching: bool = False,
-    bleeding: bool = False,
-    abcde_asymmetry: bool = False,
-    abcde_border: bool = False,
-    abcde_colour: bool = False,
-    abcde_diameter: bool = False,
-    abcde_evolving: bool = False,
     diameter_mm: int | None = None,
-    inflammation: bool = False,
-    changed_size: bool = False,
-    changed_shape: bool = False,
     lesion: Lesion | None = None,
     lesion_label: str = "",
     request: HttpRequest | None = None,
+    **signs: bool,
 ) -> Case:
     """Create a case with its photos in one transaction, then queue it for analysis.
 
@@ -251,8 +242,12 @@ def case_submit(
     A case whose weighted 7-point checklist scores ``Case.CHECKLIST_REFERRAL_SCORE`` or more is
     referred at once as urgent, whatever the model will say.
     ``lesion`` continues one of the patient's lesions; without it the case starts a new lesion
-    (named ``lesion_label``).
+    (named ``lesion_label``). ``signs`` are the history and signs ticked, by the names of
+    ``vocabulary.CASE_SIGNS``, true when ticked.
     """
+    unknown = set(signs) - set(SIGN_FIELDS)
+    if unknown:
+        raise TypeError(f"case_submit() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     if not _can_write_for_clinic(actor, patient.clinic_id):
         raise PermissionDenied(_("You cannot submit cases for this patient."))
     if not patient.consent_given:
@@ -282,18 +277,8 @@ def case_submit(
                 body_site=body_site,
                 notes=notes,
                 duration=duration,
-                recently_changed=recently_changed,
-                itching=itching,
-                bleeding=bleeding,
-                abcde_asymmetry=abcde_asymmetry,
-                abcde_border=abcde_border,
-                abcde_colour=abcde_colour,
-                abcde_diameter=abcde_diameter,
-                abcde_evolving=abcde_evolving,
                 diameter_mm=diameter_mm,
-                inflammation=inflammation,
-                changed_size=changed_size,
-                changed_shape=changed_shape,
+                **{field: bool(signs.get(field, False)) for field in SIGN_FIELDS},
                 submitted_by=actor,
                 status=Case.Status.SUBMITTED,
             )

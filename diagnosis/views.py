@@ -77,9 +77,9 @@ from .services import (
     patient_create,
     patient_update,
 )
-from .summary import class_name
 from .transitions import IN_SPECIALIST_HANDS, photos_accepted
 from .uploads import upload_allowance_take
+from .vocabulary import class_name
 
 logger = logging.getLogger(__name__)
 
