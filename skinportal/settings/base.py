@@ -260,11 +260,15 @@ REST_FRAMEWORK = {
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# The schema and the docs page need a signed-in user (production sets it).
+SKINPORTAL_API_DOCS_NEED_SIGN_IN = False
 SPECTACULAR_SETTINGS = {
     "TITLE": "Skin Portal API",
     "DESCRIPTION": "Teledermatology for rural clinics: patients, cases, lesion images and model predictions.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Open here; production asks for a signed-in user (SKINPORTAL_API_DOCS_NEED_SIGN_IN).
+    "SERVE_PERMISSIONS": ["skinportal.schema_access.SchemaReader"],
     # Swagger UI from the portal's own static files (drf-spectacular-sidecar), pinned.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
