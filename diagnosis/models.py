@@ -298,6 +298,13 @@ def heatmap_upload_to(instance: Prediction, filename: str) -> str:
     return f"heatmaps/{uuid.uuid4().hex}{suffix}"
 
 
+class ShownImageManager(models.Manager):
+    """Photos not withdrawn."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(withdrawn_at__isnull=True)
+
+
 class LesionImage(models.Model):
     class Kind(models.TextChoices):
         OVERVIEW = "overview", _("Overview")
@@ -334,9 +341,34 @@ class LesionImage(models.Model):
     analysis_attempts = models.PositiveIntegerField(default=0)
     analysis_started_at = models.DateTimeField(null=True, blank=True)
     analysis_updated_at = models.DateTimeField(null=True, blank=True)
+    # An administrator withdrew the photo from a reviewed case (services.image_withdraw): the
+    # row, its file and its predictions are kept for the record, but nothing shown counts it.
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("withdrawn by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    withdrawn_reason = models.TextField(_("reason for withdrawing"), max_length=1000, blank=True)
+
+    # The photos that count: every read through the default manager (``case.images``, the
+    # selectors, prefetches) leaves withdrawn ones out; ``all_objects`` keeps them (admin, files).
+    all_objects = models.Manager()
+    objects = ShownImageManager()
 
     class Meta:
         ordering = ["created_at", "id"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(withdrawn_at__isnull=True) | ~models.Q(withdrawn_reason=""),
+                name="image_withdrawn_with_reason",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Image {self.pk} of case {self.case_id}"

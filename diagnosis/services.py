@@ -372,7 +372,7 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
     Such files appear when a transaction that stored them is rolled back by a caller
     further out. The grace period keeps files of transactions still in flight.
     """
-    referenced = set(LesionImage.objects.values_list("file", flat=True))
+    referenced = set(LesionImage.all_objects.values_list("file", flat=True))  # withdrawn photos are kept
     referenced |= set(Prediction.objects.exclude(heatmap="").exclude(heatmap=None).values_list("heatmap", flat=True))
     cutoff = time.time() - older_than.total_seconds()
     deleted = 0
@@ -500,3 +500,45 @@ def patient_update(*, actor, patient: Patient, request: HttpRequest | None = Non
     for field in [*diff, "updated_at"]:
         setattr(patient, field, getattr(locked, field))
     return patient
+
+
+def image_withdraw(*, actor, image: LesionImage, reason: str, request: HttpRequest | None = None) -> LesionImage:
+    """Withdraw a photo of a reviewed or closed case: kept with its file and predictions, never
+    deleted, but no longer counted on any page, in the API, the letter or the FHIR export. The
+    case's risk and summary are written again from its other photos (the old ones audited).
+    Administrators only; a case keeps at least one photo."""
+    from .analysis import case_result_update
+
+    if not getattr(actor, "is_administrator", False):
+        raise PermissionDenied(_("Only an administrator can withdraw a photo."))
+    reason = clean_text(reason, field="reason", multiline=True)
+    if not reason:
+        raise ValidationError({"reason": _("Say why the photo is withdrawn.")})
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=image.case_id)
+        locked = LesionImage.all_objects.select_for_update().get(pk=image.pk)
+        if locked.withdrawn_at is not None:
+            raise ValidationError(_("This photo is already withdrawn."))
+        if case.status not in (Case.Status.REVIEWED, Case.Status.CLOSED):
+            raise ValidationError(_("Only a photo of a case a specialist has answered can be withdrawn."))
+        if not LesionImage.objects.filter(case=case).exclude(pk=locked.pk).exists():
+            raise ValidationError(_("This is the case's last photo; a case keeps at least one."))
+        now = timezone.now()
+        LesionImage.all_objects.filter(pk=locked.pk).update(
+            withdrawn_at=now, withdrawn_by=actor, withdrawn_reason=reason
+        )
+        audit_record(
+            actor=actor,
+            action="image.withdraw",
+            obj=locked,
+            request=request,
+            details={
+                "case": case.pk,
+                "reason": reason,
+                "predictions": list(Prediction.objects.filter(image=locked).values_list("pk", flat=True)),
+                "case_risk": case.risk,
+            },
+        )
+        case_result_update(case_id=case.pk, photo_withdrawn=True)
+        locked.refresh_from_db()
+    return locked
