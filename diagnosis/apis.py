@@ -42,7 +42,7 @@ from accounts.throttling import LOGIN_THROTTLES
 from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
 from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
-from . import idempotency
+from . import extensions, idempotency
 from .access import scoped_object_or_404
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
@@ -399,7 +399,8 @@ class CaseListCreateApi(ApiView):
             # A lesion the user cannot see (another clinic's) is a 404; another patient's, a 400.
             data["lesion"] = scoped_object_or_404(lesion_list_for(user=request.user), pk=lesion_id, request=request)
         case = case_submit(actor=request.user, patient=patient, request=request, **data)
-        case = case_list_for(user=request.user).get(pk=case.pk)
+        # The response is built from the rows just written, with no query to read them back.
+        extensions.case_created(case)
         # Through the JSON renderer's encoder and back, so a replay is the same document.
         body = json.loads(JSONRenderer().render(CaseOutputSerializer(case, context={"request": request}).data))
         return status.HTTP_201_CREATED, body, case

@@ -9,7 +9,7 @@ is a 404.
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, Value
 
 from . import extensions
 from .models import Case, Lesion, LesionImage, Patient
@@ -51,7 +51,9 @@ def patient_list_for(*, user) -> QuerySet[Patient]:
         served = user.clinics.filter(is_active=True)
         return patients.filter(clinic__in=served, cases__referred_at__isnull=False).distinct()
     if user.is_clinic_staff:
-        return patients.filter(clinic__in=user.clinics.filter(is_active=True))
+        # in_clinic_of: the rows are in clinics this user works in, which is what submitting a
+        # case for them needs (diagnosis.services), so the service does not ask again.
+        return patients.filter(clinic__in=user.clinics.filter(is_active=True)).annotate(in_clinic_of=Value(user.pk))
     return patients.none()
 
 
