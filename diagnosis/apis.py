@@ -42,7 +42,8 @@ from accounts.throttling import LOGIN_THROTTLES
 from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
 from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
-from . import extensions, idempotency
+from . import extensions, idempotency, polling
+from .analysis import CASE_AWAITING_RESULT
 from .access import scoped_object_or_404
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
@@ -407,11 +408,34 @@ class CaseListCreateApi(ApiView):
 
 
 class CaseDetailApi(ApiView):
-    @extend_schema(responses=CaseOutputSerializer)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                location=OpenApiParameter.HEADER,
+                description=(
+                    "While the case awaits its result (submitted, analysing) its answer carries an ETag; "
+                    "send it back to poll: 304 with no body while nothing changed."
+                ),
+            )
+        ],
+        responses={200: CaseOutputSerializer, 304: None},
+    )
     def get(self, request: Request, pk: int) -> Response:
+        # A poll while the photos are analysed: one small query, and 304 while nothing changed.
+        # Only then: later, a referral's own changes (urgency, claim) are not in the version.
+        etag, version = polling.result_etag(request=request, pk=pk, kind="api-case")
+        if version is None or version[0] not in CASE_AWAITING_RESULT:
+            etag = None
+        if polling.unchanged(request, etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="case.view", obj=case, request=request)
-        return Response(CaseOutputSerializer(case, context={"request": request}).data)
+        response = Response(CaseOutputSerializer(case, context={"request": request}).data)
+        if etag is not None:
+            response["ETag"] = etag
+        return response
 
 
 class CasePhotosAddApi(ApiView):
