@@ -192,6 +192,36 @@ MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=VAR_DIR / "media")
 MEDIA_URL = "/media/"
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+# Photos and heatmaps are read and written only through Django's storage API (default_storage
+# and the models' FileFields): the web process, every worker and the sweeper use the same one.
+# With SKINPORTAL_S3_BUCKET set they live in that S3-compatible bucket (AWS S3, MinIO, Ceph...),
+# so workers on other machines need no shared folder; otherwise in MEDIA_ROOT. The bucket stays
+# private: no ACL is set (the bucket's own, private, applies) and no URL to it is ever handed
+# out; every photo is streamed by the access-checked views. Credentials: AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY from the environment (or any other way boto3 finds them).
+SKINPORTAL_S3_BUCKET = env("SKINPORTAL_S3_BUCKET", default="")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if SKINPORTAL_S3_BUCKET:
+    _s3_endpoint = env("SKINPORTAL_S3_ENDPOINT_URL", default="") or None
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": SKINPORTAL_S3_BUCKET,
+            "endpoint_url": _s3_endpoint,
+            "region_name": env("SKINPORTAL_S3_REGION", default="") or None,
+            # Path-style addressing for a service on its own host name (MinIO), virtual hosts on AWS.
+            "addressing_style": "path" if _s3_endpoint else None,
+            "signature_version": "s3v4",
+            "default_acl": None,
+            "querystring_auth": True,
+            # Names are random (lesions/<uuid4>.png): no existence check (one request) before each write.
+            "file_overwrite": True,
+            "max_memory_size": 8 * 1024 * 1024,
+        },
+    }
 
 # --- Uploads ---------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
