@@ -42,8 +42,13 @@ FAMILIES = {
     "images (Pillow decode, encode, resize)": ("PIL/", "pillow_heif"),
     "model (LiteRT, numpy)": ("ai_edge_litert", "numpy/", "inference/"),
     "storage (files)": ("django/core/files/", "storages/", "botocore/", "boto3/", "s3transfer/"),
-    "serializers, templates, i18n": ("rest_framework/serializers", "rest_framework/fields", "django/template/",
-                                     "django/utils/translation", "gettext"),
+    "serializers, templates, i18n": (
+        "rest_framework/serializers",
+        "rest_framework/fields",
+        "django/template/",
+        "django/utils/translation",
+        "gettext",
+    ),
     "broker (Celery, kombu)": ("celery/", "kombu/"),
 }
 
@@ -150,8 +155,13 @@ def run(args, payloads: list[bytes]) -> None:
     user = User.objects.create_user("profile-nurse", password="profile-password-1", role="clinic_staff")
     user.clinics.add(clinic)
     patient = Patient.objects.create(
-        clinic=clinic, identifier="PROF-1", full_name="Profile Patient", date_of_birth="1970-01-01",
-        sex="female", consent_given=True, created_by=user,
+        clinic=clinic,
+        identifier="PROF-1",
+        full_name="Profile Patient",
+        date_of_birth="1970-01-01",
+        sex="female",
+        consent_given=True,
+        created_by=user,
     )
     _, token = AuthToken.objects.create(user=user)
     client = APIClient()
@@ -213,22 +223,30 @@ def run(args, payloads: list[bytes]) -> None:
         worker_profile.disable()
 
     engine = connection.vendor
-    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
-          f"{os.cpu_count()} CPUs; {engine}; {len(payloads)} uploads of one {args.side} px HAM10000 JPEG; "
-          f"model {predictor.model_version}, LiteRT threads {predictor.threads}")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
+        f"{os.cpu_count()} CPUs; {engine}; {len(payloads)} uploads of one {args.side} px HAM10000 JPEG; "
+        f"model {predictor.model_version}, LiteRT threads {predictor.threads}"
+    )
     print(f"sql queries per upload: {statistics.median(web_queries):.0f} (max {max(web_queries)})")
     print(f"sql queries per worker task: {statistics.median(worker_queries):.0f} (max {max(worker_queries)})")
-    print(f"upload request in process, median {statistics.median(web_ms):.1f} ms "
-          f"(p95 {sorted(web_ms)[int(len(web_ms) * 0.95) - 1]:.1f})")
+    print(
+        f"upload request in process, median {statistics.median(web_ms):.1f} ms "
+        f"(p95 {sorted(web_ms)[int(len(web_ms) * 0.95) - 1]:.1f})"
+    )
     model = statistics.median(model_ms)
     worker = statistics.median(worker_ms)
-    print(f"worker task in process (database, storage, compute), median {worker:.1f} ms; "
-          f"model call median {model:.2f} ms; ratio {worker / model:.1f}x")
+    print(
+        f"worker task in process (database, storage, compute), median {worker:.1f} ms; "
+        f"model call median {model:.2f} ms; ratio {worker / model:.1f}x"
+    )
     for label, profile in (("upload request", web_profile), ("worker task", worker_profile)):
         stats = pstats.Stats(profile)
         shares = family_shares(stats)
-        print(f"\n{label}: share of profiled time by family: "
-              + ", ".join(f"{family} {share:.0%}" for family, share in shares.items()))
+        print(
+            f"\n{label}: share of profiled time by family: "
+            + ", ".join(f"{family} {share:.0%}" for family, share in shares.items())
+        )
         print(f"{label}: top {args.top} functions by own time")
         print(top_functions(profile, args.top, "tottime"))
         print(f"{label}: top {args.top} by cumulative time")

@@ -43,8 +43,8 @@ from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
 from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
 from . import extensions, idempotency, polling
-from .analysis import CASE_AWAITING_RESULT
 from .access import scoped_object_or_404
+from .analysis import CASE_AWAITING_RESULT
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for

@@ -47,7 +47,7 @@ def image_analysis_enqueue(*, image_ids: list[int], mark_sent: bool = True) -> i
 
 # case id -> ids of the photos the request has just written (with their "sent" time), while
 # its on-commit enqueue runs: case_analysis_enqueue sends those without reading them back.
-_just_written: ContextVar[dict[int, list[int]]] = ContextVar("photos_just_written", default={})
+_just_written: ContextVar[dict[int, list[int]] | None] = ContextVar("photos_just_written", default=None)
 
 
 @contextmanager
@@ -55,7 +55,7 @@ def photos_just_written(*, case_id: int, image_ids: list[int] | None):
     if image_ids is None:
         yield
         return
-    token = _just_written.set({**_just_written.get(), case_id: image_ids})
+    token = _just_written.set({**(_just_written.get() or {}), case_id: image_ids})
     try:
         yield
     finally:
@@ -65,7 +65,7 @@ def photos_just_written(*, case_id: int, image_ids: list[int] | None):
 def case_analysis_enqueue(*, case_id: int) -> None:
     """Queue every queued photo of a case. Runs on commit of a request: it logs, never raises."""
     try:
-        written = _just_written.get().get(case_id)
+        written = (_just_written.get() or {}).get(case_id)
         if written is not None:
             image_analysis_enqueue(image_ids=written, mark_sent=False)
             return

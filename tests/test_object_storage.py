@@ -92,7 +92,9 @@ def storages_for(endpoint: str, bucket: str) -> dict:
         "SKINPORTAL_S3_BUCKET": bucket,
         "SKINPORTAL_S3_ENDPOINT_URL": endpoint,
     }
-    script = "import django, json; django.setup(); from django.conf import settings; print(json.dumps(settings.STORAGES))"
+    script = (
+        "import django, json; django.setup(); from django.conf import settings; print(json.dumps(settings.STORAGES))"
+    )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -82,7 +82,7 @@ def test_an_upload_of_several_photos_runs_the_same_queries_as_one(
     client = client_for(staff)
 
     def upload(photos: int):
-        files = [SimpleUploadedFile(f"l{n}.jpg", image_bytes(200, 150), content_type="image/jpeg") for n in range(photos)]
+        files = [SimpleUploadedFile(f"l{n}.jpg", image_bytes(200, 150), "image/jpeg") for n in range(photos)]
         with django_capture_on_commit_callbacks(execute=True):
             return client.post(
                 "/api/v1/cases/", {"patient": patient.pk, "body_site": "back", "images": files}, format="multipart"
