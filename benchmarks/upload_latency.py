@@ -139,10 +139,13 @@ def pool_rss_mb(main_pid: int) -> list[float]:
     return sizes
 
 
-def run_clients(api: Api, patient_id: int, photos: list[bytes], uploads: int, clients: int) -> dict:
+def run_clients(
+    api: Api, patient_id: int, photos: list[bytes], uploads: int, clients: int, poll_seconds: float = 0.01
+) -> dict:
     stored_ms: list[float] = []
     seen_ms: list[float] = []
     posted_ms: list[float] = []
+    poll_counts: list[int] = []
     lock = threading.Lock()
     counter = iter(range(uploads))
 
@@ -155,10 +158,11 @@ def run_clients(api: Api, patient_id: int, photos: list[bytes], uploads: int, cl
             started_wall, started = time.time(), time.perf_counter()
             case = api.post_case(patient_id, photos[n % len(photos)])
             posted = (time.perf_counter() - started) * 1000
-            etag = None
+            etag, polls = None, 0
             image = case["images"][0]
             while not (image["prediction"] or image["analysis_status"] == "failed"):
-                time.sleep(0.01)
+                time.sleep(poll_seconds)
+                polls += 1
                 # A conditional poll, as the case page makes: 304 while nothing changed.
                 body, etag = api.poll(f"/api/v1/cases/{case['id']}/", etag)
                 if body is not None:
@@ -171,6 +175,7 @@ def run_clients(api: Api, patient_id: int, photos: list[bytes], uploads: int, cl
                 stored_ms.append((created.timestamp() - started_wall) * 1000)
                 seen_ms.append(seen)
                 posted_ms.append(posted)
+                poll_counts.append(polls)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -179,7 +184,13 @@ def run_clients(api: Api, patient_id: int, photos: list[bytes], uploads: int, cl
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    return {"stored": stored_ms, "seen": seen_ms, "posted": posted_ms, "throughput": uploads / elapsed}
+    return {
+        "stored": stored_ms,
+        "seen": seen_ms,
+        "posted": posted_ms,
+        "throughput": uploads / elapsed,
+        "polls": statistics.mean(poll_counts),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,6 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--py-spy", type=Path, metavar="DIR", help="record the web and worker processes during the last client count"
+    )
+    parser.add_argument(
+        "--poll-ms", type=float, default=10, help="how often a client polls for its result (the case page: 2500)"
     )
     parser.add_argument("--s3", action="store_true", help="photos in a private S3 bucket (a moto server of its own)")
     parser.add_argument(
@@ -315,7 +329,7 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
             f"model {version}; gunicorn {args.web_workers} workers x 4 threads; celery worker concurrency "
             f"{args.worker_concurrency}; Redis {args.redis_url}; {engine}; {len(photos)} distinct HAM10000 photos"
         )
-        throughputs, cpu_lines = [], []
+        throughputs, cpu_lines, polls = [], [], []
         for number, clients in enumerate(args.clients):
             stop = None
             if args.py_spy and number == len(args.clients) - 1:
@@ -330,7 +344,8 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
                 "PostgreSQL": database_backends(database_url),
             }
             before = {name: cpu_seconds(pids) for name, pids in groups.items()}
-            result = run_clients(api, patient["id"], photos, args.uploads, clients)
+            result = run_clients(api, patient["id"], photos, args.uploads, clients, args.poll_ms / 1000)
+            polls.append((clients, result["polls"]))
             groups["PostgreSQL"] = sorted(set(groups["PostgreSQL"]) | set(database_backends(database_url)))
             spent = {
                 name: 1000 * (cpu_seconds(pids) - before.get(name, 0.0)) / args.uploads for name, pids in groups.items()
@@ -359,6 +374,11 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
             print(
                 f"throughput {clients} client{'s' if clients > 1 else ''}: {throughput:.1f} uploads/s = "
                 f"{100 * throughput / bound:.1f}% of the model-only bound"
+            )
+        for clients, count in polls:
+            print(
+                f"polls per upload, {clients} client{'s' if clients > 1 else ''}: {count:.1f} "
+                f"(every {args.poll_ms:g} ms, conditional: 304 while nothing changed)"
             )
         for clients, spent in cpu_lines:
             total = sum(spent.values())

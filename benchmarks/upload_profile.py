@@ -213,6 +213,24 @@ def run(args, payloads: list[bytes]) -> None:
         predictor.run(pixels)
         model_ms.append((time.perf_counter() - started) * 1000)
 
+    # A poll of a case awaiting its result: the full answer, then the conditional one (304).
+    pending = upload(payloads[0])
+    path = f"/api/v1/cases/{pending['id']}/"
+    full_ms, poll_ms, full_queries, poll_queries = [], [], [], []
+    for _ in range(30):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = client.get(path)
+            full_ms.append((time.perf_counter() - started) * 1000)
+        full_queries.append(len(queries))
+        etag = response.get("ETag")
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            answer = client.get(path, HTTP_IF_NONE_MATCH=etag or "")
+            poll_ms.append((time.perf_counter() - started) * 1000)
+        poll_queries.append(len(queries))
+    conditional = answer.status_code == 304
+
     # The profiled passes, separate from the timed ones (cProfile slows Python code down).
     for data in payloads[: max(20, len(payloads) // 2)]:
         web_profile.enable()
@@ -233,6 +251,12 @@ def run(args, payloads: list[bytes]) -> None:
     print(
         f"upload request in process, median {statistics.median(web_ms):.1f} ms "
         f"(p95 {sorted(web_ms)[int(len(web_ms) * 0.95) - 1]:.1f})"
+    )
+    print(
+        f"case read while analysing, in process: full answer median {statistics.median(full_ms):.1f} ms, "
+        f"{statistics.median(full_queries):.0f} queries; conditional poll "
+        f"({'304' if conditional else 'no ETag: full answer'}) median {statistics.median(poll_ms):.1f} ms, "
+        f"{statistics.median(poll_queries):.0f} queries"
     )
     model = statistics.median(model_ms)
     worker = statistics.median(worker_ms)

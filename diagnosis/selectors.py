@@ -9,7 +9,7 @@ is a 404.
 
 from __future__ import annotations
 
-from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
+from django.db.models import Max, Prefetch, Q, QuerySet, Value
 
 from . import extensions
 from .models import Case, Lesion, LesionImage, Patient
@@ -97,8 +97,9 @@ def clinics_for(*, user):
 def case_result_version(*, user, pk) -> tuple | None:
     """What the case's result depends on, in one small query, or None if the user cannot see it.
 
-    The case's status, risk and last change, and its photos' count, last analysis change and
-    number of predictions: a poll compares these (as an ETag) instead of reading the photos,
+    The case's status, risk and last change, and its photos' last analysis change (every
+    change of a photo's analysis, a prediction stored, a photo added or analysed again, moves
+    ``analysis_updated_at``): a poll compares these (as an ETag) instead of reading the photos,
     their predictions and the referral and rendering the result again.
     """
     try:
@@ -106,13 +107,10 @@ def case_result_version(*, user, pk) -> tuple | None:
             case_list_for(user=user)
             .filter(pk=pk)
             .prefetch_related(None)
+            .select_related(None)
             .order_by()
-            .annotate(
-                photos=Count("images", distinct=True),
-                photos_changed=Max("images__analysis_updated_at"),
-                predictions=Count("images__predictions", distinct=True),
-            )
-            .values_list("status", "risk", "updated_at", "photos", "photos_changed", "predictions")
+            .annotate(photos_changed=Max("images__analysis_updated_at"))
+            .values_list("status", "risk", "updated_at", "photos_changed")
             .first()
         )
     except (ValueError, TypeError):
