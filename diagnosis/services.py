@@ -423,9 +423,11 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
     cutoff = time.time() - older_than.total_seconds()
     deleted = 0
     for folder in ("lesions", "heatmaps"):
-        if not default_storage.exists(folder):
+        try:  # a folder, or a key prefix in the bucket (which "exists" only through its keys)
+            filenames = default_storage.listdir(folder)[1]
+        except FileNotFoundError:
             continue
-        for filename in default_storage.listdir(folder)[1]:
+        for filename in filenames:
             name = f"{folder}/{filename}"
             if name in referenced:
                 continue

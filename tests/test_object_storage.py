@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,22 @@ def test_a_case_is_scored_by_a_worker_that_shares_no_folder_with_the_web_process
     assert set(Prediction.objects.values_list("heatmap", flat=True)) <= keys
     # Neither side wrote a file to a folder of its own: everything is in the bucket.
     assert files_under(media_root) == [] and files_under(worker_media) == []
+
+
+def test_files_no_row_names_are_cleaned_up_in_the_bucket_too(on_s3, client_for, staff, patient, monkeypatch):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from diagnosis import dispatch
+    from diagnosis.services import lesion_files_orphaned_delete
+
+    monkeypatch.setattr(dispatch, "case_analysis_enqueue", lambda *, case_id: None)
+    endpoint, bucket = on_s3
+    photo = SimpleUploadedFile("l.jpg", image_bytes(200, 150), "image/jpeg")
+    client_for(staff).post(URL, {"patient": patient.pk, "body_site": "back", "images": [photo]}, format="multipart")
+    orphan = default_storage.save("lesions/left-by-a-rolled-back-upload.png", ContentFile(b"not referenced"))
+
+    # Everything older than a moment from now counts as old enough.
+    assert lesion_files_orphaned_delete(older_than=timedelta(seconds=-60)) == 1
+    assert bucket_keys(endpoint, bucket) == {LesionImage.objects.get().file.name}
+    assert orphan not in bucket_keys(endpoint, bucket)
