@@ -94,7 +94,8 @@ def storages_for(endpoint: str, bucket: str) -> dict:
         "SKINPORTAL_S3_ENDPOINT_URL": endpoint,
     }
     script = (
-        "import django, json; django.setup(); from django.conf import settings; print(json.dumps(settings.STORAGES))"
+        "import django, json; django.setup(); from django.conf import settings; "
+        "print(json.dumps(settings.STORAGES, default=repr))"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -104,7 +105,11 @@ def storages_for(endpoint: str, bucket: str) -> dict:
 @pytest.fixture
 def on_s3(s3_server, settings):
     endpoint, bucket = s3_server
-    settings.STORAGES = storages_for(endpoint, bucket)
+    storages = storages_for(endpoint, bucket)
+    from boto3.s3.transfer import TransferConfig
+
+    storages["default"]["OPTIONS"]["transfer_config"] = TransferConfig(use_threads=False)
+    settings.STORAGES = storages
     return endpoint, bucket
 
 

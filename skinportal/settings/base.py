@@ -209,6 +209,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 if SKINPORTAL_S3_BUCKET:
+    from boto3.s3.transfer import TransferConfig
+
     _s3_endpoint = env("SKINPORTAL_S3_ENDPOINT_URL", default="") or None
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -224,6 +226,9 @@ if SKINPORTAL_S3_BUCKET:
             # Names are random (lesions/<uuid4>.png): no existence check (one request) before each write.
             "file_overwrite": True,
             "max_memory_size": 8 * 1024 * 1024,
+            # A photo is a few hundred KB, sent in one request: s3transfer's thread pool (started
+            # for every file by default) cost the worker more than the upload itself.
+            "transfer_config": TransferConfig(use_threads=False),
         },
     }
 
