@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import secrets
@@ -44,6 +45,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks.figures import percentile
+from benchmarks.object_store import s3_server
 from benchmarks.upload_latency import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +72,11 @@ stuck = Case.objects.filter(pk__in=accepted).exclude(status__in=finished).count(
 failed = Case.objects.filter(pk__in=accepted, status="failed").count()
 referenced = set(LesionImage.objects.values_list("file", flat=True))
 referenced |= set(Prediction.objects.exclude(heatmap="").values_list("heatmap", flat=True))
-root = str(settings.MEDIA_ROOT)
-files = {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs}
+from django.core.files.storage import default_storage
+files = set()
+for folder in ("lesions", "heatmaps"):  # through the storage the portal uses: a folder or the bucket
+    if default_storage.exists(folder) or settings.SKINPORTAL_S3_BUCKET:
+        files |= {f"{folder}/{name}" for name in default_storage.listdir(folder)[1]}
 created = {}
 for case_id, when in Prediction.objects.filter(image__case_id__in=accepted).values_list("image__case_id", "created_at"):
     created[case_id] = min(created.get(case_id, when), when)
@@ -80,6 +85,9 @@ print(json.dumps({
     "without_prediction": without, "duplicated": duplicated, "stuck": stuck, "failed": failed,
     "orphaned": len(files - referenced), "model_versions": sorted(versions),
     "cases_in_database": Case.objects.count(),
+    "failed_by_gate": Case.objects.filter(pk__in=accepted, status="failed").exclude(
+        images__predictions__gate="ok").count(),
+    "failed_reasons": sorted(set(images.filter(analysis_status="failed").values_list("analysis_error", flat=True))),
     "result_at": {str(k): v.timestamp() for k, v in created.items()},
 }))
 """
@@ -203,12 +211,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8797)
     parser.add_argument("--drain-timeout", type=float, default=300)
     parser.add_argument("--data", type=Path, default=HAM10000)
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="photos in a private S3 bucket (a moto server of its own); web and each worker get their own media folder",
+    )
     args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="skinportal-faults-"))
+    with contextlib.ExitStack() as stack:
+        store_env = stack.enter_context(s3_server(scratch)) if args.s3 else {}
+        run(args, scratch, store_env)
+
+
+def run(args, scratch: Path, store_env: dict) -> None:
 
     photos = [file.read_bytes() for file in sorted(args.data.glob("*.jpg"))[: args.cases]]
     if not photos:
         raise SystemExit(f"no HAM10000 photos in {args.data}")
-    scratch = Path(tempfile.mkdtemp(prefix="skinportal-faults-"))
     services = Services(scratch, args.pg_port, args.redis_port)
     redis_url = f"redis://127.0.0.1:{args.redis_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "REDIS_URL", "DJANGO_", "DATABASE_"))}
@@ -228,14 +247,18 @@ def main(argv: list[str] | None = None) -> None:
         UPLOAD_MAX_PHOTOS_PER_HOUR="100000",
         DJANGO_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
+        **store_env,
     )
     bin_dir = Path(sys.executable).parent
     log = None
     processes: dict[str, subprocess.Popen] = {}
 
     def start(name: str, command: list[str]) -> None:
+        # With the bucket, every process has a media folder of its own: nothing is shared but the
+        # database, Redis and the bucket (the reconciliation lists the bucket, and these stay empty).
+        own = {"DJANGO_MEDIA_ROOT": str(scratch / f"media-{name}")} if store_env else {}
         processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=ROOT, env={**env, **own}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def worker(name: str) -> None:
@@ -396,6 +419,13 @@ def main(argv: list[str] | None = None) -> None:
             (report["result_at"][str(k)] - t) * 1000 for k, t in accepted.items() if str(k) in report["result_at"]
         ]
         print(machine())
+        if store_env:
+            folders = sorted(scratch.glob("media-*"))
+            written = [path for folder in folders for path in folder.rglob("*") if path.is_file()]
+            print(
+                f"storage: private S3 bucket (moto server); files written to the processes' own media folders: "
+                f"{len(written)}"
+            )
         print(
             f"production settings; gunicorn 3 workers; 2 inference workers (concurrency 1) + beat; own Redis "
             f":{args.redis_port} (AOF); own PostgreSQL :{args.pg_port}; {args.clients} clients, {args.cases} cases "
@@ -422,9 +452,12 @@ def main(argv: list[str] | None = None) -> None:
             f"reconciliation: {report['accepted']} accepted cases, {report['images']} photos, "
             f"model versions {report['model_versions']}: lost {lost} (missing cases {report['missing']}, photos "
             f"without a prediction {report['without_prediction']}), duplicated {report['duplicated']}, stuck "
-            f"{report['stuck']} (failed {report['failed']}), orphaned files {report['orphaned']}; "
+            f"{report['stuck']} (failed {report['failed']}, of which every photo turned back by the photo gate: "
+            f"{report['failed_by_gate']}), orphaned files {report['orphaned']}; "
             f"cases in the database {report['cases_in_database']}"
         )
+        if report["failed_reasons"]:
+            print(f"failed photos' reasons: {report['failed_reasons']}")
     finally:
         for process in processes.values():
             try:

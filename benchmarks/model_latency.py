@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     payloads = []
     for file in files:  # stored as the upload stores them: decoded, upright, lossless PNG
         buffer = io.BytesIO()
-        load_image(file).save(buffer, format="PNG", compress_level=3)
+        load_image(file).save(buffer, format="PNG", compress_level=1)
         payloads.append(buffer.getvalue())
     size = predictor.artifact.input_size
     pixels = [model_pixels(load_image(io.BytesIO(data)), size) for data in payloads[:50]]

@@ -13,8 +13,9 @@ def connect() -> None:
     def on_review_submitted(sender, *, review, actor=None, request=None, **kwargs):
         services.follow_up_from_review(review=review, actor=actor, request=request)
 
-    def on_case_submitted(sender, *, case, actor=None, **kwargs):
-        services.follow_up_complete(case=case, actor=actor)
+    def on_case_submitted(sender, *, case, actor=None, new_lesion=False, **kwargs):
+        if not new_lesion:  # a lesion this case has just started has no follow-up to complete
+            services.follow_up_complete(case=case, actor=actor)
 
     review_submitted.connect(on_review_submitted, dispatch_uid="continuity.follow_up_from_review", weak=False)
     case_submitted.connect(on_case_submitted, dispatch_uid="continuity.follow_up_complete", weak=False)

@@ -116,7 +116,8 @@ def image_analysis_claim(*, image_id: int, resume: bool = False) -> LesionImage 
         if _fail(candidates.filter(analysis_attempts__gte=max_attempts()), reason=_gave_up()):
             case_result_update(case_id=LesionImage.objects.get(pk=image_id).case_id)
         return None
-    image = LesionImage.objects.select_related("case").get(pk=image_id)
+    # The case's patient and clinic come along: the audit of the case's transition names the clinic.
+    image = LesionImage.objects.select_related("case__patient__clinic").get(pk=image_id)
     if image.case.status == Case.Status.SUBMITTED:
         try:
             case_transition(case=image.case, to_status=Case.Status.ANALYSING)
@@ -215,6 +216,7 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
             if scores.activation_map is not None and gate == GATE_OK:
                 heatmap = overlay_layer_webp(photo, scores.activation_map)
             prediction_record(
+                existing_checked=True,  # just looked for, above
                 image=image,
                 model_version=predictor.model_version,
                 probabilities=scores.probabilities,
@@ -257,18 +259,57 @@ def prediction_record(
     artifact_sha256: str = "",
     gate: str = GATE_OK,
     gate_score: float | None = None,
+    existing_checked: bool = False,
 ) -> Prediction:
     """Store a photo's result for one model version and mark the photo done.
 
     A second call for the same (image, model_version) writes nothing and returns the first
     prediction: the unique constraint decides, so concurrent duplicates are safe too.
+    ``existing_checked``: the caller has just looked for that first prediction (image_analyse
+    does, to compare the artifact's hash), so it is not looked for twice.
     """
-    if set(probabilities) != set(CLASSES) or top_class not in CLASSES or balanced_class not in ("", *CLASSES):
-        raise ValueError(f"a prediction needs probabilities for exactly {CLASSES}")
-    existing = Prediction.objects.filter(image=image, model_version=model_version).first()
+    existing = None
+    if not existing_checked:
+        existing = Prediction.objects.filter(image=image, model_version=model_version).first()
     if existing is not None:
+        _check_prediction(probabilities, top_class, balanced_class)
         _mark_done(image)
         return existing
+    return _prediction_write(
+        image=image,
+        model_version=model_version,
+        probabilities=probabilities,
+        top_class=top_class,
+        inference_ms=inference_ms,
+        heatmap_png=heatmap_png,
+        balanced_class=balanced_class,
+        artifact_sha256=artifact_sha256,
+        gate=gate,
+        gate_score=gate_score,
+    )
+
+
+def _check_prediction(probabilities: dict[str, float], top_class: str, balanced_class: str) -> None:
+    if set(probabilities) != set(CLASSES) or top_class not in CLASSES or balanced_class not in ("", *CLASSES):
+        raise ValueError(f"a prediction needs probabilities for exactly {CLASSES}")
+
+
+def _prediction_write(
+    *,
+    image: LesionImage,
+    model_version: str,
+    probabilities: dict[str, float],
+    top_class: str,
+    inference_ms: float,
+    heatmap_png: bytes | None = None,
+    balanced_class: str = "",
+    artifact_sha256: str = "",
+    gate: str = GATE_OK,
+    gate_score: float | None = None,
+) -> Prediction:
+    """prediction_record once the caller has looked for an earlier prediction (image_analyse
+    does, to compare the artifact's hash): the unique constraint still settles a race."""
+    _check_prediction(probabilities, top_class, balanced_class)
     prediction = Prediction(
         image=image,
         model_version=model_version,
@@ -285,7 +326,8 @@ def prediction_record(
         prediction.heatmap.save(name, ContentFile(heatmap_png), save=False)
     try:
         with transaction.atomic():
-            prediction.full_clean(validate_constraints=False)
+            # The image is the row in hand (claimed above): no query to prove it exists.
+            prediction.full_clean(exclude=["image"], validate_constraints=False)
             prediction.save()
             _mark_done(image)
     except IntegrityError:
@@ -313,7 +355,8 @@ def case_result_update(*, case_id: int, photo_withdrawn: bool = False) -> Case |
     """
     refreshed = CASE_RESULT_REFRESHED + ((Case.Status.REVIEWED, Case.Status.CLOSED) if photo_withdrawn else ())
     with transaction.atomic():
-        case = Case.objects.select_for_update().filter(pk=case_id).first()
+        # The patient and clinic come along for the audit of the transition; only the case is locked.
+        case = Case.objects.select_for_update(of=("self",)).select_related("patient__clinic").filter(pk=case_id).first()
         if case is None or case.status not in CASE_AWAITING_RESULT + refreshed:
             return case
         images = list(case.images.prefetch_related("predictions"))

@@ -42,8 +42,9 @@ from accounts.throttling import LOGIN_THROTTLES
 from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
 from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
-from . import idempotency, safety_net
+from . import extensions, idempotency, polling, safety_net
 from .access import scoped_object_or_404
+from .analysis import CASE_AWAITING_RESULT
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
@@ -413,18 +414,42 @@ class CaseListCreateApi(ApiView):
             # A lesion the user cannot see (another clinic's) is a 404; another patient's, a 400.
             data["lesion"] = scoped_object_or_404(lesion_list_for(user=request.user), pk=lesion_id, request=request)
         case = case_submit(actor=request.user, patient=patient, request=request, **data)
-        case = case_list_for(user=request.user).get(pk=case.pk)
+        # The response is built from the rows just written, with no query to read them back.
+        extensions.case_created(case)
         # Through the JSON renderer's encoder and back, so a replay is the same document.
         body = json.loads(JSONRenderer().render(CaseOutputSerializer(case, context={"request": request}).data))
         return status.HTTP_201_CREATED, body, case
 
 
 class CaseDetailApi(ApiView):
-    @extend_schema(responses=CaseOutputSerializer)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                location=OpenApiParameter.HEADER,
+                description=(
+                    "While the case awaits its result (submitted, analysing) its answer carries an ETag; "
+                    "send it back to poll: 304 with no body while nothing changed."
+                ),
+            )
+        ],
+        responses={200: CaseOutputSerializer, 304: None},
+    )
     def get(self, request: Request, pk: int) -> Response:
+        # A poll while the photos are analysed: one small query, and 304 while nothing changed.
+        # Only then: later, a referral's own changes (urgency, claim) are not in the version.
+        etag, version = polling.result_etag(request=request, pk=pk, kind="api-case")
+        if version is None or version[0] not in CASE_AWAITING_RESULT:
+            etag = None
+        if polling.unchanged(request, etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         audit_record(actor=request.user, action="case.view", obj=case, request=request)
-        return Response(CaseOutputSerializer(case, context={"request": request}).data)
+        response = Response(CaseOutputSerializer(case, context={"request": request}).data)
+        if etag is not None:
+            response["ETag"] = etag
+        return response
 
 
 class CaseCloseApi(ApiView):

@@ -15,6 +15,10 @@ from django.http import HttpRequest
 CASE_OUTPUT_FIELDS: dict[str, Callable[[], object]] = {}
 # prefetch_related lookups that case_list_for applies, so the registered fields cost no query per case
 CASE_PREFETCHES: list[str] = []
+# functions (case) -> None, told of a case the request has just created: they mark in memory
+# what the case cannot have yet (no referral unless its checklist referred it), so the
+# fields above answer without a query and the upload's response is built from what it wrote
+CASE_CREATED: list[Callable[[object], None]] = []
 # functions (request, case) -> HTML, shown on the case page below the model's result
 CASE_PAGE_PANELS: list[Callable[[HttpRequest, object], str]] = []
 
@@ -25,6 +29,16 @@ def case_output_field_register(name: str, factory: Callable[[], object]) -> None
 
 def case_prefetch_register(*lookups: str) -> None:
     CASE_PREFETCHES.extend(lookup for lookup in lookups if lookup not in CASE_PREFETCHES)
+
+
+def case_created_register(mark: Callable[[object], None]) -> None:
+    if mark not in CASE_CREATED:
+        CASE_CREATED.append(mark)
+
+
+def case_created(case) -> None:
+    for mark in CASE_CREATED:
+        mark(case)
 
 
 def case_page_panel_register(render: Callable[[HttpRequest, object], str]) -> None:

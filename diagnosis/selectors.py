@@ -10,7 +10,7 @@ is a 404.
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Max, Prefetch, Q, QuerySet, Value
 
 from . import extensions
 from .models import Case, Lesion, LesionImage, Patient
@@ -51,7 +51,9 @@ def patient_list_for(*, user) -> QuerySet[Patient]:
     if user.is_administrator:
         return patients
     if user.is_clinic_staff:
-        return patients.filter(clinic__in=user.clinics.filter(is_active=True))
+        # in_clinic_of: the rows are in clinics this user works in, which is what submitting a
+        # case for them needs (diagnosis.services), so the service does not ask again.
+        return patients.filter(clinic__in=user.clinics.filter(is_active=True)).annotate(in_clinic_of=Value(user.pk))
     return patients.none()
 
 
@@ -103,3 +105,26 @@ def photo_kinds_last_used(*, clinic_id: int) -> list[str]:
     if latest is None:
         return []
     return list(latest.images.order_by("pk").values_list("kind", flat=True))
+
+
+def case_result_version(*, user, pk) -> tuple | None:
+    """What the case's result depends on, in one small query, or None if the user cannot see it.
+
+    The case's status, risk and last change, and its photos' last analysis change (every
+    change of a photo's analysis, a prediction stored, a photo added or analysed again, moves
+    ``analysis_updated_at``): a poll compares these (as an ETag) instead of reading the photos,
+    their predictions and the referral and rendering the result again.
+    """
+    try:
+        return (
+            case_list_for(user=user)
+            .filter(pk=pk)
+            .prefetch_related(None)
+            .select_related(None)
+            .order_by()
+            .annotate(photos_changed=Max("images__analysis_updated_at"))
+            .values_list("status", "risk", "updated_at", "photos_changed")
+            .first()
+        )
+    except (ValueError, TypeError):
+        return None

@@ -34,12 +34,18 @@ from .vocabulary import SIGN_FIELDS
 logger = logging.getLogger(__name__)
 
 
-def _can_write_for_clinic(actor, clinic_id: int) -> bool:
+def _can_write_for_clinic(actor, clinic_id: int, *, patient: Patient | None = None) -> bool:
     if not (actor and actor.is_authenticated and actor.is_active):
         return False
     if actor.is_administrator:
         return True
-    return actor.is_clinic_staff and actor.clinics.filter(pk=clinic_id, is_active=True).exists()
+    if not actor.is_clinic_staff:
+        return False
+    # A patient loaded through patient_list_for(user=actor) by a clinic's staff is in one of
+    # the actor's active clinics already: the selector's query proved it, no second query.
+    if patient is not None and patient.clinic_id == clinic_id and getattr(patient, "in_clinic_of", None) == actor.pk:
+        return True
+    return actor.clinics.filter(pk=clinic_id, is_active=True).exists()
 
 
 @transaction.atomic
@@ -192,8 +198,10 @@ def _photos_validate(images: Sequence[UploadedFile], image_kinds: Sequence[str] 
 
 
 def _photos_store(*, case: Case, photos: list[tuple[CleanImage, str]], actor, stored: list[str]) -> list[LesionImage]:
-    """Write the photos' files and rows; every stored file name goes into ``stored`` for clean-up."""
+    """Write the photos' files and rows (one INSERT for all of them); every stored file name
+    goes into ``stored`` for clean-up."""
     rows = []
+    now = timezone.now()
     for clean, kind in photos:
         name = _store_image_file(clean)
         stored.append(name)
@@ -206,17 +214,41 @@ def _photos_store(*, case: Case, photos: list[tuple[CleanImage, str]], actor, st
             height=clean.height,
             content_type=clean.content_type,
             uploaded_by=actor,
+            # "Last sent to the queue" for the sweeper: the message goes out on commit, so the
+            # row is written with it and the enqueue needs no UPDATE afterwards.
+            analysis_updated_at=now,
         )
-        image.full_clean()
-        image.save()
+        # The case and the uploader are the objects in hand: no query to prove they exist.
+        image.full_clean(exclude=["case", "uploaded_by"])
         rows.append(image)
+    rows = LesionImage.objects.bulk_create(rows)
+    for image in rows:
+        related_rows_known(image, "predictions", [])  # a new photo has no prediction yet
     return rows
 
 
-def _queue_after_commit(case_id: int) -> None:
+def related_rows_known(instance, name: str, rows: list) -> None:
+    """Tell the ORM which rows ``instance.<name>`` holds, as prefetch_related would, so that
+    reading them (a serializer, a template) costs no query: for rows this request just wrote."""
+    queryset = getattr(instance, name).get_queryset()
+    queryset._result_cache = list(rows)
+    queryset._prefetch_done = True
+    if not hasattr(instance, "_prefetched_objects_cache"):
+        instance._prefetched_objects_cache = {}
+    instance._prefetched_objects_cache[name] = queryset  # a reverse foreign key's cache is its accessor name
+
+
+def _queue_after_commit(case_id: int, image_ids: Sequence[int] | None = None) -> None:
     # Runs after the commit: robust, so a failure to queue is logged (the sweeper queues the
-    # case later) instead of deleting the files of a committed case.
-    transaction.on_commit(lambda: dispatch.case_analysis_enqueue(case_id=case_id), robust=True)
+    # case later) instead of deleting the files of a committed case. With the new photos'
+    # ids in hand (written with their "sent" time), the enqueue neither reads nor updates them.
+    ids = list(image_ids) if image_ids is not None else None
+
+    def send() -> None:
+        with dispatch.photos_just_written(case_id=case_id, image_ids=ids):
+            dispatch.case_analysis_enqueue(case_id=case_id)
+
+    transaction.on_commit(send, robust=True)
 
 
 def case_submit(
@@ -248,7 +280,7 @@ def case_submit(
     unknown = set(signs) - set(SIGN_FIELDS)
     if unknown:
         raise TypeError(f"case_submit() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    if not _can_write_for_clinic(actor, patient.clinic_id):
+    if not _can_write_for_clinic(actor, patient.clinic_id, patient=patient):
         raise PermissionDenied(_("You cannot submit cases for this patient."))
     if not patient.consent_given:
         raise ValidationError({"patient": _("The patient's consent is not recorded; it is required to submit a case.")})
@@ -269,8 +301,11 @@ def case_submit(
                     label=clean_text(lesion_label, field="lesion_label"),
                     created_by=actor,
                 )
-                lesion.full_clean()
+                lesion.full_clean(exclude=["patient", "created_by"])
                 lesion.save()
+                new_lesion = True
+            else:
+                new_lesion = False
             case = Case(
                 patient=patient,
                 lesion=lesion,
@@ -282,9 +317,12 @@ def case_submit(
                 submitted_by=actor,
                 status=Case.Status.SUBMITTED,
             )
-            case.full_clean()
+            # The patient, lesion and submitter are the objects in hand: no query to prove they exist.
+            case.full_clean(exclude=["patient", "lesion", "submitted_by"])
             case.save()
-            _photos_store(case=case, photos=photos, actor=actor, stored=stored)
+            rows = _photos_store(case=case, photos=photos, actor=actor, stored=stored)
+            # The response is built from what was just written (diagnosis.apis), not read back.
+            related_rows_known(case, "images", rows)
             audit_record(
                 actor=actor,
                 action="case.create",
@@ -297,7 +335,7 @@ def case_submit(
                     "lesion": lesion.pk,
                 },
             )
-            case_submitted.send(sender=Case, case=case, actor=actor)
+            case_submitted.send(sender=Case, case=case, actor=actor, new_lesion=new_lesion)
             if case.checklist_score >= Case.CHECKLIST_REFERRAL_SCORE:
                 case_refer(
                     case,
@@ -308,7 +346,7 @@ def case_submit(
                     request=request,
                     details={"checklist_score": case.checklist_score},
                 )
-            _queue_after_commit(case.pk)
+            _queue_after_commit(case.pk, [row.pk for row in rows])
     except BaseException:
         _delete_files(stored)
         raise
@@ -333,7 +371,7 @@ def case_photos_add(
     result goes back to analysis; a case a specialist asked about keeps its status (its risk and
     summary are brought up to date when the new photos are scored).
     """
-    if not _can_write_for_clinic(actor, case.patient.clinic_id):
+    if not _can_write_for_clinic(actor, case.patient.clinic_id, patient=case.patient):
         raise PermissionDenied(_("You cannot add photos to this case."))
     photos = _photos_validate(images, image_kinds)
     stored: list[str] = []
@@ -377,9 +415,11 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
     cutoff = time.time() - older_than.total_seconds()
     deleted = 0
     for folder in ("lesions", "heatmaps"):
-        if not default_storage.exists(folder):
+        try:  # a folder, or a key prefix in the bucket (which "exists" only through its keys)
+            filenames = default_storage.listdir(folder)[1]
+        except FileNotFoundError:
             continue
-        for filename in default_storage.listdir(folder)[1]:
+        for filename in filenames:
             name = f"{folder}/{filename}"
             if name in referenced:
                 continue

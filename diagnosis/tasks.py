@@ -21,8 +21,15 @@ from django.db import InterfaceError, OperationalError
 
 from . import analysis, services
 
+try:  # object storage (SKINPORTAL_S3_BUCKET): an unreachable or throttling S3 service
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    STORAGE_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
+except ImportError:  # pragma: no cover - botocore comes with django-storages[s3]
+    STORAGE_ERRORS = ()
+
 # Worth another try: the database or file storage hiccuped, or the task ran out of time.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded)
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded, *STORAGE_ERRORS)
 
 
 @shared_task(

@@ -40,7 +40,7 @@ ACCEPTED_FORMATS = {"JPEG", "MPO", "PNG", "HEIF"}
 PRIMARY_FRAME_FORMATS = {"MPO", "HEIF"}
 # Formats Pillow can decode at a reduced scale (draft mode).
 DRAFT_FORMATS = {"JPEG", "MPO"}
-PNG_COMPRESS_LEVEL = 3  # lossless at every level; 3 keeps a 12-megapixel upload's request short
+PNG_COMPRESS_LEVEL = 1  # lossless at every level; 1 encodes several times faster than 3 for files ~5% larger
 _READ_CHUNK = 1024 * 1024
 # What decoders of untrusted bytes raise besides OSError: Pillow's parsers raise SyntaxError,
 # ValueError, struct.error, IndexError and friends; libheif raises RuntimeError.

@@ -27,6 +27,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseNotModified,
     JsonResponse,
 )
 from django.shortcuts import redirect, render
@@ -45,7 +46,7 @@ from inference.baselines import baselines_for_artifact
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 
-from . import extensions, idempotency, safety_net
+from . import extensions, idempotency, polling, safety_net
 from .access import scoped_object_or_404
 from .analysis import CASE_AWAITING_RESULT, case_reanalyse
 from .analysis import PENDING as PENDING_IMAGES
@@ -504,8 +505,14 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
     """The result card as an HTML fragment, polled by the case page until analysis ends.
 
     Polls while the result is pending show no clinical result and are not audited; the
-    poll that delivers the finished result is audited as a view of the case.
+    poll that delivers the finished result is audited as a view of the case. A poll that
+    sends the ETag of the card it holds gets 304 while nothing changed (diagnosis.polling).
     """
+    etag, _version = polling.result_etag(request=request, pk=pk, kind="web-result")
+    if polling.unchanged(request, etag):
+        response = HttpResponseNotModified()
+        response["ETag"] = etag
+        return response
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
     context = result_context(request, case)
     if not context["pending"]:
@@ -518,7 +525,7 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
         )
     html, fingerprint = _result_card(request, case, context)
     status_html = render_to_string("diagnosis/_status.html", {"case": case})
-    return JsonResponse(
+    response = JsonResponse(
         {
             "pending": context["pending"],
             "status": case.shown_status,
@@ -527,6 +534,9 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
             "fingerprint": fingerprint,
         }
     )
+    if etag is not None:
+        response["ETag"] = etag
+    return response
 
 
 @private_no_store

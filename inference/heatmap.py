@@ -53,6 +53,10 @@ def overlay_png(image: Image.Image, activation_map: np.ndarray, *, max_side: int
 
 
 LAYER_QUALITY = 70
+# libwebp's effort (0-6): 0 encodes about eight times faster than 4 (1.2 against 10 ms for a
+# 200x150 layer on the 2-core machine) for files about a fifth larger (6 KB; 19 KB at 640 px):
+# this is worker time on every photo, and the layer is a smooth map.
+LAYER_METHOD = 0
 
 
 def overlay_layer(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> Image.Image:
@@ -93,6 +97,6 @@ def overlay_layer_webp(image: Image.Image, activation_map: np.ndarray, *, max_si
     """:func:`overlay_layer` as lossy WebP with alpha: a few kilobytes instead of a full-size PNG."""
     buffer = io.BytesIO()
     overlay_layer(image, activation_map, max_side=max_side).save(
-        buffer, format="WEBP", quality=LAYER_QUALITY, alpha_quality=60, method=4
+        buffer, format="WEBP", quality=LAYER_QUALITY, alpha_quality=60, method=LAYER_METHOD
     )
     return buffer.getvalue()

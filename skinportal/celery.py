@@ -106,6 +106,15 @@ def _schedule_sweeper(sender: Celery, **kwargs) -> None:
         expires=ORPHAN_SWEEP_SECONDS,
     )
 
+    # Expired API tokens: the request checks only the token it presents (accounts/authentication.py).
+    sender.add_periodic_task(
+        ORPHAN_SWEEP_SECONDS,
+        sender.signature("notifications.tokens_expired_delete"),
+        name="tokens-expired-delete",
+        queue=NOTIFICATIONS_QUEUE,
+        expires=ORPHAN_SWEEP_SECONDS,
+    )
+
     # Once a day: clinic staff hear of each lesion follow-up that came due (continuity.services).
     sender.add_periodic_task(
         crontab(hour=FOLLOW_UPS_HOUR, minute=0),

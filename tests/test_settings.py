@@ -204,7 +204,10 @@ def test_production_without_demo_users_passes_the_check(settings, db):
 
 
 def test_production_serves_the_api_schema_and_docs_only_to_signed_in_users():
-    code = "import django; from django.conf import settings; django.setup(); print(settings.SKINPORTAL_API_DOCS_NEED_SIGN_IN)"
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.SKINPORTAL_API_DOCS_NEED_SIGN_IN)"
+    )
     result = run_with(
         "skinportal.settings.production", code, DJANGO_SECRET_KEY=GOOD_KEY, DJANGO_ALLOWED_HOSTS="portal.example"
     )

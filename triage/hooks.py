@@ -33,9 +33,19 @@ def connect() -> None:
     extensions.case_output_field_register("referral", serializers.case_referral_field)
     extensions.case_output_field_register("review", serializers.case_review_field)
     extensions.case_page_panel_register(panels.case_referral_panel)
+    extensions.case_created_register(case_created_without_referral)
     extensions.case_list_filter_register(
         "urgency", case_filters.case_urgency_filter_field, case_filters.case_urgency_filter
     )
     extensions.case_prefetch_register(
         "referral__claimed_by", "referral__reviews__reviewer", "referral__information_requests"
     )
+
+
+def case_created_without_referral(case) -> None:
+    """A case just created has a referral only if its checklist referred it: say so in memory,
+    so the case's response reads no referral from the database."""
+    from diagnosis.models import Case
+
+    if case.referred_at is None:
+        Case.referral.related.set_cached_value(case, None)

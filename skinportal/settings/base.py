@@ -85,7 +85,11 @@ TEMPLATES = [
 VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# Persistent connections: opening a PostgreSQL connection per request or task cost the upload
+# more than its queries (a server process started each time). The health check (a ping when a
+# kept connection is reused) lets a request after a database restart open a fresh one.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("DJANGO_CONN_HEALTH_CHECKS", default=True))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The zero-setup database must take a small clinic's concurrent writes: write-ahead
     # logging (readers never block the writer), a busy timeout instead of "database is
@@ -194,6 +198,41 @@ MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=VAR_DIR / "media")
 MEDIA_URL = "/media/"
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+# Photos and heatmaps are read and written only through Django's storage API (default_storage
+# and the models' FileFields): the web process, every worker and the sweeper use the same one.
+# With SKINPORTAL_S3_BUCKET set they live in that S3-compatible bucket (AWS S3, MinIO, Ceph...),
+# so workers on other machines need no shared folder; otherwise in MEDIA_ROOT. The bucket stays
+# private: no ACL is set (the bucket's own, private, applies) and no URL to it is ever handed
+# out; every photo is streamed by the access-checked views. Credentials: AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY from the environment (or any other way boto3 finds them).
+SKINPORTAL_S3_BUCKET = env("SKINPORTAL_S3_BUCKET", default="")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if SKINPORTAL_S3_BUCKET:
+    from boto3.s3.transfer import TransferConfig
+
+    _s3_endpoint = env("SKINPORTAL_S3_ENDPOINT_URL", default="") or None
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": SKINPORTAL_S3_BUCKET,
+            "endpoint_url": _s3_endpoint,
+            "region_name": env("SKINPORTAL_S3_REGION", default="") or None,
+            # Path-style addressing for a service on its own host name (MinIO), virtual hosts on AWS.
+            "addressing_style": "path" if _s3_endpoint else None,
+            "signature_version": "s3v4",
+            "default_acl": None,
+            "querystring_auth": True,
+            # Names are random (lesions/<uuid4>.png): no existence check (one request) before each write.
+            "file_overwrite": True,
+            "max_memory_size": 8 * 1024 * 1024,
+            # A photo is a few hundred KB, sent in one request: s3transfer's thread pool (started
+            # for every file by default) cost the worker more than the upload itself.
+            "transfer_config": TransferConfig(use_threads=False),
+        },
+    }
 
 # --- Uploads ---------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
@@ -244,7 +283,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Skin Portal <noreply@loc
 # --- REST API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "accounts.authentication.TokenAuthentication",  # knox, one query per request
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
