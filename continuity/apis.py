@@ -22,9 +22,9 @@ from rest_framework.response import Response
 
 from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
-from diagnosis.apis import ApiView, Pages
 from diagnosis.disclosure import sees_patient_identity
 from diagnosis.selectors import case_list_for, lesion_list_for, patient_list_for
+from skinportal.api import ApiView, Pages
 from triage.permissions import IsClinicalSubmitter
 
 from .fhir import bundle_json, case_bundle

@@ -97,7 +97,7 @@ def private_no_store(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     """For every page that shows patient data: kept in no browser or proxy cache.
 
     Sets the header outright (not merged) so nothing upstream can leave a max-age beside
-    it; the REST API sends the same value (diagnosis.apis.PrivateResponses).
+    it; the REST API sends the same value (skinportal.api.PrivateResponses).
     """
 
     @wraps(view)

@@ -290,7 +290,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "diagnosis.apis.api_exception_handler",
+    "EXCEPTION_HANDLER": "skinportal.api.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Sign-in attempts per client address (accounts.throttling); failures per username and
     # address lock out through django-axes (AXES_* above).
