@@ -13,12 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import nh3
-from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
-
-register = template.Library()
 
 LINK_SCHEMES = ("http://", "https://")
 
