@@ -218,8 +218,10 @@ def _photos_store(*, case: Case, photos: list[tuple[CleanImage, str]], actor, st
             # row is written with it and the enqueue needs no UPDATE afterwards.
             analysis_updated_at=now,
         )
-        # The case and the uploader are the objects in hand: no query to prove they exist.
-        image.full_clean(exclude=["case", "uploaded_by"])
+        # The case and the uploader are the objects in hand: no query to prove they exist. A new
+        # photo is never withdrawn, so the withdrawal constraint (a query per photo to check it
+        # here) is left to the database.
+        image.full_clean(exclude=["case", "uploaded_by"], validate_constraints=False)
         rows.append(image)
     rows = LesionImage.objects.bulk_create(rows)
     for image in rows:
