@@ -3,7 +3,7 @@ check: no server errors, no answer the schema does not describe, no invalid inpu
 The database holds cases in every state a response can describe (scored with and without a
 heatmap, referred and open, claimed, asked for more, answered and corrected, followed up), so
 the nullable fields are met both empty and filled. Bounded examples per operation, so it runs
-in CI (about a minute for both roles on two cores)."""
+in CI (50 to 85 s for both roles on two shared cores)."""
 
 from __future__ import annotations
 
