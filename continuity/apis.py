@@ -22,12 +22,12 @@ from rest_framework.response import Response
 
 from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
-from diagnosis.apis import ApiView, Pages
 from diagnosis.disclosure import sees_patient_identity
 from diagnosis.selectors import case_list_for, lesion_list_for, patient_list_for
+from skinportal.api import ApiView, Pages
 from triage.permissions import IsClinicalSubmitter
 
-from .fhir import case_bundle
+from .fhir import bundle_json, case_bundle
 from .letter import LetterUnavailable, letter_pdf
 from .models import FollowUp
 from .selectors import follow_up_list_for
@@ -178,10 +178,12 @@ class CaseFhirApi(ApiView):
         # Written for other systems in the site's language, as its fixed English texts are,
         # not in the language of whoever exports it.
         with translation.override(settings.LANGUAGE_CODE):
-            bundle = case_bundle(
-                case=case,
-                absolute=request.build_absolute_uri,
-                shows_patient_identity=sees_patient_identity(request.user),
+            bundle = bundle_json(
+                case_bundle(
+                    case=case,
+                    absolute=request.build_absolute_uri,
+                    shows_patient_identity=sees_patient_identity(request.user),
+                )
             )
         audit_record(actor=request.user, action="case.fhir_export", obj=case, request=request)
         return Response(bundle)

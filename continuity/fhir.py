@@ -1,9 +1,10 @@
 """A case as a FHIR R4 Bundle (type ``collection``) a hospital system can take in.
 
 Codes: SNOMED CT only where verified; everything else is ``CodeableConcept.text``. Photos are
-``Media`` whose content is a URL to the access-checked file, never inline data. The bundle
-is validated with ``fhir.resources`` (its R4B models: Media, Observation, Task and the
-others used here are defined the same in R4 and R4B).
+``Media`` whose content is a URL to the access-checked file, never inline data. Every resource
+is built as a ``fhir.resources`` model (its R4B models: Media, Observation, Task and the others
+used here are defined the same in R4 and R4B), so a field FHIR does not have, or a value of
+the wrong kind, fails where it is written, not in a later check.
 """
 
 from __future__ import annotations
@@ -13,6 +14,26 @@ import uuid
 from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 from django.utils import timezone
+from fhir.resources.R4B.address import Address
+from fhir.resources.R4B.attachment import Attachment
+from fhir.resources.R4B.bundle import Bundle, BundleEntry
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.consent import Consent
+from fhir.resources.R4B.device import Device, DeviceDeviceName, DeviceVersion
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport, DiagnosticReportMedia
+from fhir.resources.R4B.humanname import HumanName
+from fhir.resources.R4B.identifier import Identifier
+from fhir.resources.R4B.media import Media
+from fhir.resources.R4B.observation import Observation, ObservationComponent
+from fhir.resources.R4B.organization import Organization
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.period import Period
+from fhir.resources.R4B.provenance import Provenance, ProvenanceAgent, ProvenanceEntity
+from fhir.resources.R4B.quantity import Quantity
+from fhir.resources.R4B.reference import Reference
+from fhir.resources.R4B.resource import Resource
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task, TaskRestriction
 
 from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASS_NAMES, CLASSES
@@ -42,91 +63,90 @@ def _instant(value) -> str:
     return timezone.localtime(value).isoformat(timespec="seconds")
 
 
-def _text(value: str) -> dict:
-    return {"text": value}
+def _text(value: str) -> CodeableConcept:
+    return CodeableConcept(text=value)
 
 
-def _user_ref(user) -> dict:
+def _ref(full_url: str) -> Reference:
+    return Reference(reference=full_url)
+
+
+def _user_ref(user) -> Reference:
     if user is None:
-        return {"display": "Skin Portal"}
-    return {"display": user.get_full_name() or user.username}
+        return Reference(display="Skin Portal")
+    return Reference(display=user.get_full_name() or user.username)
 
 
-def case_bundle(*, case: Case, absolute, shows_patient_identity: bool = True) -> dict:
-    """The bundle as a JSON-ready dict; ``absolute(path)`` makes a path an absolute URL."""
+def case_bundle(*, case: Case, absolute, shows_patient_identity: bool = True) -> Bundle:
+    """The case as a ``Bundle`` model; ``absolute(path)`` makes a path an absolute URL."""
     patient = case.patient
     clinic = patient.clinic
-    entries: list[dict] = []
+    entries: list[BundleEntry] = []
 
-    def add(resource: dict) -> str:
+    def add(resource: Resource) -> str:
         full_url = _uuid()
-        entries.append({"fullUrl": full_url, "resource": resource})
+        entries.append(BundleEntry(fullUrl=full_url, resource=resource))
         return full_url
 
+    address = getattr(clinic, "address", "")
     organization = add(
-        {
-            "resourceType": "Organization",
-            "identifier": [{"system": f"{SYSTEM_BASE}:clinic", "value": str(clinic.pk)}],
-            "name": clinic.name,
-            **({"address": [{"text": clinic.address}]} if getattr(clinic, "address", "") else {}),
-        }
+        Organization(
+            identifier=[Identifier(system=f"{SYSTEM_BASE}:clinic", value=str(clinic.pk))],
+            name=clinic.name,
+            address=[Address(text=address)] if address else None,
+        )
     )
+    # A specialist's export names no one: the patient number, sex and year of birth
+    # (diagnosis.disclosure); the clinic's own export is the whole record.
     patient_ref = add(
-        {
-            "resourceType": "Patient",
-            "identifier": [
-                {
-                    "system": f"{SYSTEM_BASE}:clinic:{clinic.pk}:patient",
-                    "value": patient.identifier,
-                    "assigner": {"reference": organization},
-                }
+        Patient(
+            identifier=[
+                Identifier(
+                    system=f"{SYSTEM_BASE}:clinic:{clinic.pk}:patient",
+                    value=patient.identifier,
+                    assigner=_ref(organization),
+                )
             ],
-            "gender": GENDER.get(patient.sex, "unknown"),
-            "managingOrganization": {"reference": organization},
-            # A specialist's export names no one: the patient number, sex and year of birth
-            # (diagnosis.disclosure); the clinic's own export is the whole record.
-            **(
-                {"name": [{"text": patient.full_name}], "birthDate": patient.date_of_birth.isoformat()}
-                if shows_patient_identity
-                else {"birthDate": f"{patient.date_of_birth.year:04d}"}
+            gender=GENDER.get(patient.sex, "unknown"),
+            managingOrganization=_ref(organization),
+            name=[HumanName(text=patient.full_name)] if shows_patient_identity else None,
+            birthDate=(
+                patient.date_of_birth.isoformat() if shows_patient_identity else f"{patient.date_of_birth.year:04d}"
             ),
-        }
+        )
     )
-    consent = {
-        "resourceType": "Consent",
-        "status": "active" if patient.consent_given else "inactive",
-        "scope": {"text": "Photographs of the skin lesion, stored, analysed by software and shared with specialists"},
-        "category": [_text("Consent to photograph the lesion and share it for analysis")],
-        "patient": {"reference": patient_ref},
-        "organization": [{"reference": organization}],
-        "policyRule": _text("Skin Portal consent wording, recorded by clinic staff"),
-    }
-    if patient.consent_recorded_at:
-        consent["dateTime"] = _instant(patient.consent_recorded_at)
-    if patient.consent_recorded_by_id:
-        consent["performer"] = [_user_ref(patient.consent_recorded_by)]
-    add(consent)
+    add(
+        Consent(
+            status="active" if patient.consent_given else "inactive",
+            scope=_text("Photographs of the skin lesion, stored, analysed by software and shared with specialists"),
+            category=[_text("Consent to photograph the lesion and share it for analysis")],
+            patient=_ref(patient_ref),
+            organization=[_ref(organization)],
+            policyRule=_text("Skin Portal consent wording, recorded by clinic staff"),
+            dateTime=_instant(patient.consent_recorded_at) if patient.consent_recorded_at else None,
+            performer=[_user_ref(patient.consent_recorded_by)] if patient.consent_recorded_by_id else None,
+        )
+    )
 
     body_site = _text(case.get_body_site_display())
     media_refs: dict[int, str] = {}
     for image in case.images.all():
         media_refs[image.pk] = add(
-            {
-                "resourceType": "Media",
-                "status": "completed",
-                "type": _text("Photo"),
-                "view": _text(VIEW_TEXT.get(image.kind, image.kind)),
-                "subject": {"reference": patient_ref},
-                "createdDateTime": _instant(image.created_at),
-                "bodySite": body_site,
-                "width": image.width,
-                "height": image.height,
-                "content": {
-                    "contentType": image.content_type,
-                    "url": absolute(reverse("diagnosis:image-file", args=[image.pk])),
-                    "title": f"Case {case.pk}, photo {image.pk}",
-                },
-            }
+            Media(
+                status="completed",
+                type=_text("Photo"),
+                view=_text(VIEW_TEXT.get(image.kind, image.kind)),
+                subject=_ref(patient_ref),
+                createdDateTime=_instant(image.created_at),
+                bodySite=body_site,
+                width=image.width,
+                height=image.height,
+                content=Attachment(
+                    contentType=image.content_type,
+                    url=absolute(reverse("diagnosis:image-file", args=[image.pk])),
+                    title=f"Case {case.pk}, photo {image.pk}",
+                ),
+            )
         )
 
     devices: dict[str, str] = {}
@@ -137,50 +157,40 @@ def case_bundle(*, case: Case, absolute, shows_patient_identity: bool = True) ->
         version = prediction.model_version
         if version not in devices:
             devices[version] = add(
-                {
-                    "resourceType": "Device",
-                    "deviceName": [{"name": "Skin Portal lesion classifier", "type": "model-name"}],
-                    "version": [{"value": version}],
-                    "type": _text("Decision-support software: skin lesion photo classifier"),
-                    "owner": {"reference": organization},
-                }
+                Device(
+                    deviceName=[DeviceDeviceName(name="Skin Portal lesion classifier", type="model-name")],
+                    version=[DeviceVersion(value=version)],
+                    type=_text("Decision-support software: skin lesion photo classifier"),
+                    owner=_ref(organization),
+                )
             )
+        probabilities = prediction.probabilities or {}
         observation = add(
-            {
-                "resourceType": "Observation",
-                "status": "final",
-                "code": _text("Skin lesion photo classification (decision support, not a diagnosis)"),
-                "subject": {"reference": patient_ref},
-                "effectiveDateTime": _instant(prediction.created_at),
-                "bodySite": body_site,
-                "device": {"reference": devices[version]},
-                "derivedFrom": [{"reference": media_refs[image.pk]}],
-                "valueCodeableConcept": _text(CLASS_NAMES.get(prediction.top_class, prediction.top_class)),
-                "component": [
-                    {
-                        "code": _text(f"Probability: {CLASS_NAMES[code]}"),
-                        "valueQuantity": {
-                            "value": round(float((prediction.probabilities or {}).get(code, 0.0)), 6),
-                            "unit": "probability",
-                        },
-                    }
+            Observation(
+                status="final",
+                code=_text("Skin lesion photo classification (decision support, not a diagnosis)"),
+                subject=_ref(patient_ref),
+                effectiveDateTime=_instant(prediction.created_at),
+                bodySite=body_site,
+                device=_ref(devices[version]),
+                derivedFrom=[_ref(media_refs[image.pk])],
+                valueCodeableConcept=_text(CLASS_NAMES.get(prediction.top_class, prediction.top_class)),
+                component=[
+                    ObservationComponent(
+                        code=_text(f"Probability: {CLASS_NAMES[code]}"),
+                        valueQuantity=Quantity(value=round(float(probabilities.get(code, 0.0)), 6), unit="probability"),
+                    )
                     for code in CLASSES
                 ],
-            }
+            )
         )
         add(
-            {
-                "resourceType": "Provenance",
-                "target": [{"reference": observation}],
-                "recorded": _instant(prediction.created_at),
-                "agent": [
-                    {
-                        "type": _text("Software that produced the result"),
-                        "who": {"reference": devices[version]},
-                    }
-                ],
-                "entity": [{"role": "source", "what": {"reference": media_refs[image.pk]}}],
-            }
+            Provenance(
+                target=[_ref(observation)],
+                recorded=_instant(prediction.created_at),
+                agent=[ProvenanceAgent(type=_text("Software that produced the result"), who=_ref(devices[version]))],
+                entity=[ProvenanceEntity(role="source", what=_ref(media_refs[image.pk]))],
+            )
         )
 
     try:
@@ -188,72 +198,73 @@ def case_bundle(*, case: Case, absolute, shows_patient_identity: bool = True) ->
     except ObjectDoesNotExist:
         referral = None
     if referral is not None:
+        priority = "urgent" if referral.urgency == Referral.Urgency.URGENT else "routine"
         service_request = add(
-            {
-                "resourceType": "ServiceRequest",
-                "status": "completed" if referral.status == Referral.Status.REVIEWED else "active",
-                "intent": "order",
-                "priority": "urgent" if referral.urgency == Referral.Urgency.URGENT else "routine",
-                "code": _text("Specialist dermatology review of skin lesion photos"),
-                "subject": {"reference": patient_ref},
-                "authoredOn": _instant(referral.referred_at),
-                "requester": (
-                    _user_ref(referral.referred_by) if referral.referred_by_id else {"reference": organization}
-                ),
-                "reasonCode": [_text(referral.reason or referral.get_source_display())],
-                "bodySite": [body_site],
-                "supportingInfo": [{"reference": ref} for ref in media_refs.values()],
-            }
+            ServiceRequest(
+                status="completed" if referral.status == Referral.Status.REVIEWED else "active",
+                intent="order",
+                priority=priority,
+                code=_text("Specialist dermatology review of skin lesion photos"),
+                subject=_ref(patient_ref),
+                authoredOn=_instant(referral.referred_at),
+                requester=_user_ref(referral.referred_by) if referral.referred_by_id else _ref(organization),
+                reasonCode=[_text(referral.reason or referral.get_source_display())],
+                bodySite=[body_site],
+                supportingInfo=[_ref(ref) for ref in media_refs.values()],
+            )
         )
         status = effective_status(referral)
-        task = {
-            "resourceType": "Task",
-            "status": TASK_STATUS.get(status, "requested"),
-            "intent": "order",
-            "priority": "urgent" if referral.urgency == Referral.Urgency.URGENT else "routine",
-            "focus": {"reference": service_request},
-            "for": {"reference": patient_ref},
-            "authoredOn": _instant(referral.referred_at),
-            "lastModified": _instant(referral.updated_at),
-            "requester": {"reference": organization},
-            "restriction": {"period": {"end": _instant(referral.due_at)}},
-        }
-        if status == Referral.Status.CLAIMED and referral.claimed_by_id:
-            task["owner"] = _user_ref(referral.claimed_by)
         review = referral.latest_review
+        owner = None
         if review is not None:
-            task["owner"] = _user_ref(review.reviewer)
-        add(task)
+            owner = _user_ref(review.reviewer)
+        elif status == Referral.Status.CLAIMED and referral.claimed_by_id:
+            owner = _user_ref(referral.claimed_by)
+        add(
+            Task(
+                status=TASK_STATUS.get(status, "requested"),
+                intent="order",
+                priority=priority,
+                focus=_ref(service_request),
+                for_fhir=_ref(patient_ref),
+                authoredOn=_instant(referral.referred_at),
+                lastModified=_instant(referral.updated_at),
+                requester=_ref(organization),
+                owner=owner,
+                restriction=TaskRestriction(period=Period(end=_instant(referral.due_at))),
+            )
+        )
         if review is not None:
             outcome = f"Outcome: {review.get_outcome_display()}"
             if review.follow_up_months:
                 outcome += f" (photograph again in {review.follow_up_months} months)"
             add(
-                {
-                    "resourceType": "DiagnosticReport",
-                    "status": "amended" if review.supersedes_id else "final",
-                    "code": _text("Specialist review of skin lesion photos"),
-                    "subject": {"reference": patient_ref},
-                    "basedOn": [{"reference": service_request}],
-                    "issued": _instant(review.created_at),
-                    "effectiveDateTime": _instant(review.created_at),
-                    "performer": [_user_ref(review.reviewer)],
-                    "conclusion": review.message,
-                    "conclusionCode": [_text(f"Diagnosis: {review.diagnosis_label}"), _text(outcome)],
-                    "media": [{"link": {"reference": ref}} for ref in media_refs.values()],
-                }
+                DiagnosticReport(
+                    status="amended" if review.supersedes_id else "final",
+                    code=_text("Specialist review of skin lesion photos"),
+                    subject=_ref(patient_ref),
+                    basedOn=[_ref(service_request)],
+                    issued=_instant(review.created_at),
+                    effectiveDateTime=_instant(review.created_at),
+                    performer=[_user_ref(review.reviewer)],
+                    conclusion=review.message,
+                    conclusionCode=[_text(f"Diagnosis: {review.diagnosis_label}"), _text(outcome)],
+                    media=[DiagnosticReportMedia(link=_ref(ref)) for ref in media_refs.values()],
+                )
             )
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": _instant(timezone.now()),
-        "identifier": {"system": f"{SYSTEM_BASE}:case", "value": str(case.pk)},
-        "entry": entries,
-    }
+    return Bundle(
+        type="collection",
+        timestamp=_instant(timezone.now()),
+        identifier=Identifier(system=f"{SYSTEM_BASE}:case", value=str(case.pk)),
+        entry=entries,
+    )
 
 
-def bundle_validate(bundle: dict):
-    """Parse the bundle with fhir.resources' models; raises on anything that is not valid FHIR."""
-    from fhir.resources.R4B.bundle import Bundle
+def bundle_json(bundle: Bundle) -> dict:
+    """The bundle as FHIR JSON: aliases (``for``), no empty elements."""
+    return bundle.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+
+def bundle_validate(bundle: dict) -> Bundle:
+    """Parse FHIR JSON with fhir.resources' models; raises on anything that is not valid FHIR."""
     return Bundle.model_validate(bundle)

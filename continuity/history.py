@@ -7,8 +7,8 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext
 
 from diagnosis.models import Case, LesionImage
+from diagnosis.vocabulary import class_name
 from inference.preprocessing import MALIGNANT_CLASSES
-from triage.models import class_name
 
 
 def case_malignant_probabilities(case: Case) -> dict[str, float] | None:

@@ -23,8 +23,8 @@ from PIL import Image, UnidentifiedImageError
 
 from clinics.uv import clinic_uv
 from diagnosis.models import Case, LesionImage
+from diagnosis.vocabulary import class_name
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
-from triage.models import class_name
 
 from .history import case_model_versions
 

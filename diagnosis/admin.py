@@ -11,7 +11,7 @@ from accounts.models import Clinic
 from accounts.services import audit_record
 
 from .models import Case, LesionImage, Patient, Prediction
-from .services import patient_clinic_move, patient_consent_record
+from .services import image_withdraw, patient_clinic_move, patient_consent_record
 
 
 def _plain(value):
@@ -188,10 +188,13 @@ class PatientAdmin(AuditedAdmin):
 class LesionImageInline(admin.TabularInline):
     model = LesionImage
     extra = 0
-    fields = ("kind", "width", "height", "analysis_status", "analysis_attempts")
+    fields = ("kind", "width", "height", "analysis_status", "analysis_attempts", "withdrawn_at")
     readonly_fields = fields
     show_change_link = True
     can_delete = False
+
+    def get_queryset(self, request: HttpRequest):
+        return LesionImage.all_objects.all()  # withdrawn photos too: the record is whole here
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -247,6 +250,10 @@ class PredictionInline(admin.TabularInline):
         return False
 
 
+class LesionImageActionForm(ActionForm):
+    reason = forms.CharField(required=False, max_length=1000, help_text="Why the photo is withdrawn (required).")
+
+
 @admin.register(LesionImage)
 class LesionImageAdmin(AuditedAdmin):
     audit_name = "image"
@@ -259,10 +266,17 @@ class LesionImageAdmin(AuditedAdmin):
         "analysis_status",
         "analysis_attempts",
         "created_at",
+        "withdrawn_at",
     )
     list_filter = ("analysis_status", "kind")
     exclude = ("file",)
+    action_form = LesionImageActionForm
+    actions = ("withdraw",)
+    # Withdrawing goes through services.image_withdraw (the action below), never by hand.
     readonly_fields = (
+        "withdrawn_at",
+        "withdrawn_by",
+        "withdrawn_reason",
         "case",
         "uploaded_by",
         "photo",
@@ -286,6 +300,24 @@ class LesionImageAdmin(AuditedAdmin):
         return False
 
     inlines = (PredictionInline,)
+
+    def get_queryset(self, request: HttpRequest):
+        # Withdrawn photos stay in the record: the admin lists them, nothing else counts them.
+        return LesionImage.all_objects.select_related("case")
+
+    @admin.action(description="Withdraw the selected photos (reviewed cases; give the reason above)")
+    def withdraw(self, request: HttpRequest, queryset) -> None:
+        reason = request.POST.get("reason", "")
+        withdrawn = 0
+        for image in queryset:
+            try:
+                image_withdraw(actor=request.user, image=image, reason=reason, request=request)
+                withdrawn += 1
+            except (ValidationError, PermissionDenied) as exc:
+                why = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"Photo {image.pk}: {why}", level=messages.ERROR)
+        if withdrawn:
+            self.message_user(request, f"{withdrawn} photo(s) withdrawn.")
 
     @admin.display(description="Photo")
     def photo(self, image: LesionImage) -> str:

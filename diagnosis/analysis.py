@@ -343,18 +343,21 @@ def _prediction_write(
 
 
 # --- The case -------------------------------------------------------------------------------
-def case_result_update(*, case_id: int) -> Case | None:
+def case_result_update(*, case_id: int, photo_withdrawn: bool = False) -> Case | None:
     """Once every photo is finished, write the case's risk and summary, and move it on if it awaits them.
 
     A case awaiting its result (submitted or analysing) becomes analysed, referred (high risk)
     or failed (no photo could be scored). A case already referred (by its checklist or by the
     clinic) and waiting for a specialist gets the new risk and summary but keeps its status;
-    reviewed and closed cases are left as they were answered. Idempotent.
+    reviewed and closed cases are left as they were answered, unless a photo was withdrawn
+    from them (``photo_withdrawn``): then the result is written again without it, its old
+    values audited, and the status kept. Idempotent.
     """
+    refreshed = CASE_RESULT_REFRESHED + ((Case.Status.REVIEWED, Case.Status.CLOSED) if photo_withdrawn else ())
     with transaction.atomic():
         # The patient and clinic come along for the audit of the transition; only the case is locked.
         case = Case.objects.select_for_update(of=("self",)).select_related("patient__clinic").filter(pk=case_id).first()
-        if case is None or case.status not in CASE_AWAITING_RESULT + CASE_RESULT_REFRESHED:
+        if case is None or case.status not in CASE_AWAITING_RESULT + refreshed:
             return case
         images = list(case.images.prefetch_related("predictions"))
         if not images or any(image.analysis_status in PENDING for image in images):
@@ -389,7 +392,7 @@ def case_result_update(*, case_id: int) -> Case | None:
         elif turned_back_at and case.status in CASE_AWAITING_RESULT:
             unreadable = safety_net.retake_turned_back(case, turned_back_at)
             changes["awaiting_photo_since"] = case.awaiting_photo_since or now
-        if case.status in CASE_RESULT_REFRESHED and (case.risk, case.summary) != (changes["risk"], changes["summary"]):
+        if case.status in refreshed and (case.risk, case.summary) != (changes["risk"], changes["summary"]):
             # A specialist may already have read the old result: keep it in the audit log.
             audit_record(
                 actor=None,
@@ -400,6 +403,7 @@ def case_result_update(*, case_id: int) -> Case | None:
                     "old": {"risk": case.risk, "summary": case.summary, "summary_facts": case.summary_facts},
                     "new": {"risk": changes["risk"], "summary": changes["summary"]},
                     "model_versions": sorted(set(versions)),
+                    **({"photo_withdrawn": True} if photo_withdrawn else {}),
                 },
             )
         Case.objects.filter(pk=case.pk).update(**changes)

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import Case, Lesion, LesionImage, Patient
 from .text import NOTES_MAX_LENGTH
+from .vocabulary import ABCDE_SIGNS, CASE_SIGNS, HISTORY_SIGNS
 
 CONSENT_WORDING = _(
     "The patient (or their legal guardian) agrees that photographs of the skin lesion "
@@ -163,7 +164,15 @@ class MultipleImageField(forms.FileField):
         return files
 
 
-class CaseForm(forms.Form):
+# A tick box per sign of diagnosis.vocabulary.CASE_SIGNS, labelled with its question.
+CaseSignsForm = type(
+    "CaseSignsForm",
+    (forms.Form,),
+    {sign.field: forms.BooleanField(label=sign.question, required=False) for sign in CASE_SIGNS},
+)
+
+
+class CaseForm(CaseSignsForm):
     body_site = forms.ChoiceField(
         label=_("Body site"),
         choices=[("", _("Choose where the lesion is")), *Case.BodySite.choices],
@@ -174,12 +183,6 @@ class CaseForm(forms.Form):
         initial=Case.Duration.UNKNOWN,
         widget=forms.RadioSelect,
     )
-    recently_changed = forms.BooleanField(label=_("Recently changed"), required=False)
-    changed_size = forms.BooleanField(label=_("Change in size"), required=False)
-    changed_shape = forms.BooleanField(label=_("Change in shape"), required=False)
-    itching = forms.BooleanField(label=_("Itching or change in sensation"), required=False)
-    bleeding = forms.BooleanField(label=_("Oozing or bleeding"), required=False)
-    inflammation = forms.BooleanField(label=_("Inflammation (red, swollen around it)"), required=False)
     diameter_mm = forms.IntegerField(
         label=_("Largest diameter (mm)"),
         required=False,
@@ -188,11 +191,6 @@ class CaseForm(forms.Form):
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
         help_text=_("Measure across the widest part, if you can."),
     )
-    abcde_asymmetry = forms.BooleanField(label=_("A: asymmetry (the two halves do not match)"), required=False)
-    abcde_border = forms.BooleanField(label=_("B: border irregular, ragged or blurred"), required=False)
-    abcde_colour = forms.BooleanField(label=_("C: colour uneven (several shades)"), required=False)
-    abcde_diameter = forms.BooleanField(label=_("D: diameter over 6 mm"), required=False)
-    abcde_evolving = forms.BooleanField(label=_("E: evolving (size, shape or colour changing)"), required=False)
     notes = forms.CharField(
         label=_("Notes"),
         required=False,
@@ -218,14 +216,8 @@ class CaseForm(forms.Form):
         choices=LesionImage.Kind.choices, required=False, widget=forms.MultipleHiddenInput
     )
 
-    HISTORY_FIELDS = ("recently_changed", "changed_size", "changed_shape", "itching", "bleeding", "inflammation")
-    ABCDE_FIELDS = (
-        "abcde_asymmetry",
-        "abcde_border",
-        "abcde_colour",
-        "abcde_diameter",
-        "abcde_evolving",
-    )
+    HISTORY_FIELDS = tuple(sign.field for sign in HISTORY_SIGNS)
+    ABCDE_FIELDS = tuple(sign.field for sign in ABCDE_SIGNS)
 
     def __init__(self, *args, lesions=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -16,6 +16,15 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Clinic
 from inference.gate import MESSAGES as GATE_MESSAGES
 
+from .vocabulary import (
+    ABCDE_SIGNS,
+    CASE_SIGNS,
+    CHECKLIST_REFERRAL_SCORE,
+    HISTORY_SIGNS,
+    SEVEN_POINT_CHECKLIST,
+    SIGN_FIELDS,
+)
+
 GATE_CHOICES = [
     ("ok", _("Passed")),
     ("not_skin", _("Not skin")),
@@ -152,21 +161,11 @@ class Case(models.Model):
     lesion = models.ForeignKey("Lesion", on_delete=models.PROTECT, related_name="cases")
     body_site = models.CharField(_("body site"), max_length=20, choices=BodySite.choices)
     duration = models.CharField(_("duration"), max_length=20, choices=Duration.choices, default=Duration.UNKNOWN)
-    recently_changed = models.BooleanField(_("recently changed"), default=False)
-    itching = models.BooleanField(_("itching or change in sensation"), default=False)
-    bleeding = models.BooleanField(_("oozing or bleeding"), default=False)
-    abcde_asymmetry = models.BooleanField(_("asymmetry"), default=False)
-    abcde_border = models.BooleanField(_("irregular border"), default=False)
-    abcde_colour = models.BooleanField(_("uneven colour"), default=False)
-    abcde_diameter = models.BooleanField(_("diameter over 6 mm"), default=False)
-    abcde_evolving = models.BooleanField(_("evolving"), default=False)
-    # The weighted 7-point checklist's items that the ABCDE list does not already hold.
+    # One boolean per sign ticked (recently_changed, abcde_border, ...): added below from
+    # vocabulary.CASE_SIGNS, where the form, the API and the pages read them too.
     diameter_mm = models.PositiveSmallIntegerField(
         _("largest diameter (mm)"), null=True, blank=True, validators=[MaxValueValidator(500)]
     )
-    inflammation = models.BooleanField(_("inflammation"), default=False)
-    changed_size = models.BooleanField(_("change in size"), default=False)
-    changed_shape = models.BooleanField(_("change in shape"), default=False)
     notes = models.TextField(_("notes"), blank=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -203,23 +202,10 @@ class Case(models.Model):
         help_text=_("Why the clinic closed the case without a result."),
     )
 
-    HISTORY_FIELDS: tuple[str, ...] = (
-        "duration",
-        "recently_changed",
-        "itching",
-        "bleeding",
-        "abcde_asymmetry",
-        "abcde_border",
-        "abcde_colour",
-        "abcde_diameter",
-        "abcde_evolving",
-        "diameter_mm",
-        "inflammation",
-        "changed_size",
-        "changed_shape",
-    )
-    # Weighted 7-point checklist (NICE NG12): a score of 3 or more is referred as urgent.
-    CHECKLIST_REFERRAL_SCORE = 3
+    # What the clinic records about the lesion besides its photos.
+    HISTORY_FIELDS: tuple[str, ...] = ("duration", *SIGN_FIELDS, "diameter_mm")
+    # Weighted 7-point checklist (NICE NG12): a score of this or more is referred as urgent.
+    CHECKLIST_REFERRAL_SCORE = CHECKLIST_REFERRAL_SCORE
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -250,25 +236,27 @@ class Case(models.Model):
     @property
     def checklist_findings(self) -> list[str]:
         """The weighted 7-point checklist items present, with their points, in plain words."""
-        major = [
-            (_("change in size"), self.changed_size),
-            (_("irregular shape or border"), self.changed_shape or self.abcde_border),
-            (_("irregular colour"), self.abcde_colour),
-        ]
-        minor = [
-            (_("largest diameter 7 mm or more"), self.diameter_mm is not None and self.diameter_mm >= 7),
-            (_("inflammation"), self.inflammation),
-            (_("oozing or bleeding"), self.bleeding),
-            (_("change in sensation or itch"), self.itching),
-        ]
-        return [f"{name} (2)" for name, present in major if present] + [
-            f"{name} (1)" for name, present in minor if present
-        ]
+        return [f"{item.name} ({item.points})" for item in SEVEN_POINT_CHECKLIST if item.present(self)]
 
     @property
     def checklist_score(self) -> int:
         """Weighted 7-point checklist: 2 points per major item, 1 per minor item (0-10)."""
-        return sum(2 if finding.endswith("(2)") else 1 for finding in self.checklist_findings)
+        return sum(item.points for item in SEVEN_POINT_CHECKLIST if item.present(self))
+
+    @property
+    def history_signs(self) -> list[tuple[str, bool]]:
+        """(label, ticked) for the patient's history, as the case page and the letter list it."""
+        return [(str(sign.shown), getattr(self, sign.field)) for sign in HISTORY_SIGNS]
+
+    @property
+    def abcde_signs_seen(self) -> list[str]:
+        """The ABCDE signs ticked, by name."""
+        return [str(sign.shown) for sign in ABCDE_SIGNS if getattr(self, sign.field)]
+
+
+for _sign in CASE_SIGNS:
+    Case.add_to_class(_sign.field, models.BooleanField(_sign.verbose_name, default=False))
+del _sign
 
 
 class Lesion(models.Model):
@@ -310,6 +298,13 @@ def heatmap_upload_to(instance: Prediction, filename: str) -> str:
     return f"heatmaps/{uuid.uuid4().hex}{suffix}"
 
 
+class ShownImageManager(models.Manager):
+    """Photos not withdrawn."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(withdrawn_at__isnull=True)
+
+
 class LesionImage(models.Model):
     class Kind(models.TextChoices):
         OVERVIEW = "overview", _("Overview")
@@ -346,9 +341,34 @@ class LesionImage(models.Model):
     analysis_attempts = models.PositiveIntegerField(default=0)
     analysis_started_at = models.DateTimeField(null=True, blank=True)
     analysis_updated_at = models.DateTimeField(null=True, blank=True)
+    # An administrator withdrew the photo from a reviewed case (services.image_withdraw): the
+    # row, its file and its predictions are kept for the record, but nothing shown counts it.
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("withdrawn by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    withdrawn_reason = models.TextField(_("reason for withdrawing"), max_length=1000, blank=True)
+
+    # The photos that count: every read through the default manager (``case.images``, the
+    # selectors, prefetches) leaves withdrawn ones out; ``all_objects`` keeps them (admin, files).
+    all_objects = models.Manager()
+    objects = ShownImageManager()
 
     class Meta:
         ordering = ["created_at", "id"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(withdrawn_at__isnull=True) | ~models.Q(withdrawn_reason=""),
+                name="image_withdrawn_with_reason",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Image {self.pk} of case {self.case_id}"

@@ -1,7 +1,7 @@
 """OpenAPI schema post-processing: every operation documents the error answers it can give.
 
 drf-spectacular documents the success answer of each view; the errors come from DRF and the
-portal's exception handler (diagnosis.apis.api_exception_handler) for every view alike, so
+portal's exception handler (skinportal.api.api_exception_handler) for every view alike, so
 they are added here once: all are JSON objects with a ``detail`` or, for 400, field names
 with their messages.
 """

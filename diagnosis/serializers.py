@@ -17,7 +17,8 @@ from inference.gate import MESSAGES as GATE_MESSAGES
 from . import extensions
 from .models import Case, LesionImage, Patient, Prediction
 from .summary import case_summary
-from .text import NOTES_MAX_LENGTH
+from .text import NOTES_MAX_LENGTH, CleanTextValidator
+from .vocabulary import CASE_SIGNS
 
 
 # --- Patients ------------------------------------------------------------------------------
@@ -40,13 +41,17 @@ class ExplicitBooleanField(serializers.BooleanField):
 
 class PatientInputSerializer(serializers.Serializer):
     clinic = serializers.IntegerField(required=False, help_text="Optional when you work in exactly one clinic.")
-    identifier = serializers.CharField(max_length=64)
-    full_name = serializers.CharField(max_length=200)
+    identifier = serializers.CharField(max_length=64, validators=[CleanTextValidator()])
+    full_name = serializers.CharField(max_length=200, validators=[CleanTextValidator()])
     date_of_birth = serializers.DateField(input_formats=["%Y-%m-%d"])
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
     skin_type = serializers.ChoiceField(choices=Patient.SkinType.choices, required=False, allow_blank=True, default="")
-    phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-    village = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, default="", validators=[CleanTextValidator()]
+    )
+    village = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="", validators=[CleanTextValidator()]
+    )
     consent_given = ExplicitBooleanField(
         help_text="Consent to photograph the lesion and share it for analysis. "
         "A case can only be submitted for a patient who has consented."
@@ -89,29 +94,27 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 
 
 # --- Cases ---------------------------------------------------------------------------------
-class CaseInputSerializer(serializers.Serializer):
+# The history and signs ticked (diagnosis.vocabulary.CASE_SIGNS), each false unless sent.
+CaseSignsSerializer = type(
+    "CaseSignsSerializer",
+    (serializers.Serializer,),
+    {sign.field: serializers.BooleanField(required=False, default=False) for sign in CASE_SIGNS},
+)
+
+
+class CaseInputSerializer(CaseSignsSerializer):
     patient = serializers.IntegerField()
     body_site = serializers.ChoiceField(choices=Case.BodySite.choices)
     duration = serializers.ChoiceField(choices=Case.Duration.choices, required=False, default=Case.Duration.UNKNOWN)
-    recently_changed = serializers.BooleanField(required=False, default=False)
-    itching = serializers.BooleanField(required=False, default=False)
-    bleeding = serializers.BooleanField(required=False, default=False)
-    abcde_asymmetry = serializers.BooleanField(required=False, default=False)
-    abcde_border = serializers.BooleanField(required=False, default=False)
-    abcde_colour = serializers.BooleanField(required=False, default=False)
-    abcde_diameter = serializers.BooleanField(required=False, default=False)
-    abcde_evolving = serializers.BooleanField(required=False, default=False)
     diameter_mm = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, max_value=500, help_text="Largest diameter in mm."
     )
-    inflammation = serializers.BooleanField(required=False, default=False)
-    changed_size = serializers.BooleanField(required=False, default=False)
-    changed_shape = serializers.BooleanField(required=False, default=False)
     notes = serializers.CharField(
         required=False,
         allow_blank=True,
         default="",
         max_length=NOTES_MAX_LENGTH,
+        validators=[CleanTextValidator(multiline=True)],
         help_text=f"At most {NOTES_MAX_LENGTH} characters.",
     )
     lesion = serializers.IntegerField(
@@ -123,7 +126,12 @@ class CaseInputSerializer(serializers.Serializer):
         help_text="One of the patient's lesions this case continues; omitted: the case starts a new lesion.",
     )
     lesion_label = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=100, help_text="A short name for a new lesion."
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=100,
+        validators=[CleanTextValidator()],
+        help_text="A short name for a new lesion.",
     )
     # Files are judged by decoding in diagnosis.uploads, so empty ones get its message.
     images = serializers.ListField(
@@ -226,7 +234,9 @@ class PredictionOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     def get_balanced_class(self, prediction: Prediction) -> str | None:
         return None if prediction.rejected else prediction.balanced_class
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(
+        serializers.URLField(allow_null=True, help_text="The heatmap overlay; null when there is none.")
+    )
     def get_heatmap_url(self, prediction: Prediction) -> str | None:
         if not prediction.heatmap:
             return None
@@ -355,5 +365,7 @@ class TokenOutputSerializer(serializers.Serializer):
 
 class CaseCloseInputSerializer(serializers.Serializer):
     reason = serializers.CharField(
-        max_length=1000, help_text="Why the case is closed without a model result (required, audited)."
+        max_length=1000,
+        validators=[CleanTextValidator(multiline=True)],
+        help_text="Why the case is closed without a model result (required, audited).",
     )

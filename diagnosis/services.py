@@ -29,6 +29,7 @@ from .summary import stored_checklist_reason
 from .text import NOTES_MAX_LENGTH, clean_text
 from .transitions import IN_SPECIALIST_HANDS, case_transition, photos_accepted
 from .uploads import CleanImage, image_validate, request_budget_check
+from .vocabulary import SIGN_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +218,10 @@ def _photos_store(*, case: Case, photos: list[tuple[CleanImage, str]], actor, st
             # row is written with it and the enqueue needs no UPDATE afterwards.
             analysis_updated_at=now,
         )
-        # The case and the uploader are the objects in hand: no query to prove they exist.
-        image.full_clean(exclude=["case", "uploaded_by"])
+        # The case and the uploader are the objects in hand: no query to prove they exist. A new
+        # photo is never withdrawn, so the withdrawal constraint (a query per photo to check it
+        # here) is left to the database.
+        image.full_clean(exclude=["case", "uploaded_by"], validate_constraints=False)
         rows.append(image)
     rows = LesionImage.objects.bulk_create(rows)
     for image in rows:
@@ -259,21 +262,11 @@ def case_submit(
     image_kinds: Sequence[str] | None = None,
     notes: str = "",
     duration: str = Case.Duration.UNKNOWN,
-    recently_changed: bool = False,
-    itching: bool = False,
-    bleeding: bool = False,
-    abcde_asymmetry: bool = False,
-    abcde_border: bool = False,
-    abcde_colour: bool = False,
-    abcde_diameter: bool = False,
-    abcde_evolving: bool = False,
     diameter_mm: int | None = None,
-    inflammation: bool = False,
-    changed_size: bool = False,
-    changed_shape: bool = False,
     lesion: Lesion | None = None,
     lesion_label: str = "",
     request: HttpRequest | None = None,
+    **signs: bool,
 ) -> Case:
     """Create a case with its photos in one transaction, then queue it for analysis.
 
@@ -283,8 +276,12 @@ def case_submit(
     A case whose weighted 7-point checklist scores ``Case.CHECKLIST_REFERRAL_SCORE`` or more is
     referred at once as urgent, whatever the model will say.
     ``lesion`` continues one of the patient's lesions; without it the case starts a new lesion
-    (named ``lesion_label``).
+    (named ``lesion_label``). ``signs`` are the history and signs ticked, by the names of
+    ``vocabulary.CASE_SIGNS``, true when ticked.
     """
+    unknown = set(signs) - set(SIGN_FIELDS)
+    if unknown:
+        raise TypeError(f"case_submit() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     if not _can_write_for_clinic(actor, patient.clinic_id, patient=patient):
         raise PermissionDenied(_("You cannot submit cases for this patient."))
     if not patient.consent_given:
@@ -317,18 +314,8 @@ def case_submit(
                 body_site=body_site,
                 notes=notes,
                 duration=duration,
-                recently_changed=recently_changed,
-                itching=itching,
-                bleeding=bleeding,
-                abcde_asymmetry=abcde_asymmetry,
-                abcde_border=abcde_border,
-                abcde_colour=abcde_colour,
-                abcde_diameter=abcde_diameter,
-                abcde_evolving=abcde_evolving,
                 diameter_mm=diameter_mm,
-                inflammation=inflammation,
-                changed_size=changed_size,
-                changed_shape=changed_shape,
+                **{field: bool(signs.get(field, False)) for field in SIGN_FIELDS},
                 submitted_by=actor,
                 status=Case.Status.SUBMITTED,
             )
@@ -425,7 +412,7 @@ def lesion_files_orphaned_delete(*, older_than: timedelta = timedelta(hours=1)) 
     Such files appear when a transaction that stored them is rolled back by a caller
     further out. The grace period keeps files of transactions still in flight.
     """
-    referenced = set(LesionImage.objects.values_list("file", flat=True))
+    referenced = set(LesionImage.all_objects.values_list("file", flat=True))  # withdrawn photos are kept
     referenced |= set(Prediction.objects.exclude(heatmap="").exclude(heatmap=None).values_list("heatmap", flat=True))
     cutoff = time.time() - older_than.total_seconds()
     deleted = 0
@@ -555,3 +542,45 @@ def patient_update(*, actor, patient: Patient, request: HttpRequest | None = Non
     for field in [*diff, "updated_at"]:
         setattr(patient, field, getattr(locked, field))
     return patient
+
+
+def image_withdraw(*, actor, image: LesionImage, reason: str, request: HttpRequest | None = None) -> LesionImage:
+    """Withdraw a photo of a reviewed or closed case: kept with its file and predictions, never
+    deleted, but no longer counted on any page, in the API, the letter or the FHIR export. The
+    case's risk and summary are written again from its other photos (the old ones audited).
+    Administrators only; a case keeps at least one photo."""
+    from .analysis import case_result_update
+
+    if not getattr(actor, "is_administrator", False):
+        raise PermissionDenied(_("Only an administrator can withdraw a photo."))
+    reason = clean_text(reason, field="reason", multiline=True)
+    if not reason:
+        raise ValidationError({"reason": _("Say why the photo is withdrawn.")})
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=image.case_id)
+        locked = LesionImage.all_objects.select_for_update().get(pk=image.pk)
+        if locked.withdrawn_at is not None:
+            raise ValidationError(_("This photo is already withdrawn."))
+        if case.status not in (Case.Status.REVIEWED, Case.Status.CLOSED):
+            raise ValidationError(_("Only a photo of a case a specialist has answered can be withdrawn."))
+        if not LesionImage.objects.filter(case=case).exclude(pk=locked.pk).exists():
+            raise ValidationError(_("This is the case's last photo; a case keeps at least one."))
+        now = timezone.now()
+        LesionImage.all_objects.filter(pk=locked.pk).update(
+            withdrawn_at=now, withdrawn_by=actor, withdrawn_reason=reason
+        )
+        audit_record(
+            actor=actor,
+            action="image.withdraw",
+            obj=locked,
+            request=request,
+            details={
+                "case": case.pk,
+                "reason": reason,
+                "predictions": list(Prediction.objects.filter(image=locked).values_list("pk", flat=True)),
+                "case_risk": case.risk,
+            },
+        )
+        case_result_update(case_id=case.pk, photo_withdrawn=True)
+        locked.refresh_from_db()
+    return locked

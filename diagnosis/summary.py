@@ -15,31 +15,9 @@ import re
 from django.conf import settings
 from django.utils import translation
 from django.utils.formats import number_format
-from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from inference.preprocessing import CLASS_NAMES as ENGLISH_CLASS_NAMES
-
-# The seven HAM10000 classes, as a clinician names them.
-CLASS_NAMES = {
-    "akiec": gettext_lazy("Actinic keratosis / intraepithelial carcinoma"),
-    "bcc": gettext_lazy("Basal cell carcinoma"),
-    "bkl": gettext_lazy("Benign keratosis-like lesion"),
-    "df": gettext_lazy("Dermatofibroma"),
-    "mel": gettext_lazy("Melanoma"),
-    "nv": gettext_lazy("Melanocytic nevus"),
-    "vasc": gettext_lazy("Vascular lesion"),
-}
-# The same names inside a sentence ("melanoma probability 62%"; "mélanome" in French).
-CLASS_NAMES_IN_SENTENCE = {
-    "akiec": pgettext_lazy("in a sentence", "actinic keratosis / intraepithelial carcinoma"),
-    "bcc": pgettext_lazy("in a sentence", "basal cell carcinoma"),
-    "bkl": pgettext_lazy("in a sentence", "benign keratosis-like lesion"),
-    "df": pgettext_lazy("in a sentence", "dermatofibroma"),
-    "mel": pgettext_lazy("in a sentence", "melanoma"),
-    "nv": pgettext_lazy("in a sentence", "melanocytic nevus"),
-    "vasc": pgettext_lazy("in a sentence", "vascular lesion"),
-}
-assert set(CLASS_NAMES) == set(CLASS_NAMES_IN_SENTENCE) == set(ENGLISH_CLASS_NAMES)
+from .vocabulary import class_name
 
 # Why the photo gate turned a photo back (inference/gate.py MESSAGES, word for word in English).
 GATE_MESSAGES = {
@@ -70,11 +48,6 @@ TURNED_BACK_WHY = {
     "too_dark": gettext_lazy("it is too dark"),
     "overexposed": gettext_lazy("it is too bright"),
 }
-
-
-def class_name(code: str, *, in_sentence: bool = False) -> str:
-    names = CLASS_NAMES_IN_SENTENCE if in_sentence else CLASS_NAMES
-    return str(names[code]) if code in names else code
 
 
 def gate_message(code: str) -> str:

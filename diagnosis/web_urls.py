@@ -21,6 +21,4 @@ urlpatterns = [
     path("cases/<int:pk>/photos/", views.case_photos_add_view, name="case-photos-add"),
     path("cases/<int:pk>/close/", views.case_close_view, name="case-close"),
     path("images/<int:pk>/preview/<int:size>/", views.image_preview, name="image-preview"),
-    path("model/", views.model_report, name="model-report"),
-    path("model/report/<str:name>", views.model_report_file, name="model-report-file"),
 ]

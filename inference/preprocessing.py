@@ -16,17 +16,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
-CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-CLASS_NAMES: dict[str, str] = {
-    "akiec": "Actinic keratosis / intraepithelial carcinoma",
-    "bcc": "Basal cell carcinoma",
-    "bkl": "Benign keratosis-like lesion",
-    "df": "Dermatofibroma",
-    "mel": "Melanoma",
-    "nv": "Melanocytic nevus",
-    "vasc": "Vascular lesion",
-}
-MALIGNANT_CLASSES: tuple[str, ...] = ("akiec", "bcc", "mel")
+# The classes live in inference.classes; imported here too, where the model's input is defined.
+from inference.classes import CLASS_NAMES, CLASSES, MALIGNANT_CLASSES  # noqa: F401
 
 # HAM10000 images are 4:3 landscape; every input is brought to that shape first.
 ASPECT_RATIO = 4 / 3

@@ -88,7 +88,9 @@ def field_alerts_send(*, now=None) -> int:
                 params=figures_now,
             )
     recent = {iso_week(now), iso_week(now - timedelta(days=7))}
-    for version, weeks in turned_back_weeks(Prediction.objects.all(), weeks=2, now=now).items():
+    for version, weeks in turned_back_weeks(
+        Prediction.objects.filter(image__withdrawn_at__isnull=True), weeks=2, now=now
+    ).items():
         for row in weeks:
             if row["iso_week"] not in recent or row["photos"] < TURNED_BACK_MIN_PHOTOS:
                 continue

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
-from diagnosis.apis import ApiView
+from skinportal.api import ApiView
 from triage.permissions import IsSpecialistOrAdministrator
 
 from .presentation import report_as_json

@@ -87,7 +87,7 @@ def turned_back_weeks_for(*, user, weeks: int = WEEKS_SHOWN, now=None) -> dict[s
     """Per model version, per week (Monday), the photos scored and the share the gate turned back, by reason."""
     if not may_see_field_figures(user):
         return {}
-    predictions = Prediction.objects.all()
+    predictions = Prediction.objects.filter(image__withdrawn_at__isnull=True)  # withdrawn photos count nowhere
     if not user.is_administrator:
         # Counts only, never a record: every photo of the clinics a specialist serves.
         predictions = predictions.filter(image__case__patient__clinic__in=user.clinics.filter(is_active=True))

@@ -2,7 +2,7 @@
 
 A database restart or fail-over takes seconds; clients (the web form's script, phones
 sending cases, API clients) should retry, and must be told so. Views' database errors come
-here through the middleware; the API's through diagnosis.apis.api_exception_handler.
+here through the middleware; the API's through skinportal.api.api_exception_handler.
 """
 
 from __future__ import annotations

@@ -468,6 +468,32 @@ def test_the_fhir_export_of_a_reviewed_case_is_a_valid_bundle_whose_references_r
     assert client_for(other_staff).get(f"/api/v1/cases/{case.pk}/fhir/").status_code == 404
 
 
+def test_the_fhir_export_is_built_from_fhir_resources_models(patient, staff, specialist):
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+    from fhir.resources.R4B.patient import Patient as FhirPatient
+
+    from continuity.fhir import bundle_json, case_bundle
+
+    case = CaseFactory(patient=patient, submitted_by=staff)
+    LesionImageFactory(case=case)
+    case = _scored(case)
+    _reviewed(case, staff=staff, specialist=specialist)
+
+    bundle = case_bundle(case=case, absolute=lambda path: f"https://portal.example{path}")
+    reduced = case_bundle(case=case, absolute=lambda path: path, shows_patient_identity=False)
+
+    assert isinstance(bundle, Bundle)
+    resources = {type(entry.resource) for entry in bundle.entry}
+    assert {FhirPatient, DiagnosticReport} <= resources
+    (person,) = [entry.resource for entry in reduced.entry if isinstance(entry.resource, FhirPatient)]
+    assert person.name is None and str(person.birthDate) == str(patient.date_of_birth.year)
+    as_json = bundle_json(bundle)
+    assert as_json["resourceType"] == "Bundle"
+    task = next(e["resource"] for e in as_json["entry"] if e["resource"]["resourceType"] == "Task")
+    assert "for" in task and "for_fhir" not in task  # FHIR's own names, not Python's
+
+
 def test_the_fhir_export_of_an_unreferred_case_validates(patient, staff, client_for):
     case = CaseFactory(patient=patient, submitted_by=staff)
     LesionImageFactory(case=case)

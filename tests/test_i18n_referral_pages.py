@@ -456,17 +456,17 @@ def test_the_model_page_reads_in_every_language(client, specialist, model_artifa
     report += ["accuracy", "confusion matrix", "[secret]", "mobilenet_v2"]
     assert_page_reads_in_every_language(
         client,
-        reverse("web:model-report"),
+        reverse("monitoring:model-report"),
         ["mobilenet_v2-20260101-test", *(folder.name for folder in ARTIFACTS_DIR.iterdir()), "test", *report],
     )
-    french = _get(client, reverse("web:model-report"), "fr")
+    french = _get(client, reverse("monitoring:model-report"), "fr")
     assert "Mélanome" in french and "Le modèle d'analyse" in french
 
 
 def test_the_model_page_without_a_model_reads_in_every_language(client, staff, settings, tmp_path):
     settings.SKINPORTAL_MODEL_DIR = str(tmp_path / "nothing-here")
     client.force_login(staff)
-    assert_page_reads_in_every_language(client, reverse("web:model-report"))
+    assert_page_reads_in_every_language(client, reverse("monitoring:model-report"))
 
 
 # --- The catalogues ---------------------------------------------------------------------------

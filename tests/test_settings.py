@@ -201,3 +201,33 @@ def test_production_without_demo_users_passes_the_check(settings, db):
     UserFactory(username="real-nurse")
 
     assert check_no_demo_users() == []
+
+
+def test_production_serves_the_api_schema_and_docs_only_to_signed_in_users():
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.SKINPORTAL_API_DOCS_NEED_SIGN_IN)"
+    )
+    result = run_with(
+        "skinportal.settings.production", code, DJANGO_SECRET_KEY=GOOD_KEY, DJANGO_ALLOWED_HOSTS="portal.example"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.django_db
+def test_with_sign_in_required_the_schema_and_docs_refuse_anonymous_visitors(settings, client, client_for, staff):
+    settings.SKINPORTAL_API_DOCS_NEED_SIGN_IN = True
+
+    for path in ("/api/schema/", "/api/docs/"):
+        assert client.get(path).status_code in (401, 403), path
+        assert client_for(staff).get(path).status_code == 200, path
+    client.force_login(staff)
+    assert client.get("/api/docs/").status_code == 200  # a signed-in browser reads the docs page
+    assert client.get("/api/docs/", {"script": ""}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_outside_production_the_schema_stays_open(client):
+    assert client.get("/api/schema/").status_code == 200

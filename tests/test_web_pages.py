@@ -97,8 +97,8 @@ def test_staff_can_sign_in_and_reach_the_dashboard(client, staff):
         ("web:case-create", [1]),
         ("web:case-detail", [1]),
         ("web:case-result", [1]),
-        ("web:model-report", []),
-        ("web:model-report-file", ["confusion_matrix.png"]),
+        ("monitoring:model-report", []),
+        ("monitoring:model-report-file", ["confusion_matrix.png"]),
         ("web:image-preview", [1, 160]),
         ("password_change", []),
     ],
@@ -589,13 +589,13 @@ def model_artifact(tmp_path, settings):
 
 def test_model_page_without_a_model(web_client, staff, settings, tmp_path):
     settings.SKINPORTAL_MODEL_DIR = str(tmp_path / "nothing-here")
-    response = web_client(staff).get(reverse("web:model-report"))
+    response = web_client(staff).get(reverse("monitoring:model-report"))
     assert response.status_code == 200
     assert b"No model installed" in response.content
 
 
 def test_model_page_shows_the_report(web_client, specialist, model_artifact):
-    response = web_client(specialist).get(reverse("web:model-report"))
+    response = web_client(specialist).get(reverse("monitoring:model-report"))
     content = response.content.decode()
     assert response.status_code == 200
     assert "mobilenet_v2-20260101-test" in content
@@ -606,7 +606,7 @@ def test_model_page_shows_the_report(web_client, specialist, model_artifact):
     assert "0.530" in headline  # the published system's macro F1
     assert "2026-01-01T" not in content and "1 January 2026" in content
     assert "<table" in content
-    assert reverse("web:model-report-file", args=["confusion_matrix.png"]) in content
+    assert reverse("monitoring:model-report-file", args=["confusion_matrix.png"]) in content
     assert "<script>alert(1)</script>" not in content
     assert "&lt;script&gt;" in content
     assert "manifest.json" not in content
@@ -614,7 +614,7 @@ def test_model_page_shows_the_report(web_client, specialist, model_artifact):
 
 
 def test_model_report_links_only_to_web_addresses_and_shows_only_its_own_figures():
-    from diagnosis.templatetags.report_markdown import render_report_markdown
+    from monitoring.report_markdown import render_report_markdown
 
     html = render_report_markdown(
         "[paper](https://example.org/a) [bad](javascript:alert(1)) ![remote](http://example.org/x.png)",
@@ -626,19 +626,69 @@ def test_model_report_links_only_to_web_addresses_and_shows_only_its_own_figures
     assert "<img" not in html and "http://example.org/x.png" not in html
 
 
+def _elements(html: str) -> list[tuple[str, dict[str, str]]]:
+    """Every element of an HTML fragment with its attributes, as a browser's parser sees them."""
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, dict[str, str]]] = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, {name: value or "" for name, value in attrs}))
+
+    Collector().feed(str(html))
+    return found
+
+
+def test_model_report_neutralises_scripts_handlers_and_script_links():
+    from monitoring.report_markdown import render_report_markdown
+
+    html = render_report_markdown(
+        "<script>alert(1)</script>\n\n"
+        '<img src=x onerror=alert(2)> <a href="javascript:alert(3)">raw</a>\n\n'
+        "[a](javascript:alert(4)) [b](JaVaScRiPt:alert(5)) [c](java&#x09;script:alert(6)) "
+        "[d](data:text/html,<b>7</b>) [e](vbscript:msgbox) <javascript:alert(8)> [f](/relative) [ok](https://example.org/ok)\n\n"
+        '![g](confusion_matrix.png "x" onerror="alert(9)")\n\n![h](confusion_matrix.png "figure")\n',
+        image_url=lambda name: "/model/report/files/confusion_matrix.png" if name == "confusion_matrix.png" else None,
+    )
+
+    elements = _elements(html)
+    assert not [tag for tag, _attrs in elements if tag in ("script", "iframe", "object", "style")]
+    assert not [name for _tag, attrs in elements for name in attrs if name.startswith("on")]
+    links = [attrs.get("href") for tag, attrs in elements if tag == "a" and attrs.get("href")]
+    assert links == ["https://example.org/ok"]  # not javascript:, data:, vbscript: nor /relative
+    assert [attrs["src"] for tag, attrs in elements if tag == "img"] == ["/model/report/files/confusion_matrix.png"]
+    assert "&lt;script&gt;" in html  # raw HTML is shown as text, not run
+
+
+def test_model_report_renders_fenced_code_nested_lists_and_autolinks():
+    from monitoring.report_markdown import render_report_markdown
+
+    html = render_report_markdown(
+        "```\npython -m training.train --epochs 30\n```\n\n"
+        '- outer\n  - inner\n\nSee <https://example.org/paper> and [the data](https://example.org/d "HAM10000").\n',
+        image_url=lambda name: None,
+    )
+
+    assert "<pre><code>python -m training.train --epochs 30\n</code></pre>" in html
+    assert html.count("<ul>") == 2  # the inner list nests in the outer one
+    assert '<a href="https://example.org/paper" rel="noopener noreferrer">https://example.org/paper</a>' in html
+    assert 'title="HAM10000"' in html
+
+
 def test_model_report_figures_are_served_by_name_only(web_client, staff, model_artifact):
     client = web_client(staff)
-    response = client.get(reverse("web:model-report-file", args=["confusion_matrix.png"]))
+    response = client.get(reverse("monitoring:model-report-file", args=["confusion_matrix.png"]))
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content) == PNG_BYTES
     for name in ("metrics.json", "report.md", "missing.png", "..%2Fmanifest.json"):
-        assert client.get(reverse("web:model-report-file", args=[name])).status_code == 404
+        assert client.get(reverse("monitoring:model-report-file", args=[name])).status_code == 404
 
 
 def test_model_report_figures_404_without_a_model(web_client, staff, settings, tmp_path):
     settings.SKINPORTAL_MODEL_DIR = str(tmp_path / "nothing-here")
-    response = web_client(staff).get(reverse("web:model-report-file", args=["confusion_matrix.png"]))
+    response = web_client(staff).get(reverse("monitoring:model-report-file", args=["confusion_matrix.png"]))
     assert response.status_code == 404
 
 
@@ -656,7 +706,7 @@ def test_model_page_copes_with_a_bare_manifest(web_client, staff, settings, tmp_
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     settings.SKINPORTAL_MODEL_DIR = str(folder)
-    response = web_client(staff).get(reverse("web:model-report"))
+    response = web_client(staff).get(reverse("monitoring:model-report"))
     assert response.status_code == 200
     assert b"bare-1" in response.content
     assert b"without a written report" in response.content
@@ -700,7 +750,7 @@ def test_model_page_compares_the_served_network_with_lenet5_and_alexnet_on_its_s
     split = (artifact.report_dir / "split.csv").read_bytes()
     assert measured["split_sha256"] == hashlib.sha256(split).hexdigest()
 
-    content = web_client(staff).get(reverse("web:model-report")).content.decode()
+    content = web_client(staff).get(reverse("monitoring:model-report")).content.decode()
 
     table = content.split("Compared with older network designs", 1)[1].split("</section>", 1)[0]
     for name in ("MobileNetV2", "LeNet-5", "AlexNet"):

@@ -17,9 +17,9 @@ from rest_framework.response import Response
 
 from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
-from diagnosis.apis import ApiView, Pages
 from diagnosis.selectors import case_list_for
 from diagnosis.serializers import CaseOutputSerializer
+from skinportal.api import ApiView, Pages
 
 from . import services, workflow
 from .metrics import service_metrics

@@ -12,7 +12,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Clinic
 from diagnosis.models import Case
-from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
+from diagnosis.vocabulary import DIAGNOSIS_LABELS, Diagnosis, class_name
+from inference.classes import MALIGNANT_CLASSES
 
 
 class Referral(models.Model):
@@ -117,18 +118,8 @@ class Referral(models.Model):
 class Review(models.Model):
     """A specialist's answer. Final: a correction is a new review that supersedes it; both are kept."""
 
-    class Diagnosis(models.TextChoices):
-        # The model's classes, named as in inference.preprocessing.CLASS_NAMES
-        # (tests/test_i18n_referral_pages.py checks that they match).
-        AKIEC = "akiec", _("Actinic keratosis / intraepithelial carcinoma")
-        BCC = "bcc", _("Basal cell carcinoma")
-        BKL = "bkl", _("Benign keratosis-like lesion")
-        DF = "df", _("Dermatofibroma")
-        MEL = "mel", _("Melanoma")
-        NV = "nv", _("Melanocytic nevus")
-        VASC = "vasc", _("Vascular lesion")
-        SCC = "scc", _("Squamous cell carcinoma")
-        OTHER = "other", _("Other (described)")
+    # The model's classes, squamous cell carcinoma and "other", named in diagnosis.vocabulary.
+    Diagnosis = Diagnosis
 
     class Outcome(models.TextChoices):
         DISCHARGE = "discharge", _("Discharge: reassure the patient")
@@ -194,15 +185,10 @@ class Review(models.Model):
 
 
 # The seven model classes and the specialists' extra answers, in the order the agreement table shows.
-DIAGNOSIS_ORDER = (*CLASSES, "scc", "other")
+DIAGNOSIS_ORDER = tuple(DIAGNOSIS_LABELS)
 # The specialists' diagnoses that count as cancer in the field figures: the model's malignant
 # classes and squamous cell carcinoma. "Other" (described in words) counts as not malignant.
 MALIGNANT_DIAGNOSES = frozenset({*MALIGNANT_CLASSES, Review.Diagnosis.SCC.value})
-
-
-def class_name(code: str) -> str:
-    """A model class's (or a specialist's diagnosis's) name in the active language; unknown codes as they are."""
-    return str(Review.Diagnosis(code).label) if code in Review.Diagnosis.values else code
 
 
 class InformationRequest(models.Model):

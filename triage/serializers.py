@@ -7,11 +7,11 @@ clinic staff never receive them.
 from __future__ import annotations
 
 from django.utils import translation
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.language import supported
+from diagnosis.text import CleanTextValidator
 
 from .models import InformationRequest, Notification, Referral, Review
 from .selectors import effective_status, is_overdue
@@ -19,13 +19,16 @@ from .selectors import effective_status, is_overdue
 
 class ReferralInputSerializer(serializers.Serializer):
     urgency = serializers.ChoiceField(choices=Referral.Urgency.choices)
-    reason = serializers.CharField(max_length=4000, help_text="Why the clinic refers the case.")
+    reason = serializers.CharField(
+        max_length=4000, validators=[CleanTextValidator(multiline=True)], help_text="Why the clinic refers the case."
+    )
 
 
 class UrgencyInputSerializer(serializers.Serializer):
     urgency = serializers.ChoiceField(choices=Referral.Urgency.choices)
     reason = serializers.CharField(
         max_length=2000,
+        validators=[CleanTextValidator(multiline=True)],
         required=False,
         allow_blank=True,
         default="",
@@ -40,7 +43,13 @@ class UrgencyInputSerializer(serializers.Serializer):
 
 class ReviewInputSerializer(serializers.Serializer):
     diagnosis = serializers.ChoiceField(choices=Review.Diagnosis.choices)
-    diagnosis_text = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    diagnosis_text = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[CleanTextValidator()],
+    )
     agrees_with_model = serializers.BooleanField()
     outcome = serializers.ChoiceField(choices=Review.Outcome.choices)
     follow_up_months = serializers.IntegerField(
@@ -51,9 +60,18 @@ class ReviewInputSerializer(serializers.Serializer):
         default=None,
         help_text="Required for monitor; refused for any other outcome.",
     )
-    message = serializers.CharField(max_length=4000, help_text="What the clinic should know and do.")
+    message = serializers.CharField(
+        max_length=4000,
+        validators=[CleanTextValidator(multiline=True)],
+        help_text="What the clinic should know and do.",
+    )
     private_note = serializers.CharField(
-        max_length=4000, required=False, allow_blank=True, default="", help_text="Never shown to the clinic."
+        max_length=4000,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[CleanTextValidator(multiline=True)],
+        help_text="Never shown to the clinic.",
     )
 
     # The answer's rules (monitor needs months, other outcomes refuse them, "other" is described)
@@ -61,7 +79,7 @@ class ReviewInputSerializer(serializers.Serializer):
 
 
 class MessageInputSerializer(serializers.Serializer):
-    message = serializers.CharField(max_length=4000)
+    message = serializers.CharField(max_length=4000, validators=[CleanTextValidator(multiline=True)])
 
 
 class CaseAcknowledgeInputSerializer(serializers.Serializer):
@@ -74,7 +92,9 @@ class CaseAcknowledgeInputSerializer(serializers.Serializer):
 
 
 class InformationAnswerInputSerializer(serializers.Serializer):
-    message = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    message = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, default="", validators=[CleanTextValidator(multiline=True)]
+    )
     images = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False), required=False, default=list
     )
@@ -87,7 +107,9 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.display_name", read_only=True)
     outcome_display = serializers.CharField(source="get_outcome_display", read_only=True)
     diagnosis_display = serializers.CharField(source="diagnosis_label", read_only=True)
-    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    supersedes = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The answer this one corrects; null for a first answer."
+    )
 
     class Meta:
         model = Review
@@ -111,6 +133,12 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
 
 
 class ReviewWithNoteOutputSerializer(ReviewOutputSerializer):
+    # Not read-only so that the schema lists it as optional: a referral's ``review`` carries it
+    # for specialists and administrators only (ReferralOutputSerializer.get_review).
+    private_note = serializers.CharField(
+        required=False, help_text="The specialist's own note; shown to specialists and administrators only."
+    )
+
     class Meta(ReviewOutputSerializer.Meta):
         fields = (*ReviewOutputSerializer.Meta.fields, "private_note")
         read_only_fields = fields
@@ -171,7 +199,9 @@ class ReferralOutputSerializer(serializers.ModelSerializer):
     def get_status(self, referral: Referral) -> str:
         return effective_status(referral)
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(
+        serializers.CharField(allow_null=True, help_text="Who holds the claim; null when no one does.")
+    )
     def get_claimed_by(self, referral: Referral) -> str | None:
         if effective_status(referral) != Referral.Status.CLAIMED:
             return None

@@ -22,6 +22,7 @@ from accounts.services import audit_record
 from diagnosis.access import scoped_object_or_404
 from diagnosis.selectors import case_list_for
 from diagnosis.views import private_no_store, result_context
+from diagnosis.vocabulary import class_name
 from inference.preprocessing import MALIGNANT_CLASSES
 
 from . import services
@@ -35,7 +36,7 @@ from .forms import (
     UrgencyForm,
 )
 from .metrics import service_metrics
-from .models import Referral, Review, class_name
+from .models import Referral, Review
 from .selectors import (
     claim_is_live,
     effective_status,

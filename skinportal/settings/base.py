@@ -290,7 +290,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "diagnosis.apis.api_exception_handler",
+    "EXCEPTION_HANDLER": "skinportal.api.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Sign-in attempts per client address (accounts.throttling); failures per username and
     # address lock out through django-axes (AXES_* above).
@@ -299,11 +299,15 @@ REST_FRAMEWORK = {
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# The schema and the docs page need a signed-in user (production sets it).
+SKINPORTAL_API_DOCS_NEED_SIGN_IN = False
 SPECTACULAR_SETTINGS = {
     "TITLE": "Skin Portal API",
     "DESCRIPTION": "Teledermatology for rural clinics: patients, cases, lesion images and model predictions.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Open here; production asks for a signed-in user (SKINPORTAL_API_DOCS_NEED_SIGN_IN).
+    "SERVE_PERMISSIONS": ["skinportal.schema_access.SchemaReader"],
     # Swagger UI from the portal's own static files (drf-spectacular-sidecar), pinned.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -35,6 +35,8 @@ if "*" in ALLOWED_HOSTS:
         stacklevel=1,
     )
 SKINPORTAL_REFUSE_DEMO_USERS = True
+# /api/schema/ and /api/docs/ for signed-in users only (skinportal/schema_access.py).
+SKINPORTAL_API_DOCS_NEED_SIGN_IN = True
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
