@@ -432,7 +432,17 @@ class CaseDetailApi(ApiView):
                     "While the case awaits its result (submitted, analysing) its answer carries an ETag; "
                     "send it back to poll: 304 with no body while nothing changed."
                 ),
-            )
+            ),
+            OpenApiParameter(
+                "Prefer",
+                str,
+                location=OpenApiParameter.HEADER,
+                description=(
+                    "`wait=N` with If-None-Match: a long poll. While the case awaits its result the server "
+                    "answers as soon as it changes, or 304 after N seconds (at most "
+                    "SKINPORTAL_POLL_MAX_WAIT_SECONDS, default 20)."
+                ),
+            ),
         ],
         responses={200: CaseOutputSerializer, 304: None},
     )
@@ -440,6 +450,18 @@ class CaseDetailApi(ApiView):
         # A poll while the photos are analysed: one small query, and 304 while nothing changed.
         # Only then: later, a referral's own changes (urgency, claim) are not in the version.
         etag, version = polling.result_etag(request=request, pk=pk, kind="api-case")
+        wait = polling.wait_requested(request)
+        if wait and version is not None and version[0] in CASE_AWAITING_RESULT:
+            # A long poll: answer when the result moves, or with 304 when the wait runs out.
+            etag, version = polling.wait_for_change(
+                request,
+                pk=pk,
+                kind="api-case",
+                etag=etag,
+                version=version,
+                seconds=wait,
+                while_status_in=CASE_AWAITING_RESULT,
+            )
         if version is None or version[0] not in CASE_AWAITING_RESULT:
             etag = None
         if polling.unchanged(request, etag):

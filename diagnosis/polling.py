@@ -6,12 +6,23 @@ few seconds while the photos are analysed. The ETag is computed from
 count and last analysis change, their number of predictions), the reader and their language,
 so an unchanged result is answered ``304 Not Modified`` without reading the photos or their
 predictions, rendering, serialising or auditing anything (nothing is shown).
+
+A poll may also ask the server to wait for the change (a long poll): ``Prefer: wait=N``
+(RFC 7240) with the ETag in ``If-None-Match``. The server then checks the version again, with
+the same small query, a few times a second for up to N seconds (at most
+``SKINPORTAL_POLL_MAX_WAIT_SECONDS``) and answers as soon as it moved, so a client learns of
+its result within one check of it being stored, with one request instead of one every few
+seconds. A waiting request holds one web thread (it sleeps between checks): size gunicorn's
+threads for the clients that wait at once (docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import time
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import translation
 
@@ -37,3 +48,48 @@ def unchanged(request: HttpRequest, etag: str | None) -> bool:
     header = request.headers.get("If-None-Match", "")
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
     return etag in tags
+
+
+# Between checks of a waiting poll: the first soon after the request (an analysis takes tens
+# of milliseconds), then further apart, never more than MAX_STEP, so a long wait costs a few
+# small queries a second.
+FIRST_STEP = 0.01
+STEP_GROWTH = 1.5
+MAX_STEP = 0.2
+_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def wait_requested(request: HttpRequest) -> float:
+    """Seconds the client asked the server to wait for a change (``Prefer: wait=N``), capped; 0 if none."""
+    match = _WAIT.search(request.headers.get("Prefer", ""))
+    if not match:
+        return 0.0
+    return max(0.0, min(float(match.group(1)), settings.SKINPORTAL_POLL_MAX_WAIT_SECONDS))
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def wait_for_change(
+    request: HttpRequest,
+    *,
+    pk,
+    kind: str,
+    etag: str | None,
+    version: tuple | None,
+    seconds: float,
+    while_status_in: tuple[str, ...],
+) -> tuple[str | None, tuple | None]:
+    """Check the case's version again while the client's ETag still matches and the case's status is
+    in ``while_status_in``, for up to ``seconds``; the last (ETag, version). Nothing else is read."""
+    deadline = time.monotonic() + seconds
+    step = FIRST_STEP
+    while unchanged(request, etag) and version is not None and version[0] in while_status_in:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        _sleep(min(step, remaining))
+        step = min(step * STEP_GROWTH, MAX_STEP)
+        etag, version = result_etag(request=request, pk=pk, kind=kind)
+    return etag, version
