@@ -7,12 +7,13 @@ count and last analysis change, their number of predictions), the reader and the
 so an unchanged result is answered ``304 Not Modified`` without reading the photos or their
 predictions, rendering, serialising or auditing anything (nothing is shown).
 
-A poll may also ask the server to wait for the change (a long poll): ``Prefer: wait=N``
+A poll may also ask the server to wait for the result (a long poll): ``Prefer: wait=N``
 (RFC 7240) with the ETag in ``If-None-Match``. The server then checks the version again, with
 the same small query, a few times a second for up to N seconds (at most
-``SKINPORTAL_POLL_MAX_WAIT_SECONDS``) and answers as soon as it moved, so a client learns of
-its result within one check of it being stored, with one request instead of one every few
-seconds. A waiting request holds one web thread (it sleeps between checks): size gunicorn's
+``SKINPORTAL_POLL_MAX_WAIT_SECONDS``) and answers as soon as the case has its result or one
+more photo is finished (then, or when the wait runs out, with 304 if nothing changed at all),
+so a client learns of its result within one check of it being stored, with one request
+instead of one every few seconds. A waiting request holds one web thread (it sleeps between checks): size gunicorn's
 threads for the clients that wait at once (docs/deployment.md).
 """
 
@@ -81,11 +82,20 @@ def wait_for_change(
     seconds: float,
     while_status_in: tuple[str, ...],
 ) -> tuple[str | None, tuple | None]:
-    """Check the case's version again while the client's ETag still matches and the case's status is
-    in ``while_status_in``, for up to ``seconds``; the last (ETag, version). Nothing else is read."""
+    """Wait, for up to ``seconds``, for a result: the case's status leaving ``while_status_in`` or
+    one more of its photos finished; the last (ETag, version). Nothing else is read.
+
+    A wait that starts from an ETag the client does not hold ends at once (the client is behind).
+    Steps on the way to a result (the case moving from submitted to analysing, a photo taken by a
+    worker) do not end it, so a client gets one answer per result rather than one per step; they
+    are in the answer given when the wait runs out.
+    """
     deadline = time.monotonic() + seconds
     step = FIRST_STEP
-    while unchanged(request, etag) and version is not None and version[0] in while_status_in:
+    if not unchanged(request, etag):
+        return etag, version
+    start = version
+    while version is not None and version[0] in while_status_in and version[-1] >= start[-1]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break

@@ -146,6 +146,24 @@ def test_api_long_poll_answers_as_soon_as_the_photo_is_scored(client_for, staff,
     assert len(sleeps) == 3 and sleeps[0] < sleeps[1] < sleeps[2] <= 0.2
 
 
+def test_api_long_poll_is_not_ended_by_a_step_on_the_way_to_the_result(
+    client_for, staff, pending_case, sleeps, settings
+):
+    settings.SKINPORTAL_POLL_MAX_WAIT_SECONDS = 0.05
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    # A worker takes the photo again (a retry): the version moves, but no result came.
+    sleeps.then[1] = lambda: pending_case.images.update(analysis_updated_at=timezone.now())
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10")
+
+    # Answered when the wait ran out, with what changed meanwhile.
+    assert len(sleeps) > 1
+    assert response.status_code == 200 and response["ETag"] != etag
+    assert response.json()["images"][0]["prediction"] is None
+
+
 def test_api_long_poll_answers_304_when_the_wait_runs_out_unaudited(client_for, staff, pending_case, settings):
     settings.SKINPORTAL_POLL_MAX_WAIT_SECONDS = 0.05
     client = client_for(staff)
