@@ -39,7 +39,17 @@ def result_etag(*, request: HttpRequest, pk, kind: str) -> tuple[str | None, tup
     user = request.user
     language = getattr(user, "language", "") or translation.get_language() or ""
     source = repr((kind, user.pk, getattr(user, "role", ""), language, version))
-    return f'"{hashlib.sha256(source.encode()).hexdigest()[:24]}"', version
+    # The number of photos still waiting ends the tag, so a long poll knows how far the client is.
+    return f'"{hashlib.sha256(source.encode()).hexdigest()[:24]}-{version[-1]}"', version
+
+
+def _client_pending(request: HttpRequest) -> int | None:
+    """How many photos still waited in the version the client holds (the end of its ETag), if it sent one of ours."""
+    for tag in request.headers.get("If-None-Match", "").split(","):
+        match = _OUR_TAG.fullmatch(tag.strip().removeprefix("W/"))
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def unchanged(request: HttpRequest, etag: str | None) -> bool:
@@ -54,9 +64,10 @@ def unchanged(request: HttpRequest, etag: str | None) -> bool:
 # Between checks of a waiting poll: the first soon after the request (an analysis takes tens
 # of milliseconds), then further apart, never more than MAX_STEP, so a long wait costs a few
 # small queries a second.
-FIRST_STEP = 0.01
+FIRST_STEP = 0.02
 STEP_GROWTH = 1.5
-MAX_STEP = 0.2
+MAX_STEP = 0.25
+_OUR_TAG = re.compile(r'"[0-9a-f]{24}-(\d+)"')
 _WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -85,17 +96,18 @@ def wait_for_change(
     """Wait, for up to ``seconds``, for a result: the case's status leaving ``while_status_in`` or
     one more of its photos finished; the last (ETag, version). Nothing else is read.
 
-    A wait that starts from an ETag the client does not hold ends at once (the client is behind).
     Steps on the way to a result (the case moving from submitted to analysing, a photo taken by a
-    worker) do not end it, so a client gets one answer per result rather than one per step; they
-    are in the answer given when the wait runs out.
+    worker) do not end it, even when they happened before the request (the client's ETag says how
+    many photos were waiting then), so a client gets one answer per result rather than one per
+    step; they are in the answer given when the wait runs out. Without an ETag of ours the
+    client is answered at once.
     """
     deadline = time.monotonic() + seconds
     step = FIRST_STEP
-    if not unchanged(request, etag):
+    waiting = version[-1] if unchanged(request, etag) else _client_pending(request)
+    if waiting is None:
         return etag, version
-    start = version
-    while version is not None and version[0] in while_status_in and version[-1] >= start[-1]:
+    while version is not None and version[0] in while_status_in and version[-1] >= waiting:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
