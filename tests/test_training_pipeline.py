@@ -74,6 +74,12 @@ def test_split_of_the_real_dataset_is_grouped_stratified_and_reproducible():
         assert abs(counts["test"] / total - 0.1) < 0.03 and abs(counts["val"] / total - 0.1) < 0.03, (dx, counts)
 
 
+def operating_point_shifts():
+    from training.shifts import SHIFTS
+
+    return SHIFTS
+
+
 def test_tiny_training_run_produces_an_artifact_the_worker_code_serves(ham_folder, tmp_path):
     from inference.batch import COLUMNS, score_folder
     from inference.predictor import Predictor
@@ -121,6 +127,38 @@ def test_tiny_training_run_produces_an_artifact_the_worker_code_serves(ham_folde
     assert "## Uncertainty" in (artifact.report_dir / "report.md").read_text()
     assert (artifact.report_dir / "report.md").exists() and (artifact.report_dir / "confusion_matrix.png").exists()
     assert not (tmp_path / "artifact.part").exists()
+
+    # The operating point refits a finished network's thresholds and gate into a new version.
+    from training import operating_point
+
+    derived = operating_point.build(
+        source=artifact_dir,
+        model_version="tiny-test-op",
+        data_dir=ham_folder,
+        cache_dir=None,
+        describe_cache=None,
+        stress_cache=tmp_path / "stress",
+        artifacts_dir=tmp_path,
+    )
+    refit = load_artifact(derived)
+    assert refit.manifest["derived_from"]["model_version"] == "tiny-test"
+    assert refit.manifest["files"]["model.tflite"] == artifact.manifest["files"]["model.tflite"]
+    point = refit.manifest["operating_point"]
+    assert point["fitted_on_validation"]["malignant_sensitivity"]["low"] >= 0.95
+    assert set(point["shifted_validation"]) == set(operating_point_shifts())
+    assert len(refit.gate_thresholds["ood_score_by_class"]) == len(CLASSES)
+    report = (refit.report_dir / "report.md").read_text()
+    assert "## Operating point" in report and "tiny-test-op" in report and "## Triage thresholds" not in report
+    with pytest.raises(SystemExit, match="never overwritten"):
+        operating_point.build(
+            source=artifact_dir,
+            model_version="tiny-test-op",
+            data_dir=ham_folder,
+            cache_dir=None,
+            describe_cache=None,
+            stress_cache=None,
+            artifacts_dir=tmp_path,
+        )
 
     predictor = Predictor(artifact)
     out = tmp_path / "predictions.csv"

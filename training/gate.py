@@ -592,14 +592,11 @@ def build(
     """A new artifact version: ``source``'s network files, a gate fitted for them, a fresh manifest."""
     import datetime as dt
 
-    from inference.artifact import DEFAULT_FILE, FORMAT_VERSION, MANIFEST, Artifact, sha256_file
+    from inference.artifact import FORMAT_VERSION, Artifact, sha256_file
     from inference.predictor import Predictor
 
     source = Path(source)
-    manifest = json.loads((source / MANIFEST).read_text())
-    for name, expected in manifest["files"].items():
-        if sha256_file(source / name) != expected:
-            raise SystemExit(f"{source / name} does not match its recorded hash; refusing to build on it")
+    manifest = verified_manifest(source)
     network = dict(manifest)
     network.pop("gate", None)
     predictor = Predictor(Artifact(source, network))
@@ -637,7 +634,26 @@ def build(
         "gate": section,
         "files": files,
     }
-    (partial / MANIFEST).write_text(json.dumps(new, indent=2) + "\n")
+    return publish(partial, destination, new, make_default=make_default)
+
+
+def verified_manifest(source: Path) -> dict:
+    """A finished artifact's manifest, after checking every file against its recorded hash."""
+    from inference.artifact import MANIFEST, sha256_file
+
+    manifest = json.loads((Path(source) / MANIFEST).read_text())
+    for name, expected in manifest["files"].items():
+        if sha256_file(Path(source) / name) != expected:
+            raise SystemExit(f"{Path(source) / name} does not match its recorded hash; refusing to build on it")
+    return manifest
+
+
+def publish(partial: Path, destination: Path, manifest: dict, *, make_default: bool) -> Path:
+    """Write the manifest into the folder being built, move it into place (one rename), and
+    serve it from now on when asked."""
+    from inference.artifact import DEFAULT_FILE, MANIFEST
+
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     partial.rename(destination)
     if make_default and destination.parent.resolve() == DEFAULT_FILE.parent.resolve():
         part = DEFAULT_FILE.with_suffix(".part")

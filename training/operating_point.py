@@ -184,16 +184,6 @@ def fit_bounded_thresholds(
 MILD_REFERENCE_RATE = 0.005  # share of the reference photos nearest each class mean the gate may turn back
 
 
-def _verified_manifest(source: Path) -> dict:
-    from inference.artifact import MANIFEST, sha256_file
-
-    manifest = json.loads((source / MANIFEST).read_text())
-    for name, expected in manifest["files"].items():
-        if sha256_file(source / name) != expected:
-            raise SystemExit(f"{source / name} does not match its recorded hash; refusing to build on it")
-    return manifest
-
-
 def _table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
@@ -302,7 +292,7 @@ def build(
     import datetime as dt
     import shutil
 
-    from inference.artifact import DEFAULT_FILE, FORMAT_VERSION, MANIFEST, Artifact, sha256_file
+    from inference.artifact import FORMAT_VERSION, Artifact, sha256_file
     from inference.predictor import Predictor
     from training import gate as gate_fit
     from training import metrics as metrics_module
@@ -313,7 +303,7 @@ def build(
     destination = Path(artifacts_dir) / model_version
     if destination.exists():
         raise SystemExit(f"{destination} exists; an artifact version is never overwritten")
-    manifest = _verified_manifest(source)
+    manifest = gate_fit.verified_manifest(source)
     network = {key: value for key, value in manifest.items() if key != "gate"}
     predictor = Predictor(Artifact(source, network))
     split_csv = source / "report" / "split.csv"
@@ -442,13 +432,7 @@ def build(
         "files": files,
     }
     new.pop("keras_model", None)
-    (partial / MANIFEST).write_text(json.dumps(new, indent=2) + "\n")
-    partial.rename(destination)
-    if make_default and destination.parent.resolve() == DEFAULT_FILE.parent.resolve():
-        part = DEFAULT_FILE.with_suffix(".part")
-        part.write_text(destination.name + "\n")
-        part.replace(DEFAULT_FILE)
-    return destination
+    return gate_fit.publish(partial, destination, new, make_default=make_default)
 
 
 def main(argv: list[str] | None = None) -> Path:
