@@ -385,8 +385,10 @@ class CaseListCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         key = idempotency.key_from(request)
         if key is None:
-            status_code, body, _case = self._submit(request)
-            return Response(body, status=status_code)
+            status_code, body, case = self._submit(request)
+            # The ETag a poll of the case would get now, so the first poll can wait (diagnosis/polling.py).
+            etag = polling.submitted_case_etag(request=request, case=case, images=case.images.all(), kind="api-case")
+            return Response(body, status=status_code, headers={"ETag": etag})
         fingerprint = idempotency.request_fingerprint(scope="api", data=request.data, files=request.FILES)
         try:
             answer = idempotency.submission_once(

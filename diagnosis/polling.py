@@ -19,6 +19,7 @@ threads for the clients that wait at once (docs/deployment.md).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import time
@@ -27,6 +28,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import translation
 
+from .models import LesionImage
 from .selectors import case_result_version
 
 
@@ -36,11 +38,34 @@ def result_etag(*, request: HttpRequest, pk, kind: str) -> tuple[str | None, tup
     version = case_result_version(user=request.user, pk=pk)
     if version is None:
         return None, None
+    return etag_of(request=request, kind=kind, version=version), version
+
+
+def etag_of(*, request: HttpRequest, kind: str, version: tuple) -> str:
+    """The ETag of a version (``selectors.case_result_version``) for this reader."""
     user = request.user
     language = getattr(user, "language", "") or translation.get_language() or ""
-    source = repr((kind, user.pk, getattr(user, "role", ""), language, version))
+    # Times as UTC text: the database driver and the row in hand may name UTC differently.
+    parts = tuple(
+        value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else str(value) for value in version
+    )
+    source = repr((kind, user.pk, getattr(user, "role", ""), language, parts))
     # The number of photos still waiting ends the tag, so a long poll knows how far the client is.
-    return f'"{hashlib.sha256(source.encode()).hexdigest()[:24]}-{version[-1]}"', version
+    return f'"{hashlib.sha256(source.encode()).hexdigest()[:24]}-{version[-1]}"'
+
+
+def submitted_case_etag(*, request: HttpRequest, case, images, kind: str) -> str:
+    """The ETag a poll of a case just submitted would get, from the rows just written (no query):
+    the upload's answer carries it, so the client's first poll can already be conditional."""
+    pending = (LesionImage.AnalysisStatus.QUEUED, LesionImage.AnalysisStatus.ANALYSING)
+    version = (
+        case.status,
+        case.risk,
+        case.updated_at,
+        max((image.analysis_updated_at for image in images if image.analysis_updated_at), default=None),
+        sum(image.analysis_status in pending for image in images),
+    )
+    return etag_of(request=request, kind=kind, version=version)
 
 
 def _client_pending(request: HttpRequest) -> int | None:

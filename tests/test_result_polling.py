@@ -224,3 +224,34 @@ def test_result_card_long_poll_answers_with_the_new_card(web_client, staff, pend
 
     assert response.status_code == 200 and "Melanocytic nevus" in response.json()["html"]
     assert len(sleeps) == 2
+
+
+def test_the_uploads_etag_is_the_one_a_poll_of_the_new_case_gets(
+    client_for, staff, clinic_a, monkeypatch, django_capture_on_commit_callbacks, sleeps
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from diagnosis import dispatch
+    from tests.factories import image_bytes
+
+    monkeypatch.setattr(dispatch, "image_analysis_enqueue", lambda *, image_ids, mark_sent=True: len(image_ids))
+    patient = PatientFactory(clinic=clinic_a, created_by=staff)
+    client = client_for(staff)
+    photos = [SimpleUploadedFile(f"lesion{n}.jpg", image_bytes(200, 150), content_type="image/jpeg") for n in range(2)]
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = client.post(
+            "/api/v1/cases/", {"patient": patient.pk, "body_site": "back", "images": photos}, format="multipart"
+        )
+    assert upload.status_code == 201 and upload["ETag"].endswith('-2"')
+    url = f"/api/v1/cases/{upload.json()['id']}/"
+
+    assert client.get(url, HTTP_IF_NONE_MATCH=upload["ETag"]).status_code == 304
+    # So the first long poll after an upload already waits for a result.
+    case = Case.objects.get(pk=upload.json()["id"])
+    image = case.images.first()
+    sleeps.then[1] = lambda: (
+        PredictionFactory(image=image),
+        LesionImage.objects.filter(pk=image.pk).update(analysis_status="done", analysis_updated_at=timezone.now()),
+    )
+    answer = client.get(url, HTTP_IF_NONE_MATCH=upload["ETag"], HTTP_PREFER="wait=10")
+    assert answer.status_code == 200 and len(sleeps) == 1 and answer["ETag"].endswith('-1"')
