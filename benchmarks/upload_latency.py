@@ -14,7 +14,8 @@ until the prediction is there.
 Latency per upload = the prediction's ``created_at`` (stored by the worker) minus the moment
 the client started sending the upload; same machine, same clock. Also printed: what the
 client saw (until its poll returned the prediction, polling every 10 ms by default, every
-``--poll-ms`` (the case page: 2500), or one long poll with ``--long-poll 20``), how long the
+``--poll-ms`` (the case page: 2500), or one long poll with ``--long-poll 20``; the first poll
+sends back the ETag the upload's answer carried), how long the
 upload request itself took (validation, storage, enqueue), the worker pool
 processes' resident memory at the end, and the machine. Target: single-client p95 <= 300 ms.
 """
@@ -56,6 +57,11 @@ class Api:
         self.base, self.token = base, token
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> dict:
+        return self.request_with_etag(method, path, body, content_type)[0]
+
+    def request_with_etag(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> tuple[dict, str | None]:
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
@@ -63,7 +69,7 @@ class Api:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
+            return json.loads(response.read()), response.headers.get("ETag")
 
     def poll(self, path: str, etag: str | None, wait: float = 0) -> tuple[dict | None, str | None]:
         """GET with If-None-Match: (None, etag) when the server answers 304 (nothing changed).
@@ -86,7 +92,8 @@ class Api:
     def post_json(self, path: str, data: dict) -> dict:
         return self.request("POST", path, json.dumps(data).encode(), "application/json")
 
-    def post_case(self, patient_id: int, photo: bytes) -> dict:
+    def post_case(self, patient_id: int, photo: bytes) -> tuple[dict, str | None]:
+        """The new case and the ETag its answer carries (the first poll sends it back)."""
         boundary = uuid.uuid4().hex
         parts = [
             f'--{boundary}\r\nContent-Disposition: form-data; name="patient"\r\n\r\n{patient_id}\r\n'.encode(),
@@ -99,7 +106,9 @@ class Api:
             + b"\r\n",
             f"--{boundary}--\r\n".encode(),
         ]
-        return self.request("POST", "/api/v1/cases/", b"".join(parts), f"multipart/form-data; boundary={boundary}")
+        return self.request_with_etag(
+            "POST", "/api/v1/cases/", b"".join(parts), f"multipart/form-data; boundary={boundary}"
+        )
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -167,9 +176,9 @@ def run_clients(
             if n is None:
                 return
             started_wall, started = time.time(), time.perf_counter()
-            case = api.post_case(patient_id, photos[n % len(photos)])
+            case, etag = api.post_case(patient_id, photos[n % len(photos)])
             posted = (time.perf_counter() - started) * 1000
-            etag, polls = None, 0
+            polls = 0
             image = case["images"][0]
             while not (image["prediction"] or image["analysis_status"] == "failed"):
                 if not long_poll:
