@@ -20,4 +20,5 @@ RUN DJANGO_SECRET_KEY="$(python -c "import secrets; print(secrets.token_urlsafe(
 RUN useradd --create-home --uid 1000 portal && mkdir -p /data/media && chown -R portal /data
 USER portal
 EXPOSE 8000
-CMD ["gunicorn", "skinportal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]
+# One process per core, 8 threads each (skinportal/gunicorn.py; WEB_CONCURRENCY, GUNICORN_THREADS).
+CMD ["gunicorn", "-c", "python:skinportal.gunicorn", "skinportal.wsgi:application"]

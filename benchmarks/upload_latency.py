@@ -13,7 +13,9 @@ until the prediction is there.
 
 Latency per upload = the prediction's ``created_at`` (stored by the worker) minus the moment
 the client started sending the upload; same machine, same clock. Also printed: what the
-client saw (until its poll returned the prediction, polling every 10 ms), how long the
+client saw (until its poll returned the prediction, polling every 10 ms by default, every
+``--poll-ms`` (the case page: 2500), or one long poll with ``--long-poll 20``; the first poll
+sends back the ETag the upload's answer carried), how long the
 upload request itself took (validation, storage, enqueue), the worker pool
 processes' resident memory at the end, and the machine. Target: single-client p95 <= 300 ms.
 """
@@ -55,6 +57,11 @@ class Api:
         self.base, self.token = base, token
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> dict:
+        return self.request_with_etag(method, path, body, content_type)[0]
+
+    def request_with_etag(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> tuple[dict, str | None]:
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
@@ -62,13 +69,17 @@ class Api:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
+            return json.loads(response.read()), response.headers.get("ETag")
 
-    def poll(self, path: str, etag: str | None) -> tuple[dict | None, str | None]:
-        """GET with If-None-Match: (None, etag) when the server answers 304 (nothing changed)."""
+    def poll(self, path: str, etag: str | None, wait: float = 0) -> tuple[dict | None, str | None]:
+        """GET with If-None-Match: (None, etag) when the server answers 304 (nothing changed).
+
+        ``wait``: a long poll (``Prefer: wait=N``): the server answers when the result changes."""
         headers = {"Accept": "application/json", "Authorization": f"Token {self.token}"}
         if etag:
             headers["If-None-Match"] = etag
+        if wait:
+            headers["Prefer"] = f"wait={wait:g}"
         request = urllib.request.Request(self.base + path, method="GET", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -81,7 +92,8 @@ class Api:
     def post_json(self, path: str, data: dict) -> dict:
         return self.request("POST", path, json.dumps(data).encode(), "application/json")
 
-    def post_case(self, patient_id: int, photo: bytes) -> dict:
+    def post_case(self, patient_id: int, photo: bytes) -> tuple[dict, str | None]:
+        """The new case and the ETag its answer carries (the first poll sends it back)."""
         boundary = uuid.uuid4().hex
         parts = [
             f'--{boundary}\r\nContent-Disposition: form-data; name="patient"\r\n\r\n{patient_id}\r\n'.encode(),
@@ -94,7 +106,9 @@ class Api:
             + b"\r\n",
             f"--{boundary}--\r\n".encode(),
         ]
-        return self.request("POST", "/api/v1/cases/", b"".join(parts), f"multipart/form-data; boundary={boundary}")
+        return self.request_with_etag(
+            "POST", "/api/v1/cases/", b"".join(parts), f"multipart/form-data; boundary={boundary}"
+        )
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -140,7 +154,13 @@ def pool_rss_mb(main_pid: int) -> list[float]:
 
 
 def run_clients(
-    api: Api, patient_id: int, photos: list[bytes], uploads: int, clients: int, poll_seconds: float = 0.01
+    api: Api,
+    patient_id: int,
+    photos: list[bytes],
+    uploads: int,
+    clients: int,
+    poll_seconds: float = 0.01,
+    long_poll: float = 0,
 ) -> dict:
     stored_ms: list[float] = []
     seen_ms: list[float] = []
@@ -156,15 +176,16 @@ def run_clients(
             if n is None:
                 return
             started_wall, started = time.time(), time.perf_counter()
-            case = api.post_case(patient_id, photos[n % len(photos)])
+            case, etag = api.post_case(patient_id, photos[n % len(photos)])
             posted = (time.perf_counter() - started) * 1000
-            etag, polls = None, 0
+            polls = 0
             image = case["images"][0]
             while not (image["prediction"] or image["analysis_status"] == "failed"):
-                time.sleep(poll_seconds)
+                if not long_poll:
+                    time.sleep(poll_seconds)
                 polls += 1
                 # A conditional poll, as the case page makes: 304 while nothing changed.
-                body, etag = api.poll(f"/api/v1/cases/{case['id']}/", etag)
+                body, etag = api.poll(f"/api/v1/cases/{case['id']}/", etag, wait=long_poll)
                 if body is not None:
                     image = body["images"][0]
             seen = (time.perf_counter() - started) * 1000
@@ -202,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="artifact folder (default: the deployed model)")
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per web worker")
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--data", type=Path, default=HAM10000)
     parser.add_argument(
@@ -212,6 +234,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--poll-ms", type=float, default=10, help="how often a client polls for its result (the case page: 2500)"
+    )
+    parser.add_argument(
+        "--long-poll",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="clients long-poll instead (Prefer: wait=SECONDS): one request answered when the result is stored",
     )
     parser.add_argument("--s3", action="store_true", help="photos in a private S3 bucket (a moto server of its own)")
     parser.add_argument(
@@ -267,7 +296,7 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
                     "--workers",
                     str(args.web_workers),
                     "--threads",
-                    "4",
+                    str(args.web_threads),
                 ],
                 cwd=ROOT,
                 env=env,
@@ -326,8 +355,9 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
         print(machine())
         engine = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
         print(
-            f"model {version}; gunicorn {args.web_workers} workers x 4 threads; celery worker concurrency "
-            f"{args.worker_concurrency}; Redis {args.redis_url}; {engine}; {len(photos)} distinct HAM10000 photos"
+            f"model {version}; gunicorn {args.web_workers} workers x {args.web_threads} threads; "
+            f"celery worker concurrency {args.worker_concurrency}; Redis {args.redis_url}; {engine}; "
+            f"{len(photos)} distinct HAM10000 photos"
         )
         throughputs, cpu_lines, polls = [], [], []
         for number, clients in enumerate(args.clients):
@@ -344,7 +374,9 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
                 "PostgreSQL": database_backends(database_url),
             }
             before = {name: cpu_seconds(pids) for name, pids in groups.items()}
-            result = run_clients(api, patient["id"], photos, args.uploads, clients, args.poll_ms / 1000)
+            result = run_clients(
+                api, patient["id"], photos, args.uploads, clients, args.poll_ms / 1000, long_poll=args.long_poll
+            )
             polls.append((clients, result["polls"]))
             groups["PostgreSQL"] = sorted(set(groups["PostgreSQL"]) | set(database_backends(database_url)))
             spent = {
@@ -376,10 +408,12 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
                 f"{100 * throughput / bound:.1f}% of the model-only bound"
             )
         for clients, count in polls:
-            print(
-                f"polls per upload, {clients} client{'s' if clients > 1 else ''}: {count:.1f} "
-                f"(every {args.poll_ms:g} ms, conditional: 304 while nothing changed)"
+            how = (
+                f"long polls, Prefer: wait={args.long_poll:g}"
+                if args.long_poll
+                else f"every {args.poll_ms:g} ms, conditional: 304 while nothing changed"
             )
+            print(f"polls per upload, {clients} client{'s' if clients > 1 else ''}: {count:.1f} ({how})")
         for clients, spent in cpu_lines:
             total = sum(spent.values())
             print(

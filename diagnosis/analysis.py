@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
@@ -90,13 +90,17 @@ def max_attempts() -> int:
 
 
 # --- One photo ------------------------------------------------------------------------------
-def image_analysis_claim(*, image_id: int, resume: bool = False) -> LesionImage | None:
+def image_analysis_claim(*, image_id: int, resume: bool = False, model_version: str = "") -> LesionImage | None:
     """Take a photo for scoring with a conditional update; None when another run has it or it is finished.
 
     ``resume``: this message may take over a photo left in analysis by its own earlier run
     (a retry, or a redelivery after the worker died). Otherwise only a photo abandoned for
     longer than ``stale_after()`` can be taken over. A photo that used up its attempts is
     failed instead of claimed.
+
+    ``model_version``: the photo comes with the id and artifact hash of its prediction by that
+    version, if it has one (``served_prediction_id``, ``served_prediction_sha256``), read in the
+    same query.
     """
     now = timezone.now()
     claimable = Q(analysis_status=Status.QUEUED) | Q(
@@ -117,7 +121,15 @@ def image_analysis_claim(*, image_id: int, resume: bool = False) -> LesionImage 
             case_result_update(case_id=LesionImage.objects.get(pk=image_id).case_id)
         return None
     # The case's patient and clinic come along: the audit of the case's transition names the clinic.
-    image = LesionImage.objects.select_related("case__patient__clinic").get(pk=image_id)
+    claimed_image = LesionImage.objects.select_related("case__patient__clinic")
+    if model_version:
+        served = Prediction.objects.filter(image=OuterRef("pk"), model_version=model_version)
+        claimed_image = claimed_image.annotate(
+            served_prediction_id=Subquery(served.values("pk")[:1]),
+            served_prediction_sha256=Subquery(served.values("artifact_sha256")[:1]),
+        )
+    image = claimed_image.get(pk=image_id)
+    image.served_prediction_version = model_version
     if image.case.status == Case.Status.SUBMITTED:
         try:
             case_transition(case=image.case, to_status=Case.Status.ANALYSING)
@@ -166,6 +178,25 @@ def _read_photo(image: LesionImage):
         raise PermanentAnalysisError(PHOTO_UNREADABLE) from exc
 
 
+def _served_version() -> str:
+    """The served model's version, or "" when it cannot be loaded (image_analyse then fails the photo)."""
+    from inference.predictor import get_predictor
+
+    try:
+        return get_predictor().model_version
+    except ArtifactError:
+        return ""
+
+
+def _served_prediction(image: LesionImage, model_version: str) -> tuple[bool, str]:
+    """(whether the photo has a prediction by this version, its artifact hash): from the claim's
+    query when it looked for this version, else one query."""
+    if getattr(image, "served_prediction_version", "") == model_version:
+        return image.served_prediction_id is not None, image.served_prediction_sha256 or ""
+    found = Prediction.objects.filter(image=image, model_version=model_version).first()
+    return found is not None, found.artifact_sha256 if found is not None else ""
+
+
 def _serving_predictor(*, image_id: int | None = None):
     from inference.predictor import get_predictor
 
@@ -181,24 +212,25 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
 
     Returns what happened: "scored", "already scored", "failed" or "skipped".
     """
-    image = image_analysis_claim(image_id=image_id, resume=resume)
+    image = image_analysis_claim(image_id=image_id, resume=resume, model_version=_served_version())
     if image is None:
         # Finished by an earlier run that died before settling the case? Settle it now.
         finished = LesionImage.objects.filter(pk=image_id).exclude(analysis_status__in=PENDING).first()
         if finished is not None:
             case_result_update(case_id=finished.case_id)
         return "skipped"
+    settled: list[bool] = []  # True once the case's result was written with the prediction
     try:
         predictor = _serving_predictor(image_id=image.pk)
-        existing = Prediction.objects.filter(image=image, model_version=predictor.model_version).first()
-        if existing is not None:
-            if existing.artifact_sha256 and existing.artifact_sha256 != predictor.artifact.sha256:
+        scored, scored_sha256 = _served_prediction(image, predictor.model_version)
+        if scored:
+            if scored_sha256 and scored_sha256 != predictor.artifact.sha256:
                 logger.error(
                     "image %s: model %s now has hash %s, but scored with %s",
                     image.pk,
                     predictor.model_version,
                     predictor.artifact.sha256,
-                    existing.artifact_sha256,
+                    scored_sha256,
                 )
                 raise PermanentAnalysisError(MODEL_UNAVAILABLE)
             outcome = "already scored"
@@ -217,6 +249,7 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
                 heatmap = overlay_layer_webp(photo, scores.activation_map)
             prediction_record(
                 existing_checked=True,  # just looked for, above
+                settled=settled,
                 image=image,
                 model_version=predictor.model_version,
                 probabilities=scores.probabilities,
@@ -235,7 +268,8 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
     except BaseException:
         image_analysis_release(image_id=image.pk)
         raise
-    case_result_update(case_id=image.case_id)
+    if not settled:
+        case_result_update(case_id=image.case_id)
     return outcome
 
 
@@ -260,13 +294,15 @@ def prediction_record(
     gate: str = GATE_OK,
     gate_score: float | None = None,
     existing_checked: bool = False,
+    settled: list[bool] | None = None,
 ) -> Prediction:
     """Store a photo's result for one model version and mark the photo done.
 
     A second call for the same (image, model_version) writes nothing and returns the first
     prediction: the unique constraint decides, so concurrent duplicates are safe too.
     ``existing_checked``: the caller has just looked for that first prediction (image_analyse
-    does, to compare the artifact's hash), so it is not looked for twice.
+    does, to compare the artifact's hash), so it is not looked for twice. ``settled``: write
+    the case's result in the same transaction where possible (see ``_prediction_write``).
     """
     existing = None
     if not existing_checked:
@@ -286,6 +322,7 @@ def prediction_record(
         artifact_sha256=artifact_sha256,
         gate=gate,
         gate_score=gate_score,
+        settled=settled,
     )
 
 
@@ -306,11 +343,17 @@ def _prediction_write(
     artifact_sha256: str = "",
     gate: str = GATE_OK,
     gate_score: float | None = None,
+    settled: list[bool] | None = None,
 ) -> Prediction:
     """prediction_record once the caller has looked for an earlier prediction (image_analyse
-    does, to compare the artifact's hash): the unique constraint still settles a race."""
+    does, to compare the artifact's hash): the unique constraint still settles a race.
+
+    ``settled``: a list to which True is appended when the case's result was written in the
+    same transaction as the prediction (``case_result_update``: one commit instead of two);
+    otherwise the caller settles the case itself.
+    """
     _check_prediction(probabilities, top_class, balanced_class)
-    prediction = Prediction(
+    fields = dict(
         image=image,
         model_version=model_version,
         probabilities={name: float(probabilities[name]) for name in CLASSES},
@@ -321,9 +364,27 @@ def _prediction_write(
         gate=gate,
         gate_score=None if gate_score is None else float(gate_score),
     )
+    prediction = Prediction(**fields)
     if heatmap_png:
         name = "heatmap.webp" if heatmap_png[:4] == b"RIFF" else "heatmap.png"
         prediction.heatmap.save(name, ContentFile(heatmap_png), save=False)
+    if settled is not None:
+        try:
+            with transaction.atomic():
+                # The case is locked before its photo, the order case_reanalyse takes them in.
+                list(Case.objects.select_for_update().filter(pk=image.case_id).values_list("pk", flat=True))
+                prediction.full_clean(exclude=["image"], validate_constraints=False)
+                prediction.save()
+                _mark_done(image)
+                case_result_update(case_id=image.case_id, savepoint=False)
+            settled.append(True)
+            return prediction
+        except Exception:
+            # A duplicate prediction, or writing the case's result failed: all of it was rolled
+            # back. The prediction is stored on its own below, as it always was, and the caller
+            # settles the case afterwards (meeting any error of its own there, as before).
+            logger.info("image %s: prediction and case result not written together", image.pk, exc_info=True)
+            prediction = Prediction(**fields, heatmap=prediction.heatmap.name or None)
     try:
         with transaction.atomic():
             # The image is the row in hand (claimed above): no query to prove it exists.
@@ -343,7 +404,7 @@ def _prediction_write(
 
 
 # --- The case -------------------------------------------------------------------------------
-def case_result_update(*, case_id: int, photo_withdrawn: bool = False) -> Case | None:
+def case_result_update(*, case_id: int, photo_withdrawn: bool = False, savepoint: bool = True) -> Case | None:
     """Once every photo is finished, write the case's risk and summary, and move it on if it awaits them.
 
     A case awaiting its result (submitted or analysing) becomes analysed, referred (high risk)
@@ -352,9 +413,12 @@ def case_result_update(*, case_id: int, photo_withdrawn: bool = False) -> Case |
     reviewed and closed cases are left as they were answered, unless a photo was withdrawn
     from them (``photo_withdrawn``): then the result is written again without it, its old
     values audited, and the status kept. Idempotent.
+
+    ``savepoint=False``: the caller's transaction holds this write (the worker writes the
+    prediction and the case's result in one) and rolls back as a whole if it fails.
     """
     refreshed = CASE_RESULT_REFRESHED + ((Case.Status.REVIEWED, Case.Status.CLOSED) if photo_withdrawn else ())
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         # The patient and clinic come along for the audit of the transition; only the case is locked.
         case = Case.objects.select_for_update(of=("self",)).select_related("patient__clinic").filter(pk=case_id).first()
         if case is None or case.status not in CASE_AWAITING_RESULT + refreshed:

@@ -267,8 +267,10 @@ class CaseListCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         key = idempotency.key_from(request)
         if key is None:
-            status_code, body, _case = self._submit(request)
-            return Response(body, status=status_code)
+            status_code, body, case = self._submit(request)
+            # The ETag a poll of the case would get now, so the first poll can wait (diagnosis/polling.py).
+            etag = polling.submitted_case_etag(request=request, case=case, images=case.images.all(), kind="api-case")
+            return Response(body, status=status_code, headers={"ETag": etag})
         fingerprint = idempotency.request_fingerprint(scope="api", data=request.data, files=request.FILES)
         try:
             answer = idempotency.submission_once(
@@ -314,7 +316,17 @@ class CaseDetailApi(ApiView):
                     "While the case awaits its result (submitted, analysing) its answer carries an ETag; "
                     "send it back to poll: 304 with no body while nothing changed."
                 ),
-            )
+            ),
+            OpenApiParameter(
+                "Prefer",
+                str,
+                location=OpenApiParameter.HEADER,
+                description=(
+                    "`wait=N` with If-None-Match: a long poll. While the case awaits its result the server "
+                    "answers as soon as it changes, or 304 after N seconds (at most "
+                    "SKINPORTAL_POLL_MAX_WAIT_SECONDS, default 20)."
+                ),
+            ),
         ],
         responses={200: CaseOutputSerializer, 304: None},
     )
@@ -322,6 +334,18 @@ class CaseDetailApi(ApiView):
         # A poll while the photos are analysed: one small query, and 304 while nothing changed.
         # Only then: later, a referral's own changes (urgency, claim) are not in the version.
         etag, version = polling.result_etag(request=request, pk=pk, kind="api-case")
+        wait = polling.wait_requested(request)
+        if wait and version is not None and version[0] in CASE_AWAITING_RESULT:
+            # A long poll: answer when the result moves, or with 304 when the wait runs out.
+            etag, version = polling.wait_for_change(
+                request,
+                pk=pk,
+                kind="api-case",
+                etag=etag,
+                version=version,
+                seconds=wait,
+                while_status_in=CASE_AWAITING_RESULT,
+            )
         if version is None or version[0] not in CASE_AWAITING_RESULT:
             etag = None
         if polling.unchanged(request, etag):

@@ -6,15 +6,29 @@ few seconds while the photos are analysed. The ETag is computed from
 count and last analysis change, their number of predictions), the reader and their language,
 so an unchanged result is answered ``304 Not Modified`` without reading the photos or their
 predictions, rendering, serialising or auditing anything (nothing is shown).
+
+A poll may also ask the server to wait for the result (a long poll): ``Prefer: wait=N``
+(RFC 7240) with the ETag in ``If-None-Match``. The server then checks the version again, with
+the same small query, a few times a second for up to N seconds (at most
+``SKINPORTAL_POLL_MAX_WAIT_SECONDS``) and answers as soon as the case has its result or one
+more photo is finished (then, or when the wait runs out, with 304 if nothing changed at all),
+so a client learns of its result within one check of it being stored, with one request
+instead of one every few seconds. A waiting request holds one web thread (it sleeps between checks): size gunicorn's
+threads for the clients that wait at once (docs/deployment.md).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import re
+import time
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import translation
 
+from .models import LesionImage
 from .selectors import case_result_version
 
 
@@ -24,10 +38,43 @@ def result_etag(*, request: HttpRequest, pk, kind: str) -> tuple[str | None, tup
     version = case_result_version(user=request.user, pk=pk)
     if version is None:
         return None, None
+    return etag_of(request=request, kind=kind, version=version), version
+
+
+def etag_of(*, request: HttpRequest, kind: str, version: tuple) -> str:
+    """The ETag of a version (``selectors.case_result_version``) for this reader."""
     user = request.user
     language = getattr(user, "language", "") or translation.get_language() or ""
-    source = repr((kind, user.pk, getattr(user, "role", ""), language, version))
-    return f'"{hashlib.sha256(source.encode()).hexdigest()[:24]}"', version
+    # Times as UTC text: the database driver and the row in hand may name UTC differently.
+    parts = tuple(
+        value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else str(value) for value in version
+    )
+    source = repr((kind, user.pk, getattr(user, "role", ""), language, parts))
+    # The number of photos still waiting ends the tag, so a long poll knows how far the client is.
+    return f'"{hashlib.sha256(source.encode()).hexdigest()[:24]}-{version[-1]}"'
+
+
+def submitted_case_etag(*, request: HttpRequest, case, images, kind: str) -> str:
+    """The ETag a poll of a case just submitted would get, from the rows just written (no query):
+    the upload's answer carries it, so the client's first poll can already be conditional."""
+    pending = (LesionImage.AnalysisStatus.QUEUED, LesionImage.AnalysisStatus.ANALYSING)
+    version = (
+        case.status,
+        case.risk,
+        case.updated_at,
+        max((image.analysis_updated_at for image in images if image.analysis_updated_at), default=None),
+        sum(image.analysis_status in pending for image in images),
+    )
+    return etag_of(request=request, kind=kind, version=version)
+
+
+def _client_pending(request: HttpRequest) -> int | None:
+    """How many photos still waited in the version the client holds (the end of its ETag), if it sent one of ours."""
+    for tag in request.headers.get("If-None-Match", "").split(","):
+        match = _OUR_TAG.fullmatch(tag.strip().removeprefix("W/"))
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def unchanged(request: HttpRequest, etag: str | None) -> bool:
@@ -37,3 +84,59 @@ def unchanged(request: HttpRequest, etag: str | None) -> bool:
     header = request.headers.get("If-None-Match", "")
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
     return etag in tags
+
+
+# Between checks of a waiting poll: the first soon after the request (an analysis takes tens
+# of milliseconds), then further apart, never more than MAX_STEP, so a long wait costs a few
+# small queries a second.
+FIRST_STEP = 0.02
+STEP_GROWTH = 1.5
+MAX_STEP = 0.25
+_OUR_TAG = re.compile(r'"[0-9a-f]{24}-(\d+)"')
+_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def wait_requested(request: HttpRequest) -> float:
+    """Seconds the client asked the server to wait for a change (``Prefer: wait=N``), capped; 0 if none."""
+    match = _WAIT.search(request.headers.get("Prefer", ""))
+    if not match:
+        return 0.0
+    return max(0.0, min(float(match.group(1)), settings.SKINPORTAL_POLL_MAX_WAIT_SECONDS))
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def wait_for_change(
+    request: HttpRequest,
+    *,
+    pk,
+    kind: str,
+    etag: str | None,
+    version: tuple | None,
+    seconds: float,
+    while_status_in: tuple[str, ...],
+) -> tuple[str | None, tuple | None]:
+    """Wait, for up to ``seconds``, for a result: the case's status leaving ``while_status_in`` or
+    one more of its photos finished; the last (ETag, version). Nothing else is read.
+
+    Steps on the way to a result (the case moving from submitted to analysing, a photo taken by a
+    worker) do not end it, even when they happened before the request (the client's ETag says how
+    many photos were waiting then), so a client gets one answer per result rather than one per
+    step; they are in the answer given when the wait runs out. Without an ETag of ours the
+    client is answered at once.
+    """
+    deadline = time.monotonic() + seconds
+    step = FIRST_STEP
+    waiting = version[-1] if unchanged(request, etag) else _client_pending(request)
+    if waiting is None:
+        return etag, version
+    while version is not None and version[0] in while_status_in and version[-1] >= waiting:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        _sleep(min(step, remaining))
+        step = min(step * STEP_GROWTH, MAX_STEP)
+        etag, version = result_etag(request=request, pk=pk, kind=kind)
+    return etag, version

@@ -10,7 +10,7 @@ is a 404.
 
 from __future__ import annotations
 
-from django.db.models import Max, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
 
 from . import extensions
 from .models import Case, Lesion, LesionImage, Patient
@@ -110,10 +110,11 @@ def photo_kinds_last_used(*, clinic_id: int) -> list[str]:
 def case_result_version(*, user, pk) -> tuple | None:
     """What the case's result depends on, in one small query, or None if the user cannot see it.
 
-    The case's status, risk and last change, and its photos' last analysis change (every
+    The case's status, risk and last change, its photos' last analysis change (every
     change of a photo's analysis, a prediction stored, a photo added or analysed again, moves
-    ``analysis_updated_at``): a poll compares these (as an ETag) instead of reading the photos,
-    their predictions and the referral and rendering the result again.
+    ``analysis_updated_at``) and how many photos still wait for a result: a poll compares these
+    (as an ETag) instead of reading the photos, their predictions and the referral and
+    rendering the result again; a long poll waits for the last to fall (diagnosis/polling.py).
     """
     try:
         return (
@@ -122,8 +123,19 @@ def case_result_version(*, user, pk) -> tuple | None:
             .prefetch_related(None)
             .select_related(None)
             .order_by()
-            .annotate(photos_changed=Max("images__analysis_updated_at"))
-            .values_list("status", "risk", "updated_at", "photos_changed")
+            .annotate(
+                photos_changed=Max("images__analysis_updated_at"),
+                photos_pending=Count(
+                    "images",
+                    filter=Q(
+                        images__analysis_status__in=(
+                            LesionImage.AnalysisStatus.QUEUED,
+                            LesionImage.AnalysisStatus.ANALYSING,
+                        )
+                    ),
+                ),
+            )
+            .values_list("status", "risk", "updated_at", "photos_changed", "photos_pending")
             .first()
         )
     except (ValueError, TypeError):

@@ -501,9 +501,22 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
 
     Polls while the result is pending show no clinical result and are not audited; the
     poll that delivers the finished result is audited as a view of the case. A poll that
-    sends the ETag of the card it holds gets 304 while nothing changed (diagnosis.polling).
+    sends the ETag of the card it holds gets 304 while nothing changed (diagnosis.polling), and
+    with ``Prefer: wait=N``, while the case awaits its result, the answer waits for the change.
     """
-    etag, _version = polling.result_etag(request=request, pk=pk, kind="web-result")
+    etag, version = polling.result_etag(request=request, pk=pk, kind="web-result")
+    wait = polling.wait_requested(request)
+    if wait and version is not None and version[0] in CASE_AWAITING_RESULT:
+        # A long poll (``Prefer: wait=N``): answer when the card would change, 304 when the wait runs out.
+        etag, version = polling.wait_for_change(
+            request,
+            pk=pk,
+            kind="web-result",
+            etag=etag,
+            version=version,
+            seconds=wait,
+            while_status_in=CASE_AWAITING_RESULT,
+        )
     if polling.unchanged(request, etag):
         response = HttpResponseNotModified()
         response["ETag"] = etag

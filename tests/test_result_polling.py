@@ -111,3 +111,147 @@ def test_api_case_detail_of_another_clinic_is_404_with_or_without_an_etag(client
     response = client_for(other_staff).get(f"/api/v1/cases/{pending_case.pk}/", HTTP_IF_NONE_MATCH=etag)
 
     assert response.status_code == 404
+
+
+# --- Long polls: ``Prefer: wait=N`` ----------------------------------------------------------
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The waits of a long poll, recorded instead of slept; ``then`` runs at the given one."""
+    from diagnosis import polling
+
+    class Sleeps(list):
+        then: dict[int, object]
+
+    recorded = Sleeps()
+    recorded.then = actions = {}
+
+    def sleep(seconds: float) -> None:
+        recorded.append(seconds)
+        if len(recorded) in actions:
+            actions[len(recorded)]()
+
+    monkeypatch.setattr(polling, "_sleep", sleep)
+    return recorded
+
+
+def test_api_long_poll_answers_as_soon_as_the_photo_is_scored(client_for, staff, pending_case, sleeps):
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    sleeps.then[3] = lambda: score(pending_case)
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10")
+
+    assert response.status_code == 200 and response.json()["images"][0]["prediction"] is not None
+    assert len(sleeps) == 3 and sleeps[0] < sleeps[1] < sleeps[2] <= 0.25
+
+
+def test_api_long_poll_is_not_ended_by_a_step_on_the_way_to_the_result(
+    client_for, staff, pending_case, sleeps, settings
+):
+    settings.SKINPORTAL_POLL_MAX_WAIT_SECONDS = 0.05
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    # A worker takes the photo again (a retry): the version moves, but no result came.
+    sleeps.then[1] = lambda: pending_case.images.update(analysis_updated_at=timezone.now())
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10")
+
+    # Answered when the wait ran out, with what changed meanwhile.
+    assert len(sleeps) > 1
+    assert response.status_code == 200 and response["ETag"] != etag
+    assert response.json()["images"][0]["prediction"] is None
+
+
+def test_api_long_poll_from_before_a_step_still_waits_for_the_result(client_for, staff, pending_case, sleeps):
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    pending_case.images.update(analysis_updated_at=timezone.now())  # a worker took the photo meanwhile
+    sleeps.then[2] = lambda: score(pending_case)
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10")
+
+    assert len(sleeps) == 2
+    assert response.status_code == 200 and response.json()["images"][0]["prediction"] is not None
+
+
+def test_api_long_poll_without_an_etag_is_answered_at_once(client_for, staff, pending_case, sleeps):
+    response = client_for(staff).get(f"/api/v1/cases/{pending_case.pk}/", HTTP_PREFER="wait=10")
+
+    assert response.status_code == 200 and sleeps == []
+
+
+def test_api_long_poll_answers_304_when_the_wait_runs_out_unaudited(client_for, staff, pending_case, settings):
+    settings.SKINPORTAL_POLL_MAX_WAIT_SECONDS = 0.05
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    audits = AuditEvent.objects.count()
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=600")
+
+    assert response.status_code == 304 and response["ETag"] == etag
+    assert AuditEvent.objects.count() == audits
+
+
+def test_api_long_poll_of_a_finished_case_answers_at_once(client_for, staff, pending_case, sleeps):
+    Case.objects.filter(pk=pending_case.pk).update(status=Case.Status.ANALYSED)
+
+    response = client_for(staff).get(f"/api/v1/cases/{pending_case.pk}/", HTTP_PREFER="wait=10")
+
+    assert response.status_code == 200 and sleeps == []
+
+
+def test_api_long_poll_of_another_clinics_case_is_404_at_once(client_for, staff, other_staff, pending_case, sleeps):
+    etag = client_for(staff).get(f"/api/v1/cases/{pending_case.pk}/")["ETag"]
+
+    response = client_for(other_staff).get(
+        f"/api/v1/cases/{pending_case.pk}/", HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10"
+    )
+
+    assert response.status_code == 404 and sleeps == []
+
+
+def test_result_card_long_poll_answers_with_the_new_card(web_client, staff, pending_case, sleeps):
+    client = web_client(staff)
+    url = f"/cases/{pending_case.pk}/result/"
+    etag = client.get(url, **XHR)["ETag"]
+    sleeps.then[2] = lambda: score(pending_case)
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10", **XHR)
+
+    assert response.status_code == 200 and "Melanocytic nevus" in response.json()["html"]
+    assert len(sleeps) == 2
+
+
+def test_the_uploads_etag_is_the_one_a_poll_of_the_new_case_gets(
+    client_for, staff, clinic_a, monkeypatch, django_capture_on_commit_callbacks, sleeps
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from diagnosis import dispatch
+    from tests.factories import image_bytes
+
+    monkeypatch.setattr(dispatch, "image_analysis_enqueue", lambda *, image_ids, mark_sent=True: len(image_ids))
+    patient = PatientFactory(clinic=clinic_a, created_by=staff)
+    client = client_for(staff)
+    photos = [SimpleUploadedFile(f"lesion{n}.jpg", image_bytes(200, 150), content_type="image/jpeg") for n in range(2)]
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = client.post(
+            "/api/v1/cases/", {"patient": patient.pk, "body_site": "back", "images": photos}, format="multipart"
+        )
+    assert upload.status_code == 201 and upload["ETag"].endswith('-2"')
+    url = f"/api/v1/cases/{upload.json()['id']}/"
+
+    assert client.get(url, HTTP_IF_NONE_MATCH=upload["ETag"]).status_code == 304
+    # So the first long poll after an upload already waits for a result.
+    case = Case.objects.get(pk=upload.json()["id"])
+    image = case.images.first()
+    sleeps.then[1] = lambda: (
+        PredictionFactory(image=image),
+        LesionImage.objects.filter(pk=image.pk).update(analysis_status="done", analysis_updated_at=timezone.now()),
+    )
+    answer = client.get(url, HTTP_IF_NONE_MATCH=upload["ETag"], HTTP_PREFER="wait=10")
+    assert answer.status_code == 200 and len(sleeps) == 1 and answer["ETag"].endswith('-1"')

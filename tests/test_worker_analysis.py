@@ -339,3 +339,46 @@ def test_claim_moves_a_submitted_case_to_analysing(db):
     image = LesionImageFactory()
     assert analysis.image_analysis_claim(image_id=image.pk) is not None
     assert Case.objects.get(pk=image.case_id).status == Case.Status.ANALYSING
+
+
+def test_the_prediction_and_the_case_result_are_written_in_one_transaction(db, served_model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    image = LesionImageFactory()
+
+    with CaptureQueriesContext(connection) as captured:
+        assert analysis.image_analyse(image_id=image.pk) == "scored"
+
+    statements = [query["sql"] for query in captured.captured_queries]
+    # The claim and the case's move to analysing; then the prediction, the photo done and the case's
+    # result in one transaction: no commit or savepoint between the prediction and the result.
+    insert = next(n for n, sql in enumerate(statements) if sql.startswith('INSERT INTO "diagnosis_prediction"'))
+    result = next(n for n, sql in enumerate(statements) if sql.startswith('UPDATE "diagnosis_case" SET "risk"'))
+    between = statements[insert:result]
+    assert not any(sql.startswith(("COMMIT", "RELEASE", "BEGIN", "SAVEPOINT")) for sql in between), between
+    # The photo's earlier prediction, if any, was looked for in the claim's query, not on its own.
+    assert not any(sql.startswith('SELECT "diagnosis_prediction"') for sql in statements[:insert])
+    image.refresh_from_db()
+    assert image.analysis_status == Status.DONE
+    assert image.case.status not in analysis.CASE_AWAITING_RESULT  # settled
+
+
+def test_a_failing_case_result_still_leaves_the_prediction_stored(db, served_model, monkeypatch):
+    image = LesionImageFactory()
+    calls = []
+
+    def broken(*, case_id, savepoint=True):
+        calls.append(savepoint)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(analysis, "case_result_update", broken)
+    with pytest.raises(OperationalError):
+        analysis.image_analyse(image_id=image.pk)
+
+    # Tried with the prediction, then on its own after the prediction was stored, as before.
+    assert calls == [False, True]
+    image.refresh_from_db()
+    assert image.analysis_status == Status.DONE
+    assert Prediction.objects.filter(image=image).count() == 1
+    assert image.case.status == Case.Status.ANALYSING

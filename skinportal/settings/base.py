@@ -377,6 +377,9 @@ SKINPORTAL_ANALYSIS_MAX_ATTEMPTS = env.int("SKINPORTAL_ANALYSIS_MAX_ATTEMPTS", d
 SKINPORTAL_ANALYSIS_SWEEP_SECONDS = env.float("SKINPORTAL_ANALYSIS_SWEEP_SECONDS", default=30)
 # How long GET /readyz waits for an inference worker to answer its ping.
 SKINPORTAL_READYZ_TIMEOUT = env.float("SKINPORTAL_READYZ_TIMEOUT", default=3)
+# The longest a result poll may wait for a change (``Prefer: wait=N``, diagnosis/polling.py);
+# below gunicorn's timeout, and each waiting poll holds a web thread.
+SKINPORTAL_POLL_MAX_WAIT_SECONDS = env.float("SKINPORTAL_POLL_MAX_WAIT_SECONDS", default=20)
 
 # --- Referrals (triage/) ----------------------------------------------------------------
 # Target time from referral to a specialist's answer, by urgency; later ones are overdue.
