@@ -382,3 +382,50 @@ def test_a_failing_case_result_still_leaves_the_prediction_stored(db, served_mod
     assert image.analysis_status == Status.DONE
     assert Prediction.objects.filter(image=image).count() == 1
     assert image.case.status == Case.Status.ANALYSING
+
+
+def test_a_photo_turned_back_as_unusual_that_looks_like_a_cancer_still_refers_the_case(db, served_model):
+    from triage.models import Referral
+
+    image = LesionImageFactory()
+    LesionImage.objects.filter(pk=image.pk).update(analysis_status=Status.ANALYSING)
+    threshold = served_model.artifact.thresholds["bcc"]
+    analysis.prediction_record(
+        image=image,
+        model_version=served_model.model_version,
+        probabilities=probabilities(bcc=min(0.9, threshold + 0.4)),
+        top_class="bcc",
+        inference_ms=4,
+        gate="not_a_lesion",
+        gate_score=9.0,
+    )
+
+    case = analysis.case_result_update(case_id=image.case_id)
+
+    case.refresh_from_db()
+    assert case.status == Case.Status.REFERRED and case.risk == "high"
+    referral = Referral.objects.get(case=case)
+    assert referral.source == "model"
+    assert "could not read this photo reliably" in referral.reason and "basal cell carcinoma" in referral.reason
+
+
+def test_a_photo_that_is_not_skin_never_refers_the_case_however_it_scores(db, served_model):
+    from triage.models import Referral
+
+    image = LesionImageFactory()
+    LesionImage.objects.filter(pk=image.pk).update(analysis_status=Status.ANALYSING)
+    analysis.prediction_record(
+        image=image,
+        model_version=served_model.model_version,
+        probabilities=probabilities(mel=0.9),
+        top_class="mel",
+        inference_ms=4,
+        gate="not_skin",
+        gate_score=12.0,
+    )
+
+    case = analysis.case_result_update(case_id=image.case_id)
+
+    case.refresh_from_db()
+    assert case.status == Case.Status.FAILED and case.risk == ""
+    assert not Referral.objects.filter(case=case).exists()
