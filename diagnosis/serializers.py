@@ -10,6 +10,7 @@ from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from accounts.language import supported
 from inference.gate import MESSAGES as GATE_MESSAGES
@@ -30,6 +31,9 @@ class ExplicitBooleanField(serializers.BooleanField):
     """
 
     default_error_messages = {"invalid": "Must be true or false."}
+    # DRF reads a boolean missing from a form as false (an unticked box); for a recorded consent
+    # a missing field is a missing answer, never a "no".
+    default_empty_html = empty
 
     def to_internal_value(self, data):
         if isinstance(data, bool):

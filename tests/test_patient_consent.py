@@ -256,3 +256,15 @@ def test_consent_cannot_be_changed_with_get(web_client, staff, unconsented):
     response = web_client(staff).get(reverse("web:patient-consent", args=[unconsented.pk]))
 
     assert response.status_code == 405
+
+
+@pytest.mark.parametrize("body", [{}, {"other": "x"}])
+def test_a_consent_form_without_the_answer_is_refused_not_read_as_a_withdrawal(staff, consented, client_for, body):
+    events_before = consent_events(consented).count()
+    response = client_for(staff).post(consent_url(consented), body, format="multipart")
+
+    assert response.status_code == 400
+    assert "consent_given" in response.json()
+    consented.refresh_from_db()
+    assert consented.consent_given is True
+    assert consent_events(consented).count() == events_before
