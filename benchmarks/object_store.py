@@ -28,8 +28,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class ObjectStoreError(RuntimeError):
+    """The S3 server did not start."""
+
+
 @contextmanager
-def s3_server(scratch: Path):
+def s3_server(scratch: Path, bucket: str = BUCKET, credentials: dict[str, str] = CREDENTIALS):
+    """A moto S3 server on a free port with one empty private bucket; yields the portal's settings."""
     import boto3
 
     port = free_port()
@@ -49,21 +54,23 @@ def s3_server(scratch: Path):
                 break
             except (urllib.error.URLError, ConnectionError):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the S3 server (moto) did not start") from None
+                    log.flush()
+                    tail = (scratch / "moto.log").read_text(errors="replace")[-2000:]
+                    raise ObjectStoreError(f"the S3 server (moto) did not start: {tail}") from None
                 time.sleep(0.2)
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,
             region_name="us-east-1",
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
         )
-        client.create_bucket(Bucket=BUCKET)
+        client.create_bucket(Bucket=bucket)
         yield {
-            "SKINPORTAL_S3_BUCKET": BUCKET,
+            "SKINPORTAL_S3_BUCKET": bucket,
             "SKINPORTAL_S3_ENDPOINT_URL": endpoint,
             "SKINPORTAL_S3_REGION": "us-east-1",
-            **CREDENTIALS,
+            **credentials,
         }
     finally:
         process.terminate()

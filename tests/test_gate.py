@@ -344,16 +344,13 @@ def test_fitting_a_threshold_per_class_mean_turns_back_each_kind_alike():
     near_0 = np.column_stack([np.ones(400), np.zeros(400), rng.normal(0, 0.6, 400), np.zeros(400)])
     near_1 = np.column_stack([np.zeros(400), np.ones(400), rng.normal(0, 0.15, 400), np.zeros(400)])
     described = {"features": np.vstack([near_0, near_1]).astype(np.float32), "logits": np.zeros((800, 7))}
-    single = np.array(
-        [
-            gate.score(f, z) > gate.thresholds["ood_score"]
-            for f, z in zip(described["features"], described["logits"], strict=False)
-        ]
-    )
     per_class, extra = fit_class_thresholds(gate, [described], rate=0.02, energy_weight=0.0)
     assert extra["reference_photos_by_class_mean"] == [400, 400]
     assert per_class.class_thresholds[0] > per_class.class_thresholds[1]
     scored = [per_class.scored(f, z) for f, z in zip(described["features"], described["logits"], strict=False)]
     back = np.array([score > per_class.ood_threshold(nearest) for score, nearest in scored])
     assert back[:400].mean() <= 0.03 and back[400:].mean() <= 0.03
-    assert abs(back[:400].mean() - back[400:].mean()) < abs(single[:400].mean() - single[400:].mean()) + 1e-9
+    # one threshold for all at the same overall rate would turn back the spread-out kind far more
+    scores = np.array([score for score, _ in scored])
+    single = scores > np.quantile(scores, 0.98)
+    assert single[:400].mean() > 3 * single[400:].mean()

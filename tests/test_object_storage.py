@@ -8,10 +8,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -31,51 +29,25 @@ FINISHED = (Case.Status.ANALYSED, Case.Status.REFERRED, Case.Status.FAILED)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "skinportal-test", "AWS_SECRET_ACCESS_KEY": "skinportal-test-secret"}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def s3_server(tmp_path, monkeypatch):
     """A moto S3 server of this test's own, with an empty private bucket: (endpoint URL, bucket)."""
     try:
-        import boto3
+        import boto3  # noqa: F401
         import moto.server  # noqa: F401
     except ImportError:
         service_missing("moto[server] and boto3 are not installed (requirements-dev.txt)")
-    port = _free_port()
-    log = (tmp_path / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    from benchmarks.object_store import ObjectStoreError
+    from benchmarks.object_store import s3_server as object_store
+
+    bucket = f"skinportal-{uuid.uuid4().hex[:12]}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the S3 server did not start: {(tmp_path / 'moto.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        for name, value in CREDENTIALS.items():
-            monkeypatch.setenv(name, value)
-        bucket = f"skinportal-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-        yield endpoint, bucket
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        with object_store(tmp_path, bucket=bucket, credentials=CREDENTIALS) as env:
+            for name, value in CREDENTIALS.items():
+                monkeypatch.setenv(name, value)
+            yield env["SKINPORTAL_S3_ENDPOINT_URL"], bucket
+    except ObjectStoreError as exc:
+        pytest.fail(str(exc))
 
 
 def bucket_keys(endpoint: str, bucket: str) -> set[str]:
