@@ -4,7 +4,7 @@
 
 For HAM10000 photos of the lesion-grouped test split (the artifact's report/split.csv), scores
 (a) the original file, decoded and EXIF-oriented (``inference.batch``'s path), and (b) the
-photo as the portal stores it (``diagnosis.uploads.image_validate``) and the worker reads it
+photo as the portal stores it (``photos.uploads.image_validate``) and the worker reads it
 back; prints the largest class-probability change (median and maximum over photos), and how
 many photos change their top class, balanced class or referral. Target: no referral change,
 largest change under 0.01.
@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     django.setup()
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from diagnosis.uploads import image_validate
     from inference.artifact import load_artifact
     from inference.predictor import Predictor
     from inference.preprocessing import CLASSES, load_image
     from inference.triage import flagged_classes
+    from photos.uploads import image_validate
 
     predictor = Predictor(load_artifact(args.model))
     thresholds = predictor.artifact.thresholds

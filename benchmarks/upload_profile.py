@@ -6,7 +6,7 @@
 Runs in one process, without HTTP, a broker or a second process, so the figures depend little
 on how busy the machine is: the upload request (``POST /api/v1/cases/`` through DRF's test
 client, token authentication, the real services, storage and serializer; the analysis message
-goes to Celery's in-memory transport) and the worker task (``diagnosis.analysis.image_analyse``
+goes to Celery's in-memory transport) and the worker task (``analysis.services.image_analyse``
 on the photo just uploaded, with the served model). Prints, per upload and per photo:
 
 - the SQL queries each runs (the statements with ``--show-queries``);
@@ -144,7 +144,7 @@ def run(args, payloads: list[bytes]) -> None:
     from rest_framework.test import APIClient
 
     from accounts.models import Clinic, User
-    from diagnosis import analysis
+    from analysis import services as analysis
     from diagnosis.models import LesionImage, Patient
     from inference.predictor import get_predictor
     from inference.preprocessing import model_pixels

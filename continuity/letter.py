@@ -129,7 +129,7 @@ def _weasyprint():
     """Import WeasyPrint without letting it loosen Pillow for the whole process.
 
     ``weasyprint.images`` sets ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` when imported,
-    which would let truncated photos through the upload check (diagnosis.uploads). The flag
+    which would let truncated photos through the upload check (photos.uploads). The flag
     is put back at once; the letter's own images are complete JPEGs made in memory. The web
     server's workers are synchronous, so no upload is checked while the import runs.
     """

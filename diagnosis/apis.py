@@ -1,4 +1,4 @@
-"""REST API v1 of patients, cases and photos, sign-in tokens and the access-checked image files.
+"""REST API v1 of patients, cases and photos, and the access-checked image files.
 
 The base every endpoint builds on (exception handler, parsers, ``ApiView``, ``Pages``) is
 skinportal/api.py.
@@ -14,29 +14,22 @@ import logging
 import re
 from pathlib import PurePosixPath
 
-from django.contrib.auth.signals import user_logged_in
 from django.db.models import Q
 from django.http import FileResponse, Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from knox.models import AuthToken
 from rest_framework import exceptions, status
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.lockout import lockout_message
 from accounts.services import audit_record
-from accounts.throttling import LOGIN_THROTTLES
-from skinportal.api import ApiView, Pages, PrivateResponses
+from photos.uploads import upload_allowance_take
+from skinportal.api import ApiView, Pages
 
-from . import extensions, idempotency, polling, safety_net
+from . import extensions, idempotency, polling, selectors, services
 from .access import scoped_object_or_404
-from .analysis import CASE_AWAITING_RESULT
 from .models import Case
 from .permissions import ReadsOrClinicalSubmitter, can_submit_clinical_records
 from .selectors import case_list_for, clinics_for, image_list_for, lesion_list_for, patient_list_for
@@ -48,10 +41,9 @@ from .serializers import (
     PatientConsentInputSerializer,
     PatientInputSerializer,
     PatientOutputSerializer,
-    TokenOutputSerializer,
 )
 from .services import case_photos_add, case_submit, patient_consent_record, patient_create
-from .uploads import upload_allowance_take
+from .transitions import CASE_AWAITING_RESULT
 
 logger = logging.getLogger(__name__)
 
@@ -61,52 +53,6 @@ class IdempotencyKeyConflict(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "This Idempotency-Key was already used for a different request."
     default_code = "idempotency_key_reused"
-
-
-# --- Authentication ------------------------------------------------------------------------
-class TokenObtainApi(PrivateResponses, APIView):
-    """POST username and password, receive {"token": "..."} for the Authorization header.
-
-    The token is stored as a digest only (django-rest-knox), expires after
-    SKINPORTAL_TOKEN_IDLE_HOURS without use and SKINPORTAL_TOKEN_MAX_DAYS after issue, and is
-    revoked by POST /api/v1/auth/logout/, a password change or deactivation. Attempts count
-    against the per-address budget; failures per username and address lock out (django-axes,
-    429). Failed attempts and lockouts are audited (accounts/signals.py).
-    """
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes = LOGIN_THROTTLES
-
-    @extend_schema(
-        request=AuthTokenSerializer,
-        responses={200: TokenOutputSerializer},
-    )
-    def post(self, request: Request, *args, **kwargs) -> Response:
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
-        if not serializer.is_valid():
-            if getattr(request, "axes_locked_out", False):
-                return Response({"detail": lockout_message()}, status=status.HTTP_429_TOO_MANY_REQUESTS)
-            raise exceptions.ValidationError(serializer.errors)
-        user = serializer.validated_data["user"]
-        _, token = AuthToken.objects.create(user=user)
-        # As a sign-in does: django-axes resets this user's failure count, last_login is set.
-        user_logged_in.send(sender=user.__class__, request=request, user=user)
-        audit_record(actor=user, action="auth.token", request=request)
-        return Response({"token": token})
-
-
-class TokenLogoutApi(ApiView):
-    """POST: revoke the API token this request is signed with; it answers 401 from then on."""
-
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(request=None, responses={204: None})
-    def post(self, request: Request) -> Response:
-        if isinstance(request.auth, AuthToken):
-            request.auth.delete()
-        audit_record(actor=request.user, action="auth.token_revoke", request=request)
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Patients ------------------------------------------------------------------------------
@@ -236,7 +182,7 @@ class CaseListCreateApi(ApiView):
         if needs_attention not in ("", "true", "false", "1", "0"):
             raise exceptions.ValidationError({"needs_attention": ["true or false."]})
         if needs_attention in ("true", "1"):
-            cases = safety_net.case_list_awaiting_photo(cases)
+            cases = selectors.case_list_awaiting_photo(cases)
         paginator = Pages()
         page = paginator.paginate_queryset(cases, request, view=self)
         audit_record(
@@ -376,7 +322,7 @@ class CaseCloseApi(ApiView):
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
         serializer = CaseCloseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        safety_net.case_awaiting_photo_close(
+        services.case_awaiting_photo_close(
             actor=request.user, case=case, reason=serializer.validated_data["reason"], request=request
         )
         case = case_list_for(user=request.user).get(pk=case.pk)

@@ -10,10 +10,11 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from . import extensions, safety_net
-from .analysis import CASE_AWAITING_RESULT
+from . import extensions
 from .forms import LocalDateField
 from .models import Case
+from .selectors import case_list_awaiting_photo
+from .transitions import CASE_AWAITING_RESULT
 
 # Groups of statuses the dashboard counts, beside the single statuses.
 AWAITING = "awaiting"
@@ -23,7 +24,7 @@ STATUS_GROUPS = {
     WITH_SPECIALIST: (Case.Status.REFERRED, Case.Status.UNDER_REVIEW),
 }
 NOT_ASSESSED = "none"
-# No photo the model could read (safety_net.py): failed, with every photo turned back.
+# No photo the model could read (analysis/safety_net.py): failed, with every photo turned back.
 AWAITING_PHOTO = "awaiting_photo"
 
 
@@ -97,7 +98,7 @@ def case_list_filter(cases: QuerySet[Case], form: CaseFilterForm, *, by_name: bo
         cases = cases.filter(matches)
     if status := data.get("status"):
         if status == AWAITING_PHOTO:
-            cases = safety_net.case_list_awaiting_photo(cases)
+            cases = case_list_awaiting_photo(cases)
         else:
             cases = cases.filter(status__in=STATUS_GROUPS.get(status, (status,)))
     if risk := data.get("risk"):

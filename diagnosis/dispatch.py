@@ -2,7 +2,7 @@
 
 Services call these after their transaction commits; nothing here imports the tasks module
 (which imports the services), and a broker fault is logged, never raised: the photo stays
-queued and the sweeper (``diagnosis.analysis.analysis_sweep``) sends it later.
+queued and the sweeper (``analysis.services.analysis_sweep``) sends it later.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .models import LesionImage
 
 logger = logging.getLogger(__name__)
 
-IMAGE_ANALYSE_TASK = "inference.image_analyse"  # diagnosis.tasks.image_analyse; routed to the inference queue
+IMAGE_ANALYSE_TASK = "inference.image_analyse"  # analysis.tasks.image_analyse; routed to the inference queue
 # A request that submits a case must not hang on a dead broker: one quick retry, then the sweeper.
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 

@@ -189,7 +189,7 @@ class Case(models.Model):
     analysed_at = models.DateTimeField(null=True, blank=True)
     referred_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Set when the photo gate turned back every photo and the case has no model result; cleared
-    # when a photo gives a result. Such a case never goes silent (diagnosis/safety_net.py): a
+    # when a photo gives a result. Such a case never goes silent (analysis/safety_net.py): a
     # retake turned back again, or SKINPORTAL_UNREADABLE_AFTER_HOURS, refers it to a specialist
     # unless the clinic closes it with a reason.
     awaiting_photo_since = models.DateTimeField(

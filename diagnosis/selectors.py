@@ -10,6 +10,9 @@ is a 404.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
 
 from . import extensions
@@ -140,3 +143,14 @@ def case_result_version(*, user, pk) -> tuple | None:
         )
     except (ValueError, TypeError):
         return None
+
+
+def case_list_awaiting_photo(cases):
+    """The cases of ``cases`` (already scoped to a user) that wait for a photo the model can read."""
+    return cases.filter(status=Case.Status.FAILED, awaiting_photo_since__isnull=False)
+
+
+def unreadable_after() -> timedelta:
+    """How long a case waits for a photo the model can read before it goes to a specialist
+    (analysis/safety_net.py refers it; the case page says when)."""
+    return timedelta(hours=settings.SKINPORTAL_UNREADABLE_AFTER_HOURS)

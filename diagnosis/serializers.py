@@ -137,7 +137,7 @@ class CaseInputSerializer(CaseSignsSerializer):
         validators=[CleanTextValidator()],
         help_text="A short name for a new lesion.",
     )
-    # Files are judged by decoding in diagnosis.uploads, so empty ones get its message.
+    # Files are judged by decoding in photos.uploads, so empty ones get its message.
     images = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False),
         allow_empty=False,
@@ -361,10 +361,6 @@ def _absolute(context: dict, view_name: str, pk: int) -> str:
     path = reverse(view_name, args=[pk])
     request = context.get("request")
     return request.build_absolute_uri(path) if request is not None else path
-
-
-class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text="Send as the header `Authorization: Token <token>`.")
 
 
 class CaseCloseInputSerializer(serializers.Serializer):

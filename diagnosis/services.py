@@ -21,14 +21,16 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import Clinic
 from accounts.services import audit_record
+from photos.uploads import CleanImage, image_validate, request_budget_check
 
 from . import dispatch
 from .models import Case, Lesion, LesionImage, Patient, Prediction
+from .permissions import can_submit_clinical_records
+from .selectors import case_list_for
 from .signals import case_refer, case_submitted, patient_moved
 from .summary import stored_checklist_reason
 from .text import NOTES_MAX_LENGTH, clean_text
 from .transitions import IN_SPECIALIST_HANDS, case_transition, photos_accepted
-from .uploads import CleanImage, image_validate, request_budget_check
 from .vocabulary import SIGN_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -544,43 +546,47 @@ def patient_update(*, actor, patient: Patient, request: HttpRequest | None = Non
     return patient
 
 
-def image_withdraw(*, actor, image: LesionImage, reason: str, request: HttpRequest | None = None) -> LesionImage:
-    """Withdraw a photo of a reviewed or closed case: kept with its file and predictions, never
-    deleted, but no longer counted on any page, in the API, the letter or the FHIR export. The
-    case's risk and summary are written again from its other photos (the old ones audited).
-    Administrators only; a case keeps at least one photo."""
-    from .analysis import case_result_update
+# The clinic closes a case no photo of which the model could read (analysis/safety_net.py
+# refers it otherwise).
+CLOSE_REASON_MAX_LENGTH = 1000
 
-    if not getattr(actor, "is_administrator", False):
-        raise PermissionDenied(_("Only an administrator can withdraw a photo."))
-    reason = clean_text(reason, field="reason", multiline=True)
+
+def case_awaiting_photo_close(*, actor, case: Case, reason: str, request: HttpRequest | None = None) -> Case:
+    """Clinic staff close a case that waits for a usable photo, with a reason; it is then not referred.
+
+    For staff of the case's clinic and administrators; the case must be waiting for a new photo
+    (every photo turned back, no result). Audited with the reason.
+    """
+    if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
+        raise PermissionDenied(_("Only staff of the case's clinic can close it."))
+    reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": _("Say why the photo is withdrawn.")})
-    with transaction.atomic():
-        case = Case.objects.select_for_update().get(pk=image.case_id)
-        locked = LesionImage.all_objects.select_for_update().get(pk=image.pk)
-        if locked.withdrawn_at is not None:
-            raise ValidationError(_("This photo is already withdrawn."))
-        if case.status not in (Case.Status.REVIEWED, Case.Status.CLOSED):
-            raise ValidationError(_("Only a photo of a case a specialist has answered can be withdrawn."))
-        if not LesionImage.objects.filter(case=case).exclude(pk=locked.pk).exists():
-            raise ValidationError(_("This is the case's last photo; a case keeps at least one."))
-        now = timezone.now()
-        LesionImage.all_objects.filter(pk=locked.pk).update(
-            withdrawn_at=now, withdrawn_by=actor, withdrawn_reason=reason
+        raise ValidationError({"reason": _("Say why the case is closed without a result.")})
+    if len(reason) > CLOSE_REASON_MAX_LENGTH:
+        raise ValidationError(
+            {"reason": _("At most %(count)s characters.") % {"count": CLOSE_REASON_MAX_LENGTH}}, code="max_length"
         )
+    with transaction.atomic():
+        current = Case.objects.select_for_update().get(pk=case.pk)
+        if not current.awaiting_photo:
+            raise ValidationError(
+                {"status": _("Only a case waiting for a new photo can be closed without a result.")},
+                code="invalid_transition",
+            )
+        case_transition(
+            case=case,
+            to_status=Case.Status.CLOSED,
+            actor=actor,
+            request=request,
+            details={"without_result": True},
+        )
+        Case.objects.filter(pk=case.pk).update(closed_reason=reason)
+        case.closed_reason = reason
         audit_record(
             actor=actor,
-            action="image.withdraw",
-            obj=locked,
+            action="case.close_without_result",
+            obj=case,
             request=request,
-            details={
-                "case": case.pk,
-                "reason": reason,
-                "predictions": list(Prediction.objects.filter(image=locked).values_list("pk", flat=True)),
-                "case_risk": case.risk,
-            },
+            details={"reason": reason, "awaiting_photo_since": current.awaiting_photo_since.isoformat()},
         )
-        case_result_update(case_id=case.pk, photo_withdrawn=True)
-        locked.refresh_from_db()
-    return locked
+    return case

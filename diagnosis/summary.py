@@ -248,7 +248,7 @@ def stored_checklist_reason(case) -> str:
         return checklist_reason(case)
 
 
-# Reasons stored in English on a failed photo (diagnosis/analysis.py), shown in the reader's language.
+# Reasons stored in English on a failed photo (analysis/services.py), shown in the reader's language.
 _GAVE_UP = re.compile(r"^The photo could not be analysed after (\d+) attempts\. Use “Analyse again” to retry\.$")
 
 

@@ -6,7 +6,7 @@ Every way in (the web pages, the API, the analysis worker, the referral workflow
 again" holds in every door at once.
 
     submitted ──▶ analysing ──▶ analysed ──▶ closed ◀─ (waiting for a photo: the clinic closes
-        │             │   │         │                 with a reason; safety_net.py)
+        │             │   │         │                 with a reason; analysis/safety_net.py)
         │             │   └▶ failed ┤ (the clinic can always refer; a photo turned back twice,
         │             │             │  or none usable in 24 h: referred as unreadable)
         └─────────────┴──────▶ referred ◀──────────────┐
@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 
 from accounts.services import audit_record
 
-from .models import Case
+from .models import Case, LesionImage
 
 Status = Case.Status
 
@@ -36,7 +36,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.SUBMITTED: frozenset({Status.ANALYSING, Status.ANALYSED, Status.FAILED, Status.REFERRED}),
     Status.ANALYSING: frozenset({Status.ANALYSING, Status.ANALYSED, Status.FAILED, Status.REFERRED}),
     Status.ANALYSED: frozenset({Status.ANALYSING, Status.REFERRED, Status.CLOSED}),
-    # failed -> closed: only a case waiting for a photo, closed by its clinic with a reason (safety_net.py).
+    # failed -> closed: only a case waiting for a photo, closed by its clinic with a reason
+    # (services.case_awaiting_photo_close).
     Status.FAILED: frozenset({Status.ANALYSING, Status.REFERRED, Status.CLOSED}),
     Status.REFERRED: frozenset({Status.UNDER_REVIEW}),
     Status.UNDER_REVIEW: frozenset({Status.REFERRED, Status.INFORMATION_REQUESTED, Status.REVIEWED}),
@@ -44,6 +45,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.REVIEWED: frozenset({Status.CLOSED}),
     Status.CLOSED: frozenset(),
 }
+
+# The case statuses the analysis (analysis/) moves on from; later ones belong to people.
+CASE_AWAITING_RESULT = (Status.SUBMITTED, Status.ANALYSING)
+# A photo the worker has yet to finish.
+PENDING = (LesionImage.AnalysisStatus.QUEUED, LesionImage.AnalysisStatus.ANALYSING)
 
 # From referral on, the case is in a specialist's hands or answered: the analysis may add a
 # prediction of a new model version, but never moves the case or clears its result.

@@ -7,8 +7,6 @@ from . import apis
 app_name = "diagnosis"
 
 urlpatterns = [
-    path("api/v1/auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
-    path("api/v1/auth/logout/", apis.TokenLogoutApi.as_view(), name="api-logout"),
     path("api/v1/patients/", apis.PatientListCreateApi.as_view(), name="api-patient-list"),
     path(
         "api/v1/patients/<int:pk>/",

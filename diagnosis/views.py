@@ -41,11 +41,10 @@ from clinics.uv import dashboard_uv_readings
 from inference.artifact import ArtifactError, artifact_for_version
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
+from photos.uploads import upload_allowance_take
 
-from . import extensions, idempotency, polling, safety_net
+from . import extensions, idempotency, polling
 from .access import scoped_object_or_404
-from .analysis import CASE_AWAITING_RESULT, case_reanalyse
-from .analysis import PENDING as PENDING_IMAGES
 from .case_filters import CaseFilterForm, case_list_filter
 from .disclosure import sees_patient_identity
 from .forms import (
@@ -59,23 +58,26 @@ from .forms import (
 from .models import Case, LesionImage
 from .permissions import can_submit_clinical_records
 from .selectors import (
+    case_list_awaiting_photo,
     case_list_for,
     clinics_for,
     image_list_for,
     lesion_list_for,
     patient_list_for,
     photo_kinds_last_used,
+    unreadable_after,
 )
 from .services import (
     PATIENT_EDITABLE_FIELDS,
+    case_awaiting_photo_close,
     case_photos_add,
     case_submit,
     patient_consent_record,
     patient_create,
     patient_update,
 )
-from .transitions import IN_SPECIALIST_HANDS, photos_accepted
-from .uploads import upload_allowance_take
+from .transitions import CASE_AWAITING_RESULT, IN_SPECIALIST_HANDS, photos_accepted
+from .transitions import PENDING as PENDING_IMAGES
 from .vocabulary import class_name
 
 logger = logging.getLogger(__name__)
@@ -138,9 +140,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             cases=shown,
             # Nothing falls through: cases with no photo the model could read, until a new photo,
             # a referral (safety_net.py) or the clinic closing them.
-            awaiting_photo=list(
-                safety_net.case_list_awaiting_photo(cases).order_by("awaiting_photo_since")[:RECENT_CASES]
-            ),
+            awaiting_photo=list(case_list_awaiting_photo(cases).order_by("awaiting_photo_since")[:RECENT_CASES]),
             counts=cases.aggregate(
                 waiting=Count("pk", filter=Q(status__in=CASE_AWAITING_RESULT)),
                 high=Count("pk", filter=Q(risk=Case.Risk.HIGH)),
@@ -550,22 +550,6 @@ def case_result(request: HttpRequest, pk: int) -> JsonResponse:
 @private_no_store
 @login_required
 @require_POST
-def case_reanalyse_view(request: HttpRequest, pk: int) -> HttpResponse:
-    case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
-    if not can_submit_clinical_records(request.user):
-        raise PermissionDenied(_("Only clinic staff and administrators can do this."))
-    try:
-        case_reanalyse(case=case, actor=request.user, request=request)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, _("The photos are queued for analysis again."))
-    return redirect("web:case-detail", pk=case.pk)
-
-
-@private_no_store
-@login_required
-@require_POST
 def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a new photo to a case (the retake after the photo gate turned one back); analysed as usual."""
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
@@ -599,9 +583,7 @@ def case_close_view(request: HttpRequest, pk: int) -> HttpResponse:
     if not can_submit_clinical_records(request.user):
         raise PermissionDenied(_("Only clinic staff and administrators can do this."))
     try:
-        safety_net.case_awaiting_photo_close(
-            actor=request.user, case=case, reason=request.POST.get("reason", ""), request=request
-        )
+        case_awaiting_photo_close(actor=request.user, case=case, reason=request.POST.get("reason", ""), request=request)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -694,7 +676,7 @@ def result_context(request: HttpRequest, case: Case) -> dict:
         # No photo the model could read: when the case goes to a specialist unless a usable photo
         # comes first or the clinic closes it (safety_net.py).
         "awaiting_photo_refer_at": (
-            case.awaiting_photo_since + safety_net.unreadable_after() if case.awaiting_photo and not pending else None
+            case.awaiting_photo_since + unreadable_after() if case.awaiting_photo and not pending else None
         ),
         "can_close_awaiting_photo": case.awaiting_photo and not pending and can_submit_clinical_records(request.user),
     }

@@ -17,7 +17,6 @@ urlpatterns = [
     path("cases/", views.case_list_view, name="case-list"),
     path("cases/<int:pk>/", views.case_detail, name="case-detail"),
     path("cases/<int:pk>/result/", views.case_result, name="case-result"),
-    path("cases/<int:pk>/reanalyse/", views.case_reanalyse_view, name="case-reanalyse"),
     path("cases/<int:pk>/photos/", views.case_photos_add_view, name="case-photos-add"),
     path("cases/<int:pk>/close/", views.case_close_view, name="case-close"),
     path("images/<int:pk>/preview/<int:size>/", views.image_preview, name="image-preview"),

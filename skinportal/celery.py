@@ -2,7 +2,7 @@
 
     celery -A skinportal worker -Q inference     # scores images; loads the model once per pool process
     celery -A skinportal worker -Q notifications # emails notifications; returns expired referral claims
-    celery -A skinportal beat                    # runs the sweeper (diagnosis.analysis.analysis_sweep),
+    celery -A skinportal beat                    # runs the sweeper (analysis.services.analysis_sweep),
                                                  # the referral of cases with no readable photo,
                                                  # the field alerts and the orphaned-file cleanup
 
@@ -33,7 +33,7 @@ INFERENCE_QUEUE = "inference"
 # wait behind, or hold up, image analysis.
 NOTIFICATIONS_QUEUE = "notifications"
 ORPHAN_SWEEP_SECONDS = 60 * 60
-# Cases waiting too long for a photo the model can read are referred (diagnosis/safety_net.py).
+# Cases waiting too long for a photo the model can read are referred (analysis/safety_net.py).
 UNREADABLE_SWEEP_SECONDS = 10 * 60
 # The model in the field (monitoring/alerts.py): alerts to administrators, each sent once.
 FIELD_ALERTS_SECONDS = 60 * 60

@@ -40,7 +40,9 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
         name="api-docs",
     ),
-    # REST API v1 and the access-checked image files (namespace "diagnosis").
+    # REST API v1: sign-in tokens (namespace "accounts"), patients, cases and the
+    # access-checked image files (namespace "diagnosis").
+    path("", include("accounts.urls")),
     path("", include("diagnosis.urls")),
     # The referral workflow: its API (namespace "triage-api") and pages (namespace "triage").
     path("", include("triage.api_urls")),
@@ -60,6 +62,8 @@ urlpatterns.insert(1, path("readyz", readiness.readyz, name="readyz"))
 # The server-rendered web UI (diagnosis/web_urls.py, namespace "web") once it exists.
 if find_spec("diagnosis.web_urls") is not None:
     urlpatterns.append(path("", include("diagnosis.web_urls")))
+    # "Analyse again" on the case page (analysis/urls.py, namespace "analysis").
+    urlpatterns.append(path("", include("analysis.urls")))
 
 handler400 = "skinportal.errors.bad_request"
 handler403 = "skinportal.errors.permission_denied"

@@ -153,7 +153,7 @@ ENDPOINTS = {
         lambda w: {"images": [SimpleUploadedFile("retake.jpg", image_bytes(), content_type="image/jpeg")]},
         {ANON: 401, STAFF: 201, OTHER: 404, SPEC: 403, ADMIN: 201},
     ),
-    # Closing a case waiting for a photo (diagnosis/safety_net.py): case_a is not waiting, so the
+    # Closing a case waiting for a photo (analysis/safety_net.py): case_a is not waiting, so the
     # clinic's own staff get 400; specialists are refused before the lookup.
     "case-close": (
         "post",

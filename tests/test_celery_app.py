@@ -17,7 +17,8 @@ from tests.inference_fixtures import ROOT, celery_sending_to, queued_messages
 
 
 def test_tasks_are_json_late_acknowledged_time_limited_and_on_the_inference_queue():
-    import diagnosis.tasks  # noqa: F401  (what the worker's autodiscovery imports)
+    import analysis.tasks  # noqa: F401  (what the worker's autodiscovery imports)
+    import diagnosis.tasks  # noqa: F401
 
     conf = app.conf
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]

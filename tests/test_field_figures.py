@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from analysis.safety_net import audit_draw
 from diagnosis.models import Case, LesionImage
-from diagnosis.safety_net import audit_draw
 from monitoring import alerts, figures
 from monitoring.models import FieldAlert
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory

@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import trans_real
 
+from analysis.services import PHOTO_UNREADABLE
 from diagnosis import extensions
-from diagnosis.analysis import PHOTO_UNREADABLE
 from diagnosis.models import Case, LesionImage
 from diagnosis.summary import case_summary, render_facts
 from inference.risk import ImageResult, case_risk

@@ -199,7 +199,7 @@ def test_the_review_page_with_its_form_and_errors_reads_in_every_language(client
 
 def test_audit_and_unreadable_referrals_read_in_every_language(client, specialist, patient, staff, world):
     """The audit sample's mark and note, and the unreadable referral's reason, in the queue and on the review page."""
-    from diagnosis import safety_net
+    from analysis import safety_net
 
     audited = _analysed_case(patient, staff, label="freckle on the shin")
     Case.objects.filter(pk=audited.pk).update(status=Case.Status.REFERRED, referred_at=timezone.now())

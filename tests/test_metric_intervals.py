@@ -76,5 +76,7 @@ def test_a_photo_without_a_lesion_id_is_its_own_lesion(tmp_path):
     from training.evaluate import read_lesions
 
     labels = tmp_path / "isic.csv"
-    labels.write_text("image,lesion_id,MEL,NV,BCC,AKIEC,BKL,DF,VASC\na,L1,1,0,0,0,0,0,0\nb,,0,1,0,0,0,0,0\nc,,0,1,0,0,0,0,0\n")
+    labels.write_text(
+        "image,lesion_id,MEL,NV,BCC,AKIEC,BKL,DF,VASC\na,L1,1,0,0,0,0,0,0\nb,,0,1,0,0,0,0,0\nc,,0,1,0,0,0,0,0\n"
+    )
     assert read_lesions(labels) == {"a": "L1", "b": "b", "c": "c"}

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from diagnosis import analysis
+from analysis import services as analysis
+from diagnosis import transitions
 from diagnosis.models import Case, LesionImage
 from inference.artifact import ARTIFACTS_DIR, ArtifactError, artifact_for_version, load_artifact
 from inference.preprocessing import CLASSES
@@ -153,7 +154,7 @@ def test_a_case_is_not_settled_with_an_artifact_that_changed_since_it_scored(db,
 
     with pytest.raises(analysis.PermanentAnalysisError):
         analysis.case_result_update(case_id=image.case_id)
-    assert Case.objects.get(pk=image.case_id).status in analysis.CASE_AWAITING_RESULT
+    assert Case.objects.get(pk=image.case_id).status in transitions.CASE_AWAITING_RESULT
 
 
 def test_predictions_store_the_hash_and_balanced_class_of_their_artifact(db, served_model):

@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import AuditEvent
-from diagnosis import analysis, services
+from analysis import services as analysis
+from diagnosis import services
 from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASSES
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, image_bytes

@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from analysis.services import image_withdraw
 from diagnosis import dispatch
 from diagnosis.models import Case, LesionImage, Prediction
-from diagnosis.services import image_withdraw
 from inference.classes import CLASSES
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory
 from triage import services as triage_services

@@ -9,7 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEvent
-from diagnosis import analysis, dispatch
+from analysis import services as analysis
+from diagnosis import dispatch
 from diagnosis.models import Case, LesionImage, Prediction
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory
 

@@ -13,7 +13,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from diagnosis import analysis, safety_net
+from analysis import safety_net
+from analysis import services as analysis
+from diagnosis import services as diagnosis_services
 from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASSES
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory
@@ -132,7 +134,7 @@ def test_the_sweep_refers_a_case_left_without_a_usable_photo_for_the_set_hours(s
 
 
 def test_the_sweep_task_is_thin_and_calls_the_service(served_model, case):
-    from diagnosis.tasks import unreadable_cases_refer
+    from analysis.tasks import unreadable_cases_refer
 
     turned_back_case(case, served_model.model_version)
     Case.objects.filter(pk=case.pk).update(awaiting_photo_since=timezone.now() - timedelta(days=2))
@@ -154,7 +156,7 @@ def test_a_failed_case_without_a_turned_back_photo_does_not_wait_for_a_photo(db,
 def test_clinic_staff_close_a_waiting_case_with_a_reason_and_it_is_never_referred(served_model, case, staff):
     turned_back_case(case, served_model.model_version)
 
-    safety_net.case_awaiting_photo_close(actor=staff, case=case, reason="  Patient moved away  ")
+    diagnosis_services.case_awaiting_photo_close(actor=staff, case=case, reason="  Patient moved away  ")
 
     case.refresh_from_db()
     assert case.status == Case.Status.CLOSED and case.closed_reason == "Patient moved away"
@@ -171,7 +173,7 @@ def test_closing_needs_a_reason(served_model, case, staff):
     turned_back_case(case, served_model.model_version)
 
     with pytest.raises(ValidationError) as error:
-        safety_net.case_awaiting_photo_close(actor=staff, case=case, reason="   ")
+        diagnosis_services.case_awaiting_photo_close(actor=staff, case=case, reason="   ")
     assert "reason" in error.value.message_dict
     case.refresh_from_db()
     assert case.status == Case.Status.FAILED
@@ -185,7 +187,7 @@ def test_only_a_case_waiting_for_a_photo_can_be_closed_this_way(served_model, ca
     analysis.case_result_update(case_id=case.pk)
 
     with pytest.raises(ValidationError):
-        safety_net.case_awaiting_photo_close(actor=staff, case=case, reason="No longer needed")
+        diagnosis_services.case_awaiting_photo_close(actor=staff, case=case, reason="No longer needed")
 
 
 def test_close_through_the_api_audits_and_answers_the_case(served_model, case, staff, client_for):

@@ -11,7 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from diagnosis import analysis, dispatch
+from analysis import services as analysis
+from diagnosis import dispatch
 from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASSES
 from tests.factories import (

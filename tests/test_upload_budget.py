@@ -10,8 +10,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from diagnosis import services, uploads
+from diagnosis import services
 from diagnosis.models import Case, LesionImage
+from photos import uploads
 from tests.factories import PatientFactory
 
 CASES_URL = "/api/v1/cases/"

@@ -214,7 +214,7 @@ def heic_bytes() -> bytes | None:
 
 
 def test_heic_upload_is_accepted_and_stored_losslessly_as_png(submit):
-    import diagnosis.uploads  # noqa: F401  (registers the HEIF codec with Pillow)
+    import photos.uploads  # noqa: F401  (registers the HEIF codec with Pillow)
 
     content = heic_bytes()
     if content is None:

@@ -464,9 +464,9 @@ def test_analyse_again_queues_the_photos_again(web_client, staff, case_a, django
     client = web_client(staff)
     page = client.get(reverse("web:case-detail", args=[case_a.pk])).content.decode()
     assert "Analyse again" in page
-    assert reverse("web:case-reanalyse", args=[case_a.pk]) in page
+    assert reverse("analysis:case-reanalyse", args=[case_a.pk]) in page
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post(reverse("web:case-reanalyse", args=[case_a.pk]))
+        response = client.post(reverse("analysis:case-reanalyse", args=[case_a.pk]))
     assert response.status_code == 302
     assert response["Location"] == reverse("web:case-detail", args=[case_a.pk])
     case_a.refresh_from_db()
@@ -483,13 +483,13 @@ def test_specialist_is_not_offered_analyse_again(web_client, specialist, patient
     client = web_client(specialist)
     page = client.get(reverse("web:case-detail", args=[case.pk])).content.decode()
     assert "Worker lost." in page
-    assert reverse("web:case-reanalyse", args=[case.pk]) not in page
-    assert client.post(reverse("web:case-reanalyse", args=[case.pk])).status_code == 403
+    assert reverse("analysis:case-reanalyse", args=[case.pk]) not in page
+    assert client.post(reverse("analysis:case-reanalyse", args=[case.pk])).status_code == 403
 
 
 def test_other_clinic_cannot_ask_to_analyse_again(web_client, other_staff, case_a):
     failed(case_a)
-    response = web_client(other_staff).post(reverse("web:case-reanalyse", args=[case_a.pk]))
+    response = web_client(other_staff).post(reverse("analysis:case-reanalyse", args=[case_a.pk]))
     assert response.status_code == 404
     case_a.refresh_from_db()
     assert case_a.status == Case.Status.FAILED

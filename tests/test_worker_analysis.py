@@ -17,7 +17,8 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import AuditEvent
-from diagnosis import analysis, dispatch
+from analysis import services as analysis
+from diagnosis import dispatch, transitions
 from diagnosis.models import Case, LesionImage, Prediction
 from inference.preprocessing import CLASSES
 from tests.factories import CaseFactory, LesionImageFactory, image_bytes
@@ -361,7 +362,7 @@ def test_the_prediction_and_the_case_result_are_written_in_one_transaction(db, s
     assert not any(sql.startswith('SELECT "diagnosis_prediction"') for sql in statements[:insert])
     image.refresh_from_db()
     assert image.analysis_status == Status.DONE
-    assert image.case.status not in analysis.CASE_AWAITING_RESULT  # settled
+    assert image.case.status not in transitions.CASE_AWAITING_RESULT  # settled
 
 
 def test_a_failing_case_result_still_leaves_the_prediction_stored(db, served_model, monkeypatch):

@@ -19,7 +19,7 @@ from django.db.models import Count
 from django.test import override_settings
 from PIL import Image
 
-from diagnosis import analysis
+from analysis import services as analysis
 from diagnosis.models import Case, LesionImage, Prediction
 from inference.artifact import load_artifact
 from inference.preprocessing import CLASSES

@@ -27,9 +27,9 @@ class Referral(models.Model):
         MODEL = "model", _("The model's result")
         CHECKLIST = "checklist", _("The 7-point checklist")
         CLINIC = "clinic", _("The clinic")
-        # No model result: every photo, and the retake, turned back by the photo gate (diagnosis/safety_net.py).
+        # No model result: every photo, and the retake, turned back by the photo gate (analysis/safety_net.py).
         UNREADABLE = "unreadable", _("No photo the model could read")
-        # A case the model did not refer, drawn for the audit sample (diagnosis/safety_net.py).
+        # A case the model did not refer, drawn for the audit sample (analysis/safety_net.py).
         AUDIT = "audit", _("Audit sample")
 
     class Status(models.TextChoices):

@@ -98,6 +98,6 @@ def referral_reason(referral) -> str:
             return headline
     if source == "checklist" and referral.reason == summary.stored_checklist_reason(referral.case):
         return summary.checklist_reason(referral.case)
-    if source in ("unreadable", "audit"):  # a fixed English reason (diagnosis/safety_net.py)
+    if source in ("unreadable", "audit"):  # a fixed English reason (analysis/safety_net.py)
         return summary.stored_reason(referral.reason)
     return referral.reason

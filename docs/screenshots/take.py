@@ -131,7 +131,7 @@ def analyse(case, predictor, examples: list[dict]) -> None:
     """Score the case's photos as the worker does; without a model, record the made-up examples."""
     from django.utils import timezone
 
-    from diagnosis import analysis
+    from analysis import services as analysis
     from diagnosis.models import Case
     from inference.heatmap import overlay_png
     from inference.preprocessing import load_image

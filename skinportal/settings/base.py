@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accounts",
     "diagnosis",
+    "analysis",
     "triage",
     "continuity",
     "monitoring",
@@ -238,7 +239,7 @@ if SKINPORTAL_S3_BUCKET:
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=50_000_000)
 UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
-# What one request and one user may cost (diagnosis/uploads.py): the pixels decoding a
+# What one request and one user may cost (photos/uploads.py): the pixels decoding a
 # case's photos holds, together (time) and per photo (memory; JPEG counts at its reduced
 # decoding size), the long side photos are
 # stored at, the whole request body, and photos per user per hour.
@@ -255,7 +256,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 2 * UPLOAD_MAX_FILES
 # The first handler stops storing a file once it passes UPLOAD_MAX_BYTES, so an oversized
 # upload costs one byte over the limit in memory or on disk, not its whole size.
 FILE_UPLOAD_HANDLERS = [
-    "diagnosis.uploads.UploadSizeLimitHandler",
+    "photos.uploads.UploadSizeLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
@@ -367,9 +368,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # --- Inference -------------------------------------------------------------------------
 # None means the inference package's default (shipped) artifact.
 SKINPORTAL_MODEL_DIR = env("SKINPORTAL_MODEL_DIR", default=None)
-# The sweeper (diagnosis/analysis.py): a queued photo nobody started on is sent again after
+# The sweeper (analysis/services.py): a queued photo nobody started on is sent again after
 # REQUEUE seconds; a photo in analysis for STALE seconds was abandoned by its worker (keep it
-# above the analysis task's hard time limit, 60 s in diagnosis/tasks.py); a photo fails after
+# above the analysis task's hard time limit, 60 s in analysis/tasks.py); a photo fails after
 # MAX_ATTEMPTS claims; beat sends the sweeper every SWEEP seconds.
 SKINPORTAL_ANALYSIS_REQUEUE_SECONDS = env.float("SKINPORTAL_ANALYSIS_REQUEUE_SECONDS", default=60)
 SKINPORTAL_ANALYSIS_STALE_SECONDS = env.float("SKINPORTAL_ANALYSIS_STALE_SECONDS", default=120)
@@ -389,7 +390,7 @@ SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE = env.float("SKINPORTAL_REFERRAL_TARGET
 SKINPORTAL_REFERRAL_CLAIM_MINUTES = env.float("SKINPORTAL_REFERRAL_CLAIM_MINUTES", default=120)
 # Beat returns expired claims to the queue this often (the queue treats them as open at once).
 SKINPORTAL_REFERRAL_SWEEP_SECONDS = env.float("SKINPORTAL_REFERRAL_SWEEP_SECONDS", default=60)
-# Nothing falls through (diagnosis/safety_net.py): a case whose photos were all turned back by
+# Nothing falls through (analysis/safety_net.py): a case whose photos were all turned back by
 # the photo gate is referred to a specialist (source "unreadable") after this many hours
 # without a usable photo, unless the clinic closes it with a reason.
 SKINPORTAL_UNREADABLE_AFTER_HOURS = env.float("SKINPORTAL_UNREADABLE_AFTER_HOURS", default=24)

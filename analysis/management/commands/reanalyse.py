@@ -3,7 +3,7 @@
     python manage.py reanalyse --case 12 --case 15
     python manage.py reanalyse --all [--dry-run]
 
-Each chosen case goes through ``diagnosis.analysis.case_reanalyse``: its photos are queued
+Each chosen case goes through ``analysis.services.case_reanalyse``: its photos are queued
 again and the workers score them with the model they serve. Predictions of earlier model
 versions stay (one row per image and model version). A photo that already has a
 prediction from the deployed version is not scored again: a version names one immutable
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from diagnosis.analysis import case_reanalyse
+from analysis.services import case_reanalyse
 from diagnosis.models import Case
 from inference.artifact import ArtifactError, load_artifact
 from inference.predictor import model_dir_from_environment

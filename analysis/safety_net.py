@@ -5,7 +5,7 @@
   new photo is turned back too, or no usable photo comes within
   ``SKINPORTAL_UNREADABLE_AFTER_HOURS`` (beat: ``inference.unreadable_cases_refer``), the case
   is referred to the specialists serving its clinic (source ``unreadable``, routine), unless
-  clinic staff closed it with a reason first (``case_awaiting_photo_close``).
+  clinic staff closed it with a reason first (``diagnosis.services.case_awaiting_photo_close``).
 - **The audit sample.** A share ``SKINPORTAL_AUDIT_SAMPLE_RATE`` of the cases the model did
   not refer is referred anyway (source ``audit``), so that the cancers the model misses are
   counted instead of guessed (monitoring/). The draw is a hash of the case id mapped to [0, 1):
@@ -21,23 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from accounts.services import audit_record
-
-from .models import Case
-from .permissions import can_submit_clinical_records
-from .selectors import case_list_for
-from .signals import case_refer
-from .transitions import case_transition
+from diagnosis.models import Case
+from diagnosis.selectors import unreadable_after
+from diagnosis.signals import case_refer
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +42,6 @@ UNREADABLE_REASON = gettext_noop("No photo the model could read.")
 AUDIT_REASON = gettext_noop(
     "Audit sample: the model did not refer this case; a share of such cases is read by a specialist."
 )
-REASON_MAX_LENGTH = 1000
 
 
 # --- The audit sample -------------------------------------------------------------------------
@@ -95,10 +87,6 @@ def unreadable_refer(case: Case, *, details: dict | None = None) -> None:
     case_refer(case, source=UNREADABLE, urgency=ROUTINE, reason=UNREADABLE_REASON, details=details)
 
 
-def unreadable_after() -> timedelta:
-    return timedelta(hours=settings.SKINPORTAL_UNREADABLE_AFTER_HOURS)
-
-
 def cases_awaiting_photo_refer(*, now=None) -> int:
     """Refer every case that has waited longer than ``unreadable_after()`` for a usable photo.
 
@@ -122,49 +110,3 @@ def cases_awaiting_photo_refer(*, now=None) -> int:
     if referred:
         logger.info("referred %s cases with no photo the model could read", referred)
     return referred
-
-
-def case_awaiting_photo_close(*, actor, case: Case, reason: str, request: HttpRequest | None = None) -> Case:
-    """Clinic staff close a case that waits for a usable photo, with a reason; it is then not referred.
-
-    For staff of the case's clinic and administrators; the case must be waiting for a new photo
-    (every photo turned back, no result). Audited with the reason.
-    """
-    if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
-        raise PermissionDenied(_("Only staff of the case's clinic can close it."))
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": _("Say why the case is closed without a result.")})
-    if len(reason) > REASON_MAX_LENGTH:
-        raise ValidationError(
-            {"reason": _("At most %(count)s characters.") % {"count": REASON_MAX_LENGTH}}, code="max_length"
-        )
-    with transaction.atomic():
-        current = Case.objects.select_for_update().get(pk=case.pk)
-        if not current.awaiting_photo:
-            raise ValidationError(
-                {"status": _("Only a case waiting for a new photo can be closed without a result.")},
-                code="invalid_transition",
-            )
-        case_transition(
-            case=case,
-            to_status=Case.Status.CLOSED,
-            actor=actor,
-            request=request,
-            details={"without_result": True},
-        )
-        Case.objects.filter(pk=case.pk).update(closed_reason=reason)
-        case.closed_reason = reason
-        audit_record(
-            actor=actor,
-            action="case.close_without_result",
-            obj=case,
-            request=request,
-            details={"reason": reason, "awaiting_photo_since": current.awaiting_photo_since.isoformat()},
-        )
-    return case
-
-
-def case_list_awaiting_photo(cases):
-    """The cases of ``cases`` (already scoped to a user) that wait for a photo the model can read."""
-    return cases.filter(status=Case.Status.FAILED, awaiting_photo_since__isnull=False)

@@ -1,4 +1,4 @@
-"""The inference side of a case: enqueue, claim, score, record, sum up, sweep, analyse again.
+"""The inference side of a case: claim, score, record, sum up, sweep, analyse again, withdraw a photo.
 
 How nothing is lost or scored twice:
 
@@ -32,27 +32,27 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext as _
 
 from accounts.services import audit_record
+from diagnosis import dispatch
+from diagnosis.models import Case, LesionImage, Prediction
+from diagnosis.permissions import can_submit_clinical_records
+from diagnosis.selectors import case_list_for
+from diagnosis.signals import case_refer, case_result_written
+from diagnosis.text import clean_text
+from diagnosis.transitions import CASE_AWAITING_RESULT, IN_SPECIALIST_HANDS, PENDING, case_transition
 from inference.artifact import ArtifactError, artifact_for_version
 from inference.gate import OK as GATE_OK
 from inference.heatmap import overlay_layer_webp
 from inference.preprocessing import CLASSES, load_image
 from inference.risk import HIGH, ImageResult, case_risk
 
-from . import dispatch, safety_net
-from .models import Case, LesionImage, Prediction
-from .permissions import can_submit_clinical_records
-from .selectors import case_list_for
-from .signals import case_refer, case_result_written
-from .transitions import IN_SPECIALIST_HANDS, case_transition
+from . import safety_net
 
 logger = logging.getLogger(__name__)
 
 Status = LesionImage.AnalysisStatus
-PENDING = (Status.QUEUED, Status.ANALYSING)
-# The case statuses the analysis moves on from; later ones belong to people.
-CASE_AWAITING_RESULT = (Case.Status.SUBMITTED, Case.Status.ANALYSING)
 # Statuses in which a new result (photos added for a specialist, a new model version) updates
 # the case's risk and summary without moving the case. Answered cases keep the result they were answered on.
 CASE_RESULT_REFRESHED = (Case.Status.REFERRED, Case.Status.UNDER_REVIEW, Case.Status.INFORMATION_REQUESTED)
@@ -631,3 +631,43 @@ def analysis_sweep() -> dict[str, int]:
     if any(counts.values()):
         logger.info("analysis sweep: %s", counts)
     return counts
+
+
+def image_withdraw(*, actor, image: LesionImage, reason: str, request: HttpRequest | None = None) -> LesionImage:
+    """Withdraw a photo of a reviewed or closed case: kept with its file and predictions, never
+    deleted, but no longer counted on any page, in the API, the letter or the FHIR export. The
+    case's risk and summary are written again from its other photos (the old ones audited).
+    Administrators only; a case keeps at least one photo."""
+    if not getattr(actor, "is_administrator", False):
+        raise PermissionDenied(_("Only an administrator can withdraw a photo."))
+    reason = clean_text(reason, field="reason", multiline=True)
+    if not reason:
+        raise ValidationError({"reason": _("Say why the photo is withdrawn.")})
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=image.case_id)
+        locked = LesionImage.all_objects.select_for_update().get(pk=image.pk)
+        if locked.withdrawn_at is not None:
+            raise ValidationError(_("This photo is already withdrawn."))
+        if case.status not in (Case.Status.REVIEWED, Case.Status.CLOSED):
+            raise ValidationError(_("Only a photo of a case a specialist has answered can be withdrawn."))
+        if not LesionImage.objects.filter(case=case).exclude(pk=locked.pk).exists():
+            raise ValidationError(_("This is the case's last photo; a case keeps at least one."))
+        now = timezone.now()
+        LesionImage.all_objects.filter(pk=locked.pk).update(
+            withdrawn_at=now, withdrawn_by=actor, withdrawn_reason=reason
+        )
+        audit_record(
+            actor=actor,
+            action="image.withdraw",
+            obj=locked,
+            request=request,
+            details={
+                "case": case.pk,
+                "reason": reason,
+                "predictions": list(Prediction.objects.filter(image=locked).values_list("pk", flat=True)),
+                "case_risk": case.risk,
+            },
+        )
+        case_result_update(case_id=case.pk, photo_withdrawn=True)
+        locked.refresh_from_db()
+    return locked
