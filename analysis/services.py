@@ -35,7 +35,7 @@ from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext as _
 
 from accounts.services import audit_record
-from diagnosis import dispatch
+from diagnosis import dispatch, polling
 from diagnosis.models import Case, LesionImage, Prediction
 from diagnosis.permissions import can_submit_clinical_records
 from diagnosis.selectors import case_list_for
@@ -419,6 +419,9 @@ def case_result_update(*, case_id: int, photo_withdrawn: bool = False, savepoint
     """
     refreshed = CASE_RESULT_REFRESHED + ((Case.Status.REVIEWED, Case.Status.CLOSED) if photo_withdrawn else ())
     with transaction.atomic(savepoint=savepoint):
+        # Requests waiting for this case's result (a long poll) learn of the photo's outcome once
+        # it is committed, whether or not it completes the case.
+        transaction.on_commit(lambda: polling.result_changed(case_id))
         # The patient and clinic come along for the audit of the transition; only the case is locked.
         case = Case.objects.select_for_update(of=("self",)).select_related("patient__clinic").filter(pk=case_id).first()
         if case is None or case.status not in CASE_AWAITING_RESULT + refreshed:

@@ -14,15 +14,26 @@ the same small query, a few times a second for up to N seconds (at most
 more photo is finished (then, or when the wait runs out, with 304 if nothing changed at all),
 so a client learns of its result within one check of it being stored, with one request
 instead of one every few seconds. A waiting request holds one web thread (it sleeps between checks): size gunicorn's
-threads for the clients that wait at once (docs/deployment.md).
+threads for the clients that wait at once (skinportal/gunicorn.py, README).
+
+With a Redis broker the waiting request does not check on a timer: it subscribes to the case's
+channel, and the worker publishes there once a photo's outcome is committed
+(``result_changed``, called by analysis/services.py). The version is then read once after
+subscribing (a result stored just before is not missed) and once per message, so a wait costs
+two small queries instead of one every quarter second; every ``NOTIFIED_MAX_STEP`` seconds it
+checks anyway, so a lost message costs a second, never the result. Without Redis (the
+filesystem broker of a one-machine install), or when Redis fails, it checks on the timer as above.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
+import threading
 import time
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -30,6 +41,8 @@ from django.utils import translation
 
 from .models import LesionImage
 from .selectors import case_result_version
+
+logger = logging.getLogger(__name__)
 
 
 def result_etag(*, request: HttpRequest, pk, kind: str) -> tuple[str | None, tuple | None]:
@@ -108,6 +121,81 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+# --- Told, not asking: the case's channel on the broker's Redis -------------------------------
+# With notifications, the longest a waiting request goes without checking (a lost message).
+NOTIFIED_MAX_STEP = 1.0
+# A Redis that does not answer must not hold up a worker or a web thread for long.
+REDIS_TIMEOUT_SECONDS = 0.5
+_clients: dict[str, object] = {}
+_clients_lock = threading.Lock()
+
+
+def _channel(pk) -> str:
+    return f"skinportal:case-result:{int(pk)}"
+
+
+def _redis():
+    """A client of the broker's Redis (one connection pool per process and URL), or None when
+    the broker is not Redis."""
+    url = settings.CELERY_BROKER_URL or ""
+    if urlsplit(url).scheme not in ("redis", "rediss"):
+        return None
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            import redis
+
+            client = redis.Redis.from_url(
+                url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+            )
+            _clients[url] = client
+    return client
+
+
+def result_changed(case_id: int) -> None:
+    """Tell the requests waiting on this case that one of its photos is finished (after the
+    commit). Best effort: a request that misses it checks within ``NOTIFIED_MAX_STEP``."""
+    client = _redis()
+    if client is None:
+        return
+    try:
+        client.publish(_channel(case_id), b"1")
+    except Exception:  # Redis down or slow: the waiting requests check on their own
+        logger.warning("could not announce the result of case %s", case_id, exc_info=True)
+
+
+def _subscribe(pk):
+    """A subscription to the case's channel, confirmed, or None (no Redis, or it failed)."""
+    client = _redis()
+    if client is None:
+        return None
+    subscription = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        subscription.subscribe(_channel(pk))
+        subscription.get_message(timeout=REDIS_TIMEOUT_SECONDS)  # the confirmation
+    except Exception:
+        logger.warning("could not subscribe to case %s; checking on a timer", pk, exc_info=True)
+        _close(subscription)
+        return None
+    return subscription
+
+
+def _await_message(subscription, seconds: float) -> bool | None:
+    """Block until a message on the subscription (True) or ``seconds`` (False); None when Redis failed."""
+    try:
+        return subscription.get_message(timeout=seconds) is not None
+    except Exception:
+        logger.warning("the result channel failed; checking on a timer", exc_info=True)
+        return None
+
+
+def _close(subscription) -> None:
+    try:
+        subscription.close()
+    except Exception:
+        logger.debug("closing a result subscription failed", exc_info=True)
+
+
 def wait_for_change(
     request: HttpRequest,
     *,
@@ -132,11 +220,27 @@ def wait_for_change(
     waiting = version[-1] if unchanged(request, etag) else _client_pending(request)
     if waiting is None:
         return etag, version
-    while version is not None and version[0] in while_status_in and version[-1] >= waiting:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        _sleep(min(step, remaining))
-        step = min(step * STEP_GROWTH, MAX_STEP)
-        etag, version = result_etag(request=request, pk=pk, kind=kind)
+
+    def waits() -> bool:
+        return version is not None and version[0] in while_status_in and version[-1] >= waiting
+
+    subscription = _subscribe(pk) if waits() else None
+    try:
+        if subscription is not None:  # a result stored before the subscription is read here
+            etag, version = result_etag(request=request, pk=pk, kind=kind)
+        while waits():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if subscription is not None:
+                if _await_message(subscription, min(remaining, NOTIFIED_MAX_STEP)) is None:
+                    _close(subscription)
+                    subscription = None
+            else:
+                _sleep(min(step, remaining))
+                step = min(step * STEP_GROWTH, MAX_STEP)
+            etag, version = result_etag(request=request, pk=pk, kind=kind)
+    finally:
+        if subscription is not None:
+            _close(subscription)
     return etag, version

@@ -255,3 +255,112 @@ def test_the_uploads_etag_is_the_one_a_poll_of_the_new_case_gets(
     )
     answer = client.get(url, HTTP_IF_NONE_MATCH=upload["ETag"], HTTP_PREFER="wait=10")
     assert answer.status_code == 200 and len(sleeps) == 1 and answer["ETag"].endswith('-1"')
+
+
+# --- Told, not asking: the worker announces a photo's outcome on the broker's Redis ----------
+def test_a_long_poll_on_redis_is_woken_by_the_announcement_not_a_timer(
+    client_for, staff, pending_case, redis_server, settings, monkeypatch
+):
+    from diagnosis import polling
+
+    settings.CELERY_BROKER_URL = f"{redis_server}/0"
+    monkeypatch.setattr(polling, "NOTIFIED_MAX_STEP", 60)  # only the message can end the wait early
+    monkeypatch.setattr(polling, "_sleep", lambda seconds: pytest.fail("a notified wait checked on a timer"))
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+
+    checks, woken = [], []
+    real_version, real_await = polling.result_etag, polling._await_message
+
+    def version(**kwargs):
+        checks.append(1)
+        answer = real_version(**kwargs)
+        if len(checks) == 2:  # the check just after subscribing: the photo still waits; the
+            score(pending_case)  # worker finishes it right after, and says so
+            polling.result_changed(pending_case.pk)
+        return answer
+
+    def await_message(subscription, seconds):
+        woken.append(real_await(subscription, seconds))
+        return woken[-1]
+
+    monkeypatch.setattr(polling, "result_etag", version)
+    monkeypatch.setattr(polling, "_await_message", await_message)
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=30")
+
+    assert response.status_code == 200 and response.json()["images"][0]["prediction"] is not None
+    # The request's own check, the check after subscribing, then one check after the message:
+    # the wait was ended by the message, with no check while nothing happened.
+    assert woken == [True] and len(checks) == 3
+
+
+def test_a_result_stored_before_the_subscription_is_not_missed(
+    client_for, staff, pending_case, redis_server, settings, monkeypatch
+):
+    from diagnosis import polling
+
+    settings.CELERY_BROKER_URL = f"{redis_server}/0"
+    monkeypatch.setattr(polling, "NOTIFIED_MAX_STEP", 60)
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    real_subscribe = polling._subscribe
+
+    def subscribe(pk):  # the worker finishes between the request's check and its subscription
+        score(pending_case)
+        polling.result_changed(pending_case.pk)  # nobody listens yet: the message is lost
+        return real_subscribe(pk)
+
+    monkeypatch.setattr(polling, "_subscribe", subscribe)
+    monkeypatch.setattr(polling, "_await_message", lambda *args: pytest.fail("waited for a message already sent"))
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=30")
+
+    assert response.status_code == 200 and response.json()["images"][0]["prediction"] is not None
+
+
+def test_the_worker_announces_a_photos_outcome_only_once_committed(
+    pending_case, redis_server, settings, django_capture_on_commit_callbacks
+):
+    import redis
+
+    from analysis import services as analysis
+    from diagnosis import polling
+
+    settings.CELERY_BROKER_URL = f"{redis_server}/0"
+    listener = redis.Redis.from_url(f"{redis_server}/0", socket_connect_timeout=2).pubsub(
+        ignore_subscribe_messages=True
+    )
+    listener.subscribe(polling._channel(pending_case.pk))
+    listener.get_message(timeout=2)  # the confirmation
+    # A photo finished while another still waits: the case has no result yet, but a waiting
+    # request wants to hear of every photo.
+    LesionImageFactory(case=pending_case, analysis_status="queued")
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            analysis.case_result_update(case_id=pending_case.pk)
+        assert listener.get_message(timeout=0.2) is None  # not before the commit
+        for callback in callbacks:
+            callback()
+        message = listener.get_message(timeout=5)
+    finally:
+        listener.close()
+    assert message is not None and message["data"] == b"1"
+
+
+def test_with_redis_down_a_long_poll_checks_on_a_timer_and_the_worker_carries_on(
+    client_for, staff, pending_case, settings, sleeps
+):
+    from diagnosis import polling
+    from tests.inference_fixtures import _free_port
+
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    polling.result_changed(pending_case.pk)  # logged, not raised
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    sleeps.then[2] = lambda: score(pending_case)
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10")
+
+    assert response.status_code == 200 and len(sleeps) == 2
