@@ -20,7 +20,6 @@ Timings are settings read from the environment (skinportal/settings/base.py, doc
 
 from __future__ import annotations
 
-import io
 import logging
 from datetime import timedelta
 
@@ -42,11 +41,8 @@ from diagnosis.selectors import case_list_for
 from diagnosis.signals import case_refer, case_result_written
 from diagnosis.text import clean_text
 from diagnosis.transitions import CASE_AWAITING_RESULT, IN_SPECIALIST_HANDS, PENDING, case_transition
-from inference.artifact import ArtifactError, artifact_for_version
-from inference.gate import OK as GATE_OK
-from inference.heatmap import overlay_layer_webp
-from inference.preprocessing import CLASSES, load_image
-from inference.risk import HIGH, ImageResult, case_risk
+from inference import serving
+from inference.serving import CLASSES, GATE_OK, HIGH, ArtifactError, ImageResult, case_risk
 
 from . import safety_net
 
@@ -172,20 +168,10 @@ def _read_photo(image: LesionImage):
         raise PermanentAnalysisError(PHOTO_MISSING) from exc
     # Other OSErrors (storage briefly unavailable) propagate and are retried.
     try:
-        return load_image(io.BytesIO(data))
+        return serving.read_photo(data)
     except Exception as exc:  # any decoder failure: corrupt, truncated, unsupported, too large
         logger.warning("image %s could not be read as an image", image.pk, exc_info=True)
         raise PermanentAnalysisError(PHOTO_UNREADABLE) from exc
-
-
-def _served_version() -> str:
-    """The served model's version, or "" when it cannot be loaded (image_analyse then fails the photo)."""
-    from inference.predictor import get_predictor
-
-    try:
-        return get_predictor().model_version
-    except ArtifactError:
-        return ""
 
 
 def _served_prediction(image: LesionImage, model_version: str) -> tuple[bool, str]:
@@ -198,10 +184,8 @@ def _served_prediction(image: LesionImage, model_version: str) -> tuple[bool, st
 
 
 def _serving_predictor(*, image_id: int | None = None):
-    from inference.predictor import get_predictor
-
     try:
-        return get_predictor()
+        return serving.served_model()
     except ArtifactError as exc:
         logger.error("the model cannot be loaded (image %s): %s", image_id, exc)
         raise PermanentAnalysisError(MODEL_UNAVAILABLE) from exc
@@ -212,7 +196,7 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
 
     Returns what happened: "scored", "already scored", "failed" or "skipped".
     """
-    image = image_analysis_claim(image_id=image_id, resume=resume, model_version=_served_version())
+    image = image_analysis_claim(image_id=image_id, resume=resume, model_version=serving.served_version())
     if image is None:
         # Finished by an earlier run that died before settling the case? Settle it now.
         finished = LesionImage.objects.filter(pk=image_id).exclude(analysis_status__in=PENDING).first()
@@ -238,28 +222,23 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
         else:
             photo = _read_photo(image)
             try:
-                scores = predictor.predict_image(photo)
+                reading = serving.read(predictor, photo)
             except (ValueError, RuntimeError) as exc:
                 logger.exception("the model could not score image %s", image.pk)
                 raise PermanentAnalysisError(PHOTO_NOT_SCORED) from exc
-            gate = scores.gate.reason if scores.gate is not None else GATE_OK
-            # A photo the gate turns back gets no heatmap: nothing from it is shown as a result.
-            heatmap = None
-            if scores.activation_map is not None and gate == GATE_OK:
-                heatmap = overlay_layer_webp(photo, scores.activation_map)
             prediction_record(
                 existing_checked=True,  # just looked for, above
                 settled=settled,
                 image=image,
-                model_version=predictor.model_version,
-                probabilities=scores.probabilities,
-                top_class=scores.top_class,
-                balanced_class=scores.balanced_class,
-                artifact_sha256=predictor.artifact.sha256,
-                inference_ms=scores.inference_ms,
-                heatmap_png=heatmap,
-                gate=gate,
-                gate_score=scores.gate.score if scores.gate is not None else None,
+                model_version=reading.model_version,
+                probabilities=reading.probabilities,
+                top_class=reading.top_class,
+                balanced_class=reading.balanced_class,
+                artifact_sha256=reading.artifact_sha256,
+                inference_ms=reading.inference_ms,
+                heatmap_png=reading.heatmap_webp,
+                gate=reading.gate,
+                gate_score=reading.gate_score,
             )
             outcome = "scored"
     except PermanentAnalysisError as exc:
@@ -513,20 +492,8 @@ def _scoring_thresholds(prediction: Prediction) -> dict[str, float]:
 
     A prediction that recorded its artifact's hash is settled only with exactly that artifact.
     """
-    from inference.predictor import get_predictor
-
     try:
-        served = get_predictor().artifact
-    except ArtifactError:
-        served = None  # the served model is broken or gone; the scoring artifact may still be there
-    if (
-        served is not None
-        and served.model_version == prediction.model_version
-        and prediction.artifact_sha256 in ("", served.sha256)
-    ):
-        return served.thresholds
-    try:
-        return artifact_for_version(prediction.model_version, prediction.artifact_sha256).thresholds
+        return serving.thresholds_of(prediction.model_version, prediction.artifact_sha256)
     except ArtifactError as exc:
         logger.error("image %s: cannot read the thresholds of its model: %s", prediction.image_id, exc)
         raise PermanentAnalysisError(MODEL_UNAVAILABLE) from exc

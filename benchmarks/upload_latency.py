@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed before and after")
     parser.add_argument("--model", type=Path, help="artifact folder (default: the deployed model)")
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--worker-pool", default="prefork", choices=("prefork", "threads", "solo"), help="the Celery worker's pool"
+    )
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per web worker")
     parser.add_argument("--port", type=int, default=8799)
@@ -314,6 +317,8 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
                 "inference",
                 "--concurrency",
                 str(args.worker_concurrency),
+                "--pool",
+                args.worker_pool,
                 "--loglevel",
                 "WARNING",
                 "--without-gossip",
@@ -356,7 +361,7 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
         engine = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
         print(
             f"model {version}; gunicorn {args.web_workers} workers x {args.web_threads} threads; "
-            f"celery worker concurrency {args.worker_concurrency}; Redis {args.redis_url}; {engine}; "
+            f"celery worker concurrency {args.worker_concurrency} ({args.worker_pool}); Redis {args.redis_url}; {engine}; "
             f"{len(photos)} distinct HAM10000 photos"
         )
         throughputs, cpu_lines, polls = [], [], []

@@ -53,6 +53,21 @@ def _imported_top_levels(path: Path) -> set[str]:
     return names
 
 
+def _inference_modules(path: Path) -> set[str]:
+    """The modules of ``inference`` a file imports, by their full names."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.split(".")[0] == "inference")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "inference":
+                names.update(f"inference.{alias.name}" for alias in node.names)
+            elif node.module.split(".")[0] == "inference":
+                names.add(node.module)
+    return names
+
+
 def _code_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
@@ -71,6 +86,12 @@ def test_the_import_check_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from triage.models import Referral\n    import diagnosis.tasks\n")
     assert _imported_top_levels(module) == {"triage", "diagnosis"}
+
+
+def test_the_analysis_reaches_the_model_through_one_small_interface():
+    """``inference.serving`` is the analysis worker's one door to the model."""
+    used = {name for path in _sources("analysis") for name in _inference_modules(path)}
+    assert used == {"inference.serving"}, sorted(used)
 
 
 def test_no_app_holds_more_than_35_percent_of_the_django_code():

@@ -135,7 +135,9 @@ def test_failure_details_go_to_the_log_not_to_clinic_users(stage, db, served_mod
         raise ValueError(f"cannot identify image file '{internal_path}'")
 
     if stage == "decoding":
-        monkeypatch.setattr(analysis, "load_image", broken)
+        from inference import serving
+
+        monkeypatch.setattr(serving, "read_photo", broken)
     else:
         monkeypatch.setattr(served_model, "predict_image", broken)
     image = LesionImageFactory()

@@ -20,8 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from analysis.services import case_reanalyse
 from diagnosis.models import Case
-from inference.artifact import ArtifactError, load_artifact
-from inference.predictor import model_dir_from_environment
+from inference.serving import ArtifactError, deployed_version
 
 LEFT_ALONE = {
     Case.Status.SUBMITTED: "analysis in progress",
@@ -44,7 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, case_ids: list[int] | None, all_cases: bool, dry_run: bool, **options) -> None:
         try:
-            version = load_artifact(model_dir_from_environment(), verify=False).model_version
+            version = deployed_version()
         except ArtifactError as exc:
             raise CommandError(f"no deployed model: {exc}") from exc
 
