@@ -361,9 +361,11 @@ def run(args, photos: list[bytes], scratch: Path, store_env: dict) -> None:
         engine = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
         print(
             f"model {version}; gunicorn {args.web_workers} workers x {args.web_threads} threads; "
-            f"celery worker concurrency {args.worker_concurrency} ({args.worker_pool}); Redis {args.redis_url}; {engine}; "
+            f"celery worker concurrency {args.worker_concurrency}; Redis {args.redis_url}; {engine}; "
             f"{len(photos)} distinct HAM10000 photos"
         )
+        if args.worker_pool != "prefork":
+            print(f"celery worker pool: {args.worker_pool}")
         throughputs, cpu_lines, polls = [], [], []
         for number, clients in enumerate(args.clients):
             stop = None
