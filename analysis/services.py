@@ -33,16 +33,16 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext as _
 
+from accounts.permissions import can_submit_clinical_records
 from accounts.services import audit_record
 from diagnosis import dispatch, polling
 from diagnosis.models import Case, LesionImage, Prediction
-from diagnosis.permissions import can_submit_clinical_records
 from diagnosis.selectors import case_list_for
 from diagnosis.signals import case_refer, case_result_written
-from diagnosis.text import clean_text
 from diagnosis.transitions import CASE_AWAITING_RESULT, IN_SPECIALIST_HANDS, PENDING, case_transition
 from inference import serving
 from inference.serving import CLASSES, GATE_OK, HIGH, ArtifactError, ImageResult, case_risk
+from skinportal.text import clean_text
 
 from . import safety_net
 

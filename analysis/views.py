@@ -10,10 +10,10 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from diagnosis.access import scoped_object_or_404
-from diagnosis.permissions import can_submit_clinical_records
+from accounts.permissions import can_submit_clinical_records
 from diagnosis.selectors import case_list_for
-from diagnosis.views import private_no_store
+from skinportal.access import scoped_object_or_404
+from skinportal.web import private_no_store
 
 from .services import case_reanalyse
 

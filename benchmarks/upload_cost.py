@@ -57,7 +57,7 @@ import pillow_heif
 pillow_heif.register_heif_opener()
 from rest_framework.test import APIClient
 from accounts.models import Clinic, User
-from diagnosis.models import Patient
+from patients.models import Patient
 
 fmt, side, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 clinic = Clinic.objects.create(name="Bench")

@@ -145,9 +145,10 @@ def run(args, payloads: list[bytes]) -> None:
 
     from accounts.models import Clinic, User
     from analysis import services as analysis
-    from diagnosis.models import LesionImage, Patient
+    from diagnosis.models import LesionImage
     from inference.predictor import get_predictor
     from inference.preprocessing import model_pixels
+    from patients.models import Patient
 
     setup_test_environment()  # the test client needs it; nothing else changes
     call_command("migrate", verbosity=0, interactive=False)

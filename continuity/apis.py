@@ -21,9 +21,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
-from diagnosis.access import scoped_object_or_404
-from diagnosis.disclosure import sees_patient_identity
-from diagnosis.selectors import case_list_for, lesion_list_for, patient_list_for
+from diagnosis.selectors import case_list_for, lesion_list_for
+from patients.disclosure import sees_patient_identity
+from patients.selectors import patient_list_for
+from skinportal.access import scoped_object_or_404
 from skinportal.api import ApiView, Pages
 from triage.permissions import IsClinicalSubmitter
 

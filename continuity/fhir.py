@@ -97,7 +97,7 @@ def case_bundle(*, case: Case, absolute, shows_patient_identity: bool = True) ->
         )
     )
     # A specialist's export names no one: the patient number, sex and year of birth
-    # (diagnosis.disclosure); the clinic's own export is the whole record.
+    # (patients.disclosure); the clinic's own export is the whole record.
     patient_ref = add(
         Patient(
             identifier=[

@@ -74,7 +74,7 @@ def _photo_data_uri(image: LesionImage) -> str | None:
 
 def letter_context(*, case: Case, for_pdf: bool, shows_patient_identity: bool = True) -> dict:
     """What the letter shows. Without ``shows_patient_identity`` (a specialist's copy,
-    ``diagnosis.disclosure``) it names the patient by number, age, sex and skin type only."""
+    ``patients.disclosure``) it names the patient by number, age, sex and skin type only."""
     try:
         referral = case.referral
     except ObjectDoesNotExist:

@@ -8,8 +8,8 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts.permissions import can_submit_clinical_records
 from diagnosis.models import Case
-from diagnosis.permissions import can_submit_clinical_records
 from diagnosis.selectors import case_list_for, lesion_list_for
 
 from .models import FollowUp

@@ -16,12 +16,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from accounts.permissions import can_submit_clinical_records
 from accounts.services import audit_record
-from diagnosis.access import scoped_object_or_404
-from diagnosis.disclosure import sees_patient_identity
-from diagnosis.permissions import can_submit_clinical_records
 from diagnosis.selectors import case_list_for, lesion_list_for
-from diagnosis.views import private_no_store
+from patients.disclosure import sees_patient_identity
+from skinportal.access import scoped_object_or_404
+from skinportal.web import private_no_store
 
 from .history import compare_pair, lesion_visits, photos_by_kind
 from .letter import letter_context

@@ -7,9 +7,11 @@ from django.http import HttpRequest
 
 from accounts.models import Clinic
 from accounts.services import audit_record
+from patients.models import Patient
+from patients.services import patient_consent_record
 
-from .models import Case, LesionImage, Patient
-from .services import patient_clinic_move, patient_consent_record
+from .models import Case, LesionImage
+from .services import patient_clinic_move
 
 
 def _plain(value):

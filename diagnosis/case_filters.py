@@ -10,8 +10,9 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from skinportal.forms import LocalDateField
+
 from . import extensions
-from .forms import LocalDateField
 from .models import Case
 from .selectors import case_list_awaiting_photo
 from .transitions import CASE_AWAITING_RESULT
@@ -87,7 +88,7 @@ class CaseFilterForm(forms.Form):
 def case_list_filter(cases: QuerySet[Case], form: CaseFilterForm, *, by_name: bool = True) -> QuerySet[Case]:
     """`cases` (already scoped to the user) narrowed by a valid form's filters.
 
-    Without ``by_name`` (a specialist, ``diagnosis.disclosure``) the search matches patient
+    Without ``by_name`` (a specialist, ``patients.disclosure``) the search matches patient
     numbers only, so it cannot be used to learn a name the page does not show.
     """
     data = form.cleaned_data

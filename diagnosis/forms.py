@@ -4,133 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.utils import formats
-from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from .models import Case, Lesion, LesionImage, Patient
-from .text import NOTES_MAX_LENGTH
+from skinportal.text import NOTES_MAX_LENGTH
+
+from .models import Case, Lesion, LesionImage
 from .vocabulary import ABCDE_SIGNS, CASE_SIGNS, HISTORY_SIGNS
-
-CONSENT_WORDING = _(
-    "The patient (or their legal guardian) agrees that photographs of the skin lesion "
-    "may be taken, stored in Skin Portal, analysed by software and seen by the clinic "
-    "and by specialists to support their care. The software's result is decision "
-    "support for clinicians, not a diagnosis."
-)
-
-
-def date_input_formats() -> list[str]:
-    """The active language's date formats with a four-digit year (a two-digit year of birth is
-    ambiguous); ISO (yyyy-mm-dd) is always among them."""
-    return [f for f in formats.get_format("DATE_INPUT_FORMATS") if "%y" not in f]
-
-
-def date_display_format() -> str:
-    """How a date is written in the active language's date fields: day first for en-gb, fr and pt."""
-    written = [f for f in date_input_formats() if not f.startswith("%Y")]
-    return (written or date_input_formats())[0]
-
-
-def date_placeholder() -> str:
-    """The expected format in the reader's words: dd/mm/yyyy, jj/mm/aaaa, dd/mm/aaaa."""
-    return (
-        date_display_format().replace("%d", gettext("dd")).replace("%m", gettext("mm")).replace("%Y", gettext("yyyy"))
-    )
-
-
-class LocalDateInput(forms.DateInput):
-    """A date typed as the reader's language writes it (02/03/1970), not the browser's date
-    picker, whose format follows the phone's settings rather than the portal's language."""
-
-    input_type = "text"
-
-    def format_value(self, value):
-        if hasattr(value, "strftime"):
-            return value.strftime(date_display_format())
-        return value
-
-    def get_context(self, name, value, attrs):
-        context = super().get_context(name, value, attrs)
-        context["widget"]["attrs"].setdefault("placeholder", date_placeholder())
-        context["widget"]["attrs"].setdefault("inputmode", "numeric")
-        return context
-
-
-class LocalDateField(forms.DateField):
-    """A date in the active language's formats (or ISO)."""
-
-    widget = LocalDateInput
-
-    @property
-    def input_formats(self):
-        return date_input_formats()
-
-
-class PatientForm(forms.Form):
-    clinic = forms.ModelChoiceField(label=_("Clinic"), queryset=None, empty_label=None)
-    identifier = forms.CharField(
-        label=_("Patient number"),
-        max_length=64,
-        help_text=_("The clinic's own number for this patient."),
-    )
-    full_name = forms.CharField(label=_("Full name"), max_length=200)
-    date_of_birth = LocalDateField(label=_("Date of birth"), widget=LocalDateInput(attrs={"autocomplete": "off"}))
-    sex = forms.ChoiceField(label=_("Sex"), choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
-    skin_type = forms.ChoiceField(
-        label=_("Skin type (Fitzpatrick)"),
-        choices=[("", _("Not recorded")), *Patient.SkinType.choices],
-        required=False,
-    )
-    phone = forms.CharField(label=_("Contact phone"), max_length=32, required=False)
-    village = forms.CharField(label=_("Village"), max_length=200, required=False)
-    consent_given = forms.BooleanField(
-        label=_("Consent given"),
-        required=False,
-        help_text=CONSENT_WORDING,
-    )
-
-    def __init__(self, *args, clinics, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["clinic"].queryset = clinics
-        if clinics.count() == 1:
-            self.fields["clinic"].initial = clinics.first()
-            self.fields["clinic"].widget = forms.HiddenInput()
-        self.fields["full_name"].widget.attrs["autocomplete"] = "off"
-        self.fields["identifier"].widget.attrs["autocomplete"] = "off"
-        self.fields["phone"].widget.input_type = "tel"
-
-
-class PatientEditForm(forms.Form):
-    """Correcting a patient's details (diagnosis.services.patient_update); clinic and consent stay."""
-
-    identifier = PatientForm.base_fields["identifier"]
-    full_name = PatientForm.base_fields["full_name"]
-    date_of_birth = PatientForm.base_fields["date_of_birth"]
-    sex = PatientForm.base_fields["sex"]
-    skin_type = PatientForm.base_fields["skin_type"]
-    phone = PatientForm.base_fields["phone"]
-    village = PatientForm.base_fields["village"]
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["phone"].widget.input_type = "tel"
-        self.fields["phone"].widget.attrs["autocomplete"] = "off"
-
-
-class PatientSearchForm(forms.Form):
-    """The patient list's search box. CharField refuses NUL characters, which PostgreSQL cannot take."""
-
-    q = forms.CharField(label=_("Search by name or patient number"), required=False, max_length=200)
-
-
-class PatientConsentForm(forms.Form):
-    """The patient page's consent buttons: "true" records consent, "false" withdraws it."""
-
-    consent_given = forms.TypedChoiceField(
-        choices=[("true", _("Record consent")), ("false", _("Withdraw consent"))],
-        coerce=lambda value: value == "true",
-    )
 
 
 class MultipleImageInput(forms.ClearableFileInput):

@@ -2,7 +2,8 @@
 
 Clinic staff see their own clinics' records; specialists see the referred cases of the
 clinics they serve (``User.clinics``), with those cases' images and predictions, but no patient
-records (what they see of a patient is in ``diagnosis.disclosure``); administrators see everything;
+records (what they see of a patient is in ``patients.disclosure``; patients are read through
+``patients.selectors.patient_list_for``); administrators see everything;
 anonymous and inactive users see nothing. Views and APIs fetch single objects through
 these too (``get_object_or_404(case_list_for(user=u), pk=pk)``), so another clinic's record
 is a 404.
@@ -13,14 +14,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
+
+from accounts.permissions import can_read
 
 from . import extensions
-from .models import Case, Lesion, LesionImage, Patient
-
-
-def _can_read(user) -> bool:
-    return bool(user is not None and user.is_authenticated and user.is_active)
+from .models import Case, Lesion, LesionImage
 
 
 def _case_scope(user) -> Q | None:
@@ -36,7 +35,7 @@ def _case_scope(user) -> Q | None:
 
 
 def case_list_for(*, user) -> QuerySet[Case]:
-    if not _can_read(user):
+    if not can_read(user):
         return Case.objects.none()
     cases = Case.objects.select_related("patient", "patient__clinic", "submitted_by")
     cases = cases.prefetch_related(Prefetch("images", queryset=LesionImage.objects.prefetch_related("predictions")))
@@ -45,24 +44,9 @@ def case_list_for(*, user) -> QuerySet[Case]:
     return cases if scope is None else cases.filter(scope)
 
 
-def patient_list_for(*, user) -> QuerySet[Patient]:
-    """Patient records: a clinic's staff see its patients; specialists none (``diagnosis.disclosure``):
-    they see a patient's age, sex and skin type on the referred cases they answer, nothing more."""
-    if not _can_read(user):
-        return Patient.objects.none()
-    patients = Patient.objects.select_related("clinic")
-    if user.is_administrator:
-        return patients
-    if user.is_clinic_staff:
-        # in_clinic_of: the rows are in clinics this user works in, which is what submitting a
-        # case for them needs (diagnosis.services), so the service does not ask again.
-        return patients.filter(clinic__in=user.clinics.filter(is_active=True)).annotate(in_clinic_of=Value(user.pk))
-    return patients.none()
-
-
 def lesion_list_for(*, user) -> QuerySet[Lesion]:
     """Lesions scoped like cases: staff see their clinics' lesions; specialists those with a referred case."""
-    if not _can_read(user):
+    if not can_read(user):
         return Lesion.objects.none()
     lesions = Lesion.objects.select_related("patient", "patient__clinic")
     if user.is_administrator:
@@ -76,25 +60,12 @@ def lesion_list_for(*, user) -> QuerySet[Lesion]:
 
 
 def image_list_for(*, user) -> QuerySet[LesionImage]:
-    if not _can_read(user):
+    if not can_read(user):
         return LesionImage.objects.none()
     images = LesionImage.objects.select_related("case", "case__patient", "case__patient__clinic")
     images = images.prefetch_related("predictions")
     scope = _case_scope(user)
     return images if scope is None else images.filter(case__in=Case.objects.filter(scope))
-
-
-def clinics_for(*, user):
-    """Clinics this user may register patients in."""
-    from accounts.models import Clinic
-
-    if not _can_read(user):
-        return Clinic.objects.none()
-    if user.is_administrator:
-        return Clinic.objects.filter(is_active=True)
-    if user.is_clinic_staff:
-        return user.clinics.filter(is_active=True)
-    return Clinic.objects.none()
 
 
 def photo_kinds_last_used(*, clinic_id: int) -> list[str]:

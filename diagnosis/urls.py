@@ -1,4 +1,4 @@
-"""REST API v1 (/api/v1/) and the private, access-checked image files (/media/lesions/)."""
+"""REST API v1 of cases (/api/v1/cases/) and the private, access-checked image files (/media/lesions/)."""
 
 from django.urls import path
 
@@ -7,17 +7,6 @@ from . import apis
 app_name = "diagnosis"
 
 urlpatterns = [
-    path("api/v1/patients/", apis.PatientListCreateApi.as_view(), name="api-patient-list"),
-    path(
-        "api/v1/patients/<int:pk>/",
-        apis.PatientDetailApi.as_view(),
-        name="api-patient-detail",
-    ),
-    path(
-        "api/v1/patients/<int:pk>/consent/",
-        apis.PatientConsentApi.as_view(),
-        name="api-patient-consent",
-    ),
     path("api/v1/cases/", apis.CaseListCreateApi.as_view(), name="api-case-list"),
     path("api/v1/cases/<int:pk>/", apis.CaseDetailApi.as_view(), name="api-case-detail"),
     path("api/v1/cases/<int:pk>/images/", apis.CasePhotosAddApi.as_view(), name="api-case-photos-add"),

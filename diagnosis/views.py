@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Callable
-from functools import wraps
 from math import ceil
 
 from django.conf import settings
@@ -36,45 +34,35 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
+from accounts.permissions import can_submit_clinical_records
 from accounts.services import audit_record
 from clinics.uv import dashboard_uv_readings
 from inference.artifact import ArtifactError, artifact_for_version
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
+from patients.disclosure import sees_patient_identity
+from patients.forms import CONSENT_WORDING
+from patients.selectors import patient_list_for
 from photos.uploads import upload_allowance_take
+from skinportal.access import scoped_object_or_404
+from skinportal.web import add_service_errors, form_errors, private_no_store, shows_clinic, wants_json
 
 from . import extensions, idempotency, polling
-from .access import scoped_object_or_404
 from .case_filters import CaseFilterForm, case_list_filter
-from .disclosure import sees_patient_identity
-from .forms import (
-    CONSENT_WORDING,
-    CaseForm,
-    PatientConsentForm,
-    PatientEditForm,
-    PatientForm,
-    PatientSearchForm,
-)
+from .forms import CaseForm
 from .models import Case, LesionImage
-from .permissions import can_submit_clinical_records
 from .selectors import (
     case_list_awaiting_photo,
     case_list_for,
-    clinics_for,
     image_list_for,
     lesion_list_for,
-    patient_list_for,
     photo_kinds_last_used,
     unreadable_after,
 )
 from .services import (
-    PATIENT_EDITABLE_FIELDS,
     case_awaiting_photo_close,
     case_photos_add,
     case_submit,
-    patient_consent_record,
-    patient_create,
-    patient_update,
 )
 from .transitions import CASE_AWAITING_RESULT, IN_SPECIALIST_HANDS, photos_accepted
 from .transitions import PENDING as PENDING_IMAGES
@@ -83,31 +71,10 @@ from .vocabulary import class_name
 logger = logging.getLogger(__name__)
 
 RECENT_CASES = 20
-PATIENTS_PER_PAGE = 25
 REVIEW_QUEUE_STATUSES = (Case.Status.REFERRED, Case.Status.UNDER_REVIEW)
 # Long side in pixels of the scaled copies lists and the result card show: a thumbnail
 # costs a few KB instead of the stored photo's few hundred on a weak connection.
 PREVIEW_SIZES = frozenset({160, 800})
-
-
-def private_no_store(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """For every page that shows patient data: kept in no browser or proxy cache.
-
-    Sets the header outright (not merged) so nothing upstream can leave a max-age beside
-    it; the REST API sends the same value (skinportal.api.PrivateResponses).
-    """
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        response["Cache-Control"] = "private, no-store"
-        return response
-
-    return wrapped
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    return request.headers.get("x-requested-with") == "XMLHttpRequest"
 
 
 # --- Dashboard -------------------------------------------------------------------------------
@@ -148,7 +115,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 failed=Count("pk", filter=Q(status=Case.Status.FAILED)),
             ),
         )
-    context["show_clinic"] = _shows_clinic(user)
+    context["show_clinic"] = shows_clinic(user)
     context["uv_readings"] = dashboard_uv_readings(user=user)
     # Beyond the first RECENT_CASES, the case list pages through the rest.
     total = context["queue_count"] if user.is_specialist else cases.count()
@@ -199,116 +166,9 @@ def case_list_view(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filtered": bool(filters),
             "query_string": query.urlencode(),
-            "show_clinic": _shows_clinic(request.user),
+            "show_clinic": shows_clinic(request.user),
         },
         status=200 if valid else 400,
-    )
-
-
-# --- Patients --------------------------------------------------------------------------------
-@private_no_store
-@login_required
-@require_GET
-def patient_list(request: HttpRequest) -> HttpResponse:
-    if not sees_patient_identity(request.user):
-        raise Http404  # specialists have no patient records (diagnosis.disclosure)
-    # Aggregating drops the model's default ordering, so it is given again for paging.
-    patients = patient_list_for(user=request.user).annotate(case_count=Count("cases")).order_by("-created_at", "-pk")
-    search = PatientSearchForm(request.GET)
-    search_valid = search.is_valid()
-    if search_valid:
-        query = search.cleaned_data["q"]
-        if query:
-            patients = patients.filter(Q(identifier__icontains=query) | Q(full_name__icontains=query))
-    else:
-        # E.g. a NUL character, which PostgreSQL refuses in a query: nothing is searched or
-        # audited, and the form says why.
-        query = ""
-        patients = patients.none()
-    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
-    if search_valid:
-        audit_record(
-            actor=request.user,
-            action="patient.list",
-            request=request,
-            details={"search": query, "ids": [patient.pk for patient in page]},
-        )
-    return render(
-        request,
-        "diagnosis/patient_list.html",
-        {
-            "page": page,
-            "query": query,
-            "search_errors": search.errors.get("q", []),
-            "can_create": clinics_for(user=request.user).exists(),
-            "show_clinic": _shows_clinic(request.user),
-        },
-        status=200 if search_valid else 400,
-    )
-
-
-@private_no_store
-@login_required
-@require_http_methods(["GET", "POST"])
-def patient_create_view(request: HttpRequest) -> HttpResponse:
-    clinics = clinics_for(user=request.user)
-    if not clinics.exists():
-        raise PermissionDenied(_("Only clinic staff and administrators register patients."))
-    form = PatientForm(request.POST or None, clinics=clinics)
-    if request.method == "POST" and form.is_valid():
-        try:
-            patient = patient_create(actor=request.user, request=request, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
-        else:
-            messages.success(request, _("%(name)s is registered.") % {"name": patient.full_name})
-            return redirect("web:patient-detail", pk=patient.pk)
-    existing = None
-    if form.is_bound and form.has_error("identifier", code="unique"):
-        existing = _same_number_patient(request, form.cleaned_data.get("clinic"), form.data.get("identifier", ""))
-    return render(
-        request,
-        "diagnosis/patient_form.html",
-        {"form": form, "consent_wording": CONSENT_WORDING, "existing_patient": existing},
-    )
-
-
-def _same_number_patient(request: HttpRequest, clinic, identifier: str):
-    """The patient already registered under this number, if the user may see them (for a link)."""
-    if clinic is None:
-        return None
-    return patient_list_for(user=request.user).filter(clinic=clinic, identifier=identifier.strip()).first()
-
-
-@private_no_store
-@login_required
-@require_http_methods(["GET", "POST"])
-def patient_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
-    """Correct a patient's details; every change is audited with its old and new value."""
-    patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
-    if not can_submit_clinical_records(request.user):
-        raise PermissionDenied(_("Only clinic staff and administrators change patient details."))
-    initial = {field: getattr(patient, field) for field in PATIENT_EDITABLE_FIELDS}
-    form = PatientEditForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            patient_update(actor=request.user, patient=patient, request=request, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
-        else:
-            messages.success(request, _("The patient's details are saved."))
-            return redirect("web:patient-detail", pk=patient.pk)
-    if request.method == "GET":
-        audit_record(
-            actor=request.user, action="patient.view", obj=patient, request=request, details={"page": "patient-edit"}
-        )
-    existing = None
-    if form.is_bound and form.has_error("identifier", code="unique"):
-        existing = _same_number_patient(request, patient.clinic, form.data.get("identifier", ""))
-    return render(
-        request,
-        "diagnosis/patient_edit.html",
-        {"form": form, "patient": patient, "existing_patient": existing},
     )
 
 
@@ -333,38 +193,6 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "panels": [mark_safe(panel(request, patient)) for panel in extensions.PATIENT_PAGE_PANELS],  # noqa: S308
         },
     )
-
-
-@private_no_store
-@login_required
-@require_POST
-def patient_consent_view(request: HttpRequest, pk: int) -> HttpResponse:
-    """Record or withdraw the patient's consent (the buttons on the patient page)."""
-    patient = scoped_object_or_404(patient_list_for(user=request.user), pk=pk, request=request)
-    if not can_submit_clinical_records(request.user):
-        raise PermissionDenied(_("Only clinic staff and administrators record consent."))
-    form = PatientConsentForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Choose whether to record or to withdraw consent."))
-        return redirect("web:patient-detail", pk=patient.pk)
-    consent_given = form.cleaned_data["consent_given"]
-    if not consent_given and request.POST.get("confirm") != "yes":
-        # Withdrawing is asked again on a page of its own, never one tap.
-        return render(request, "diagnosis/patient_consent_withdraw.html", {"patient": patient})
-    try:
-        patient_consent_record(actor=request.user, patient=patient, consent_given=consent_given, request=request)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        if consent_given:
-            messages.success(request, _("Consent is recorded for %(name)s.") % {"name": patient.full_name})
-        else:
-            messages.success(
-                request,
-                _("Consent is withdrawn for %(name)s; no new case can be submitted for them.")
-                % {"name": patient.full_name},
-            )
-    return redirect("web:patient-detail", pk=patient.pk)
 
 
 # --- Cases -----------------------------------------------------------------------------------
@@ -407,7 +235,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 None,
                 _("The patient's consent is not recorded; a case cannot be submitted."),
             )
-        elif _wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
+        elif wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
             return _case_create_once(request, patient, form)
         elif form.is_valid():
             try:
@@ -418,15 +246,15 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                     **form.service_kwargs(),
                 )
             except ValidationError as exc:
-                _add_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 url = reverse("web:case-detail", args=[case.pk])
-                if _wants_json(request):
+                if wants_json(request):
                     return JsonResponse({"case": case.pk, "redirect": url}, status=201)
                 messages.success(request, _("The case is submitted; analysis has started."))
                 return redirect(url)
-        if _wants_json(request):
-            return JsonResponse({"errors": _form_errors(form)}, status=429 if status == 429 else 400)
+        if wants_json(request):
+            return JsonResponse({"errors": form_errors(form)}, status=429 if status == 429 else 400)
     return render(
         request,
         "diagnosis/case_form.html",
@@ -459,7 +287,7 @@ def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
         try:
             case = case_submit(actor=request.user, patient=patient, request=request, **form.service_kwargs())
         except ValidationError as exc:
-            _add_service_errors(form, exc)
+            add_service_errors(form, exc)
             raise _FormRefused() from None
         return 201, {"case": case.pk, "redirect": reverse("web:case-detail", args=[case.pk])}, case
 
@@ -469,7 +297,7 @@ def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
     try:
         answer = idempotency.submission_once(user=request.user, key=key, fingerprint=fingerprint, create=create)
     except _FormRefused:
-        return JsonResponse({"errors": _form_errors(form)}, status=400)
+        return JsonResponse({"errors": form_errors(form)}, status=400)
     except idempotency.IdempotencyKeyReused:
         message = _("This upload was already used for a different case; reload the page and submit again.")
         return JsonResponse({"errors": {"__all__": [message]}}, status=422)
@@ -715,26 +543,3 @@ def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
     response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-# --- Helpers ---------------------------------------------------------------------------------
-def _shows_clinic(user) -> bool:
-    """Lists name the clinic only for users who see more than one."""
-    return not user.is_clinic_staff or user.clinics.count() > 1
-
-
-def _add_service_errors(form, exc: ValidationError) -> None:
-    """Put a service's ValidationError on the form: by field where the form has it."""
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc.messages)
-        return
-    for field, errors in exc.error_dict.items():  # ValidationErrors, so their codes stay
-        form.add_error(field if field in form.fields else None, errors)
-
-
-def _form_errors(form) -> dict[str, list[str]]:
-    errors = {}
-    for field, messages_ in form.errors.items():
-        label = "" if field == "__all__" else str(form.fields[field].label or field)
-        errors[field] = [f"{label}: {m}" if label else m for m in messages_]
-    return errors

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
-from diagnosis.models import GATE_CHOICES, Patient
+from diagnosis.models import GATE_CHOICES
+from patients.models import Patient
 
 from .figures import Estimate
 

@@ -10,7 +10,8 @@ from django.db.models import Count
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from diagnosis.models import GATE_CHOICES, Case, LesionImage, Patient, Prediction
+from diagnosis.models import GATE_CHOICES, Case, LesionImage, Prediction
+from patients.models import Patient
 from triage.models import MALIGNANT_DIAGNOSES, Referral
 from triage.selectors import referral_list_for
 

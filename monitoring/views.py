@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from accounts.services import audit_record
-from diagnosis.views import private_no_store
+from skinportal.web import private_no_store
 
 from . import charts
 from .alerts import SENSITIVITY_ALERT_BELOW, TURNED_BACK_ALERT_ABOVE

@@ -40,9 +40,10 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
         name="api-docs",
     ),
-    # REST API v1: sign-in tokens (namespace "accounts"), patients, cases and the
-    # access-checked image files (namespace "diagnosis").
+    # REST API v1: sign-in tokens (namespace "accounts"), patients (namespace "patients"), cases
+    # and the access-checked image files (namespace "diagnosis").
     path("", include("accounts.urls")),
+    path("", include("patients.urls")),
     path("", include("diagnosis.urls")),
     # The referral workflow: its API (namespace "triage-api") and pages (namespace "triage").
     path("", include("triage.api_urls")),

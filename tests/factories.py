@@ -12,7 +12,8 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import Clinic, User
-from diagnosis.models import Case, Lesion, LesionImage, Patient, Prediction
+from diagnosis.models import Case, Lesion, LesionImage, Prediction
+from patients.models import Patient
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 PASSWORD = "correct horse battery staple"

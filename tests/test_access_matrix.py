@@ -100,7 +100,7 @@ ENDPOINTS = {
         "get",
         lambda w: f"/api/v1/patients/{w['patient_referred'].pk}/",
         None,
-        # Specialists have no patient records, even of the cases referred to them (diagnosis.disclosure).
+        # Specialists have no patient records, even of the cases referred to them (patients.disclosure).
         {ANON: 401, STAFF: 200, OTHER: 404, SPEC: 404, SPEC_B: 404, ADMIN: 200},
     ),
     "patient-create-in-clinic-a": (

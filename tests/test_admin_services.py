@@ -7,7 +7,8 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from accounts.models import AuditEvent, User
-from diagnosis.models import Case, LesionImage, Patient, Prediction
+from diagnosis.models import Case, LesionImage, Prediction
+from patients.models import Patient
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, referral_row
 from triage.models import Referral
 
@@ -27,7 +28,7 @@ def test_moving_a_patient_whose_case_a_specialist_handles_is_refused(admin_clien
     case = CaseFactory(patient=patient, referred=True)
     referral_row(case=case)
 
-    action(admin_client, "/admin/diagnosis/patient/", "move_to_clinic", [patient.pk], clinic=clinic_b.pk)
+    action(admin_client, "/admin/patients/patient/", "move_to_clinic", [patient.pk], clinic=clinic_b.pk)
 
     patient.refresh_from_db()
     assert patient.clinic_id == clinic_a.pk
@@ -41,7 +42,7 @@ def test_a_moved_patient_takes_the_closed_referrals_along(admin_client, admin_us
     referral_row(case=case)
     Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED)
 
-    action(admin_client, "/admin/diagnosis/patient/", "move_to_clinic", [patient.pk], clinic=clinic_b.pk)
+    action(admin_client, "/admin/patients/patient/", "move_to_clinic", [patient.pk], clinic=clinic_b.pk)
 
     patient.refresh_from_db()
     assert patient.clinic_id == clinic_b.pk
@@ -53,7 +54,7 @@ def test_a_moved_patient_takes_the_closed_referrals_along(admin_client, admin_us
 
 def test_the_patients_clinic_and_consent_are_not_edited_in_the_change_form(admin_client, clinic_a, clinic_b):
     patient = PatientFactory(clinic=clinic_a, consent_given=True)
-    form = admin_client.get(f"/admin/diagnosis/patient/{patient.pk}/change/").context["adminform"].form
+    form = admin_client.get(f"/admin/patients/patient/{patient.pk}/change/").context["adminform"].form
 
     assert "clinic" not in form.fields and "consent_given" not in form.fields
 
@@ -61,7 +62,7 @@ def test_the_patients_clinic_and_consent_are_not_edited_in_the_change_form(admin
 def test_consent_is_recorded_through_an_admin_action_with_who_and_when(admin_client, admin_user, clinic_a):
     patient = PatientFactory(clinic=clinic_a, consent_given=True)
 
-    action(admin_client, "/admin/diagnosis/patient/", "consent_withdrawn_record", [patient.pk])
+    action(admin_client, "/admin/patients/patient/", "consent_withdrawn_record", [patient.pk])
 
     patient.refresh_from_db()
     assert patient.consent_given is False and patient.consent_recorded_by == admin_user

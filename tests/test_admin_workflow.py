@@ -69,7 +69,7 @@ def test_admin_cannot_add_a_case_without_photos(admin_user, client):
 def test_admin_patient_change_is_audited_with_old_and_new_values(admin_user, clinic_a, client):
     patient = PatientFactory(clinic=clinic_a, full_name="Ada Obi")
     client.force_login(admin_user)
-    url = f"/admin/diagnosis/patient/{patient.pk}/change/"
+    url = f"/admin/patients/patient/{patient.pk}/change/"
     data = change_form_data(client, url)
     data.update(full_name="Ada Obi-Mensah", date_of_birth="1970-05-17")
 

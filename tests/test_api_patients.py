@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import AuditEvent
-from diagnosis.models import Patient
+from patients.models import Patient
 from tests.factories import PatientFactory
 
 URL = "/api/v1/patients/"

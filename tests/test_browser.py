@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 
 from accounts.models import User
-from diagnosis.models import Case, LesionImage, Patient
+from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASS_NAMES
+from patients.models import Patient
 from tests.factories import PASSWORD, CaseFactory, LesionImageFactory, PatientFactory, PredictionFactory, UserFactory
 from tests.inference_fixtures import HAM10000_SAMPLE
 

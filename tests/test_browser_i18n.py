@@ -13,7 +13,8 @@ import re
 import pytest
 
 from accounts.models import User
-from diagnosis.models import Case, Patient
+from diagnosis.models import Case
+from patients.models import Patient
 from tests.factories import PASSWORD, PatientFactory, UserFactory
 from tests.i18n import untranslated
 from tests.inference_fixtures import HAM10000_SAMPLE, wait_for

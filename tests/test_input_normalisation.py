@@ -7,8 +7,9 @@ import unicodedata
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from diagnosis.models import Case, Patient
-from diagnosis.text import NOTES_MAX_LENGTH
+from diagnosis.models import Case
+from patients.models import Patient
+from skinportal.text import NOTES_MAX_LENGTH
 from tests.factories import PatientFactory, image_bytes
 
 PATIENTS = "/api/v1/patients/"

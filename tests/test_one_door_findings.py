@@ -16,6 +16,7 @@ from analysis import services as analysis
 from diagnosis import services
 from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASSES
+from patients import services as patient_services
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def test_new_photos_on_a_referred_case_keep_its_old_result_in_the_audit_log(db, 
 @pytest.mark.parametrize("field", ["phone", "village"])
 def test_phone_and_village_refuse_direction_and_zero_width_characters(staff, clinic_a, field):
     with pytest.raises(ValidationError) as refused:
-        services.patient_create(
+        patient_services.patient_create(
             actor=staff,
             clinic=clinic_a,
             identifier="P-77",
@@ -91,7 +92,7 @@ def test_phone_and_village_refuse_direction_and_zero_width_characters(staff, cli
 def test_a_patients_phone_edit_refuses_invisible_characters(staff, clinic_a):
     patient = PatientFactory(clinic=clinic_a, created_by=staff)
     with pytest.raises(ValidationError):
-        services.patient_update(actor=staff, patient=patient, phone="0712\u2066345")
+        patient_services.patient_update(actor=staff, patient=patient, phone="0712\u2066345")
 
 
 def test_the_lesion_label_refuses_invisible_characters(staff, clinic_a):

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from accounts.models import AuditEvent
-from diagnosis.forms import CONSENT_WORDING
-from diagnosis.services import patient_consent_record
+from patients.forms import CONSENT_WORDING
+from patients.services import patient_consent_record
 from tests.factories import CaseFactory, PatientFactory, image_bytes
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from diagnosis.models import Patient
-from diagnosis.services import patient_update
+from patients.models import Patient
+from patients.services import patient_update
 from tests.factories import CaseFactory, PatientFactory
 
 

@@ -87,7 +87,7 @@ def test_clinical_records_in_the_admin_are_for_administrators_only(clinic_a, cli
     nurse.user_permissions.set(Permission.objects.filter(content_type__app_label="diagnosis"))
     client.force_login(nurse)
 
-    assert client.get("/admin/diagnosis/patient/").status_code == 403
+    assert client.get("/admin/patients/patient/").status_code == 403
     assert b"Visible Nowhere" not in client.get("/admin/").content
 
 
@@ -95,8 +95,8 @@ def test_admin_reads_of_patients_and_cases_are_audited(admin_user, clinic_a, cli
     case = CaseFactory(patient=PatientFactory(clinic=clinic_a))
     client.force_login(admin_user)
 
-    assert client.get("/admin/diagnosis/patient/").status_code == 200
-    assert client.get(f"/admin/diagnosis/patient/{case.patient_id}/change/").status_code == 200
+    assert client.get("/admin/patients/patient/").status_code == 200
+    assert client.get(f"/admin/patients/patient/{case.patient_id}/change/").status_code == 200
     assert client.get(f"/admin/diagnosis/case/{case.pk}/change/").status_code == 200
 
     assert AuditEvent.objects.filter(action="patient.admin_list", actor=admin_user).count() == 1

@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from diagnosis.models import Patient
+from patients.models import Patient
 from tests.factories import CaseFactory, LesionImageFactory, PatientFactory, image_bytes
 
 PATIENTS_URL = "/api/v1/patients/"
@@ -127,7 +127,7 @@ def test_unexpected_error_is_logged_and_answered_without_details(staff, client_f
     def broken(**kwargs):
         raise RuntimeError("secret connection string postgres://portal:hunter2@db")
 
-    monkeypatch.setattr("diagnosis.apis.patient_list_for", broken)
+    monkeypatch.setattr("patients.apis.patient_list_for", broken)
 
     with caplog.at_level(logging.ERROR, logger="diagnosis.apis"):
         response = client_for(staff).get(PATIENTS_URL)

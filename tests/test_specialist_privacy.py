@@ -1,4 +1,4 @@
-"""What a specialist sees of a patient (diagnosis.disclosure): age, sex, skin type, the body
+"""What a specialist sees of a patient (patients.disclosure): age, sex, skin type, the body
 site, the history, the photos and the model's result; never the name, date of birth, phone or
 village, on any page, in the letter, the FHIR export or an email. Patient pages are a 404."""
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from diagnosis.models import Patient
+from patients.models import Patient
 
 WRITERS = 8
 

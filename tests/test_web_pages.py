@@ -12,9 +12,10 @@ from django.utils.html import escape
 from PIL import Image
 
 from accounts.models import AuditEvent
-from diagnosis.forms import CONSENT_WORDING
-from diagnosis.models import Case, LesionImage, Patient
+from diagnosis.models import Case, LesionImage
 from inference.preprocessing import CLASS_NAMES, CLASSES, SPEC_NAME
+from patients.forms import CONSENT_WORDING
+from patients.models import Patient
 from tests.factories import (
     CaseFactory,
     LesionImageFactory,

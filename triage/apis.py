@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
-from diagnosis.access import scoped_object_or_404
 from diagnosis.selectors import case_list_for
 from diagnosis.serializers import CaseOutputSerializer
+from skinportal.access import scoped_object_or_404
 from skinportal.api import ApiView, Pages
 
 from . import services, workflow

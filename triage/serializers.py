@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.language import supported
-from diagnosis.text import CleanTextValidator
+from skinportal.text import CleanTextValidator
 
 from .models import InformationRequest, Notification, Referral, Review
 from .selectors import effective_status, is_overdue

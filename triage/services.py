@@ -18,8 +18,8 @@ from django.utils.translation import gettext as _
 from accounts.services import audit_record
 from diagnosis.models import Case
 from diagnosis.services import case_photos_add
-from diagnosis.text import clean_text
 from diagnosis.transitions import REFERABLE
+from skinportal.text import clean_text
 
 from . import workflow
 from .models import InformationRequest, Notification, Referral, Review

@@ -19,11 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Clinic
 from accounts.services import audit_record
-from diagnosis.access import scoped_object_or_404
 from diagnosis.selectors import case_list_for
-from diagnosis.views import private_no_store, result_context
+from diagnosis.views import result_context
 from diagnosis.vocabulary import class_name
 from inference.preprocessing import MALIGNANT_CLASSES
+from skinportal.access import scoped_object_or_404
+from skinportal.web import private_no_store
 
 from . import services
 from .apis import referral_filter

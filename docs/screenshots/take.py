@@ -180,7 +180,8 @@ def populate() -> dict:
     import diagnosis.dispatch
     from accounts.models import Clinic, User
     from diagnosis.models import Case, LesionImage
-    from diagnosis.services import case_submit, patient_create
+    from diagnosis.services import case_submit
+    from patients.services import patient_create
 
     diagnosis.dispatch.case_analysis_enqueue = lambda *, case_id: None  # no worker here
     CLOCK.now = NOW - datetime.timedelta(days=400)

@@ -1,6 +1,11 @@
-"""Role checks for the REST API. Which objects a user sees is decided by the selectors."""
+"""Role checks, for pages, the REST API and the selectors. Which objects a user sees is decided by the selectors."""
 
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
+
+
+def can_read(user) -> bool:
+    """A signed-in, active user: what every selector asks first."""
+    return bool(user is not None and user.is_authenticated and user.is_active)
 
 
 def can_submit_clinical_records(user) -> bool:
