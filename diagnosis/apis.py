@@ -1,4 +1,4 @@
-"""REST API v1 of patients, cases and photos, and the access-checked image files.
+"""REST API v1 of cases and their photos, and the access-checked image files (patients: ``patients/apis.py``).
 
 The base every endpoint builds on (exception handler, parsers, ``ApiView``, ``Pages``) is
 skinportal/api.py.

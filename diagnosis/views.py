@@ -36,12 +36,13 @@ from PIL import Image, UnidentifiedImageError
 
 from accounts.permissions import can_submit_clinical_records
 from accounts.services import audit_record
+from clinics.selectors import clinic_list_for
 from clinics.uv import dashboard_uv_readings
 from inference.artifact import ArtifactError, artifact_for_version
 from inference.preprocessing import CLASSES, MALIGNANT_CLASSES
 from inference.risk import UNCERTAIN_BELOW
 from patients.disclosure import sees_patient_identity
-from patients.forms import CONSENT_WORDING
+from patients.forms import CONSENT_WORDING, PatientSearchForm
 from patients.selectors import patient_list_for
 from photos.uploads import upload_allowance_take
 from skinportal.access import scoped_object_or_404
@@ -71,6 +72,7 @@ from .vocabulary import class_name
 logger = logging.getLogger(__name__)
 
 RECENT_CASES = 20
+PATIENTS_PER_PAGE = 25
 REVIEW_QUEUE_STATUSES = (Case.Status.REFERRED, Case.Status.UNDER_REVIEW)
 # Long side in pixels of the scaled copies lists and the result card show: a thumbnail
 # costs a few KB instead of the stored photo's few hundred on a weak connection.
@@ -169,6 +171,48 @@ def case_list_view(request: HttpRequest) -> HttpResponse:
             "show_clinic": shows_clinic(request.user),
         },
         status=200 if valid else 400,
+    )
+
+
+# --- Patients --------------------------------------------------------------------------------
+@private_no_store
+@login_required
+@require_GET
+def patient_list(request: HttpRequest) -> HttpResponse:
+    if not sees_patient_identity(request.user):
+        raise Http404  # specialists have no patient records (patients.disclosure)
+    # Aggregating drops the model's default ordering, so it is given again for paging.
+    patients = patient_list_for(user=request.user).annotate(case_count=Count("cases")).order_by("-created_at", "-pk")
+    search = PatientSearchForm(request.GET)
+    search_valid = search.is_valid()
+    if search_valid:
+        query = search.cleaned_data["q"]
+        if query:
+            patients = patients.filter(Q(identifier__icontains=query) | Q(full_name__icontains=query))
+    else:
+        # E.g. a NUL character, which PostgreSQL refuses in a query: nothing is searched or
+        # audited, and the form says why.
+        query = ""
+        patients = patients.none()
+    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    if search_valid:
+        audit_record(
+            actor=request.user,
+            action="patient.list",
+            request=request,
+            details={"search": query, "ids": [patient.pk for patient in page]},
+        )
+    return render(
+        request,
+        "diagnosis/patient_list.html",
+        {
+            "page": page,
+            "query": query,
+            "search_errors": search.errors.get("q", []),
+            "can_create": clinic_list_for(user=request.user).exists(),
+            "show_clinic": shows_clinic(request.user),
+        },
+        status=200 if search_valid else 400,
     )
 
 

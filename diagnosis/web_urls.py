@@ -11,7 +11,7 @@ app_name = "web"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("patients/", patient_views.patient_list, name="patient-list"),
+    path("patients/", views.patient_list, name="patient-list"),
     path("patients/new/", patient_views.patient_create_view, name="patient-create"),
     path("patients/<int:pk>/", views.patient_detail, name="patient-detail"),
     path("patients/<int:pk>/edit/", patient_views.patient_edit_view, name="patient-edit"),

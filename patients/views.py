@@ -1,7 +1,8 @@
-"""The patient pages: the list and search, registration, corrections, consent.
+"""The patient pages: registration, corrections, consent.
 
-The patient's own page, which lists their cases, is ``diagnosis.views.patient_detail``; the
-routes of all of them are in ``diagnosis/web_urls.py`` (namespace "web").
+The list (with each patient's number of cases) and the patient's own page (with their cases)
+belong to ``diagnosis.views``; after a change these pages return to the patient's page by its
+route name, ``web:patient-detail`` (the web UI's routes are in ``diagnosis/web_urls.py``).
 """
 
 from __future__ import annotations
@@ -9,66 +10,20 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.permissions import can_submit_clinical_records
 from accounts.services import audit_record
 from clinics.selectors import clinic_list_for
 from skinportal.access import scoped_object_or_404
-from skinportal.web import add_service_errors, private_no_store, shows_clinic
+from skinportal.web import add_service_errors, private_no_store
 
-from .disclosure import sees_patient_identity
-from .forms import CONSENT_WORDING, PatientConsentForm, PatientEditForm, PatientForm, PatientSearchForm
+from .forms import CONSENT_WORDING, PatientConsentForm, PatientEditForm, PatientForm
 from .selectors import patient_list_for
 from .services import PATIENT_EDITABLE_FIELDS, patient_consent_record, patient_create, patient_update
-
-PATIENTS_PER_PAGE = 25
-
-
-@private_no_store
-@login_required
-@require_GET
-def patient_list(request: HttpRequest) -> HttpResponse:
-    if not sees_patient_identity(request.user):
-        raise Http404  # specialists have no patient records (patients.disclosure)
-    # Aggregating drops the model's default ordering, so it is given again for paging.
-    patients = patient_list_for(user=request.user).annotate(case_count=Count("cases")).order_by("-created_at", "-pk")
-    search = PatientSearchForm(request.GET)
-    search_valid = search.is_valid()
-    if search_valid:
-        query = search.cleaned_data["q"]
-        if query:
-            patients = patients.filter(Q(identifier__icontains=query) | Q(full_name__icontains=query))
-    else:
-        # E.g. a NUL character, which PostgreSQL refuses in a query: nothing is searched or
-        # audited, and the form says why.
-        query = ""
-        patients = patients.none()
-    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
-    if search_valid:
-        audit_record(
-            actor=request.user,
-            action="patient.list",
-            request=request,
-            details={"search": query, "ids": [patient.pk for patient in page]},
-        )
-    return render(
-        request,
-        "patients/patient_list.html",
-        {
-            "page": page,
-            "query": query,
-            "search_errors": search.errors.get("q", []),
-            "can_create": clinic_list_for(user=request.user).exists(),
-            "show_clinic": shows_clinic(request.user),
-        },
-        status=200 if search_valid else 400,
-    )
 
 
 @private_no_store

@@ -94,7 +94,7 @@ def test_a_database_outage_is_a_503_with_retry_after_not_a_500(staff, client_for
         raise OperationalError("connection refused")
 
     monkeypatch.setattr("patients.apis.patient_list_for", down)
-    monkeypatch.setattr("patients.views.patient_list_for", down)
+    monkeypatch.setattr("diagnosis.views.patient_list_for", down)
     client = client_for(staff)
 
     api = client.get("/api/v1/patients/")

@@ -175,7 +175,7 @@ def test_the_case_list_with_filters(client, staff, patient, query, status, monke
 
 # --- Patients -------------------------------------------------------------------------------
 def test_the_patient_list(client, staff, patient, monkeypatch):
-    monkeypatch.setattr("patients.views.PATIENTS_PER_PAGE", 1)  # a pager too
+    monkeypatch.setattr("diagnosis.views.PATIENTS_PER_PAGE", 1)  # a pager too
     PatientFactory(clinic=patient.clinic, created_by=staff, full_name="Juma Otieno", consent_given=False)
     _check(client, reverse("web:patient-list"), staff, _user_data(staff) + _patient_data(patient) + ["Juma Otieno"])
 

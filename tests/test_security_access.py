@@ -84,7 +84,7 @@ def test_clinical_records_in_the_admin_are_for_administrators_only(clinic_a, cli
     """A clinic account given admin access and model permissions still cannot list every clinic's patients."""
     PatientFactory(clinic=clinic_a, full_name="Visible Nowhere")
     nurse = UserFactory(username="nurse-with-admin", clinics=[clinic_a], is_staff=True)
-    nurse.user_permissions.set(Permission.objects.filter(content_type__app_label="diagnosis"))
+    nurse.user_permissions.set(Permission.objects.filter(content_type__app_label__in=("diagnosis", "patients")))
     client.force_login(nurse)
 
     assert client.get("/admin/patients/patient/").status_code == 403

@@ -6,6 +6,18 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def content_type_follows(apps, schema_editor, *, old="diagnosis", new="patients"):
+    """The patient's content type changes app with the model, so the permissions granted on it
+    and the admin's history of each patient stay attached (none exists yet on a new database)."""
+    content_type = apps.get_model("contenttypes", "ContentType")
+    if not content_type.objects.filter(app_label=new, model="patient").exists():
+        content_type.objects.filter(app_label=old, model="patient").update(app_label=new)
+
+
+def content_type_back(apps, schema_editor):
+    content_type_follows(apps, schema_editor, old="patients", new="diagnosis")
+
+
 class Migration(migrations.Migration):
 
     initial = True
@@ -15,6 +27,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0006_translated_labels'),
         ('diagnosis', '0013_lesionimage_withdrawn'),
+        ('contenttypes', '0002_remove_content_type_name'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -49,4 +62,5 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
+        migrations.RunPython(content_type_follows, content_type_back),
     ]
