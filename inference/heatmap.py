@@ -15,7 +15,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from inference.preprocessing import canonical_view
+from inference.preprocessing import canonical_view, canonical_view_size
 
 MAX_SIDE = 640  # big enough to read on a tablet, small enough to store for every photo
 MAX_ALPHA = 0.6
@@ -26,6 +26,7 @@ _COLOURS = np.array([(0, 0, 128), (0, 96, 255), (0, 224, 224), (255, 224, 0), (2
 LUT = np.stack(
     [np.interp(np.linspace(0, 1, 256), _POSITIONS, _COLOURS[:, channel]) for channel in range(3)], axis=1
 ).astype(np.float32)
+LUT_LEVELS = np.round(LUT).astype(np.uint8)  # the same colours as 8-bit levels, for the layer
 
 
 def overlay(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> Image.Image:
@@ -66,27 +67,28 @@ def overlay_layer(image: Image.Image, activation_map: np.ndarray, *, max_side: i
     turned and placed back where that view lies in the photo, so a viewer can lay the layer
     over the photo itself and change its opacity. Outside the view the layer is transparent.
     """
-    upright = image.convert("RGB")
-    width, height = upright.size
+    width, height = image.size
     portrait = height > width
     turned = (height, width) if portrait else (width, height)
-    view = canonical_view(upright)
-    left, top = (turned[0] - view.width) // 2, (turned[1] - view.height) // 2
+    view_width, view_height = canonical_view_size(width, height)
+    left, top = (turned[0] - view_width) // 2, (turned[1] - view_height) // 2
     scale = min(1.0, max_side / max(width, height))
     layer_size = (max(1, round(turned[0] * scale)), max(1, round(turned[1] * scale)))
     box = (
         round(left * scale),
         round(top * scale),
-        round((left + view.width) * scale),
-        round((top + view.height) * scale),
+        round((left + view_width) * scale),
+        round((top + view_height) * scale),
     )
     cam = np.clip(np.asarray(activation_map, dtype=np.float32), 0.0, 1.0)
     box_size = (max(1, box[2] - box[0]), max(1, box[3] - box[1]))
     cam = np.clip(np.asarray(Image.fromarray(cam, mode="F").resize(box_size, Image.Resampling.BILINEAR)), 0.0, 1.0)
     rgba = np.zeros((layer_size[1], layer_size[0], 4), dtype=np.uint8)
     region = rgba[box[1] : box[1] + box_size[1], box[0] : box[0] + box_size[0]]
-    region[..., :3] = np.round(LUT[np.round(cam * 255).astype(np.uint8)])[: region.shape[0], : region.shape[1]]
-    region[..., 3] = np.round(255 * cam)[: region.shape[0], : region.shape[1]]
+    # The colour of each level, and the level itself as the opacity: one look-up, no float image.
+    level = np.round(cam * 255).astype(np.uint8)[: region.shape[0], : region.shape[1]]
+    region[..., :3] = LUT_LEVELS[level]
+    region[..., 3] = level
     layer = Image.fromarray(rgba, mode="RGBA")
     if portrait:  # canonical_view turned the photo with ROTATE_90; turn the layer back
         layer = layer.transpose(Image.Transpose.ROTATE_270)

@@ -37,15 +37,22 @@ def canonical_view(image: Image.Image) -> Image.Image:
     if image.height > image.width:
         image = image.transpose(Image.Transpose.ROTATE_90)
     width, height = image.size
-    if width / height > ASPECT_RATIO:
-        new_width = round(height * ASPECT_RATIO)
-        left = (width - new_width) // 2
-        image = image.crop((left, 0, left + new_width, height))
-    elif width / height < ASPECT_RATIO:
-        new_height = round(width / ASPECT_RATIO)
-        top = (height - new_height) // 2
-        image = image.crop((0, top, width, top + new_height))
+    view_width, view_height = canonical_view_size(width, height)
+    left, top = (width - view_width) // 2, (height - view_height) // 2
+    if (view_width, view_height) != (width, height):
+        image = image.crop((left, top, left + view_width, top + view_height))
     return image
+
+
+def canonical_view_size(width: int, height: int) -> tuple[int, int]:
+    """The (width, height) of ``canonical_view`` of a photo of this size, without making it."""
+    if height > width:
+        width, height = height, width
+    if width / height > ASPECT_RATIO:
+        return round(height * ASPECT_RATIO), height
+    if width / height < ASPECT_RATIO:
+        return width, round(width / ASPECT_RATIO)
+    return width, height
 
 
 def model_pixels(image: Image.Image, size: int = DEFAULT_INPUT_SIZE) -> np.ndarray:
