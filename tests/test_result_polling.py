@@ -364,3 +364,28 @@ def test_with_redis_down_a_long_poll_checks_on_a_timer_and_the_worker_carries_on
     response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10")
 
     assert response.status_code == 200 and len(sleeps) == 2
+
+
+def test_a_lost_announcement_costs_a_check_a_second_not_the_result(
+    client_for, staff, pending_case, redis_server, settings, monkeypatch
+):
+    from diagnosis import polling
+
+    settings.CELERY_BROKER_URL = f"{redis_server}/0"
+    monkeypatch.setattr(polling, "NOTIFIED_MAX_STEP", 0.05)  # the periodic check, shortened for the test
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    woken, real_await = [], polling._await_message
+
+    def await_message(subscription, seconds):
+        if not woken:
+            score(pending_case)  # the worker stores the result, and its message never comes
+        woken.append(real_await(subscription, seconds))
+        return woken[-1]
+
+    monkeypatch.setattr(polling, "_await_message", await_message)
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=30")
+
+    assert woken == [False]  # no message: the check after the step found the result
+    assert response.status_code == 200 and response.json()["images"][0]["prediction"] is not None
