@@ -236,7 +236,7 @@ def image_analyse(*, image_id: int, resume: bool = False) -> str:
                 balanced_class=reading.balanced_class,
                 artifact_sha256=reading.artifact_sha256,
                 inference_ms=reading.inference_ms,
-                heatmap_png=reading.heatmap_webp,
+                heatmap=reading.heatmap_layer,
                 gate=reading.gate,
                 gate_score=reading.gate_score,
             )
@@ -267,7 +267,7 @@ def prediction_record(
     probabilities: dict[str, float],
     top_class: str,
     inference_ms: float,
-    heatmap_png: bytes | None = None,  # legacy name: a WebP overlay layer (or a PNG from older code)
+    heatmap: bytes | None = None,  # the overlay layer (serving.Reading.heatmap_layer), or older kinds
     balanced_class: str = "",
     artifact_sha256: str = "",
     gate: str = GATE_OK,
@@ -296,7 +296,7 @@ def prediction_record(
         probabilities=probabilities,
         top_class=top_class,
         inference_ms=inference_ms,
-        heatmap_png=heatmap_png,
+        heatmap=heatmap,
         balanced_class=balanced_class,
         artifact_sha256=artifact_sha256,
         gate=gate,
@@ -317,7 +317,7 @@ def _prediction_write(
     probabilities: dict[str, float],
     top_class: str,
     inference_ms: float,
-    heatmap_png: bytes | None = None,
+    heatmap: bytes | None = None,
     balanced_class: str = "",
     artifact_sha256: str = "",
     gate: str = GATE_OK,
@@ -344,9 +344,14 @@ def _prediction_write(
         gate_score=None if gate_score is None else float(gate_score),
     )
     prediction = Prediction(**fields)
-    if heatmap_png:
-        name = "heatmap.webp" if heatmap_png[:4] == b"RIFF" else "heatmap.png"
-        prediction.heatmap.save(name, ContentFile(heatmap_png), save=False)
+    if heatmap:
+        # The file's name says what it is (Prediction.heatmap_is_layer): a layer over the photo,
+        # as an indexed PNG (or WebP, from earlier versions), or a photo with the map blended in.
+        if heatmap[:4] == b"RIFF":
+            name = "heatmap.webp"
+        else:
+            name = "layer.png" if serving.heatmap_is_layer(heatmap) else "heatmap.png"
+        prediction.heatmap.save(name, ContentFile(heatmap), save=False)
     if settled is not None:
         try:
             with transaction.atomic():

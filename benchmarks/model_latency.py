@@ -8,7 +8,7 @@ uses and prints, per image:
 - model: the interpreter call alone (``Predictor.run``) on prepared pixels;
 - worker compute: what a worker does per photo besides the database: decode the stored
   photo (lossless PNG, as uploads are stored), preprocess, run the model over the artifact's
-  test-time views, calibrate, CAM, draw and encode the heatmap layer (WebP);
+  test-time views, calibrate, CAM, draw and encode the heatmap layer (an indexed PNG);
 
 and the process's resident memory (VmRSS) before and after loading the model and after
 scoring, plus its peak (VmHWM). Targets: model median <= 5 ms, RSS <= 300 MB.
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
     baseline = memory_mb()
     from inference.artifact import load_artifact
-    from inference.heatmap import overlay_layer_webp
+    from inference.heatmap import overlay_layer_png
     from inference.predictor import Predictor
     from inference.preprocessing import load_image, model_pixels
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         predictor.run(prepared)
         model_ms.append((time.perf_counter() - model_started) * 1000)
         scores = predictor.predict_pixels(prepared)
-        overlay_layer_webp(image, scores.activation_map)
+        overlay_layer_png(image, scores.activation_map)
         # worker compute = decode + preprocess + one scoring with CAM + heatmap (the run above excluded)
         compute_ms.append((time.perf_counter() - started) * 1000 - model_ms[-1])
     after = memory_mb()

@@ -216,8 +216,10 @@ def lesion_upload_to(instance: LesionImage, filename: str) -> str:
 
 
 def heatmap_upload_to(instance: Prediction, filename: str) -> str:
-    suffix = PurePosixPath(filename).suffix.lower() or ".png"
-    return f"heatmaps/{uuid.uuid4().hex}{suffix}"
+    """A random name under heatmaps/, marked ``-layer`` for a transparent layer stored as PNG."""
+    path = PurePosixPath(filename)
+    marker = "-layer" if path.stem == "layer" else ""
+    return f"heatmaps/{uuid.uuid4().hex}{marker}{path.suffix.lower() or '.png'}"
 
 
 class ShownImageManager(models.Manager):
@@ -353,8 +355,9 @@ class Prediction(models.Model):
 
     @property
     def heatmap_is_layer(self) -> bool:
-        """A transparent overlay to lay over the photo (WebP), not a photo with the map blended in (PNG)."""
-        return bool(self.heatmap) and self.heatmap.name.endswith(".webp")
+        """A transparent layer to lay over the photo (``-layer.png``, or ``.webp`` from earlier
+        versions), not a photo with the map blended in (``.png``, the first version)."""
+        return bool(self.heatmap) and self.heatmap.name.endswith((".webp", "-layer.png"))
 
     @property
     def rejected(self) -> bool:

@@ -53,19 +53,23 @@ def overlay_png(image: Image.Image, activation_map: np.ndarray, *, max_side: int
     return buffer.getvalue()
 
 
-LAYER_QUALITY = 70
-# libwebp's effort (0-6): 0 encodes about eight times faster than 4 (1.2 against 10 ms for a
-# 200x150 layer on the 2-core machine) for files about a fifth larger (6 KB; 19 KB at 640 px):
-# this is worker time on every photo, and the layer is a smooth map.
-LAYER_METHOD = 0
+# The layer is one 8-bit level per pixel (the activation): its colour and its opacity are both a
+# function of that level, so it is stored as an indexed PNG whose palette carries them (PLTE and
+# tRNS). The levels are kept in steps of LAYER_STEP (64 levels; an opacity error of at most 2/255,
+# invisible on a smooth map): the file is smaller than the lossy WebP layer it replaces (about
+# 2 KB for a 200x150 photo, 7 KB at 640 px, against 3.6 and 12 KB) and is written in a sixth of
+# the time (0.4 against 2.3 ms, 2.3 against 19 ms at 640 px, on the 2-core machine), on every photo.
+LAYER_STEP = 4
+LAYER_PALETTE = LUT_LEVELS.tobytes()
+LAYER_OPACITY = bytes(range(256))
 
 
-def overlay_layer(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> Image.Image:
-    """The evidence as a transparent RGBA layer over the whole upright photo, at display size.
+def layer_levels(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> np.ndarray:
+    """The evidence level (0-255, 0 where there is none) of each pixel of the layer over ``image``.
 
     The map covers the canonical view (turned to landscape, centre-cropped to 4:3); here it is
     turned and placed back where that view lies in the photo, so a viewer can lay the layer
-    over the photo itself and change its opacity. Outside the view the layer is transparent.
+    over the photo itself and change its opacity. Outside the view the level is 0 (transparent).
     """
     width, height = image.size
     portrait = height > width
@@ -83,22 +87,40 @@ def overlay_layer(image: Image.Image, activation_map: np.ndarray, *, max_side: i
     cam = np.clip(np.asarray(activation_map, dtype=np.float32), 0.0, 1.0)
     box_size = (max(1, box[2] - box[0]), max(1, box[3] - box[1]))
     cam = np.clip(np.asarray(Image.fromarray(cam, mode="F").resize(box_size, Image.Resampling.BILINEAR)), 0.0, 1.0)
-    rgba = np.zeros((layer_size[1], layer_size[0], 4), dtype=np.uint8)
-    region = rgba[box[1] : box[1] + box_size[1], box[0] : box[0] + box_size[0]]
-    # The colour of each level, and the level itself as the opacity: one look-up, no float image.
-    level = np.round(cam * 255).astype(np.uint8)[: region.shape[0], : region.shape[1]]
-    region[..., :3] = LUT_LEVELS[level]
-    region[..., 3] = level
-    layer = Image.fromarray(rgba, mode="RGBA")
+    levels = np.zeros((layer_size[1], layer_size[0]), dtype=np.uint8)
+    region = levels[box[1] : box[1] + box_size[1], box[0] : box[0] + box_size[0]]
+    region[...] = np.round(cam * 255).astype(np.uint8)[: region.shape[0], : region.shape[1]]
     if portrait:  # canonical_view turned the photo with ROTATE_90; turn the layer back
-        layer = layer.transpose(Image.Transpose.ROTATE_270)
-    return layer
+        levels = np.ascontiguousarray(np.rot90(levels, k=-1))
+    return levels
 
 
-def overlay_layer_webp(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> bytes:
-    """:func:`overlay_layer` as lossy WebP with alpha: a few kilobytes instead of a full-size PNG."""
+def overlay_layer(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> Image.Image:
+    """The evidence as a transparent RGBA layer over the whole upright photo, at display size:
+    each level's colour from the ramp, the level itself as the opacity (see :func:`layer_levels`)."""
+    level = layer_levels(image, activation_map, max_side=max_side)
+    rgba = np.empty((*level.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = LUT_LEVELS[level]
+    rgba[..., 3] = level
+    return Image.fromarray(rgba, mode="RGBA")
+
+
+def overlay_layer_png(image: Image.Image, activation_map: np.ndarray, *, max_side: int = MAX_SIDE) -> bytes:
+    """:func:`overlay_layer` as an indexed PNG with transparency (64 levels), ready to store."""
+    level = layer_levels(image, activation_map, max_side=max_side)
+    # Steps of LAYER_STEP, each at its middle; no evidence stays 0 (fully transparent).
+    stepped = np.where(level > 0, level // LAYER_STEP * LAYER_STEP + LAYER_STEP // 2, 0).astype(np.uint8)
+    indexed = Image.frombytes("P", (level.shape[1], level.shape[0]), stepped.tobytes())
+    indexed.putpalette(LAYER_PALETTE)
     buffer = io.BytesIO()
-    overlay_layer(image, activation_map, max_side=max_side).save(
-        buffer, format="WEBP", quality=LAYER_QUALITY, alpha_quality=60, method=LAYER_METHOD
-    )
+    indexed.save(buffer, format="PNG", compress_level=1, transparency=LAYER_OPACITY)
     return buffer.getvalue()
+
+
+def is_layer(data: bytes) -> bool:
+    """Whether stored heatmap bytes are a transparent layer (an indexed or RGBA PNG, or WebP from
+    earlier versions) rather than the photo with the map blended in (an RGB PNG)."""
+    if data[:4] == b"RIFF":
+        return True
+    # PNG: the signature (8 bytes), then the IHDR chunk; its colour type is byte 25.
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] in (3, 6)

@@ -10,6 +10,7 @@ behind them. No Django here either.
 - ``read_photo(data)``: the stored photo's bytes decoded as the model reads them;
 - ``read(model, photo)``: one photo scored: a ``Reading`` with the probabilities, the gate's
   decision and, for a photo the gate accepted, the heatmap layer to store;
+- ``heatmap_is_layer(data)``: whether stored heatmap bytes are a transparent layer;
 - ``thresholds_of(version, sha256)``: the referral thresholds of the artifact that scored a prediction;
 - ``case_risk``, ``ImageResult``, ``HIGH``: the referral rule over a case's photos (inference/risk.py);
 - ``CLASSES``, ``GATE_OK``, ``ArtifactError``.
@@ -25,7 +26,7 @@ from PIL import Image
 from inference.artifact import ArtifactError, artifact_for_version, load_artifact
 from inference.classes import CLASSES
 from inference.gate import OK as GATE_OK
-from inference.heatmap import overlay_layer_webp
+from inference.heatmap import is_layer, overlay_layer_png
 from inference.predictor import Predictor, get_predictor, model_dir_from_environment
 from inference.preprocessing import load_image
 from inference.risk import HIGH, ImageResult, case_risk
@@ -39,6 +40,7 @@ __all__ = [
     "Reading",
     "case_risk",
     "deployed_version",
+    "heatmap_is_layer",
     "read",
     "read_photo",
     "served_model",
@@ -59,7 +61,7 @@ class Reading:
     inference_ms: float
     gate: str  # GATE_OK or the reason the photo was turned back
     gate_score: float | None
-    heatmap_webp: bytes | None  # None for a photo the gate turned back: nothing from it is shown
+    heatmap_layer: bytes | None  # indexed PNG; None for a photo the gate turned back: nothing from it is shown
 
 
 def served_model() -> Predictor:
@@ -91,7 +93,7 @@ def read(model: Predictor, photo: Image.Image) -> Reading:
     gate = scores.gate.reason if scores.gate is not None else GATE_OK
     heatmap = None
     if scores.activation_map is not None and gate == GATE_OK:
-        heatmap = overlay_layer_webp(photo, scores.activation_map)
+        heatmap = overlay_layer_png(photo, scores.activation_map)
     return Reading(
         model_version=model.model_version,
         artifact_sha256=model.artifact.sha256,
@@ -101,8 +103,14 @@ def read(model: Predictor, photo: Image.Image) -> Reading:
         inference_ms=scores.inference_ms,
         gate=gate,
         gate_score=scores.gate.score if scores.gate is not None else None,
-        heatmap_webp=heatmap,
+        heatmap_layer=heatmap,
     )
+
+
+def heatmap_is_layer(data: bytes) -> bool:
+    """Whether stored heatmap bytes are a transparent layer to lay over the photo (an indexed PNG,
+    or WebP from earlier versions) rather than the photo with the map blended in (first version)."""
+    return is_layer(data)
 
 
 def thresholds_of(model_version: str, artifact_sha256: str = "") -> dict[str, float]:

@@ -7,6 +7,7 @@ import hashlib
 import io
 
 import factory
+import numpy as np
 from django.core.files.base import ContentFile
 from django.utils import timezone
 from PIL import Image
@@ -26,13 +27,13 @@ def image_bytes(width: int = 64, height: int = 48, color=(180, 120, 90), fmt: st
 
 
 def heatmap_layer_bytes(width: int = 64, height: int = 48) -> bytes:
-    """A transparent heatmap layer (WebP with alpha, as the worker stores): a warm blob in the middle."""
-    layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    blob = Image.new("RGBA", (width // 2, height // 2), (255, 80, 0, 200))
-    layer.paste(blob, (width // 4, height // 4))
-    buffer = io.BytesIO()
-    layer.save(buffer, format="WEBP", lossless=True)
-    return buffer.getvalue()
+    """A transparent heatmap layer (an indexed PNG with transparency, as the worker stores): a warm
+    blob in the middle."""
+    from inference.heatmap import overlay_layer_png
+
+    cam = np.zeros((4, 4), dtype=np.float32)
+    cam[1:3, 1:3] = 1.0
+    return overlay_layer_png(Image.new("RGB", (width, height)), cam)
 
 
 class ClinicFactory(factory.django.DjangoModelFactory):
@@ -136,7 +137,7 @@ class PredictionFactory(factory.django.DjangoModelFactory):
     class Params:
         with_layer = factory.Trait(
             heatmap=factory.LazyAttribute(
-                lambda o: ContentFile(heatmap_layer_bytes(o.image.width, o.image.height), name="heatmap.webp")
+                lambda o: ContentFile(heatmap_layer_bytes(o.image.width, o.image.height), name="layer.png")
             )
         )
         with_heatmap = factory.Trait(

@@ -66,14 +66,36 @@ def test_layer_is_transparent_outside_the_view_the_model_saw_and_where_there_is_
     assert tall[:, -60:].mean() > 200 and tall[:, :60].mean() < 10
 
 
-def test_stored_layer_is_a_small_webp(served_model):
-    from inference.heatmap import overlay_layer_webp
+def test_stored_layer_is_a_small_indexed_png_that_draws_the_layer(served_model):
+    from inference.heatmap import is_layer, overlay_layer, overlay_layer_png
 
     image = Image.fromarray(np.random.default_rng(2).integers(0, 255, (1200, 1600, 3), dtype=np.uint8))
     scores = served_model.predict_image(image)
 
-    data = overlay_layer_webp(image, scores.activation_map)
+    data = overlay_layer_png(image, scores.activation_map)
 
     assert len(data) < 40_000, len(data)
+    assert is_layer(data)
     with Image.open(io.BytesIO(data)) as decoded:
-        assert decoded.format == "WEBP" and decoded.mode == "RGBA" and decoded.size == (MAX_SIDE, 480)
+        assert decoded.format == "PNG" and decoded.mode == "P" and decoded.size == (MAX_SIDE, 480)
+        stored = np.asarray(decoded.convert("RGBA"), dtype=np.int16)
+    drawn = np.asarray(overlay_layer(image, scores.activation_map), dtype=np.int16)
+    # 64 levels: the opacity within 2/255 of the drawn layer, the colour within one step of the ramp
+    assert np.abs(stored[..., 3] - drawn[..., 3]).max() <= 2
+    visible = drawn[..., 3] > 0
+    assert (stored[..., 3][~visible] == 0).all()
+    assert np.abs(stored[..., :3][visible] - drawn[..., :3][visible]).max() <= 12
+
+
+def test_a_layer_is_told_from_a_blended_heatmap_by_its_bytes():
+    from inference.heatmap import is_layer, overlay_layer
+
+    photo_ = photo(200, 150)
+    cam = np.ones((7, 7), dtype=np.float32)
+    blended, webp = io.BytesIO(), io.BytesIO()
+    overlay(photo_, cam).save(blended, format="PNG")
+    overlay_layer(photo_, cam).save(webp, format="WEBP")
+
+    assert not is_layer(blended.getvalue())  # the first version's heatmap: the photo with the map in it
+    assert is_layer(webp.getvalue())  # the layer as earlier versions stored it
+    assert not is_layer(b"not an image")

@@ -169,7 +169,7 @@ def test_a_case_is_scored_by_a_worker_that_shares_no_folder_with_the_web_process
     for image in body["images"]:
         assert image["analysis_status"] == "done" and image["prediction"]["probabilities"]
         heatmap = client.get(image["prediction"]["heatmap_url"])
-        assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/webp"
+        assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/png"
         with Image.open(io.BytesIO(b"".join(heatmap.streaming_content))) as overlay:
             assert overlay.size == (image["width"], image["height"])
     keys = bucket_keys(endpoint, bucket)

@@ -59,7 +59,9 @@ def test_photo_is_scored_once_with_prediction_heatmap_and_case_result(db, served
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert prediction.top_class == max(prediction.probabilities, key=prediction.probabilities.get)
     with prediction.heatmap.open("rb") as handle, Image.open(handle) as heatmap:
-        assert heatmap.format == "WEBP" and heatmap.mode == "RGBA" and heatmap.size == (200, 150)
+        assert heatmap.format == "PNG" and heatmap.mode == "P" and heatmap.size == (200, 150)
+        assert "transparency" in heatmap.info  # a layer laid over the photo, not a picture of it
+    assert prediction.heatmap_is_layer and prediction.heatmap.name.endswith("-layer.png")
     case = Case.objects.get(pk=image.case_id)
     assert case.status in (Case.Status.ANALYSED, Case.Status.REFERRED)
     assert case.risk in ("low", "moderate", "high")
@@ -105,7 +107,7 @@ def test_prediction_record_keeps_the_first_result_for_a_model_version(db):
         probabilities=probabilities(mel=0.9),
         top_class="mel",
         inference_ms=3,
-        heatmap_png=image_bytes(fmt="PNG"),
+        heatmap=image_bytes(fmt="PNG"),
     )
 
     assert second.pk == first.pk and second.top_class == "nv"

@@ -75,9 +75,9 @@ def test_photos_uploaded_through_the_api_are_scored_by_a_worker_process(
         assert abs(sum(prediction["probabilities"].values()) - 1.0) < 1e-5
         assert prediction["top_class"] == max(prediction["probabilities"], key=prediction["probabilities"].get)
         heatmap = client.get(prediction["heatmap_url"])
-        assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/webp"
+        assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/png"
         with Image.open(io.BytesIO(b"".join(heatmap.streaming_content))) as overlay:
-            assert overlay.format == "WEBP" and overlay.mode == "RGBA"
+            assert overlay.format == "PNG" and overlay.mode == "P" and "transparency" in overlay.info
             assert overlay.size == (image["width"], image["height"])  # HAM10000 photos are under 640 px
 
 

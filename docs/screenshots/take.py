@@ -154,7 +154,7 @@ def analyse(case, predictor, examples: list[dict]) -> None:
             probabilities=probabilities,
             top_class=max(probabilities, key=probabilities.get),
             inference_ms=40.0,
-            heatmap_png=overlay_png(picture, example_activation_map(example["centre"])),
+            heatmap=overlay_png(picture, example_activation_map(example["centre"])),
         )
         results.append(ImageResult(number=number, probabilities=probabilities))
     # case_result_update takes its thresholds from the served model, which is missing here.
