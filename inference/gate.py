@@ -82,6 +82,11 @@ COLOURFUL_MIN = 20.0
 GATE_ARRAYS = ("class_means", "precision", "score_center", "score_scale")
 BY_CLASS = "ood_score_by_class"  # thresholds key: one out-of-domain threshold per class mean
 ENERGY_WEIGHT = "energy_weight"  # thresholds key: the energy term's weight in the score (1 when absent)
+# thresholds keys (from v4): the blur measure's ceiling and the detail floor per class mean, for
+# kinds of lesion that are smoother by nature (vascular lesions); without them, one for all
+BLUR_BY_CLASS = "blur_max_by_class"
+DETAIL_BY_CLASS = "detail_min_by_class"
+PER_CLASS = (BY_CLASS, BLUR_BY_CLASS, DETAIL_BY_CLASS)
 
 
 class GateError(ValueError):
@@ -206,7 +211,7 @@ class Gate:
             raise GateError(f"gate thresholds lack {', '.join(absent)}")
         self.stats = {name: np.asarray(stats[name]) for name in GATE_ARRAYS}
         by_class = thresholds.get(BY_CLASS)
-        self.thresholds = {name: float(value) for name, value in thresholds.items() if name != BY_CLASS}
+        self.thresholds = {name: float(value) for name, value in thresholds.items() if name not in PER_CLASS}
         means = self.stats["class_means"].astype(np.float64)
         # One out-of-domain threshold per class mean, each judged against the photos nearest to that
         # class; without them (artifacts before v3) one threshold for all.
@@ -216,6 +221,14 @@ class Gate:
             self.class_thresholds = np.asarray(by_class, dtype=np.float64)
             if self.class_thresholds.shape != (means.shape[0],):
                 raise GateError(f"{BY_CLASS} has {self.class_thresholds.size} values for {means.shape[0]} class means")
+        # The quality thresholds a photo is held to, per class mean (one value each without them).
+        self.class_quality = {}
+        for key in (BLUR_BY_CLASS, DETAIL_BY_CLASS):
+            if thresholds.get(key) is not None:
+                values = np.asarray(thresholds[key], dtype=np.float64)
+                if values.shape != (means.shape[0],):
+                    raise GateError(f"{key} has {values.size} values for {means.shape[0]} class means")
+                self.class_quality[key] = values
         precision = self.stats["precision"].astype(np.float64)
         if precision.shape != (means.shape[1], means.shape[1]):
             raise GateError(f"gate precision {precision.shape} does not fit class means {means.shape}")
@@ -253,6 +266,26 @@ class Gate:
         if self.class_thresholds is None:
             return self.thresholds["ood_score"]
         return float(self.class_thresholds[nearest])
+
+    def all_thresholds(self) -> dict[str, float | list[float]]:
+        """Every threshold, as the manifest's gate section records them (per-class ones as lists)."""
+        t: dict[str, float | list[float]] = dict(self.thresholds)
+        t[ENERGY_WEIGHT] = self.energy_weight
+        if self.class_thresholds is not None:
+            t[BY_CLASS] = self.class_thresholds.tolist()
+        for key, values in self.class_quality.items():
+            t[key] = values.tolist()
+        return t
+
+    def blur_max(self, nearest: int) -> float:
+        """The blur measure's ceiling for a photo whose nearest class mean is ``nearest``."""
+        values = self.class_quality.get(BLUR_BY_CLASS)
+        return self.thresholds["blur_max"] if values is None else float(values[nearest])
+
+    def detail_min(self, nearest: int) -> float:
+        """The detail floor for a photo whose nearest class mean is ``nearest``."""
+        values = self.class_quality.get(DETAIL_BY_CLASS)
+        return self.thresholds.get("detail_min", 0.0) if values is None else float(values[nearest])
 
     def decide(self, *, pixels: np.ndarray, features: np.ndarray, logits: np.ndarray) -> Decision:
         """The decision for one photo: its model pixels, pooled features and raw logits."""
@@ -294,7 +327,7 @@ class Gate:
             reason = TOO_DARK
         elif quality_values["clipped_fraction"] > t["clipped_fraction_max"]:
             reason = OVEREXPOSED
-        elif quality_values["blur"] > t["blur_max"] or quality_values["detail"] < t.get("detail_min", 0.0):
+        elif quality_values["blur"] > self.blur_max(nearest) or quality_values["detail"] < self.detail_min(nearest):
             reason = BLURRED
         elif out_of_domain:
             reason = NOT_SKIN if not_skin else NOT_A_LESION

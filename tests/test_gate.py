@@ -354,3 +354,81 @@ def test_fitting_a_threshold_per_class_mean_turns_back_each_kind_alike():
     scores = np.array([score for score, _ in scored])
     single = scores > np.quantile(scores, 0.98)
     assert single[:400].mean() > 3 * single[400:].mean()
+
+
+def test_a_kind_with_few_reference_photos_is_not_held_to_a_threshold_from_its_few_photos():
+    from training.gate import fit_class_thresholds
+
+    dims = 40  # distances over many feature dimensions, as in the network's 1280
+    means = np.zeros((2, dims), np.float32)
+    means[0, 0] = means[1, 1] = 1.0
+    stats = {
+        "class_means": means,
+        "precision": np.eye(dims, dtype=np.float32),
+        "score_center": np.array([0.0, 0.0]),
+        "score_scale": np.array([1.0, 1.0e9]),
+    }
+    gate = gate_module.Gate(
+        stats=stats, thresholds={"ood_score": 2.0, "luma_mean_min": 40, "clipped_fraction_max": 0.5, "blur_max": 0.7}
+    )
+    rng = np.random.default_rng(5)
+
+    def photos(kind, n):
+        return (means[kind] + rng.normal(0, 0.08, (n, dims))).astype(np.float32)
+
+    # many photos near class 0; only 12 near class 1, which spreads the same way. New photos of
+    # the small kind, judged by thresholds fitted on 20 different draws of its 12:
+    many = photos(0, 3000)
+    new = photos(1, 3000)
+    new_scores = np.array([gate.scored(f, np.zeros(7))[0] for f in new])
+    own_rates, pooled_rates = [], []
+    for _ in range(20):
+        reference = {"features": np.vstack([many, photos(1, 12)]), "logits": np.zeros((3012, 7))}
+        own, _ = fit_class_thresholds(gate, [reference], rate=0.005, energy_weight=0.0, pooled_tail=False)
+        pooled, _ = fit_class_thresholds(gate, [reference], rate=0.005, energy_weight=0.0)
+        assert (pooled.class_thresholds >= own.class_thresholds).all()  # never tighter than a kind's own photos show
+        own_rates.append((new_scores > own.class_thresholds[1]).mean())
+        pooled_rates.append((new_scores > pooled.class_thresholds[1]).mean())
+
+    # its own 99.5% "quantile" of 12 photos is about their largest, which turns back several in a
+    # hundred new ones; read from the shared tail it turns back about the chosen share
+    assert np.mean(own_rates) > 0.04
+    assert np.mean(pooled_rates) < 0.03 and np.mean(pooled_rates) < np.mean(own_rates) / 3
+
+
+def test_a_kind_of_lesion_smooth_by_nature_is_not_called_blurred_while_a_blurred_photo_still_is():
+    from training.gate import class_quality_thresholds
+
+    gate = small_gate(detail_min=1.0, blur_max=0.6)
+    rng = np.random.default_rng(6)
+    n = 300
+    # quality rows: luma_mean, dark_fraction, clipped_fraction, blur, detail
+    exposure = [np.full(n, 150.0), np.zeros(n), np.zeros(n)]
+    textured_kind = np.column_stack([*exposure, rng.normal(0.40, 0.03, n), rng.normal(2.4, 0.4, n)])
+    smooth_kind = np.column_stack([*exposure, rng.normal(0.50, 0.03, n), rng.normal(1.2, 0.15, n)])
+    features = np.vstack([np.tile([1, 0, 0.1, 0], (n, 1)), np.tile([0, 1, 0.1, 0], (n, 1))]).astype(np.float32)
+    reference = described(features, np.zeros((2 * n, 7)), np.vstack([textured_kind, smooth_kind]))
+
+    fitted, extra = class_quality_thresholds(gate, [reference])
+
+    assert "quality_by_class" in extra
+    assert fitted.detail_min(0) == pytest.approx(1.0) and fitted.blur_max(0) == pytest.approx(0.6)  # the usual kind
+    assert fitted.detail_min(1) < 0.8 and fitted.blur_max(1) > 0.6  # the smooth kind, by its median
+
+    def reason(features_, blur, detail):
+        values = {"luma_mean": 150.0, "dark_fraction": 0.0, "clipped_fraction": 0.0, "blur": blur, "detail": detail}
+        for fitted_gate in (gate, fitted):
+            yield fitted_gate.decide_arrays(
+                quality_values=values, features=np.asarray(features_, np.float32), logits=np.zeros(7), skin_fraction=1.0
+            ).reason
+
+    # a sharp photo of the smooth kind: the single floor calls it blurred, its own does not
+    assert list(reason([0, 1, 0.1, 0], 0.55, 0.9)) == ["blurred", "ok"]
+    # a blurred photo is blurred whichever kind it resembles
+    assert list(reason([0, 1, 0.1, 0], 0.9, 0.3)) == ["blurred", "blurred"]
+    assert list(reason([1, 0, 0.1, 0], 0.55, 0.9)) == ["blurred", "blurred"]
+    # the per-class thresholds travel with the manifest's thresholds and come back the same
+    again = gate_module.Gate(stats=fitted.stats, thresholds=fitted.all_thresholds())
+    assert again.detail_min(1) == fitted.detail_min(1) and again.blur_max(1) == fitted.blur_max(1)
+    with pytest.raises(gate_module.GateError):
+        small_gate(detail_min_by_class=[1.0, 0.5, 0.2])

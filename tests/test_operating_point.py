@@ -169,3 +169,46 @@ def test_the_stress_test_scores_each_shift_through_the_served_model_and_gate(tmp
     assert len({round(f["specificity"]["point"], 6) for f in out.values()}) > 1
     # a second run reads what the model made of each set from the cache
     assert stress.main(["--data", str(data), "--split-csv", str(split), "--cache-dir", str(tmp_path / "cache")]) == out
+
+
+def test_gate_variants_are_compared_on_held_out_validation_lesions_only():
+    from tests.test_gate import small_gate
+    from training.operating_point import GATE_VARIANTS, cross_fitted_gates
+
+    rng = np.random.default_rng(8)
+    n = 240  # 120 lesions of each of two kinds, two photos each
+    labels = np.repeat([0, 1], n // 2)
+    groups = np.array([f"lesion-{i // 2}" for i in range(n)])
+    features = np.where(labels[:, None] == 0, [1.0, 0, 0, 0], [0, 1.0, 0, 0]) + rng.normal(0, 0.05, (n, 4))
+    # kind 1 is smooth by nature: little detail, a higher blur measure, in sharp photos
+    detail = np.where(labels == 0, rng.normal(2.4, 0.3, n), rng.normal(1.0, 0.12, n))
+    blur = np.where(labels == 0, rng.normal(0.40, 0.03, n), rng.normal(0.50, 0.03, n))
+
+    def described_(blur_, detail_, luma=150.0, clipped=0.0):
+        q = np.column_stack([np.full(n, luma), np.zeros(n), np.full(n, clipped), blur_, detail_])
+        return {
+            "features": features.astype(np.float32),
+            "logits": np.zeros((n, 7)),
+            "quality": q,
+            "skin_fraction": np.ones(n),
+        }
+
+    val = described_(blur, detail)
+    mild = {"noise": described_(blur + rng.normal(0, 0.01, n), detail * 1.05)}
+    severe = {
+        "blur": described_(blur + 0.4, detail * 0.3),
+        "dark": described_(blur, detail, luma=30.0),
+        "overexposed": described_(blur, detail, clipped=0.9),
+    }
+
+    figures = cross_fitted_gates(small_gate(), val, mild, severe, labels, groups, folds=4, seeds=(0, 1))
+
+    assert list(figures) == list(GATE_VARIANTS)
+    for by in figures.values():
+        assert set(by) == {"taken", "mild"}
+        assert set(by["taken"]) == {CLASSES[0], CLASSES[1], "all"}
+        assert all(0.0 <= share <= 1.0 for share in by["taken"].values())
+    v3, _, v4 = figures.values()
+    # one detail floor for all calls the smooth kind blurred far more often than the kind-aware one
+    assert v3["taken"][CLASSES[1]] > 0.02
+    assert v4["taken"][CLASSES[1]] < v3["taken"][CLASSES[1]] / 2

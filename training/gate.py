@@ -350,6 +350,8 @@ def midway_quality_thresholds(
     t["detail_min"] = halfway(
         np.quantile(measure("detail"), quality_rate), np.quantile(measure("detail", severe["blur"]), catch), True
     )
+    # The out-of-domain thresholds per class mean are kept; quality ones per class (from the single
+    # ones this replaces) are fitted afterwards, by class_quality_thresholds.
     if gate.class_thresholds is not None:
         t[gate_module.BY_CLASS] = gate.class_thresholds.tolist()
     t[gate_module.ENERGY_WEIGHT] = gate.energy_weight
@@ -357,27 +359,54 @@ def midway_quality_thresholds(
 
 
 def fit_class_thresholds(
-    gate: gate_module.Gate, reference: list[dict[str, np.ndarray]], *, rate: float, energy_weight: float
+    gate: gate_module.Gate,
+    reference: list[dict[str, np.ndarray]],
+    *,
+    rate: float,
+    energy_weight: float,
+    pooled_tail: bool = True,
 ) -> tuple[gate_module.Gate, dict]:
-    """A gate whose out-of-domain threshold is set per class mean: each at the ``1 - rate``
-    quantile of the scores of the ``reference`` photos nearest to that class mean.
+    """A gate whose out-of-domain threshold is set per class mean, from the scores of the
+    ``reference`` photos nearest to that class mean.
 
     ``reference``: described lesion photos no statistic was fitted on (the validation split as
     taken and under each mild shift of training.shifts). A photo is judged against the photos
     that resemble the same kind of lesion, so the kinds the network reads less confidently or
     that vary more (basal cell carcinoma, actinic keratosis) are not turned back more often than
     naevi. The quality thresholds are kept. Returns the new gate and what the manifest records.
+
+    Each threshold is the class' own ``1 - rate`` quantile (v3) or, with ``pooled_tail`` (from
+    v4), the higher of that and the same quantile read from every class' scores at once, each
+    photo's score measured from its class' median in units of its class' interquartile range.
+    A kind with a few dozen lesions (vascular lesions, dermatofibromas) has no 99.5% quantile of
+    its own worth the name; the shared tail gives it one from its median and spread, which a
+    few dozen lesions do estimate, and the higher of the two never holds a kind to a tighter
+    threshold than its own photos show.
     """
     stats = gate.stats
     scores = np.concatenate(
         [gate_module.ood_score(d["features"], d["logits"], stats, energy_weight) for d in reference]
     )
     nearest = np.concatenate([gate_module.nearest_class(d["features"], stats) for d in reference])
+    classes = range(len(stats["class_means"]))
+    centre = {c: float(np.median(scores[nearest == c])) for c in classes if (nearest == c).sum() >= 2}
+    spread = {c: float(np.subtract(*np.percentile(scores[nearest == c], [75, 25]))) for c in centre}
+    spread = {c: s for c, s in spread.items() if s > 0}
+    shared = None
+    if pooled_tail and spread:
+        known = np.array(sorted(spread))
+        near = np.isin(nearest, known)
+        middle = np.array([centre[c] for c in known])[np.searchsorted(known, nearest[near])]
+        width = np.array([spread[c] for c in known])[np.searchsorted(known, nearest[near])]
+        shared = float(np.quantile((scores[near] - middle) / width, 1 - rate))
     by_class = []
-    for index in range(len(stats["class_means"])):
+    for index in classes:
         own = scores[nearest == index]
         # a class mean no reference photo is nearest to keeps the single threshold
-        by_class.append(float(np.quantile(own, 1 - rate)) if len(own) else gate.thresholds["ood_score"])
+        threshold = float(np.quantile(own, 1 - rate)) if len(own) else gate.thresholds["ood_score"]
+        if shared is not None and index in spread:
+            threshold = max(threshold, centre[index] + shared * spread[index])
+        by_class.append(threshold)
     thresholds = {
         **gate.thresholds,
         gate_module.ENERGY_WEIGHT: float(energy_weight),
@@ -385,6 +414,43 @@ def fit_class_thresholds(
     }
     counts = np.bincount(nearest, minlength=len(by_class)).tolist()
     return gate_module.Gate(stats=stats, thresholds=thresholds), {"reference_photos_by_class_mean": counts}
+
+
+def class_quality_thresholds(
+    gate: gate_module.Gate, reference: list[dict[str, np.ndarray]]
+) -> tuple[gate_module.Gate, dict]:
+    """A gate whose blur and detail thresholds follow the kind of lesion a photo resembles.
+
+    Some kinds are smoother by nature: a vascular lesion is a red blob with little texture, so
+    the detail left in a sharp photo of one is that of a blurred naevus. The detail floor of
+    each class mean is the single one scaled by the ratio of the median detail of the
+    ``reference`` photos nearest that mean to the median of all of them (never above the single
+    floor), and the blur ceiling is raised by the amount its median blur measure lies above the
+    overall median (never lowered). Exposure thresholds stay one for all: a dark photo is dark
+    whatever it shows.
+    """
+    column = {name: index for index, name in enumerate(quality.NAMES)}
+    q = np.concatenate([d["quality"] for d in reference])
+    nearest = np.concatenate([gate_module.nearest_class(d["features"], gate.stats) for d in reference])
+    detail, blur = q[:, column["detail"]], q[:, column["blur"]]
+    detail_min, blur_max = gate.thresholds.get("detail_min", 0.0), gate.thresholds["blur_max"]
+    detail_by_class, blur_by_class = [], []
+    for index in range(len(gate.stats["class_means"])):
+        own = nearest == index
+        if own.sum() < 2:
+            detail_by_class.append(detail_min)
+            blur_by_class.append(blur_max)
+            continue
+        detail_by_class.append(detail_min * min(1.0, float(np.median(detail[own]) / np.median(detail))))
+        blur_by_class.append(blur_max + max(0.0, float(np.median(blur[own]) - np.median(blur))))
+    thresholds = {
+        **gate.all_thresholds(),
+        gate_module.DETAIL_BY_CLASS: detail_by_class,
+        gate_module.BLUR_BY_CLASS: blur_by_class,
+    }
+    return gate_module.Gate(stats=gate.stats, thresholds=thresholds), {
+        "quality_by_class": "detail floor scaled and blur ceiling raised by each class mean's median (reference photos)"
+    }
 
 
 def turned_back_by_class(gate: gate_module.Gate, described: dict[str, np.ndarray], labels: np.ndarray) -> dict:

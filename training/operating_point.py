@@ -182,6 +182,77 @@ def fit_bounded_thresholds(
 
 # --- A new artifact version: an existing network with its operating point and gate refitted ---
 MILD_REFERENCE_RATE = 0.005  # share of the reference photos nearest each class mean the gate may turn back
+GATE_VARIANTS = {  # how the per-class thresholds are read from the reference photos
+    "v3: own quantile per class mean, one blur and detail threshold": {"pooled_tail": False, "quality_by_class": False},
+    "own or shared-tail quantile, one blur and detail threshold": {"pooled_tail": True, "quality_by_class": False},
+    "v4: own or shared-tail quantile, blur and detail per class mean": {"pooled_tail": True, "quality_by_class": True},
+}
+
+
+def fit_lesion_gate(
+    base, reference: list[dict], severe: dict, *, pooled_tail: bool = True, quality_by_class: bool = True
+):
+    """The served gate from ``base`` (training.gate.fit_gate's statistics): out-of-domain thresholds
+    per class mean and quality thresholds, all read from ``reference`` (validation photos as taken
+    and under every mild shift) and ``severe`` (validation photos severely degraded, by kind).
+    Returns the gate and what the manifest records of how."""
+    from training import gate as gate_fit
+
+    gate, extra = gate_fit.fit_class_thresholds(
+        base, reference, rate=MILD_REFERENCE_RATE, energy_weight=0.0, pooled_tail=pooled_tail
+    )
+    gate = gate_fit.midway_quality_thresholds(gate, reference, severe)
+    if quality_by_class:
+        gate, quality_extra = gate_fit.class_quality_thresholds(gate, reference)
+        extra.update(quality_extra)
+    return gate, extra
+
+
+def cross_fitted_gates(
+    base, val: dict, mild: dict[str, dict], val_severe: dict, labels, groups, *, folds: int = 5, seeds=(0, 1, 2)
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each of GATE_VARIANTS fitted on (folds - 1) / folds of the validation lesions and measured on
+    the rest, every fold and seed: the share of each kind's held-out photos turned back, as taken
+    and under the mild shifts. Validation only: this is how the served variant was chosen."""
+    from training import gate as gate_fit
+
+    labels, groups = np.asarray(labels), np.asarray(groups)
+
+    def part(described: dict, keep: np.ndarray) -> dict:
+        return {key: value[keep] for key, value in described.items()}
+
+    lesions = np.unique(groups)
+    lesion_label = {lesion: labels[groups == lesion][0] for lesion in lesions}
+    figures = {}
+    for name, options in GATE_VARIANTS.items():
+        back = {"taken": {}, "mild": {}}
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            fold_of = {}
+            for kind in np.unique(labels):  # lesions dealt to folds kind by kind
+                of_kind = [lesion for lesion in lesions if lesion_label[lesion] == kind]
+                rng.shuffle(of_kind)
+                fold_of.update({lesion: index % folds for index, lesion in enumerate(of_kind)})
+            fold = np.array([fold_of[lesion] for lesion in groups])
+            for held in range(folds):
+                fit_on, measure_on = fold != held, fold == held
+                reference = [part(val, fit_on), *(part(d, fit_on) for d in mild.values())]
+                severe = {kind: part(d, fit_on) for kind, d in val_severe.items()}
+                gate, _ = fit_lesion_gate(base, reference, severe, **options)
+                for where, sets in (("taken", [val]), ("mild", list(mild.values()))):
+                    for described in sets:
+                        turned = np.array(gate_fit.decisions(gate, part(described, measure_on))) != "ok"
+                        for kind, hit in zip(labels[measure_on], turned, strict=True):
+                            back[where].setdefault(CLASSES[kind], []).append(hit)
+        figures[name] = {
+            where: {
+                kind: float(np.mean(hits))
+                for kind, hits in sorted(by_kind.items(), key=lambda kv: CLASSES.index(kv[0]))
+            }
+            | {"all": float(np.mean(np.concatenate([np.asarray(h) for h in by_kind.values()])))}
+            for where, by_kind in back.items()
+        }
+    return figures
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -240,9 +311,12 @@ def report_markdown(section: dict, gate_table: dict) -> str:
             (
                 "Each photo's out-of-domain score (the Mahalanobis distance of its features, the energy term "
                 f"weighted {section['gate_energy_weight']:g}) is judged against the validation photos nearest to "
-                f"the same class mean, as taken and under every mild shift: {MILD_REFERENCE_RATE:.1%} of those are "
-                "turned back per class mean. Each quality threshold sits halfway between the least usual of "
-                "those photos and the value that still catches 97% of the severely degraded ones."
+                f"the same class mean, as taken and under every mild shift: at most {MILD_REFERENCE_RATE:.1%} of "
+                "those are turned back per class mean (the class' own quantile, or the same quantile of all classes' "
+                "scores measured from each class' median in units of its interquartile range, whichever is higher). "
+                "Each quality threshold sits halfway between the least usual of those photos and the value that "
+                "still catches 97% of the severely degraded ones; the detail floor and the blur ceiling then follow "
+                "each class mean's median, so a kind of lesion that is smooth by nature is not called blurred."
             ),
             "",
             _table(gate_rows, ["class", "validation photos", "turned back", "test photos", "turned back"]),
@@ -275,6 +349,54 @@ def rewrite_report(text: str, source_version: str, model_version: str, test_metr
     return text[:first_break] + note + "\n\n" + text[first_break:]
 
 
+def described_sets(source: Path, network: dict, *, data_dir, cache_dir, describe_cache, stress_cache):
+    """What the network in ``source`` makes of every set the operating point and gate are fitted
+    and measured on: (predictor, splits, sets, labels, groups, mild), ``mild`` being the
+    validation photos under each mild shift of training.shifts."""
+    from inference.artifact import Artifact
+    from inference.predictor import Predictor
+    from training import gate as gate_fit
+    from training import shifts
+    from training.stress import described, split_records
+
+    predictor = Predictor(Artifact(source, network))
+    split_csv = source / "report" / "split.csv"
+    splits = gate_fit.split_pixels(data_dir, split_csv, predictor.artifact.input_size, cache_dir)
+    sets = gate_fit.describe_sets(predictor, splits, describe_cache=describe_cache)
+    records = {name: split_records(split_csv, data_dir, name) for name in ("val", "test")}
+    labels = {name: np.array([r["label"] for r in rows]) for name, rows in records.items()}
+    groups = {name: [r["lesion_id"] for r in rows] for name, rows in records.items()}
+    val_ids = [r["image_id"] for r in records["val"]]
+    mild = {name: described(predictor, data_dir, val_ids, name, "mild", stress_cache, "val") for name in shifts.SHIFTS}
+    return predictor, splits, sets, labels, groups, mild
+
+
+def compare_gates(*, source: Path, data_dir, cache_dir, describe_cache, stress_cache) -> dict:
+    """GATE_VARIANTS cross-fitted on the validation split (cross_fitted_gates), printed as a table."""
+    from training import gate as gate_fit
+
+    source = Path(source)
+    manifest = gate_fit.verified_manifest(source)
+    network = {key: value for key, value in manifest.items() if key != "gate"}
+    _, splits, sets, labels, groups, mild = described_sets(
+        source,
+        network,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        describe_cache=describe_cache,
+        stress_cache=stress_cache,
+    )
+    base, _ = gate_fit.fit_gate(
+        train=sets["train"], train_labels=splits["train"][1], val=sets["val"], val_severe=sets["val_severe"]
+    )
+    figures = cross_fitted_gates(base, sets["val"], mild, sets["val_severe"], labels["val"], groups["val"])
+    kinds = [*CLASSES, "all"]
+    rows = [[name, *(f"{by['taken'][k]:.1%} / {by['mild'][k]:.1%}" for k in kinds)] for name, by in figures.items()]
+    print("Validation photos turned back, held out of the fit (5 lesion folds x 3 seeds), as taken / mildly shifted:")
+    print(_table(rows, ["gate", *kinds]))
+    return figures
+
+
 def build(
     *,
     source: Path,
@@ -292,12 +414,10 @@ def build(
     import datetime as dt
     import shutil
 
-    from inference.artifact import FORMAT_VERSION, Artifact, sha256_file
-    from inference.predictor import Predictor
+    from inference.artifact import FORMAT_VERSION, sha256_file
     from training import gate as gate_fit
     from training import metrics as metrics_module
-    from training import shifts
-    from training.stress import described, refers, split_records
+    from training.stress import refers
 
     source = Path(source)
     destination = Path(artifacts_dir) / model_version
@@ -305,15 +425,14 @@ def build(
         raise SystemExit(f"{destination} exists; an artifact version is never overwritten")
     manifest = gate_fit.verified_manifest(source)
     network = {key: value for key, value in manifest.items() if key != "gate"}
-    predictor = Predictor(Artifact(source, network))
-    split_csv = source / "report" / "split.csv"
-    splits = gate_fit.split_pixels(data_dir, split_csv, predictor.artifact.input_size, cache_dir)
-    sets = gate_fit.describe_sets(predictor, splits, describe_cache=describe_cache)
-    records = {name: split_records(split_csv, data_dir, name) for name in ("val", "test")}
-    labels = {name: np.array([r["label"] for r in rows]) for name, rows in records.items()}
-    groups = {name: [r["lesion_id"] for r in rows] for name, rows in records.items()}
-    val_ids = [r["image_id"] for r in records["val"]]
-    mild = {name: described(predictor, data_dir, val_ids, name, "mild", stress_cache, "val") for name in shifts.SHIFTS}
+    predictor, splits, sets, labels, groups, mild = described_sets(
+        source,
+        network,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        describe_cache=describe_cache,
+        stress_cache=stress_cache,
+    )
     calibration = predictor.calibration
     probabilities = {name: calibration.probabilities(sets[name]["logits"]) for name in ("val", "test")}
 
@@ -338,22 +457,19 @@ def build(
         val=sets["val"],
         val_severe=sets["val_severe"],
     )
-    gate, extra = gate_fit.fit_class_thresholds(
-        base, [sets["val"], *mild.values()], rate=MILD_REFERENCE_RATE, energy_weight=0.0
-    )
-    gate = gate_fit.midway_quality_thresholds(gate, [sets["val"], *mild.values()], sets["val_severe"])
-    section["thresholds"] = gate.thresholds | {
-        gate_fit.gate_module.ENERGY_WEIGHT: gate.energy_weight,
-        gate_fit.gate_module.BY_CLASS: gate.class_thresholds.tolist(),
-    }
+    gate, extra = fit_lesion_gate(base, [sets["val"], *mild.values()], sets["val_severe"])
+    section["thresholds"] = gate.all_thresholds()
     section["method"] += (
         " From v3 the energy term's weight is 0 and the out-of-domain threshold is set per class mean: the "
         f"{1 - MILD_REFERENCE_RATE:.1%} quantile of the scores of the validation photos nearest that class mean, "
-        "as taken and under every mild shift of training.shifts."
+        "as taken and under every mild shift of training.shifts; from v4 the higher of that and the same quantile "
+        "of all classes' scores in units of each class' median and interquartile range, and the blur and detail "
+        "thresholds per class mean (training.gate.class_quality_thresholds)."
     )
     section["chosen_on"] = (
         "validation split: each quality threshold halfway between the 0.15% quantile of the validation photos "
-        "(as taken and mildly shifted) and the value that catches 97% of the severely degraded ones; the out-of-domain "
+        "(as taken and mildly shifted) and the value that catches 97% of the severely degraded ones, then scaled to "
+        "each class mean's median detail and blur; the out-of-domain "
         f"thresholds {MILD_REFERENCE_RATE:.1%} of the validation photos (as taken and mildly shifted) nearest each "
         "class mean"
     )
@@ -453,7 +569,22 @@ def main(argv: list[str] | None = None) -> Path:
     b.add_argument("--artifacts-dir", type=Path, default=ARTIFACTS_DIR)
     b.add_argument("--lower-bound", type=float, default=0.95)
     b.add_argument("--make-default", action="store_true")
+    c = commands.add_parser("compare-gates", help="the gate variants cross-fitted on the validation split")
+    c.add_argument("--source", type=Path, required=True, help="the artifact whose network is reused")
+    c.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    c.add_argument("--cache-dir", type=Path)
+    c.add_argument("--describe-cache", type=Path)
+    c.add_argument("--stress-cache", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "compare-gates":
+        compare_gates(
+            source=args.source,
+            data_dir=args.data,
+            cache_dir=args.cache_dir,
+            describe_cache=args.describe_cache,
+            stress_cache=args.stress_cache,
+        )
+        return None
     destination = build(
         source=args.source,
         model_version=args.model_version,
