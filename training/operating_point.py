@@ -349,16 +349,19 @@ def rewrite_report(text: str, source_version: str, model_version: str, test_metr
     return text[:first_break] + note + "\n\n" + text[first_break:]
 
 
-def described_sets(source: Path, network: dict, *, data_dir, cache_dir, describe_cache, stress_cache):
-    """What the network in ``source`` makes of every set the operating point and gate are fitted
-    and measured on: (predictor, splits, sets, labels, groups, mild), ``mild`` being the
-    validation photos under each mild shift of training.shifts."""
+def described_sets(source: Path, *, data_dir, cache_dir, describe_cache, stress_cache):
+    """What the network of the artifact ``source`` makes of every set the operating point and gate
+    are fitted and measured on: (manifest, network, predictor, splits, sets, labels, groups, mild),
+    ``network`` being the manifest without its gate and ``mild`` the validation photos under each
+    mild shift of training.shifts."""
     from inference.artifact import Artifact
     from inference.predictor import Predictor
     from training import gate as gate_fit
     from training import shifts
     from training.stress import described, split_records
 
+    manifest = gate_fit.verified_manifest(source)
+    network = {key: value for key, value in manifest.items() if key != "gate"}
     predictor = Predictor(Artifact(source, network))
     split_csv = source / "report" / "split.csv"
     splits = gate_fit.split_pixels(data_dir, split_csv, predictor.artifact.input_size, cache_dir)
@@ -368,24 +371,15 @@ def described_sets(source: Path, network: dict, *, data_dir, cache_dir, describe
     groups = {name: [r["lesion_id"] for r in rows] for name, rows in records.items()}
     val_ids = [r["image_id"] for r in records["val"]]
     mild = {name: described(predictor, data_dir, val_ids, name, "mild", stress_cache, "val") for name in shifts.SHIFTS}
-    return predictor, splits, sets, labels, groups, mild
+    return manifest, network, predictor, splits, sets, labels, groups, mild
 
 
-def compare_gates(*, source: Path, data_dir, cache_dir, describe_cache, stress_cache) -> dict:
-    """GATE_VARIANTS cross-fitted on the validation split (cross_fitted_gates), printed as a table."""
+def compare_gates(*, source: Path, **caches) -> dict:
+    """GATE_VARIANTS cross-fitted on the validation split (cross_fitted_gates), printed as a table.
+    ``caches``: as for described_sets."""
     from training import gate as gate_fit
 
-    source = Path(source)
-    manifest = gate_fit.verified_manifest(source)
-    network = {key: value for key, value in manifest.items() if key != "gate"}
-    _, splits, sets, labels, groups, mild = described_sets(
-        source,
-        network,
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-        describe_cache=describe_cache,
-        stress_cache=stress_cache,
-    )
+    *_, splits, sets, labels, groups, mild = described_sets(Path(source), **caches)
     base, _ = gate_fit.fit_gate(
         train=sets["train"], train_labels=splits["train"][1], val=sets["val"], val_severe=sets["val_severe"]
     )
@@ -423,15 +417,8 @@ def build(
     destination = Path(artifacts_dir) / model_version
     if destination.exists():
         raise SystemExit(f"{destination} exists; an artifact version is never overwritten")
-    manifest = gate_fit.verified_manifest(source)
-    network = {key: value for key, value in manifest.items() if key != "gate"}
-    predictor, splits, sets, labels, groups, mild = described_sets(
-        source,
-        network,
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-        describe_cache=describe_cache,
-        stress_cache=stress_cache,
+    manifest, network, predictor, splits, sets, labels, groups, mild = described_sets(
+        source, data_dir=data_dir, cache_dir=cache_dir, describe_cache=describe_cache, stress_cache=stress_cache
     )
     calibration = predictor.calibration
     probabilities = {name: calibration.probabilities(sets[name]["logits"]) for name in ("val", "test")}
@@ -559,39 +546,33 @@ def main(argv: list[str] | None = None) -> Path:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    b = commands.add_parser("build", help="a new artifact version: thresholds on interval bounds, gate per class")
-    b.add_argument("--source", type=Path, required=True, help="the artifact whose network is reused")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--source", type=Path, required=True, help="the artifact whose network is reused")
+    common.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    common.add_argument("--cache-dir", type=Path, help="model-pixel cache shared with training.train")
+    common.add_argument("--describe-cache", type=Path, help="keep what the model made of each split here")
+    common.add_argument("--stress-cache", type=Path, help="keep what the model made of each shifted set here")
+    b = commands.add_parser(
+        "build", parents=[common], help="a new artifact version: thresholds on interval bounds, gate per class"
+    )
     b.add_argument("--model-version", required=True)
-    b.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
-    b.add_argument("--cache-dir", type=Path, help="model-pixel cache shared with training.train")
-    b.add_argument("--describe-cache", type=Path, help="keep what the model made of each split here")
-    b.add_argument("--stress-cache", type=Path, help="keep what the model made of each shifted set here")
     b.add_argument("--artifacts-dir", type=Path, default=ARTIFACTS_DIR)
     b.add_argument("--lower-bound", type=float, default=0.95)
     b.add_argument("--make-default", action="store_true")
-    c = commands.add_parser("compare-gates", help="the gate variants cross-fitted on the validation split")
-    c.add_argument("--source", type=Path, required=True, help="the artifact whose network is reused")
-    c.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
-    c.add_argument("--cache-dir", type=Path)
-    c.add_argument("--describe-cache", type=Path)
-    c.add_argument("--stress-cache", type=Path)
+    commands.add_parser(
+        "compare-gates", parents=[common], help="the gate variants cross-fitted on the validation split"
+    )
     args = parser.parse_args(argv)
+    caches = dict(
+        data_dir=args.data, cache_dir=args.cache_dir, describe_cache=args.describe_cache, stress_cache=args.stress_cache
+    )
     if args.command == "compare-gates":
-        compare_gates(
-            source=args.source,
-            data_dir=args.data,
-            cache_dir=args.cache_dir,
-            describe_cache=args.describe_cache,
-            stress_cache=args.stress_cache,
-        )
+        compare_gates(source=args.source, **caches)
         return None
     destination = build(
         source=args.source,
         model_version=args.model_version,
-        data_dir=args.data,
-        cache_dir=args.cache_dir,
-        describe_cache=args.describe_cache,
-        stress_cache=args.stress_cache,
+        **caches,
         artifacts_dir=args.artifacts_dir,
         make_default=args.make_default,
         lower_bound=args.lower_bound,
