@@ -116,6 +116,7 @@ class PredictionOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
         help_text="Most likely class relative to its training prevalence; null for a rejected photo."
     )
     heatmap_url = serializers.SerializerMethodField()
+    heatmap_layer = serializers.SerializerMethodField()
 
     class Meta:
         model = Prediction
@@ -131,6 +132,7 @@ class PredictionOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
             "inference_ms",
             "created_at",
             "heatmap_url",
+            "heatmap_layer",
         )
         read_only_fields = fields
 
@@ -168,6 +170,19 @@ class PredictionOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
         if not prediction.heatmap:
             return None
         return _absolute(self.context, "diagnosis:image-heatmap", prediction.image_id)
+
+    @extend_schema_field(
+        serializers.BooleanField(
+            allow_null=True,
+            help_text=(
+                "True: the heatmap is a transparent layer the size of the photo, to lay over it (a PNG with "
+                "transparency; WebP from earlier versions); false: the photo with the map blended in (the first "
+                "model version's heatmaps); null when there is no heatmap."
+            ),
+        )
+    )
+    def get_heatmap_layer(self, prediction: Prediction) -> bool | None:
+        return prediction.heatmap_is_layer if prediction.heatmap else None
 
 
 class ImageOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):

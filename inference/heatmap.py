@@ -119,9 +119,26 @@ def overlay_layer_png(image: Image.Image, activation_map: np.ndarray, *, max_sid
 
 
 def is_layer(data: bytes) -> bool:
-    """Whether stored heatmap bytes are a transparent layer (an indexed or RGBA PNG, or WebP from
-    earlier versions) rather than the photo with the map blended in (an RGB PNG)."""
+    """Whether stored heatmap bytes are a transparent layer (an indexed PNG with transparency or
+    an RGBA PNG, or WebP from earlier versions) rather than the photo with the map blended in (an
+    opaque PNG)."""
     if data[:4] == b"RIFF":
         return True
     # PNG: the signature (8 bytes), then the IHDR chunk; its colour type is byte 25.
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] in (3, 6)
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) <= 25:
+        return False
+    if data[25] in (4, 6):  # grey or colour with an alpha channel
+        return True
+    if data[25] != 3:
+        return False
+    # An indexed PNG is a layer when its palette has opacities: a tRNS chunk before the image data.
+    position = 8
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        if kind == b"tRNS":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        position += 12 + length
+    return False

@@ -36,6 +36,15 @@ def heatmap_layer_bytes(width: int = 64, height: int = 48) -> bytes:
     return overlay_layer_png(Image.new("RGB", (width, height)), cam)
 
 
+def webp_layer_bytes(width: int = 64, height: int = 48) -> bytes:
+    """A heatmap layer as earlier versions stored it: WebP with alpha."""
+    layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    layer.paste(Image.new("RGBA", (width // 2, height // 2), (255, 80, 0, 200)), (width // 4, height // 4))
+    buffer = io.BytesIO()
+    layer.save(buffer, format="WEBP", lossless=True)
+    return buffer.getvalue()
+
+
 class ClinicFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Clinic
@@ -138,6 +147,11 @@ class PredictionFactory(factory.django.DjangoModelFactory):
         with_layer = factory.Trait(
             heatmap=factory.LazyAttribute(
                 lambda o: ContentFile(heatmap_layer_bytes(o.image.width, o.image.height), name="layer.png")
+            )
+        )
+        with_webp_layer = factory.Trait(  # a layer as versions before the indexed PNG stored it
+            heatmap=factory.LazyAttribute(
+                lambda o: ContentFile(webp_layer_bytes(o.image.width, o.image.height), name="heatmap.webp")
             )
         )
         with_heatmap = factory.Trait(

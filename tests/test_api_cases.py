@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from accounts.models import AuditEvent
 from diagnosis.models import Case, LesionImage
@@ -135,6 +136,34 @@ def test_case_output_includes_latest_prediction(staff, patient, client_for):
     assert set(prediction["probabilities"]) == {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
     assert prediction["top_class"] == "nv"
     assert prediction["heatmap_url"] == f"http://testserver/media/lesions/{image.pk}/heatmap/"
+    assert prediction["heatmap_layer"] is False  # the first version's heatmap: the photo with the map in it
+
+
+@pytest.mark.parametrize(
+    ("trait", "is_layer", "content_type"),
+    [("with_layer", True, "image/png"), ("with_webp_layer", True, "image/webp"), ("with_heatmap", False, "image/png")],
+)
+def test_every_kind_of_stored_heatmap_is_served_and_said_to_be_a_layer_or_not(
+    staff, patient, client_for, trait, is_layer, content_type
+):
+    case = CaseFactory(patient=patient, submitted_by=staff)
+    image = LesionImageFactory(case=case, analysis_status=LesionImage.AnalysisStatus.DONE)
+    prediction = PredictionFactory(image=image, **{trait: True})
+    client = client_for(staff)
+
+    answer = client.get(f"{URL}{case.pk}/").json()["images"][0]["prediction"]
+    heatmap = client.get(answer["heatmap_url"])
+
+    assert prediction.heatmap_is_layer is is_layer
+    assert answer["heatmap_layer"] is is_layer
+    assert heatmap.status_code == 200 and heatmap["Content-Type"] == content_type
+    browser = Client()
+    browser.force_login(staff)
+    page = browser.get(f"/cases/{case.pk}/")
+    assert page.status_code == 200
+    page = page.content.decode()
+    # a layer is laid over the photo in the viewer; a blended heatmap is offered as it is
+    assert ("viewer-layer" in page) is is_layer
 
 
 def test_case_list_filters_by_status(staff, patient, client_for):

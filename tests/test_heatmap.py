@@ -99,3 +99,7 @@ def test_a_layer_is_told_from_a_blended_heatmap_by_its_bytes():
     assert not is_layer(blended.getvalue())  # the first version's heatmap: the photo with the map in it
     assert is_layer(webp.getvalue())  # the layer as earlier versions stored it
     assert not is_layer(b"not an image")
+    opaque_indexed = io.BytesIO()
+    overlay(photo_, cam).convert("P").save(opaque_indexed, format="PNG")  # indexed, but no opacities
+    assert not is_layer(opaque_indexed.getvalue())
+    assert not is_layer(opaque_indexed.getvalue()[:40])  # cut short

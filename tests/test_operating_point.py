@@ -171,8 +171,10 @@ def test_the_stress_test_scores_each_shift_through_the_served_model_and_gate(tmp
     assert stress.main(["--data", str(data), "--split-csv", str(split), "--cache-dir", str(tmp_path / "cache")]) == out
 
 
-def test_gate_variants_are_compared_on_held_out_validation_lesions_only():
+def test_gate_variants_are_compared_on_held_out_validation_lesions_only(monkeypatch):
     from tests.test_gate import small_gate
+    from training import gate as gate_fit
+    from training import operating_point
     from training.operating_point import GATE_VARIANTS, cross_fitted_gates
 
     rng = np.random.default_rng(8)
@@ -191,6 +193,7 @@ def test_gate_variants_are_compared_on_held_out_validation_lesions_only():
             "logits": np.zeros((n, 7)),
             "quality": q,
             "skin_fraction": np.ones(n),
+            "lesion": groups,  # carried along, to see which lesions each step is given
         }
 
     val = described_(blur, detail)
@@ -200,15 +203,42 @@ def test_gate_variants_are_compared_on_held_out_validation_lesions_only():
         "dark": described_(blur, detail, luma=30.0),
         "overexposed": described_(blur, detail, clipped=0.9),
     }
+    ood = {
+        "features": np.tile([0, 0, 1.0, 0], (20, 1)).astype(np.float32),
+        "logits": np.zeros((20, 7)),
+        "quality": np.tile([150.0, 0, 0, 0.4, 2.0], (20, 1)),
+        "skin_fraction": np.full(20, 0.9),
+    }
 
-    figures = cross_fitted_gates(small_gate(), val, mild, severe, labels, groups, folds=4, seeds=(0, 1))
+    # every lesion a gate is measured on must be absent from what that gate was fitted on
+    fitted_on, leaks, measured = [set()], [], set()
+    fit, decisions = operating_point.fit_lesion_gate, gate_fit.decisions
 
+    def recording_fit(base, reference, severe_, **options):
+        fitted_on[0] = {lesion for d in [*reference, *severe_.values()] for lesion in d["lesion"]}
+        return fit(base, reference, severe_, **options)
+
+    def recording_decisions(gate, described):
+        held = set(described.get("lesion", ()))
+        leaks.extend(held & fitted_on[0])
+        measured.update(held)
+        return decisions(gate, described)
+
+    monkeypatch.setattr(operating_point, "fit_lesion_gate", recording_fit)
+    monkeypatch.setattr(gate_fit, "decisions", recording_decisions)
+    figures = cross_fitted_gates(small_gate(), val, mild, severe, labels, groups, ood=ood, folds=4, seeds=(0, 1))
+
+    assert not leaks
+    assert measured == set(groups)  # and every lesion is measured, held out once per seed
     assert list(figures) == list(GATE_VARIANTS)
     for by in figures.values():
-        assert set(by) == {"taken", "mild"}
+        assert set(by) == {"taken", "mild", "caught"}
         assert set(by["taken"]) == {CLASSES[0], CLASSES[1], "all"}
-        assert all(0.0 <= share <= 1.0 for share in by["taken"].values())
+        assert set(by["caught"]) == {"severe_blur", "severe_dark", "severe_overexposed", "out_of_domain"}
+        assert by["caught"]["severe_dark"] == 1.0 and by["caught"]["out_of_domain"] == 1.0
     v3, _, v4 = figures.values()
-    # one detail floor for all calls the smooth kind blurred far more often than the kind-aware one
+    # one detail floor for all calls the smooth kind blurred far more often than the kind-aware one,
+    # and the kind-aware one still catches the blurred photos
     assert v3["taken"][CLASSES[1]] > 0.02
     assert v4["taken"][CLASSES[1]] < v3["taken"][CLASSES[1]] / 2
+    assert v4["caught"]["severe_blur"] >= 0.95

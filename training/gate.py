@@ -378,10 +378,13 @@ def fit_class_thresholds(
     Each threshold is the class' own ``1 - rate`` quantile (v3) or, with ``pooled_tail`` (from
     v4), the higher of that and the same quantile read from every class' scores at once, each
     photo's score measured from its class' median in units of its class' interquartile range.
-    A kind with a few dozen lesions (vascular lesions, dermatofibromas) has no 99.5% quantile of
-    its own worth the name; the shared tail gives it one from its median and spread, which a
-    few dozen lesions do estimate, and the higher of the two never holds a kind to a tighter
-    threshold than its own photos show.
+    A kind with a dozen validation lesions (vascular lesions, dermatofibromas: their shifted
+    copies add photos, not lesions) has no 99.5% quantile of its own worth the name; the shared
+    tail gives it one from a median and a spread, which a dozen lesions estimate far better than
+    an extreme quantile, and the higher of the two never holds a kind to a tighter threshold than
+    its own photos show. The shared tail is dominated by the commonest kinds (naevi): it assumes
+    that the rare kinds' scores have the same shape once centred and scaled, which the
+    cross-fitted comparison (training.operating_point compare-gates) is there to check.
     """
     stats = gate.stats
     scores = np.concatenate(
@@ -408,7 +411,7 @@ def fit_class_thresholds(
             threshold = max(threshold, centre[index] + shared * spread[index])
         by_class.append(threshold)
     thresholds = {
-        **gate.thresholds,
+        **gate.all_thresholds(),  # per-class quality thresholds, if any, are kept
         gate_module.ENERGY_WEIGHT: float(energy_weight),
         gate_module.BY_CLASS: by_class,
     }

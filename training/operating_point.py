@@ -209,11 +209,27 @@ def fit_lesion_gate(
 
 
 def cross_fitted_gates(
-    base, val: dict, mild: dict[str, dict], val_severe: dict, labels, groups, *, folds: int = 5, seeds=(0, 1, 2)
+    base,
+    val: dict,
+    mild: dict[str, dict],
+    val_severe: dict,
+    labels,
+    groups,
+    *,
+    ood: dict | None = None,
+    folds: int = 5,
+    seeds=(0, 1, 2),
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Each of GATE_VARIANTS fitted on (folds - 1) / folds of the validation lesions and measured on
-    the rest, every fold and seed: the share of each kind's held-out photos turned back, as taken
-    and under the mild shifts. Validation only: this is how the served variant was chosen."""
+    the rest, every fold and seed. Validation only: this is how the served variant was chosen.
+
+    Per variant: ``taken`` and ``mild``, the share of each kind's held-out photos turned back, as
+    taken and under the mild shifts; ``caught``, what it must still turn back: the held-out
+    photos severely degraded (``severe_<kind>``) and, given ``ood``, the out-of-domain images
+    (``out_of_domain``, the same images every fold). Lesions are dealt to folds kind by kind,
+    one count running across the kinds. ``base`` gives the statistics (training split) and the
+    single out-of-domain threshold that a class mean no fitted photo is nearest to falls back on.
+    """
     from training import gate as gate_fit
 
     labels, groups = np.asarray(labels), np.asarray(groups)
@@ -221,18 +237,24 @@ def cross_fitted_gates(
     def part(described: dict, keep: np.ndarray) -> dict:
         return {key: value[keep] for key, value in described.items()}
 
+    def turned_back(gate, described: dict) -> np.ndarray:
+        return np.array(gate_fit.decisions(gate, described)) != "ok"
+
     lesions = np.unique(groups)
     lesion_label = {lesion: labels[groups == lesion][0] for lesion in lesions}
     figures = {}
     for name, options in GATE_VARIANTS.items():
         back = {"taken": {}, "mild": {}}
+        caught: dict[str, list] = {}
         for seed in seeds:
             rng = np.random.default_rng(seed)
-            fold_of = {}
-            for kind in np.unique(labels):  # lesions dealt to folds kind by kind
+            fold_of, dealt = {}, 0
+            for kind in np.unique(labels):
                 of_kind = [lesion for lesion in lesions if lesion_label[lesion] == kind]
                 rng.shuffle(of_kind)
-                fold_of.update({lesion: index % folds for index, lesion in enumerate(of_kind)})
+                for lesion in of_kind:
+                    fold_of[lesion] = dealt % folds
+                    dealt += 1
             fold = np.array([fold_of[lesion] for lesion in groups])
             for held in range(folds):
                 fit_on, measure_on = fold != held, fold == held
@@ -241,17 +263,19 @@ def cross_fitted_gates(
                 gate, _ = fit_lesion_gate(base, reference, severe, **options)
                 for where, sets in (("taken", [val]), ("mild", list(mild.values()))):
                     for described in sets:
-                        turned = np.array(gate_fit.decisions(gate, part(described, measure_on))) != "ok"
+                        turned = turned_back(gate, part(described, measure_on))
                         for kind, hit in zip(labels[measure_on], turned, strict=True):
                             back[where].setdefault(CLASSES[kind], []).append(hit)
+                for kind, described in val_severe.items():
+                    caught.setdefault(f"severe_{kind}", []).extend(turned_back(gate, part(described, measure_on)))
+                if ood is not None:
+                    caught.setdefault("out_of_domain", []).extend(turned_back(gate, ood))
         figures[name] = {
-            where: {
-                kind: float(np.mean(hits))
-                for kind, hits in sorted(by_kind.items(), key=lambda kv: CLASSES.index(kv[0]))
-            }
-            | {"all": float(np.mean(np.concatenate([np.asarray(h) for h in by_kind.values()])))}
+            where: {kind: float(np.mean(by_kind[kind])) for kind in CLASSES if kind in by_kind}
+            | {"all": float(np.mean([hit for hits in by_kind.values() for hit in hits]))}
             for where, by_kind in back.items()
         }
+        figures[name]["caught"] = {key: float(np.mean(hits)) for key, hits in caught.items()}
     return figures
 
 
@@ -383,11 +407,17 @@ def compare_gates(*, source: Path, **caches) -> dict:
     base, _ = gate_fit.fit_gate(
         train=sets["train"], train_labels=splits["train"][1], val=sets["val"], val_severe=sets["val_severe"]
     )
-    figures = cross_fitted_gates(base, sets["val"], mild, sets["val_severe"], labels["val"], groups["val"])
+    figures = cross_fitted_gates(
+        base, sets["val"], mild, sets["val_severe"], labels["val"], groups["val"], ood=sets["ood"]
+    )
     kinds = [*CLASSES, "all"]
     rows = [[name, *(f"{by['taken'][k]:.1%} / {by['mild'][k]:.1%}" for k in kinds)] for name, by in figures.items()]
     print("Validation photos turned back, held out of the fit (5 lesion folds x 3 seeds), as taken / mildly shifted:")
     print(_table(rows, ["gate", *kinds]))
+    caught = list(next(iter(figures.values()))["caught"])
+    rows = [[name, *(f"{by['caught'][k]:.1%}" for k in caught)] for name, by in figures.items()]
+    print("\nWhat each still turns back: held-out validation photos severely degraded, and the out-of-domain images:")
+    print(_table(rows, ["gate", *caught]))
     return figures
 
 
@@ -538,7 +568,7 @@ def build(
     return gate_fit.publish(partial, destination, new, make_default=make_default)
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None) -> Path | None:
     import argparse
 
     from inference.artifact import ARTIFACTS_DIR
