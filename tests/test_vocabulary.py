@@ -4,6 +4,8 @@ diagnosis/vocabulary.py; a second copy in the source fails here."""
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import subprocess
 import sys
@@ -20,19 +22,38 @@ from inference.classes import CLASS_NAMES, CLASSES
 from triage.models import Review
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIPPED = {".venv", "tests", "docs", "migrations", "locale", "node_modules", "staticfiles", "var", ".git"}
+SKIPPED = {
+    ".venv",
+    "tests",
+    "docs",
+    "migrations",
+    "locale",
+    "node_modules",
+    "staticfiles",
+    "var",
+    ".git",
+    "runs",
+    "__pycache__",
+}
+REQUIREMENTS = {"requirements.txt", "requirements-dev.txt"}
 CLASSES_HOME = "inference/classes.py"
 VOCABULARY_HOME = "diagnosis/vocabulary.py"
 
 
+@functools.cache
 def _sources() -> dict[str, str]:
-    """The project's code and templates, by path relative to the repository."""
+    """The project's code and templates, by path relative to the repository (read once).
+
+    Skipped folders are not entered at all: the virtual environment alone holds tens of
+    thousands of files, and ignored work folders (runs/) can hold gigabytes."""
     found = {}
-    for path in ROOT.rglob("*"):
-        relative = path.relative_to(ROOT)
-        if set(relative.parts) & SKIPPED or path.suffix not in {".py", ".html", ".js", ".txt"}:
-            continue
-        if path.is_file() and relative.parts[0] not in {"requirements.txt", "requirements-dev.txt"}:
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = sorted(d for d in subfolders if d not in SKIPPED)
+        for name in files:
+            path = Path(folder) / name
+            relative = path.relative_to(ROOT)
+            if path.suffix not in {".py", ".html", ".js", ".txt"} or relative.as_posix() in REQUIREMENTS:
+                continue
             found[relative.as_posix()] = path.read_text(encoding="utf-8", errors="replace")
     return found
 
