@@ -392,23 +392,24 @@ def fit_class_thresholds(
     )
     nearest = np.concatenate([gate_module.nearest_class(d["features"], stats) for d in reference])
     classes = range(len(stats["class_means"]))
-    centre = {c: float(np.median(scores[nearest == c])) for c in classes if (nearest == c).sum() >= 2}
-    spread = {c: float(np.subtract(*np.percentile(scores[nearest == c], [75, 25]))) for c in centre}
-    spread = {c: s for c, s in spread.items() if s > 0}
+    # each class mean's median and interquartile range (NaN with fewer than two photos or no spread)
+    centre, spread = np.full(len(classes), np.nan), np.full(len(classes), np.nan)
+    for c in classes:
+        if (nearest == c).sum() >= 2:
+            centre[c] = np.median(scores[nearest == c])
+            spread[c] = np.subtract(*np.percentile(scores[nearest == c], [75, 25])) or np.nan
+    known = ~np.isnan(spread[nearest])
     shared = None
-    if pooled_tail and spread:
-        known = np.array(sorted(spread))
-        near = np.isin(nearest, known)
-        middle = np.array([centre[c] for c in known])[np.searchsorted(known, nearest[near])]
-        width = np.array([spread[c] for c in known])[np.searchsorted(known, nearest[near])]
-        shared = float(np.quantile((scores[near] - middle) / width, 1 - rate))
+    if pooled_tail and known.any():
+        units = (scores[known] - centre[nearest[known]]) / spread[nearest[known]]
+        shared = float(np.quantile(units, 1 - rate))
     by_class = []
     for index in classes:
         own = scores[nearest == index]
         # a class mean no reference photo is nearest to keeps the single threshold
         threshold = float(np.quantile(own, 1 - rate)) if len(own) else gate.thresholds["ood_score"]
-        if shared is not None and index in spread:
-            threshold = max(threshold, centre[index] + shared * spread[index])
+        if shared is not None and not np.isnan(spread[index]):
+            threshold = max(threshold, float(centre[index] + shared * spread[index]))
         by_class.append(threshold)
     thresholds = {
         **gate.all_thresholds(),  # per-class quality thresholds, if any, are kept

@@ -208,6 +208,23 @@ def fit_lesion_gate(
     return gate, extra
 
 
+def lesion_folds(labels, groups, folds: int, seed: int) -> np.ndarray:
+    """The fold of each photo: its lesions dealt to ``folds`` folds kind by kind, in a random order
+    (``seed``), one count running across the kinds; every photo of a lesion in the same fold."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    lesions = np.unique(groups)
+    lesion_label = {lesion: labels[groups == lesion][0] for lesion in lesions}
+    rng = np.random.default_rng(seed)
+    fold_of, dealt = {}, 0
+    for kind in np.unique(labels):
+        of_kind = [lesion for lesion in lesions if lesion_label[lesion] == kind]
+        rng.shuffle(of_kind)
+        for lesion in of_kind:
+            fold_of[lesion] = dealt % folds
+            dealt += 1
+    return np.array([fold_of[lesion] for lesion in groups])
+
+
 def cross_fitted_gates(
     base,
     val: dict,
@@ -226,9 +243,9 @@ def cross_fitted_gates(
     Per variant: ``taken`` and ``mild``, the share of each kind's held-out photos turned back, as
     taken and under the mild shifts; ``caught``, what it must still turn back: the held-out
     photos severely degraded (``severe_<kind>``) and, given ``ood``, the out-of-domain images
-    (``out_of_domain``, the same images every fold). Lesions are dealt to folds kind by kind,
-    one count running across the kinds. ``base`` gives the statistics (training split) and the
-    single out-of-domain threshold that a class mean no fitted photo is nearest to falls back on.
+    (``out_of_domain``, the same images every fold). Folds: :func:`lesion_folds`. ``base`` gives
+    the statistics (training split) and the single out-of-domain threshold that a class mean no
+    fitted photo is nearest to falls back on.
     """
     from training import gate as gate_fit
 
@@ -240,22 +257,12 @@ def cross_fitted_gates(
     def turned_back(gate, described: dict) -> np.ndarray:
         return np.array(gate_fit.decisions(gate, described)) != "ok"
 
-    lesions = np.unique(groups)
-    lesion_label = {lesion: labels[groups == lesion][0] for lesion in lesions}
+    dealings = [lesion_folds(labels, groups, folds, seed) for seed in seeds]
     figures = {}
     for name, options in GATE_VARIANTS.items():
         back = {"taken": {}, "mild": {}}
         caught: dict[str, list] = {}
-        for seed in seeds:
-            rng = np.random.default_rng(seed)
-            fold_of, dealt = {}, 0
-            for kind in np.unique(labels):
-                of_kind = [lesion for lesion in lesions if lesion_label[lesion] == kind]
-                rng.shuffle(of_kind)
-                for lesion in of_kind:
-                    fold_of[lesion] = dealt % folds
-                    dealt += 1
-            fold = np.array([fold_of[lesion] for lesion in groups])
+        for fold in dealings:
             for held in range(folds):
                 fit_on, measure_on = fold != held, fold == held
                 reference = [part(val, fit_on), *(part(d, fit_on) for d in mild.values())]
