@@ -73,3 +73,31 @@ def test_strong_augmentation_keeps_shape_and_range_and_draws_dark_hairs():
     assert (darkened > 0).any(), "some images get hairs"
     assert (darkened == 0).any(), "some images get none"
     assert darkened.max() < 0.2, "hairs are thin lines, not blots"
+
+
+def test_capture_augmentation_sharpens_adds_noise_or_softens_a_share_of_photos():
+    import tensorflow as tf
+
+    from training.augment import _blurred, augment_batch_capture, capture_artefacts
+
+    # A flat photo stays flat under the blur (reflected edges), so only noise can move it.
+    flat = tf.fill((2, 16, 16, 3), 120.0)
+    assert np.allclose(_blurred(flat).numpy(), 120.0)
+
+    # A step edge: sharpening overshoots it, softening smooths it, noise roughens the flat parts.
+    edge = np.zeros((64, 32, 32, 3), np.float32)
+    edge[:, :, 16:] = 200.0
+    edge[:, :, :16] = 50.0
+    tf.random.set_seed(5)
+    out = capture_artefacts(tf.constant(edge)).numpy()
+    assert out.shape == edge.shape and out.min() >= 0.0 and out.max() <= 255.0
+    overshoot = out[:, :, 16].mean(axis=(1, 2)) > 205.0  # the bright side of the edge
+    softened = out[:, :, 16].mean(axis=(1, 2)) < 195.0
+    noisy = out[:, :, 4:12].std(axis=(1, 2, 3)) > 0.3
+    untouched = ~overshoot & ~softened & ~noisy
+    for name, share in (("sharpened", overshoot), ("noisy", noisy), ("untouched", untouched)):
+        assert 0.1 < share.mean() < 0.9, name
+    assert softened.any()
+
+    batch = augment_batch_capture(tf.fill((4, 48, 48, 3), 100.0)).numpy()
+    assert batch.shape == (4, 48, 48, 3) and batch.min() >= 0.0 and batch.max() <= 255.0

@@ -122,3 +122,43 @@ def augment_batch_strong(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf
     cos, sin = tf.cos(angle), tf.sin(angle)
     warped = _warp(images, cos * flip_x / zoom_x, -sin / zoom_y, sin * flip_x / zoom_x, cos / zoom_y, shift_x, shift_y)
     return _colour_jitter(hair_occlusions(warped), STRONG_CHANNEL_GAIN)
+
+
+# The capture recipe: the standard warp and colour jitter, then what a phone or another camera
+# does to the pixels. training.shifts finds the network most fragile to phone sharpening and
+# sensor noise (both cost referral thresholds their specificity), so each is drawn over a range
+# that covers the stress test's mild strength and part of its strong one.
+SHARPEN_PROBABILITY = 0.5
+SHARPEN_AMOUNT = (0.3, 2.0)  # unsharp mask: out = image + amount * (image - blurred)
+NOISE_PROBABILITY = 0.5
+NOISE_SD = (0.5, 6.0)  # grey levels
+SOFTEN_PROBABILITY = 0.15  # the opposite: a slightly soft photo (a phone's own denoising)
+
+
+def _blurred(images: tf.Tensor) -> tf.Tensor:
+    """A 3x3 binomial blur per channel (about a Gaussian of sigma 0.7), reflected at the edges."""
+    kernel_1d = tf.constant([0.25, 0.5, 0.25])
+    kernel = tf.tensordot(kernel_1d, kernel_1d, axes=0)[:, :, None, None] * tf.ones((1, 1, 3, 1))
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+
+
+def capture_artefacts(images: tf.Tensor) -> tf.Tensor:
+    """Phone sharpening, sensor noise or a soft photo on a random share of a [0, 255] batch."""
+    batch = tf.shape(images)[0]
+
+    def chosen(probability):
+        return tf.cast(tf.random.uniform((batch, 1, 1, 1)) < probability, tf.float32)
+
+    blurred = _blurred(images)
+    amount = tf.random.uniform((batch, 1, 1, 1), *SHARPEN_AMOUNT) * chosen(SHARPEN_PROBABILITY)
+    soften = chosen(SOFTEN_PROBABILITY) * (1.0 - tf.cast(amount > 0, tf.float32))
+    out = images + amount * (images - blurred) + soften * (blurred - images)
+    sd = tf.random.uniform((batch, 1, 1, 1), *NOISE_SD) * chosen(NOISE_PROBABILITY)
+    out = out + tf.random.normal(tf.shape(images)) * sd
+    return tf.clip_by_value(out, 0.0, 255.0)
+
+
+def augment_batch_capture(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+    """The capture recipe (``training.train --augment capture``) on a float32 (B, H, W, 3) batch."""
+    return capture_artefacts(augment_batch(images, seed))

@@ -62,9 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--augment",
-        choices=("standard", "strong"),
+        choices=("standard", "strong", "capture"),
         default="standard",
-        help="strong: any orientation, larger anisotropic crops, stronger colour casts, hair-like occlusions",
+        help="strong: any orientation, larger anisotropic crops, stronger colour casts, hair-like occlusions; "
+        "capture: standard plus phone sharpening, sensor noise and soft photos",
     )
     parser.add_argument(
         "--balanced-sampling",
@@ -186,9 +187,9 @@ def main(argv: list[str] | None = None) -> Path:
         weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
     print("class weights:", {CLASSES[i]: round(w, 3) for i, w in weights.items()}, flush=True)
 
-    from training.augment import augment_batch, augment_batch_strong
+    from training.augment import augment_batch, augment_batch_capture, augment_batch_strong
 
-    augment = augment_batch_strong if args.augment == "strong" else augment_batch
+    augment = {"strong": augment_batch_strong, "capture": augment_batch_capture}.get(args.augment, augment_batch)
 
     train_ds = make_dataset(
         tf,
