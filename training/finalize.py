@@ -190,6 +190,11 @@ AUGMENTATION = {
         "any orientation, anisotropic crops, rotation, stronger colour casts and hair-like occlusions on half "
         "the photos"
     ),
+    "capture": (
+        "the standard flips, rotation, zoom, translation and colour jitter, then on a share of the photos a "
+        "phone's sharpening (unsharp mask, amount 0.3 to 2), sensor noise (sd 0.5 to 6 grey levels) or a slight "
+        "softening"
+    ),
 }
 
 

@@ -286,6 +286,110 @@ def cross_fitted_gates(
     return figures
 
 
+def malignant_sum(probabilities: np.ndarray) -> np.ndarray:
+    """The same photos with the malignant classes' sum in the melanoma column and every other class at 0:
+    ``refer_mask`` with one threshold then refers on the sum (the rule compared in compare-thresholds)."""
+    summed = np.zeros_like(np.asarray(probabilities, dtype=np.float64))
+    summed[:, MELANOMA] = np.asarray(probabilities)[:, MALIGNANT_INDEX].sum(axis=1)
+    return summed
+
+
+THRESHOLD_RULES = {  # how a photo's probabilities are read against the one referral threshold
+    "highest malignant class (served)": lambda probabilities: probabilities,
+    "sum of the malignant classes": malignant_sum,
+}
+
+
+def cross_fitted_thresholds(
+    probabilities: np.ndarray,
+    labels,
+    groups,
+    shifted: Mapping[str, np.ndarray],
+    *,
+    lower_bound: float = 0.95,
+    folds: int = 5,
+    seeds=(0, 1, 2),
+) -> dict[str, dict[str, float]]:
+    """Each of THRESHOLD_RULES fitted as ``build`` fits the served thresholds (fit_bounded_thresholds with
+    every mild shift) on (folds - 1) / folds of the validation lesions and measured on the rest, every
+    fold and seed: the held-out malignant and melanoma sensitivity and specificity, averaged over the
+    seeds. Validation only: how a rule or a network is judged before it is built."""
+    probabilities, labels, groups = np.asarray(probabilities), np.asarray(labels), np.asarray(groups)
+    malignant = np.isin(labels, MALIGNANT_INDEX)
+    melanoma = labels == MELANOMA
+    dealings = [lesion_folds(labels, groups, folds, seed) for seed in seeds]
+    figures = {}
+    for name, read in THRESHOLD_RULES.items():
+        rows = []
+        for fold in dealings:
+            refer = np.zeros(len(labels), dtype=bool)
+            for held in range(folds):
+                fit_on, measure_on = fold != held, fold == held
+                fit = fit_bounded_thresholds(
+                    read(probabilities[fit_on]),
+                    labels[fit_on],
+                    groups[fit_on],
+                    lower_bound=lower_bound,
+                    melanoma_lower_bound=lower_bound,
+                    shifted={shift: read(array[fit_on]) for shift, array in shifted.items()},
+                    shifted_sensitivity=lower_bound,
+                )
+                refer[measure_on] = refer_mask(read(probabilities[measure_on]), fit.thresholds)
+            rows.append((refer[malignant].mean(), refer[melanoma].mean(), (~refer[~malignant]).mean()))
+        mean = np.mean(rows, axis=0)
+        figures[name] = dict(
+            zip(("malignant_sensitivity", "melanoma_sensitivity", "specificity"), map(float, mean), strict=True)
+        )
+    return figures
+
+
+def compare_thresholds(*, source: Path, lower_bound: float = 0.95, **caches) -> dict:
+    """What the referral thresholds of ``source``'s network cost, on the validation split: the threshold
+    and specificity each mild shift alone would allow (the lowest binds), and THRESHOLD_RULES cross-fitted
+    (cross_fitted_thresholds). ``caches``: as for described_sets."""
+    from sklearn.metrics import roc_auc_score
+
+    _, _, predictor, _, sets, labels, groups, mild = described_sets(Path(source), **caches)
+    calibration = predictor.calibration
+    val = calibration.probabilities(sets["val"]["logits"])
+    shifted = {name: calibration.probabilities(d["logits"]) for name, d in mild.items()}
+    y, g = labels["val"], groups["val"]
+    malignant = np.isin(y, MALIGNANT_INDEX)
+
+    def auc(probabilities):
+        return roc_auc_score(malignant, probabilities[:, MALIGNANT_INDEX].sum(axis=1))
+
+    rows = []
+    for name, array in {"none": None, **shifted}.items():
+        fit = fit_bounded_thresholds(
+            val,
+            y,
+            g,
+            lower_bound=lower_bound,
+            melanoma_lower_bound=lower_bound,
+            shifted={} if array is None else {name: array},
+            shifted_sensitivity=lower_bound,
+        )
+        figures = fit.figures
+        rows.append(
+            [
+                name,
+                f"{auc(val if array is None else array):.3f}",
+                f"{fit.thresholds['mel']:.4f}",
+                f"{figures['specificity']['point']:.3f}",
+            ]
+        )
+    print(
+        f"Validation, {source.name}'s network: the threshold each mild shift alone allows (lower bounds {lower_bound}):"
+    )
+    print(_table(rows, ["mild shift", "malignant ROC AUC", "threshold", "specificity"]))
+    figures = cross_fitted_thresholds(val, y, g, shifted, lower_bound=lower_bound)
+    rows = [[name, *(f"{value:.3f}" for value in by.values())] for name, by in figures.items()]
+    print("\nHeld out of the fit (5 lesion folds x 3 seeds), thresholds fitted as build fits them:")
+    print(_table(rows, ["rule", "malignant sensitivity", "melanoma sensitivity", "specificity"]))
+    return figures
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
@@ -599,12 +703,20 @@ def main(argv: list[str] | None = None) -> Path | None:
     commands.add_parser(
         "compare-gates", parents=[common], help="the gate variants cross-fitted on the validation split"
     )
+    commands.add_parser(
+        "compare-thresholds",
+        parents=[common],
+        help="what each mild shift costs the thresholds, and the referral rules cross-fitted on the validation split",
+    )
     args = parser.parse_args(argv)
     caches = dict(
         data_dir=args.data, cache_dir=args.cache_dir, describe_cache=args.describe_cache, stress_cache=args.stress_cache
     )
     if args.command == "compare-gates":
         compare_gates(source=args.source, **caches)
+        return None
+    if args.command == "compare-thresholds":
+        compare_thresholds(source=args.source, **caches)
         return None
     destination = build(
         source=args.source,
