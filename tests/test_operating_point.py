@@ -268,11 +268,15 @@ def test_referral_rules_are_cross_fitted_on_held_out_lesions_and_the_sum_can_win
     summed = malignant_sum(probabilities)
     assert np.allclose(summed[:, mel], mass) and np.allclose(np.delete(summed, mel, axis=1), 0)
 
-    # each fit sees all lesions but one fold's; those folds do not overlap and cover every lesion
+    # each fit sees all lesions but one fold's, with the same photos under every shift; those folds
+    # do not overlap and cover every lesion
     held_out, fit = [], operating_point.fit_bounded_thresholds
 
     def recording_fit(probabilities_, labels_, groups_, **options):
         held_out.append(set(groups) - set(groups_))
+        assert set(options["shifted"]) == set(shifted)
+        assert all(len(array) == len(groups_) for array in options["shifted"].values())
+        assert options["lower_bound"] == options["shifted_sensitivity"] == 0.95
         return fit(probabilities_, labels_, groups_, **options)
 
     monkeypatch.setattr(operating_point, "fit_bounded_thresholds", recording_fit)
@@ -287,3 +291,74 @@ def test_referral_rules_are_cross_fitted_on_held_out_lesions_and_the_sum_can_win
     for by in (served, total):
         assert by["malignant_sensitivity"] >= 0.93  # fitted on a lower bound of 0.95, measured held out
     assert total["specificity"] > served["specificity"] + 0.05
+
+
+def test_cross_fitted_thresholds_measure_each_fold_with_the_fit_that_did_not_see_it(monkeypatch):
+    from training import operating_point
+    from training.operating_point import Fit, cross_fitted_thresholds, lesion_folds
+
+    rng = np.random.default_rng(2)
+    n = 400
+    labels = np.tile([0, 1, 4, 5], n // 4)  # akiec, bcc, mel, nv
+    groups = np.array([f"lesion-{i // 2}" for i in range(n)])
+    probabilities = rng.dirichlet(np.ones(7), n)
+
+    # A fit that saw lesion-0 refers every photo; the one fit that did not, none. Measured on held-out
+    # folds, exactly the photos of lesion-0's fold go unreferred; measured in-sample, none would.
+    def marking_fit(probabilities_, labels_, groups_, **options):
+        return Fit(thresholds={"mel": 0.0 if "lesion-0" in set(groups_) else 2.0})
+
+    monkeypatch.setattr(operating_point, "fit_bounded_thresholds", marking_fit)
+    figures = cross_fitted_thresholds(probabilities, labels, groups, {}, folds=4, seeds=(0,))
+    fold = lesion_folds(labels, groups, 4, 0)
+    unseen = fold == fold[list(groups).index("lesion-0")]
+    malignant = labels != 5
+    expected = {
+        "malignant_sensitivity": 1 - unseen[malignant].mean(),
+        "melanoma_sensitivity": 1 - unseen[labels == 4].mean(),
+        "specificity": unseen[~malignant].mean(),
+    }
+    for by in figures.values():
+        assert by == pytest.approx(expected)
+        assert 0 < by["specificity"] < 1
+
+
+def test_compare_thresholds_prints_each_shifts_threshold_and_the_rules_held_out(monkeypatch, capsys):
+    from training import operating_point
+
+    rng = np.random.default_rng(6)
+    n = 600
+    lesion = np.arange(n) // 2
+    malignant = (lesion % 3) == 0
+    labels = np.where(malignant, 4, 5)  # mel or nv
+    logits = np.full((n, 7), -4.0)  # mel and nv carry the probability
+    logits[:, 4] = np.where(malignant, 1.5, -1.0) + rng.normal(0, 1.0, n)
+    logits[:, 5] = 1.0
+
+    class Calibration:
+        @staticmethod
+        def probabilities(values):
+            exp = np.exp(values - values.max(axis=1, keepdims=True))
+            return exp / exp.sum(axis=1, keepdims=True)
+
+    class Predictor:
+        calibration = Calibration()
+
+    sets = {"val": {"logits": logits}}
+    mild = {"sharpening": {"logits": logits - np.where(np.arange(7) == 4, 1.0, 0.0)}}
+    groups = {"val": [f"lesion-{i}" for i in lesion]}
+    monkeypatch.setattr(
+        operating_point,
+        "described_sets",
+        lambda source, **caches: ({}, {}, Predictor(), {}, sets, {"val": labels}, groups, mild),
+    )
+    figures = operating_point.compare_thresholds(source="runs/candidate")
+    out = capsys.readouterr().out
+    assert "Validation, candidate's network" in out
+    rows = [line for line in out.splitlines() if line.startswith("| none") or line.startswith("| sharpening")]
+    assert len(rows) == 2
+    # the melanoma logit lower under the shift: it allows a lower threshold than no shift
+    (none_threshold, sharpened_threshold) = (float(row.split("|")[3]) for row in rows)
+    assert sharpened_threshold < none_threshold
+    assert set(figures) == set(operating_point.THRESHOLD_RULES)
+    assert all(f"| {name} |" in out for name in figures)

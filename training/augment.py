@@ -125,9 +125,12 @@ def augment_batch_strong(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf
 
 
 # The capture recipe: the standard warp and colour jitter, then what a phone or another camera
-# does to the pixels. training.shifts finds the network most fragile to phone sharpening and
-# sensor noise (both cost referral thresholds their specificity), so each is drawn over a range
-# that covers the stress test's mild strength and part of its strong one.
+# does to the pixels. Of training.shifts' mild shifts, phone sharpening costs the referral
+# thresholds most specificity on validation (training.operating_point compare-thresholds).
+# Drawn at the network's input size: the sharpening amounts cover the stress test's mild
+# sharpening (about 0.9 of this 3x3 unsharp mask), not its strong one (about 4.6); the noise
+# covers both (about 1.5 and 4 grey levels once the photo is resized). Each photo is sharpened
+# or (some of the rest) softened, and noise is drawn on its own.
 SHARPEN_PROBABILITY = 0.5
 SHARPEN_AMOUNT = (0.3, 2.0)  # unsharp mask: out = image + amount * (image - blurred)
 NOISE_PROBABILITY = 0.5

@@ -191,9 +191,9 @@ AUGMENTATION = {
         "the photos"
     ),
     "capture": (
-        "the standard flips, rotation, zoom, translation and colour jitter, then on a share of the photos a "
-        "phone's sharpening (unsharp mask, amount 0.3 to 2), sensor noise (sd 0.5 to 6 grey levels) or a slight "
-        "softening"
+        "the standard flips, rotation, zoom, translation and colour jitter, then a phone's sharpening on half "
+        "the photos (unsharp mask, amount 0.3 to 2) or a slight softening on some of the others, and sensor "
+        "noise (sd 0.5 to 6 grey levels) on half of them, drawn on its own"
     ),
 }
 

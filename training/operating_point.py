@@ -380,7 +380,7 @@ def compare_thresholds(*, source: Path, lower_bound: float = 0.95, **caches) -> 
             ]
         )
     print(
-        f"Validation, {source.name}'s network: the threshold each mild shift alone allows (lower bounds {lower_bound}):"
+        f"Validation, {Path(source).name}'s network: the threshold each mild shift alone allows (lower bounds {lower_bound}):"
     )
     print(_table(rows, ["mild shift", "malignant ROC AUC", "threshold", "specificity"]))
     figures = cross_fitted_thresholds(val, y, g, shifted, lower_bound=lower_bound)
