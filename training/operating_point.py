@@ -379,9 +379,8 @@ def compare_thresholds(*, source: Path, lower_bound: float = 0.95, **caches) -> 
                 f"{figures['specificity']['point']:.3f}",
             ]
         )
-    print(
-        f"Validation, {Path(source).name}'s network: the threshold each mild shift alone allows (lower bounds {lower_bound}):"
-    )
+    name = Path(source).name
+    print(f"Validation, {name}'s network: the threshold each mild shift alone allows (lower bounds {lower_bound}):")
     print(_table(rows, ["mild shift", "malignant ROC AUC", "threshold", "specificity"]))
     figures = cross_fitted_thresholds(val, y, g, shifted, lower_bound=lower_bound)
     rows = [[name, *(f"{value:.3f}" for value in by.values())] for name, by in figures.items()]
