@@ -107,7 +107,12 @@ def test_capture_augmentation_sharpens_adds_noise_or_softens_a_share_of_photos()
     assert (spread > 0.3).any() and (spread < 0.3).any()
 
 
-def test_train_chooses_the_capture_recipe(monkeypatch):
+def test_train_offers_every_augmentation_recipe_and_no_other():
     from training import train
+    from training.augment import RECIPES, augment_batch_capture
 
-    assert train.parse_args(["--run-dir", "x", "--augment", "capture"]).augment == "capture"
+    assert RECIPES["capture"] is augment_batch_capture
+    for name in RECIPES:
+        assert train.parse_args(["--run-dir", "x", "--augment", name]).augment == name
+    with pytest.raises(SystemExit):
+        train.parse_args(["--run-dir", "x", "--augment", "blurry"])

@@ -165,3 +165,7 @@ def capture_artefacts(images: tf.Tensor) -> tf.Tensor:
 def augment_batch_capture(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
     """The capture recipe (``training.train --augment capture``) on a float32 (B, H, W, 3) batch."""
     return capture_artefacts(augment_batch(images, seed))
+
+
+# training.train --augment NAME
+RECIPES = {"standard": augment_batch, "strong": augment_batch_strong, "capture": augment_batch_capture}

@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--augment",
-        choices=("standard", "strong", "capture"),
+        choices=("standard", "strong", "capture"),  # training.augment.RECIPES
         default="standard",
         help="strong: any orientation, larger anisotropic crops, stronger colour casts, hair-like occlusions; "
         "capture: standard plus phone sharpening, sensor noise and soft photos",
@@ -187,9 +187,9 @@ def main(argv: list[str] | None = None) -> Path:
         weight_of = np.array([weights[i] for i in range(len(CLASSES))], dtype=np.float32)
     print("class weights:", {CLASSES[i]: round(w, 3) for i, w in weights.items()}, flush=True)
 
-    from training.augment import augment_batch, augment_batch_capture, augment_batch_strong
+    from training.augment import RECIPES
 
-    augment = {"strong": augment_batch_strong, "capture": augment_batch_capture}.get(args.augment, augment_batch)
+    augment = RECIPES[args.augment]
 
     train_ds = make_dataset(
         tf,
