@@ -361,3 +361,60 @@ def test_compare_thresholds_prints_each_shifts_threshold_and_the_rules_held_out(
     assert sharpened_threshold < none_threshold
     assert set(figures) == set(operating_point.THRESHOLD_RULES)
     assert all(f"| {name} |" in out for name in figures)
+
+
+def test_best_threshold_is_the_highest_that_keeps_both_sensitivities():
+    from training.operating_point import best_threshold
+
+    # Four melanomas, four basal cell carcinomas, ten naevi; one probability per photo carries the score.
+    mel_scores = [0.9, 0.6, 0.3, 0.05]
+    bcc_scores = [0.8, 0.5, 0.4, 0.2]
+    nv_scores = [0.7, 0.35, 0.25, 0.15, 0.1, 0.08, 0.04, 0.03, 0.02, 0.01]
+    labels = np.array([MEL] * 4 + [BCC] * 4 + [NV] * 10)
+    probabilities = np.zeros((len(labels), len(CLASSES)))
+    probabilities[:4, MEL] = mel_scores
+    probabilities[4:8, BCC] = bcc_scores
+    probabilities[8:, MEL] = nv_scores
+
+    # At 0.3, 3 of 4 melanomas and 6 of 8 malignant photos; at 0.4, the next malignant score, only 2
+    # of 4 melanomas: melanoma binds. The naevi at 0.35 and 0.7 are referred at 0.3.
+    found = best_threshold(probabilities, labels, sensitivity=0.75)
+    assert found["threshold"] == pytest.approx(0.3)
+    assert found["malignant_sensitivity"] == pytest.approx(6 / 8)
+    assert found["melanoma_sensitivity"] == pytest.approx(3 / 4)
+    assert found["specificity"] == pytest.approx(8 / 10)
+    # Every malignant photo: the lowest malignant score, where every naevus above 0.05 is referred.
+    everything = best_threshold(probabilities, labels, sensitivity=1.0)
+    assert everything["threshold"] == pytest.approx(0.05)
+    assert everything["specificity"] == pytest.approx(4 / 10)
+
+
+def test_reachable_prints_the_served_thresholds_beside_the_ceiling_on_the_split(monkeypatch, capsys):
+    from inference.calibration import softmax
+    from training import operating_point
+
+    rng = np.random.default_rng(3)
+    n = 400
+    labels = np.where(np.arange(n) % 4 == 0, MEL, NV)
+    logits = np.full((n, 7), -4.0)
+    logits[:, MEL] = np.where(labels == MEL, 1.0, -1.0) + rng.normal(0, 1.0, n)
+    logits[:, NV] = 1.0
+
+    class Calibration:
+        probabilities = staticmethod(softmax)
+
+    class Predictor:
+        calibration = Calibration()
+
+    manifest = {"thresholds": {"mel": 0.01, "bcc": 0.01, "akiec": 0.01}}  # refers nearly everything
+    described = (manifest, {}, Predictor(), {}, {"test": {"logits": logits}}, {"test": labels}, {}, {})
+    monkeypatch.setattr(operating_point, "described_sets", lambda source, **caches: described)
+    figures = operating_point.reachable(source="runs/candidate", split="test", sensitivity=0.9)
+    out = capsys.readouterr().out
+    served = figures["served thresholds (fitted on validation)"]
+    ceiling = figures["highest malignant class (served), best threshold chosen on test"]
+    assert served["malignant_sensitivity"] == 1.0
+    assert ceiling["malignant_sensitivity"] >= 0.9 and ceiling["melanoma_sensitivity"] >= 0.9
+    assert ceiling["threshold"] > served["threshold"] and ceiling["specificity"] > served["specificity"]
+    assert "Test split, candidate" in out
+    assert all(f"| {name} |" in out for name in figures)

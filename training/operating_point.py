@@ -389,6 +389,69 @@ def compare_thresholds(*, source: Path, lower_bound: float = 0.95, **caches) -> 
     return figures
 
 
+def best_threshold(probabilities: np.ndarray, labels, *, sensitivity: float) -> dict[str, float]:
+    """The highest single threshold (mel, bcc and akiec alike) at which malignant and melanoma
+    sensitivity both reach ``sensitivity`` on these photos, with the figures there: the most
+    specificity any threshold of the rule could give them.
+
+    Photos where it is measured are photos it was chosen on, so this is a ceiling, never an
+    operating point: it tells whether a target is within a network's reach at all."""
+    probabilities, labels = np.asarray(probabilities, dtype=np.float64), np.asarray(labels)
+    malignant, melanoma = np.isin(labels, MALIGNANT_INDEX), labels == MELANOMA
+    if not malignant.any():
+        raise ValueError("the photos hold no malignant photo")
+    highest = probabilities[:, MALIGNANT_INDEX].max(axis=1)
+
+    def figures(threshold: float) -> dict[str, float]:
+        refer = refer_mask(probabilities, {name: threshold for name in MALIGNANT_CLASSES})
+        return {
+            "threshold": float(threshold),
+            "malignant_sensitivity": float(refer[malignant].mean()),
+            "melanoma_sensitivity": float(refer[melanoma].mean()) if melanoma.any() else float("nan"),
+            "specificity": float((~refer[~malignant]).mean()) if (~malignant).any() else float("nan"),
+        }
+
+    # Both sensitivities only fall as the threshold rises, and change only at a malignant photo's score.
+    for threshold in np.unique(highest[malignant])[::-1]:
+        found = figures(threshold)
+        if found["malignant_sensitivity"] >= sensitivity and not found["melanoma_sensitivity"] < sensitivity:
+            return found
+    return figures(highest[malignant].min())
+
+
+def reachable(*, source: Path, split: str = "test", sensitivity: float = 0.96, **caches) -> dict[str, dict]:
+    """On ``split``: the specificity of ``source``'s served thresholds, and the most any single
+    threshold of each of THRESHOLD_RULES could give while referring ``sensitivity`` of the malignant
+    and of the melanoma photos, the threshold chosen on that split itself (best_threshold). Where
+    even that ceiling misses a specificity target, no placement of the thresholds meets it: the
+    network's ranking has to improve. ``caches``: as for described_sets."""
+    manifest, _, predictor, _, sets, labels, _, _ = described_sets(Path(source), **caches)
+    probabilities = predictor.calibration.probabilities(sets[split]["logits"])
+    y = labels[split]
+    malignant, melanoma = np.isin(y, MALIGNANT_INDEX), y == MELANOMA
+    refer = refer_mask(probabilities, manifest["thresholds"])
+    served = {
+        "threshold": float(max(manifest["thresholds"].values())),
+        "malignant_sensitivity": float(refer[malignant].mean()),
+        "melanoma_sensitivity": float(refer[melanoma].mean()),
+        "specificity": float((~refer[~malignant]).mean()),
+    }
+    figures = {"served thresholds (fitted on validation)": served}
+    for name, read in THRESHOLD_RULES.items():
+        figures[f"{name}, best threshold chosen on {split}"] = best_threshold(
+            read(probabilities), y, sensitivity=sensitivity
+        )
+    rows = [
+        [name, f"{by['threshold']:.4f}", *(f"{by[key]:.3f}" for key in list(by)[1:])] for name, by in figures.items()
+    ]
+    print(
+        f"{split.capitalize()} split, {Path(source).name}: the most specificity a threshold chosen on this split "
+        f"could give at malignant and melanoma sensitivity >= {sensitivity} (a ceiling, not an operating point):"
+    )
+    print(_table(rows, ["thresholds", "threshold", "malignant sensitivity", "melanoma sensitivity", "specificity"]))
+    return figures
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
@@ -707,6 +770,13 @@ def main(argv: list[str] | None = None) -> Path | None:
         parents=[common],
         help="what each mild shift costs the thresholds, and the referral rules cross-fitted on the validation split",
     )
+    r = commands.add_parser(
+        "reachable",
+        parents=[common],
+        help="the most specificity any threshold could give on a split at a sensitivity (a ceiling, not a fit)",
+    )
+    r.add_argument("--split", choices=("val", "test"), default="test")
+    r.add_argument("--sensitivity", type=float, default=0.96)
     args = parser.parse_args(argv)
     caches = dict(
         data_dir=args.data, cache_dir=args.cache_dir, describe_cache=args.describe_cache, stress_cache=args.stress_cache
@@ -716,6 +786,9 @@ def main(argv: list[str] | None = None) -> Path | None:
         return None
     if args.command == "compare-thresholds":
         compare_thresholds(source=args.source, **caches)
+        return None
+    if args.command == "reachable":
+        reachable(source=args.source, split=args.split, sensitivity=args.sensitivity, **caches)
         return None
     destination = build(
         source=args.source,
