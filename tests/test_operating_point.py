@@ -364,11 +364,11 @@ def test_compare_thresholds_prints_each_shifts_threshold_and_the_rules_held_out(
 
 
 def test_best_threshold_is_the_highest_that_keeps_both_sensitivities():
-    from training.operating_point import best_threshold
+    from training.operating_point import best_threshold, malignant_sum
 
     # Four melanomas, four basal cell carcinomas, ten naevi; one probability per photo carries the score.
-    mel_scores = [0.9, 0.6, 0.3, 0.05]
-    bcc_scores = [0.8, 0.5, 0.4, 0.2]
+    mel_scores = [0.9, 0.6, 0.1, 0.05]
+    bcc_scores = [0.8, 0.5, 0.4, 0.3]
     nv_scores = [0.7, 0.35, 0.25, 0.15, 0.1, 0.08, 0.04, 0.03, 0.02, 0.01]
     labels = np.array([MEL] * 4 + [BCC] * 4 + [NV] * 10)
     probabilities = np.zeros((len(labels), len(CLASSES)))
@@ -376,17 +376,27 @@ def test_best_threshold_is_the_highest_that_keeps_both_sensitivities():
     probabilities[4:8, BCC] = bcc_scores
     probabilities[8:, MEL] = nv_scores
 
-    # At 0.3, 3 of 4 melanomas and 6 of 8 malignant photos; at 0.4, the next malignant score, only 2
-    # of 4 melanomas: melanoma binds. The naevi at 0.35 and 0.7 are referred at 0.3.
+    # Malignant sensitivity alone would allow 0.3 (6 of 8), but only 2 of 4 melanomas are referred
+    # there: melanoma binds at 0.1 (7 of 8 malignant, 3 of 4 melanomas). The naevi at 0.7, 0.35,
+    # 0.25, 0.15 and 0.1 (at the threshold itself) are referred.
     found = best_threshold(probabilities, labels, sensitivity=0.75)
-    assert found["threshold"] == pytest.approx(0.3)
-    assert found["malignant_sensitivity"] == pytest.approx(6 / 8)
+    assert found["threshold"] == pytest.approx(0.1)
+    assert found["malignant_sensitivity"] == pytest.approx(7 / 8)
     assert found["melanoma_sensitivity"] == pytest.approx(3 / 4)
-    assert found["specificity"] == pytest.approx(8 / 10)
-    # Every malignant photo: the lowest malignant score, where every naevus above 0.05 is referred.
+    assert found["specificity"] == pytest.approx(5 / 10)
+    # Every malignant photo: the lowest malignant score, where every naevus from 0.05 up is referred.
     everything = best_threshold(probabilities, labels, sensitivity=1.0)
     assert everything["threshold"] == pytest.approx(0.05)
     assert everything["specificity"] == pytest.approx(4 / 10)
+    # Read through the sum rule: the melanoma with 0.05 of melanoma and now 0.3 of carcinoma sums to
+    # 0.35, where 6 of 8 malignant photos and 3 of 4 melanomas are referred (its highest class alone,
+    # 0.3, would bind at 0.3).
+    probabilities[3, BCC] = 0.3
+    summed = best_threshold(malignant_sum(probabilities), labels, sensitivity=0.75)
+    assert summed["threshold"] == pytest.approx(0.35)
+    assert summed["melanoma_sensitivity"] == pytest.approx(3 / 4)
+    with pytest.raises(ValueError):
+        best_threshold(probabilities, labels, sensitivity=96)
 
 
 def test_reachable_prints_the_served_thresholds_beside_the_ceiling_on_the_split(monkeypatch, capsys):

@@ -389,63 +389,75 @@ def compare_thresholds(*, source: Path, lower_bound: float = 0.95, **caches) -> 
     return figures
 
 
+def _referral_figures(refer: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """Malignant and melanoma sensitivity and specificity of ``refer``; NaN where a split has none of a kind."""
+    malignant, melanoma = np.isin(labels, MALIGNANT_INDEX), labels == MELANOMA
+
+    def mean(mask: np.ndarray) -> float:
+        return float(mask.mean()) if mask.size else float("nan")
+
+    return {
+        "threshold": float(threshold),
+        "malignant_sensitivity": mean(refer[malignant]),
+        "melanoma_sensitivity": mean(refer[melanoma]),
+        "specificity": mean(~refer[~malignant]),
+    }
+
+
 def best_threshold(probabilities: np.ndarray, labels, *, sensitivity: float) -> dict[str, float]:
     """The highest single threshold (mel, bcc and akiec alike) at which malignant and melanoma
     sensitivity both reach ``sensitivity`` on these photos, with the figures there: the most
-    specificity any threshold of the rule could give them.
+    specificity one threshold of the rule could give them.
 
     Photos where it is measured are photos it was chosen on, so this is a ceiling, never an
     operating point: it tells whether a target is within a network's reach at all."""
+    if not 0 < sensitivity <= 1:
+        raise ValueError(f"sensitivity is a share between 0 and 1, not {sensitivity}")
     probabilities, labels = np.asarray(probabilities, dtype=np.float64), np.asarray(labels)
-    malignant, melanoma = np.isin(labels, MALIGNANT_INDEX), labels == MELANOMA
+    malignant = np.isin(labels, MALIGNANT_INDEX)
     if not malignant.any():
         raise ValueError("the photos hold no malignant photo")
     highest = probabilities[:, MALIGNANT_INDEX].max(axis=1)
-
-    def figures(threshold: float) -> dict[str, float]:
-        refer = refer_mask(probabilities, {name: threshold for name in MALIGNANT_CLASSES})
-        return {
-            "threshold": float(threshold),
-            "malignant_sensitivity": float(refer[malignant].mean()),
-            "melanoma_sensitivity": float(refer[melanoma].mean()) if melanoma.any() else float("nan"),
-            "specificity": float((~refer[~malignant]).mean()) if (~malignant).any() else float("nan"),
-        }
-
-    # Both sensitivities only fall as the threshold rises, and change only at a malignant photo's score.
+    # Both sensitivities only fall as the threshold rises, and change only at a malignant photo's
+    # score; at the lowest one every malignant photo is referred, so the search always ends.
     for threshold in np.unique(highest[malignant])[::-1]:
-        found = figures(threshold)
+        found = _referral_figures(highest >= threshold, labels, threshold)
         if found["malignant_sensitivity"] >= sensitivity and not found["melanoma_sensitivity"] < sensitivity:
             return found
-    return figures(highest[malignant].min())
+    raise AssertionError("unreachable: the lowest malignant score refers every malignant photo")
 
 
 def reachable(*, source: Path, split: str = "test", sensitivity: float = 0.96, **caches) -> dict[str, dict]:
-    """On ``split``: the specificity of ``source``'s served thresholds, and the most any single
+    """On ``split``: the figures of ``source``'s served thresholds, and the most specificity one
     threshold of each of THRESHOLD_RULES could give while referring ``sensitivity`` of the malignant
     and of the melanoma photos, the threshold chosen on that split itself (best_threshold). Where
-    even that ceiling misses a specificity target, no placement of the thresholds meets it: the
-    network's ranking has to improve. ``caches``: as for described_sets."""
+    even that ceiling misses a specificity target, no single threshold of that rule meets it on the
+    split. ``caches``: as for described_sets."""
     manifest, _, predictor, _, sets, labels, _, _ = described_sets(Path(source), **caches)
     probabilities = predictor.calibration.probabilities(sets[split]["logits"])
-    y = labels[split]
-    malignant, melanoma = np.isin(y, MALIGNANT_INDEX), y == MELANOMA
-    refer = refer_mask(probabilities, manifest["thresholds"])
-    served = {
-        "threshold": float(max(manifest["thresholds"].values())),
-        "malignant_sensitivity": float(refer[malignant].mean()),
-        "melanoma_sensitivity": float(refer[melanoma].mean()),
-        "specificity": float((~refer[~malignant]).mean()),
+    y = np.asarray(labels[split])
+    served_thresholds = manifest["thresholds"]
+    figures = {
+        "served thresholds (fitted on validation)": _referral_figures(
+            refer_mask(probabilities, served_thresholds), y, max(served_thresholds.values())
+        )
     }
-    figures = {"served thresholds (fitted on validation)": served}
     for name, read in THRESHOLD_RULES.items():
         figures[f"{name}, best threshold chosen on {split}"] = best_threshold(
             read(probabilities), y, sensitivity=sensitivity
         )
+
+    def threshold_text(name: str, by: dict) -> str:
+        if name.startswith("served") and len(set(served_thresholds.values())) > 1:
+            return " / ".join(f"{key} {value:.4f}" for key, value in served_thresholds.items())
+        return f"{by['threshold']:.4f}"
+
     rows = [
-        [name, f"{by['threshold']:.4f}", *(f"{by[key]:.3f}" for key in list(by)[1:])] for name, by in figures.items()
+        [name, threshold_text(name, by), *(f"{by[key]:.3f}" for key in list(by)[1:])] for name, by in figures.items()
     ]
+    title = {"val": "Validation", "test": "Test"}.get(split, split)
     print(
-        f"{split.capitalize()} split, {Path(source).name}: the most specificity a threshold chosen on this split "
+        f"{title} split, {Path(source).name}: the most specificity one threshold chosen on this split "
         f"could give at malignant and melanoma sensitivity >= {sensitivity} (a ceiling, not an operating point):"
     )
     print(_table(rows, ["thresholds", "threshold", "malignant sensitivity", "melanoma sensitivity", "specificity"]))
