@@ -380,23 +380,48 @@ def test_best_threshold_is_the_highest_that_keeps_both_sensitivities():
     # there: melanoma binds at 0.1 (7 of 8 malignant, 3 of 4 melanomas). The naevi at 0.7, 0.35,
     # 0.25, 0.15 and 0.1 (at the threshold itself) are referred.
     found = best_threshold(probabilities, labels, sensitivity=0.75)
-    assert found["threshold"] == pytest.approx(0.1)
+    assert found["thresholds"] == pytest.approx({"akiec": 0.1, "bcc": 0.1, "mel": 0.1})
     assert found["malignant_sensitivity"] == pytest.approx(7 / 8)
     assert found["melanoma_sensitivity"] == pytest.approx(3 / 4)
     assert found["specificity"] == pytest.approx(5 / 10)
     # Every malignant photo: the lowest malignant score, where every naevus from 0.05 up is referred.
     everything = best_threshold(probabilities, labels, sensitivity=1.0)
-    assert everything["threshold"] == pytest.approx(0.05)
+    assert everything["thresholds"]["mel"] == pytest.approx(0.05)
     assert everything["specificity"] == pytest.approx(4 / 10)
     # Read through the sum rule: the melanoma with 0.05 of melanoma and now 0.3 of carcinoma sums to
     # 0.35, where 6 of 8 malignant photos and 3 of 4 melanomas are referred (its highest class alone,
     # 0.3, would bind at 0.3).
     probabilities[3, BCC] = 0.3
     summed = best_threshold(malignant_sum(probabilities), labels, sensitivity=0.75)
-    assert summed["threshold"] == pytest.approx(0.35)
+    assert summed["thresholds"]["mel"] == pytest.approx(0.35)
     assert summed["melanoma_sensitivity"] == pytest.approx(3 / 4)
     with pytest.raises(ValueError):
         best_threshold(probabilities, labels, sensitivity=96)
+
+
+def test_best_class_thresholds_beat_one_threshold_where_the_classes_sit_apart():
+    from training.operating_point import best_class_thresholds, best_threshold
+
+    # Melanomas score high on melanoma, carcinomas low on carcinoma; three naevi carry some melanoma
+    # probability, three some carcinoma probability. One threshold low enough for the carcinomas
+    # refers the three naevi with melanoma probability; a threshold per class refers none.
+    labels = np.array([MEL] * 4 + [BCC] * 4 + [NV] * 6)
+    probabilities = np.zeros((len(labels), len(CLASSES)))
+    probabilities[:4, MEL] = [0.9, 0.8, 0.7, 0.6]
+    probabilities[4:8, BCC] = [0.2, 0.15, 0.12, 0.1]
+    probabilities[8:11, MEL] = [0.5, 0.4, 0.3]
+    probabilities[11:, BCC] = [0.05, 0.03, 0.01]
+    grid = [0.05, 0.1, 0.6, 0.9]
+
+    single = best_threshold(probabilities, labels, sensitivity=1.0)
+    assert single["specificity"] == pytest.approx(3 / 6)
+    per_class = best_class_thresholds(probabilities, labels, sensitivity=1.0, grid=grid)
+    assert per_class["thresholds"]["mel"] == pytest.approx(0.6)
+    assert per_class["thresholds"]["bcc"] == pytest.approx(0.1)
+    assert per_class["malignant_sensitivity"] == per_class["melanoma_sensitivity"] == 1.0
+    assert per_class["specificity"] == 1.0
+    with pytest.raises(ValueError):
+        best_class_thresholds(probabilities, labels, sensitivity=1.0, grid=[0.95])
 
 
 def test_reachable_prints_the_served_thresholds_beside_the_ceiling_on_the_split(monkeypatch, capsys):
@@ -425,6 +450,7 @@ def test_reachable_prints_the_served_thresholds_beside_the_ceiling_on_the_split(
     ceiling = figures["highest malignant class (served), best threshold chosen on test"]
     assert served["malignant_sensitivity"] == 1.0
     assert ceiling["malignant_sensitivity"] >= 0.9 and ceiling["melanoma_sensitivity"] >= 0.9
-    assert ceiling["threshold"] > served["threshold"] and ceiling["specificity"] > served["specificity"]
+    assert ceiling["thresholds"]["mel"] > served["thresholds"]["mel"]
+    assert ceiling["specificity"] > served["specificity"]
     assert "Test split, candidate" in out
     assert all(f"| {name} |" in out for name in figures)
