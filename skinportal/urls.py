@@ -5,15 +5,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.language import set_language
 from accounts.views import LoginView, PasswordChangeView
 
 from . import health, offline, readiness
-
-# Admin sign-in counts against the same per-address budget as the web login and the API token;
-# failures lock out per username and address (django-axes) on all three.
-admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -87,8 +87,9 @@ def test_clinical_records_in_the_admin_are_for_administrators_only(clinic_a, cli
     nurse.user_permissions.set(Permission.objects.filter(content_type__app_label__in=("diagnosis", "patients")))
     client.force_login(nurse)
 
-    assert client.get("/admin/patients/patient/").status_code == 403
-    assert b"Visible Nowhere" not in client.get("/admin/").content
+    refused = client.get("/admin/patients/patient/")
+    assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
+    assert b"Visible Nowhere" not in client.get("/admin/", follow=True).content
 
 
 def test_admin_reads_of_patients_and_cases_are_audited(admin_user, clinic_a, client):
