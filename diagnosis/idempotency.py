@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from accounts.services import audit_record
 
 from .models import IdempotencyRecord
+from .services import submitted_files_discard
 
 HEADER = "Idempotency-Key"
 KEY_LIFETIME = timedelta(hours=24)
@@ -133,23 +134,30 @@ def submission_once(
             record.status_code = status_code
             record.response_body = body
             record.case = case
-            record.save(update_fields=["status_code", "response_body", "case"])
+            try:
+                record.save(update_fields=["status_code", "response_body", "case"])
+            except BaseException:
+                # The case's rows roll back with this transaction; its photo files would stay behind.
+                submitted_files_discard(case)
+                raise
             return Answer(status_code, body, replayed=False)
     raise Http404  # after the transaction, so that the refusal's audit event is kept
 
 
 def _replay_allowed(*, user, earlier: IdempotencyRecord) -> bool:
     """A stored answer is handed back only to a user who may still read its case (removed from
-    the clinic since: 404, as for any case they cannot see); both audited."""
+    the clinic since, or the case deleted since: 404, as for any case they cannot see); both
+    audited. Every stored answer names its case, so one without a case is one whose case was deleted."""
     from .selectors import case_list_for
 
+    visible = earlier.case_id is not None and case_list_for(user=user).filter(pk=earlier.case_id).exists()
+    details = {"case": earlier.case_id, "key": earlier.key[:100]}
     if earlier.case_id is None:
-        return True
-    visible = case_list_for(user=user).filter(pk=earlier.case_id).exists()
+        details["case_deleted"] = True
     audit_record(
         actor=user,
         action="case.submit_replay" if visible else "case.submit_replay_refused",
-        details={"case": earlier.case_id, "key": earlier.key[:100]},
+        details=details,
     )
     return visible
 

@@ -36,6 +36,7 @@ import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpRequest
 from django.utils import translation
 
@@ -225,6 +226,7 @@ def wait_for_change(
         return version is not None and version[0] in while_status_in and version[-1] >= waiting
 
     subscription = _subscribe(pk) if waits() else None
+    waited = False
     try:
         if subscription is not None:  # a result stored before the subscription is read here
             etag, version = result_etag(request=request, pk=pk, kind=kind)
@@ -232,6 +234,7 @@ def wait_for_change(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            waited = True
             if subscription is not None:
                 if _await_message(subscription, min(remaining, NOTIFIED_MAX_STEP)) is None:
                     _close(subscription)
@@ -243,4 +246,19 @@ def wait_for_change(
     finally:
         if subscription is not None:
             _close(subscription)
+    if waited and not _account_still_reads(request):
+        return None, None  # the answer that follows reads as for any case the reader cannot see
     return etag, version
+
+
+def _account_still_reads(request: HttpRequest) -> bool:
+    """A wait may outlast the account it was asked for: its ``is_active`` and role are read
+    again (a deactivated or deleted account reads nothing, as its next request would not)."""
+    user = request.user
+    if getattr(user, "pk", None) is None:
+        return False
+    try:
+        user.refresh_from_db(fields=["is_active", "role", "is_superuser"])
+    except ObjectDoesNotExist:
+        user.is_active = False
+    return bool(user.is_active)

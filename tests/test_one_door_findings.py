@@ -46,6 +46,23 @@ def test_a_replay_for_a_user_removed_from_the_clinic_is_404_and_audited(staff, c
     assert AuditEvent.objects.filter(action="case.submit_replay_refused", actor=staff).exists()
 
 
+def test_a_replay_after_the_case_was_deleted_is_404_and_shows_nothing_of_it(staff, clinic_a, client_for):
+    patient = PatientFactory(clinic=clinic_a, created_by=staff, full_name="Ada Replay")
+    client = client_for(staff)
+    data = {"patient": patient.pk, "body_site": "back", "notes": "itching since spring"}
+    first = client.post("/api/v1/cases/", {**data, "images": [photo()]}, format="multipart", HTTP_IDEMPOTENCY_KEY="k-2")
+    assert first.status_code == 201, first.content
+    Case.objects.filter(pk=first.json()["id"]).delete()  # an administrator deletes it in the admin
+
+    again = client.post("/api/v1/cases/", {**data, "images": [photo()]}, format="multipart", HTTP_IDEMPOTENCY_KEY="k-2")
+
+    assert again.status_code == 404
+    assert "itching since spring" not in again.content.decode()
+    refused = AuditEvent.objects.get(action="case.submit_replay_refused", actor=staff)
+    assert refused.details["case_deleted"] is True
+    assert not Case.objects.exists()
+
+
 def test_new_photos_on_a_referred_case_keep_its_old_result_in_the_audit_log(db, served_model, staff, clinic_a):
     case = CaseFactory(
         patient=PatientFactory(clinic=clinic_a, created_by=staff),

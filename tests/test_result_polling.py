@@ -226,6 +226,40 @@ def test_result_card_long_poll_answers_with_the_new_card(web_client, staff, pend
     assert len(sleeps) == 2
 
 
+def deactivate(user) -> None:
+    from accounts.models import User
+
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+
+def test_an_account_deactivated_during_a_long_poll_is_not_answered_with_the_case(
+    client_for, staff, pending_case, sleeps
+):
+    pending_case.notes = "lives with her daughter"
+    pending_case.save(update_fields=["notes"])
+    client = client_for(staff)
+    url = f"/api/v1/cases/{pending_case.pk}/"
+    etag = client.get(url)["ETag"]
+    sleeps.then[1] = lambda: (deactivate(staff), score(pending_case))
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10")
+
+    assert response.status_code == 404
+    assert "lives with her daughter" not in response.content.decode()
+
+
+def test_an_account_deactivated_during_a_result_card_long_poll_gets_no_card(web_client, staff, pending_case, sleeps):
+    client = web_client(staff)
+    url = f"/cases/{pending_case.pk}/result/"
+    etag = client.get(url, **XHR)["ETag"]
+    sleeps.then[1] = lambda: (deactivate(staff), score(pending_case))
+
+    response = client.get(url, HTTP_IF_NONE_MATCH=etag, HTTP_PREFER="wait=10", **XHR)
+
+    assert response.status_code == 404
+    assert "Melanocytic nevus" not in response.content.decode()
+
+
 def test_the_uploads_etag_is_the_one_a_poll_of_the_new_case_gets(
     client_for, staff, clinic_a, monkeypatch, django_capture_on_commit_callbacks, sleeps
 ):

@@ -636,3 +636,23 @@ def test_two_specialists_claiming_at_once_exactly_one_wins(clinic_a, staff, spec
         AuditEvent.objects.filter(action="case.transition", object_id=str(case.pk), details__to="under_review").count()
         == 1
     )
+
+
+def test_notifications_about_a_case_go_with_access_to_the_case(specialist, clinic_a, staff, client_for):
+    from triage.models import Notification
+
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), referred=True, risk="high")
+    about_case = Notification.objects.create(
+        recipient=specialist, kind=Notification.Kind.REFERRAL_NEW, case=case, title="New referral: case 7"
+    )
+    general = Notification.objects.create(
+        recipient=specialist, kind=Notification.Kind.FIELD_TURNED_BACK_HIGH, title="Many photos turned back"
+    )
+    client = client_for(specialist)
+    assert client.get("/api/v1/notifications/").json()["count"] == 2
+
+    specialist.clinics.remove(clinic_a)
+
+    listed = client.get("/api/v1/notifications/").json()
+    assert [item["id"] for item in listed["results"]] == [general.pk]
+    assert client.post(f"/api/v1/notifications/{about_case.pk}/read/").status_code == 404

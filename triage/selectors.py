@@ -8,10 +8,11 @@ clinic's referral is a 404, as for cases.
 from __future__ import annotations
 
 from django.db.models import Case as When_
-from django.db.models import F, IntegerField, Prefetch, QuerySet, Value, When
+from django.db.models import F, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from diagnosis.models import LesionImage
+from diagnosis.selectors import case_list_for
 
 from .models import Notification, Referral, Review
 from .workflow import OPEN_STATUSES, claim_is_live, effective_status  # the lease rule lives there
@@ -77,9 +78,15 @@ def referral_queue_for(*, user, now=None) -> QuerySet[Referral]:
 
 
 def notification_list_for(*, user) -> QuerySet[Notification]:
+    """The user's own notifications; one about a case only while they may still read the case
+    (removed from its clinic since, or the patient moved to another clinic: gone, as the case is)."""
     if not _can_read(user):
         return Notification.objects.none()
-    return Notification.objects.filter(recipient=user).select_related("case")
+    notifications = Notification.objects.filter(recipient=user).select_related("case")
+    if user.is_administrator:
+        return notifications
+    readable = case_list_for(user=user).prefetch_related(None).select_related(None).values("pk")
+    return notifications.filter(Q(case__isnull=True) | Q(case__in=readable))
 
 
 def unread_count_for(*, user) -> int:
