@@ -11,17 +11,13 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
+from skinportal.unavailable import STORAGE_ERRORS
+
 from . import safety_net, services
 
-try:  # object storage (SKINPORTAL_S3_BUCKET): an unreachable or throttling S3 service
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    STORAGE_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
-except ImportError:  # pragma: no cover - botocore comes with django-storages[s3]
-    STORAGE_ERRORS = ()
-
-# Worth another try: the database or file storage hiccuped, or the task ran out of time.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded, *STORAGE_ERRORS)
+# Worth another try: the database or file storage hiccuped (a full disk, an unreachable or
+# throttling S3 service), or the task ran out of time.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, SoftTimeLimitExceeded, *STORAGE_ERRORS)
 
 
 @shared_task(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 from django.http import FileResponse, Http404
@@ -54,6 +55,13 @@ class IdempotencyKeyConflict(exceptions.APIException):
 # --- Cases ---------------------------------------------------------------------------------
 _ID = re.compile(r"-?[0-9]+")
 _BIGGEST_ID = 2**63 - 1
+
+
+def photo_allowance_take(request: Request) -> None:
+    """Count the request's photos against the user's hourly allowance; 429 with Retry-After beyond it."""
+    wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
+    if wait is not None:
+        raise exceptions.Throttled(wait, "Too many photos sent in the last hour.")
 
 
 class CaseListCreateApi(ApiView):
@@ -129,6 +137,8 @@ class CaseListCreateApi(ApiView):
             # The ETag a poll of the case would get now, so the first poll can wait (diagnosis/polling.py).
             etag = polling.submitted_case_etag(request=request, case=case, images=case.images.all(), kind="api-case")
             return Response(body, status=status_code, headers={"ETag": etag})
+        if not isinstance(request.data, Mapping):  # a JSON list or number: nothing to fingerprint or submit
+            raise exceptions.ParseError("The request body must be an object of the case's fields.")
         fingerprint = idempotency.request_fingerprint(scope="api", data=request.data, files=request.FILES)
         try:
             answer = idempotency.submission_once(
@@ -142,10 +152,8 @@ class CaseListCreateApi(ApiView):
         return response
 
     def _submit(self, request: Request) -> tuple[int, dict, Case]:
-        # Only a submission that creates a case counts against the hourly photo allowance (not a replay).
-        wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
-        if wait is not None:
-            raise exceptions.Throttled(wait, "Too many photos sent in the last hour.")
+        # A replay of an earlier submission does not count against the hourly photo allowance.
+        photo_allowance_take(request)
         serializer = CaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -252,6 +260,7 @@ class CasePhotosAddApi(ApiView):
     )
     def post(self, request: Request, pk: int) -> Response:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+        photo_allowance_take(request)
         serializer = CasePhotosInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         case_photos_add(

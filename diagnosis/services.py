@@ -28,6 +28,7 @@ from patients.models import Patient
 from patients.services import DUPLICATE_IDENTIFIER, can_write_for_clinic
 from photos.uploads import CleanImage, image_validate, request_budget_check
 from skinportal.text import NOTES_MAX_LENGTH, clean_text
+from skinportal.unavailable import STORAGE_ERRORS, StorageUnavailable
 
 from . import dispatch
 from .models import Case, Lesion, LesionImage, Prediction
@@ -45,6 +46,15 @@ def _store_image_file(clean: CleanImage) -> str:
     field = LesionImage._meta.get_field("file")
     name = field.generate_filename(None, f"upload.{clean.extension}")
     return default_storage.save(name, ContentFile(clean.content))
+
+
+def submitted_files_discard(case: Case) -> None:
+    """Delete the photo files of a case just written by case_submit whose transaction the caller
+    is rolling back (the rows go with it, the files would not): the rows in hand, no query.
+    Without them the hourly lesion_files_orphaned_delete removes the files."""
+    cache = getattr(case, "_prefetched_objects_cache", {}).get("images")
+    if cache is not None:
+        _delete_files([image.file.name for image in cache])
 
 
 def _delete_files(names: Sequence[str]) -> None:
@@ -94,11 +104,15 @@ def _photos_validate(images: Sequence[UploadedFile], image_kinds: Sequence[str] 
 
 def _photos_store(*, case: Case, photos: list[tuple[CleanImage, str]], actor, stored: list[str]) -> list[LesionImage]:
     """Write the photos' files and rows (one INSERT for all of them); every stored file name
-    goes into ``stored`` for clean-up."""
+    goes into ``stored`` for clean-up. A storage that refuses a write (full, unreachable) raises
+    StorageUnavailable: the request is answered 503 with Retry-After."""
     rows = []
     now = timezone.now()
     for clean, kind in photos:
-        name = _store_image_file(clean)
+        try:
+            name = _store_image_file(clean)
+        except STORAGE_ERRORS as exc:
+            raise StorageUnavailable(f"storing photo {len(stored) + 1} of {len(photos)}: {exc}") from exc
         stored.append(name)
         image = LesionImage(
             case=case,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from math import ceil
 
 from django.conf import settings
 from django.contrib import messages
@@ -30,7 +29,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image, UnidentifiedImageError
 
@@ -44,7 +42,7 @@ from inference.risk import UNCERTAIN_BELOW
 from patients.disclosure import sees_patient_identity
 from patients.forms import CONSENT_WORDING, PatientSearchForm
 from patients.selectors import patient_list_for
-from photos.uploads import upload_allowance_take
+from photos.uploads import upload_allowance_message, upload_allowance_take
 from skinportal.access import scoped_object_or_404
 from skinportal.web import add_service_errors, form_errors, private_no_store, shows_clinic, wants_json
 
@@ -264,16 +262,7 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
         wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
         if wait is not None:
             status = 429
-            minutes = ceil(wait / 60)
-            form.add_error(
-                None,
-                ngettext(
-                    "Too many photos sent in the last hour; try again in %(count)s minute.",
-                    "Too many photos sent in the last hour; try again in %(count)s minutes.",
-                    minutes,
-                )
-                % {"count": minutes},
-            )
+            form.add_error(None, upload_allowance_message(wait))
         elif not patient.consent_given:
             form.add_error(
                 None,
@@ -430,6 +419,9 @@ def case_photos_add_view(request: HttpRequest, pk: int) -> HttpResponse:
     files = request.FILES.getlist("images")
     if not files:
         messages.error(request, _("Choose a photo to add."))
+        return redirect("web:case-detail", pk=case.pk)
+    if (wait := upload_allowance_take(user=request.user, photos=len(files))) is not None:
+        messages.error(request, upload_allowance_message(wait))
         return redirect("web:case-detail", pk=case.pk)
     try:
         case_photos_add(

@@ -27,6 +27,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 pillow_heif.register_heif_opener()
@@ -231,7 +232,9 @@ def upload_allowance_take(*, user, photos: int) -> float | None:
     """Count these photos against the user's hourly allowance (UPLOAD_MAX_PHOTOS_PER_HOUR).
 
     None when they may be sent, else the seconds until the allowance starts afresh. The
-    count lives in the default cache (a shared one with several web processes).
+    count lives in the default cache (a shared one with several web processes). Every request
+    that sends photos counts them before they are checked (a new case, photos added to one, an
+    answer to a specialist), accepted or refused: checking a photo costs the same either way.
     """
     limit = settings.UPLOAD_MAX_PHOTOS_PER_HOUR
     if not limit or photos <= 0:
@@ -254,9 +257,19 @@ def upload_allowance_take(*, user, photos: int) -> float | None:
     return None
 
 
+def upload_allowance_message(wait: float) -> str:
+    """What a person is told when upload_allowance_take refused their photos."""
+    minutes = math.ceil(wait / 60)
+    return ngettext(
+        "Too many photos sent in the last hour; try again in %(count)s minute.",
+        "Too many photos sent in the last hour; try again in %(count)s minutes.",
+        minutes,
+    ) % {"count": minutes}
+
+
 def _reduce_while_decoding(image: Image.Image) -> None:
     """JPEG: decode at the smallest 1/2, 1/4 or 1/8 scale still at least the stored size."""
-    if image.format in DRAFT_FORMATS and image.mode in ("RGB", "L"):
+    if image.format in DRAFT_FORMATS and image.mode in ("RGB", "L", "CMYK"):
         width, height = image.size
         ratio = settings.UPLOAD_STORE_MAX_SIDE / max(width, height)
         if ratio < 1:

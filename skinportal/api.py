@@ -22,7 +22,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler, set_rollback
 
-from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS
+from skinportal.unavailable import DATABASE_ERRORS, RETRY_AFTER_SECONDS, STORAGE_MESSAGE, StorageUnavailable
 from skinportal.unavailable import MESSAGE as UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         logger.warning("database unavailable in API view %s: %s", context.get("view"), exc)
         set_rollback()
         return Response({"detail": UNAVAILABLE}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(exc, StorageUnavailable):
+        logger.warning("photo storage unavailable in API view %s: %s", context.get("view"), exc.__cause__)
+        set_rollback()
+        return Response({"detail": STORAGE_MESSAGE}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, SuspiciousOperation):
         exc = _request_refused(exc)
     elif isinstance(exc, UnreadablePostError):
@@ -100,15 +104,35 @@ class _BodySizeLimit:
         return super().parse(stream, media_type, parser_context)
 
 
-class LimitedJSONParser(_BodySizeLimit, parsers.JSONParser):
+class _ReadableBody:
+    """A body the decoders cannot read is the client's error (400), not the server's: JSON nested
+    past Python's recursion limit, or a charset that cannot decode the body (``charset=punycode``)
+    or that Python does not know."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("The request body is nested too deeply.") from None
+        except (UnicodeError, LookupError) as exc:
+            if isinstance(exc, KeyError | IndexError):  # a fault of ours, not the client's charset
+                raise
+            raise exceptions.ParseError("The request body could not be decoded with its declared charset.") from None
+
+
+class LimitedJSONParser(_ReadableBody, _BodySizeLimit, parsers.JSONParser):
     pass
 
 
-class LimitedFormParser(_BodySizeLimit, parsers.FormParser):
+class LimitedFormParser(_ReadableBody, _BodySizeLimit, parsers.FormParser):
     pass
 
 
-PARSER_CLASSES = [LimitedJSONParser, LimitedFormParser, parsers.MultiPartParser]
+class ReadableMultiPartParser(_ReadableBody, parsers.MultiPartParser):
+    pass
+
+
+PARSER_CLASSES = [LimitedJSONParser, LimitedFormParser, ReadableMultiPartParser]
 
 
 class PrivateResponses:

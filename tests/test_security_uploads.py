@@ -126,6 +126,22 @@ def test_other_colour_modes_are_stored(submit, mode, fmt):
     assert submit(content).status_code == 201
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_in_every_mode_it_counts_for(mode, settings):
+    """decoded_pixels counts every JPEG at its reduced scale, so every JPEG mode must decode at it
+    (a CMYK JPEG decoded whole held about three times the memory it was counted for)."""
+    import io
+
+    from photos.uploads import _reduce_while_decoding, decoded_pixels
+
+    settings.UPLOAD_STORE_MAX_SIDE = 500
+    with Image.open(io.BytesIO(encode(Image.new(mode, (2400, 1200)), "JPEG"))) as image:
+        _reduce_while_decoding(image)
+        image.load()
+        assert image.size == (600, 300)
+        assert image.width * image.height == decoded_pixels(2400, 1200, "JPEG")
+
+
 def test_png_text_xmp_and_colour_profile_are_not_stored(submit):
     from PIL import ImageCms, PngImagePlugin
 

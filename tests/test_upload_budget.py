@@ -163,6 +163,45 @@ def test_the_web_form_has_the_same_allowance(web_client, staff, patient, setting
     assert b"Too many photos" in response.content
 
 
+def test_photos_added_to_a_case_and_sent_to_a_specialist_count_against_the_allowance(
+    submit, settings, client_for, staff, monkeypatch
+):
+    monkeypatch.setattr("diagnosis.dispatch.case_analysis_enqueue", lambda *, case_id: None)
+    settings.UPLOAD_MAX_PHOTOS_PER_HOUR = 3
+    photo = encode((40, 30), "PNG")
+    case_id = submit(photo, photo).json()["id"]
+    client = client_for(staff)
+
+    def photos(*names):
+        return [SimpleUploadedFile(name, photo) for name in names]
+
+    added = client.post(f"/api/v1/cases/{case_id}/images/", {"images": photos("c.png", "d.png")}, format="multipart")
+    answered = client.post(
+        f"/api/v1/cases/{case_id}/information/", {"message": "Here.", "images": photos("e.png")}, format="multipart"
+    )
+
+    assert added.status_code == 429 and "Retry-After" in added
+    assert answered.status_code == 429
+    assert LesionImage.objects.filter(case_id=case_id).count() == 2
+
+
+def test_the_web_pages_that_add_photos_have_the_same_allowance(submit, settings, web_client, staff):
+    settings.UPLOAD_MAX_PHOTOS_PER_HOUR = 1
+    photo = encode((40, 30), "PNG")
+    case_id = submit(photo).json()["id"]
+    client = web_client(staff)
+
+    added = client.post(f"/cases/{case_id}/photos/", {"images": [SimpleUploadedFile("b.png", photo)]}, follow=True)
+    answered = client.post(
+        f"/cases/{case_id}/information/",
+        {"message": "Here.", "images": [SimpleUploadedFile("c.png", photo)]},
+        follow=True,
+    )
+
+    assert b"Too many photos" in added.content and b"Too many photos" in answered.content
+    assert LesionImage.objects.filter(case_id=case_id).count() == 1
+
+
 def test_a_png_decoding_to_more_than_the_per_photo_limit_is_refused(submit, settings, media_root):
     settings.UPLOAD_MAX_DECODED_PIXELS = 30_000
 
@@ -182,3 +221,78 @@ def test_with_the_cache_down_photos_are_still_accepted(submit, monkeypatch):
     monkeypatch.setattr(cache, "add", down)
 
     assert submit(encode((40, 30), "PNG")).status_code == 201
+
+
+# --- A storage or database that fails mid-submission, and bodies the parsers cannot read ---------
+def test_a_full_photo_storage_is_a_503_and_keeps_nothing(submit, monkeypatch, media_root):
+    from diagnosis import services as diagnosis_services
+
+    real_save = diagnosis_services.default_storage.save
+    calls = []
+
+    def save(name, content, *args, **kwargs):
+        calls.append(name)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(name, content, *args, **kwargs)
+
+    monkeypatch.setattr(diagnosis_services.default_storage, "save", save)
+
+    response = submit(encode((40, 30), "PNG"), encode((30, 40), "PNG"))
+
+    assert response.status_code == 503 and "Retry-After" in response
+    assert "photo storage" in response.json()["detail"]
+    assert Case.objects.count() == 0 and LesionImage.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_photos_of_a_submission_whose_idempotent_answer_cannot_be_stored_are_removed(
+    client_for, staff, patient, monkeypatch, media_root
+):
+    from django.db import OperationalError
+
+    from diagnosis.models import IdempotencyRecord
+
+    real_save = IdempotencyRecord.save
+
+    def save(self, *args, **kwargs):
+        if kwargs.get("update_fields"):  # the answer, after the case and its photos were written
+            raise OperationalError("the database connection was lost")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(IdempotencyRecord, "save", save)
+    photo = SimpleUploadedFile("a.png", encode((40, 30), "PNG"))
+
+    response = client_for(staff).post(
+        CASES_URL,
+        {"patient": patient.pk, "body_site": "back", "images": [photo]},
+        format="multipart",
+        HTTP_IDEMPOTENCY_KEY="key-1",
+    )
+
+    assert response.status_code == 503
+    assert Case.objects.count() == 0 and stored_files(media_root) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "application/json"),  # nested past Python's recursion limit
+        (b"username=a&password=b", "application/x-www-form-urlencoded; charset=punycode"),
+        (b"username=a&password=b", "application/x-www-form-urlencoded; charset=no-such-charset"),
+    ],
+)
+def test_bodies_the_parsers_cannot_read_are_a_400(api_client, body, content_type, db):
+    response = api_client.generic("POST", "/api/v1/auth/token/", body, content_type=content_type)
+
+    assert response.status_code == 400, response.content
+    assert isinstance(response.json(), dict)  # a JSON message, not the 500 page
+
+
+@pytest.mark.parametrize("body", [b"[1, 2, 3]", b'"a case"', b"12"])
+def test_a_json_body_that_is_not_an_object_is_a_400_with_or_without_an_idempotency_key(client_for, staff, body):
+    client = client_for(staff)
+    for headers in ({}, {"HTTP_IDEMPOTENCY_KEY": "key-2"}):
+        response = client.generic("POST", CASES_URL, body, content_type="application/json", **headers)
+        assert response.status_code == 400, response.content
+    assert Case.objects.count() == 0

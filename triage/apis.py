@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.services import audit_record
+from diagnosis.apis import photo_allowance_take
 from diagnosis.selectors import case_list_for
 from diagnosis.serializers import CaseOutputSerializer
 from skinportal.access import scoped_object_or_404
@@ -99,6 +100,7 @@ class CaseInformationApi(TriageApiView):
     )
     def post(self, request: Request, pk: int) -> Response:
         case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+        photo_allowance_take(request)
         serializer = InformationAnswerInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answered = services.information_answer(

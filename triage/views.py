@@ -23,6 +23,7 @@ from diagnosis.selectors import case_list_for
 from diagnosis.views import result_context
 from diagnosis.vocabulary import class_name
 from inference.preprocessing import MALIGNANT_CLASSES
+from photos.uploads import upload_allowance_message, upload_allowance_take
 from skinportal.access import scoped_object_or_404
 from skinportal.web import private_no_store
 
@@ -336,6 +337,9 @@ def case_refer_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def information_answer_view(request: HttpRequest, pk: int) -> HttpResponse:
     case = scoped_object_or_404(case_list_for(user=request.user), pk=pk, request=request)
+    if (wait := upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))) is not None:
+        messages.error(request, upload_allowance_message(wait))
+        return redirect("web:case-detail", pk=case.pk)
     form = InformationAnswerForm(request.POST, request.FILES)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
