@@ -246,6 +246,24 @@ def test_a_full_photo_storage_is_a_503_and_keeps_nothing(submit, monkeypatch, me
     assert stored_files(media_root) == []
 
 
+def test_the_web_form_meets_a_full_photo_storage_with_a_503_too(web_client, staff, patient, monkeypatch, media_root):
+    from diagnosis import services as diagnosis_services
+
+    def full(name, content, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(diagnosis_services.default_storage, "save", full)
+    photo = SimpleUploadedFile("a.png", encode((40, 30), "PNG"))
+
+    response = web_client(staff).post(
+        f"/patients/{patient.pk}/cases/new/",
+        {"body_site": "back", "duration": Case.Duration.UNKNOWN, "images": [photo]},
+    )
+
+    assert response.status_code == 503 and response["Retry-After"]
+    assert Case.objects.count() == 0 and stored_files(media_root) == []
+
+
 def test_photos_of_a_submission_whose_idempotent_answer_cannot_be_stored_are_removed(
     client_for, staff, patient, monkeypatch, media_root
 ):
