@@ -443,6 +443,11 @@ def case_result_update(*, case_id: int, photo_withdrawn: bool = False, savepoint
         elif turned_back_at and case.status in CASE_AWAITING_RESULT:
             unreadable = safety_net.retake_turned_back(case, turned_back_at)
             changes["awaiting_photo_since"] = case.awaiting_photo_since or now
+        elif case.status in CASE_AWAITING_RESULT:
+            # Every photo failed for a technical reason (a file that cannot be read, the model
+            # unavailable, attempts used up): no result either, so the case waits for a photo
+            # the same way and reaches a specialist when nobody adds one.
+            changes["awaiting_photo_since"] = case.awaiting_photo_since or now
         if case.status in refreshed and (case.risk, case.summary) != (changes["risk"], changes["summary"]):
             # A specialist may already have read the old result: keep it in the audit log.
             audit_record(

@@ -143,13 +143,19 @@ def test_the_sweep_task_is_thin_and_calls_the_service(served_model, case):
     assert Referral.objects.get(case=case).source == "unreadable"
 
 
-def test_a_failed_case_without_a_turned_back_photo_does_not_wait_for_a_photo(db, served_model, case):
+def test_a_case_whose_photos_failed_for_a_technical_reason_waits_for_a_photo_and_reaches_a_specialist(
+    db, served_model, case
+):
     image = LesionImageFactory(case=case)
     analysis.image_analysis_fail(image_id=image.pk, reason=analysis.PHOTO_UNREADABLE)
     analysis.case_result_update(case_id=case.pk)
 
     case.refresh_from_db()
-    assert case.status == Case.Status.FAILED and case.awaiting_photo_since is None
+    assert case.status == Case.Status.FAILED and case.awaiting_photo_since is not None
+    assert safety_net.cases_awaiting_photo_refer() == 0  # not before the wait is over
+    Case.objects.filter(pk=case.pk).update(awaiting_photo_since=timezone.now() - timedelta(days=2))
+    assert safety_net.cases_awaiting_photo_refer() == 1
+    assert Referral.objects.get(case=case).source == "unreadable"
 
 
 # --- Closing with a reason ----------------------------------------------------------------------
