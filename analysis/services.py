@@ -493,7 +493,10 @@ def case_result_update(*, case_id: int, photo_withdrawn: bool = False, savepoint
                 )
             else:
                 case_transition(case=case, to_status=to_status, details=details)
-        case_result_written.send(sender=Case, case=case)
+        # ``urgent``: the result flags a class that is referred urgently (melanoma); triage raises a
+        # referral the case already has, made routine before this result, to urgent.
+        urgent = bool({code for _, code in assessment.flagged} & URGENT_CLASSES)
+        case_result_written.send(sender=Case, case=case, urgent=urgent)
     return case
 
 

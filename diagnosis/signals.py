@@ -44,7 +44,8 @@ def case_refer(
         raise ImproperlyConfigured("No referral workflow is connected to diagnosis.signals.case_referred.")
 
 
-# Sent when the analysis wrote a case's result (risk and summary). Arguments: case.
+# Sent when the analysis wrote a case's result (risk and summary). Arguments: case, urgent (the
+# result flags a class referred urgently: a referral the case already has is raised to urgent).
 case_result_written = Signal()
 
 # Sent when a case was submitted (inside case_submit's transaction). Arguments: case, actor.

@@ -656,3 +656,63 @@ def test_notifications_about_a_case_go_with_access_to_the_case(specialist, clini
     listed = client.get("/api/v1/notifications/").json()
     assert [item["id"] for item in listed["results"]] == [general.pk]
     assert client.post(f"/api/v1/notifications/{about_case.pk}/read/").status_code == 404
+
+
+def test_a_referral_made_routine_before_the_model_flags_melanoma_becomes_urgent(
+    db, served_model, clinic_a, staff, emails_queued, settings
+):
+    from analysis import services as analysis
+
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSING)
+    image = LesionImageFactory(case=case, analysis_status=Status.ANALYSING)
+    referral = services.referral_create(actor=staff, case=case, urgency="routine", reason="Patient worried.")
+    assert referral.due_at == referral.referred_at + timedelta(hours=settings.SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE)
+
+    analysis.prediction_record(
+        image=image,
+        model_version=served_model.model_version,
+        probabilities=probabilities(mel=0.7),
+        top_class="mel",
+        inference_ms=3,
+    )
+    analysis.case_result_update(case_id=case.pk)
+
+    referral.refresh_from_db()
+    assert referral.urgency == Referral.Urgency.URGENT
+    assert referral.due_at == referral.referred_at + timedelta(hours=settings.SKINPORTAL_REFERRAL_TARGET_HOURS_URGENT)
+    raised = AuditEvent.objects.get(action="referral.urgency", object_id=str(referral.pk))
+    assert raised.actor is None and raised.details["by"] == "model" and raised.details["new"] == "urgent"
+
+
+def test_a_benign_new_result_leaves_a_routine_referral_routine(db, served_model, clinic_a, staff, emails_queued):
+    from analysis import services as analysis
+
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSING)
+    image = LesionImageFactory(case=case, analysis_status=Status.ANALYSING)
+    referral = services.referral_create(actor=staff, case=case, urgency="routine", reason="Patient worried.")
+
+    analysis.prediction_record(
+        image=image,
+        model_version=served_model.model_version,
+        probabilities=probabilities(nv=0.9),
+        top_class="nv",
+        inference_ms=3,
+    )
+    analysis.case_result_update(case_id=case.pk)
+
+    referral.refresh_from_db()
+    assert referral.urgency == Referral.Urgency.ROUTINE
+    assert not AuditEvent.objects.filter(action="referral.urgency").exists()
+
+
+def test_an_audit_referral_made_urgent_gets_the_urgent_due_time(db, clinic_a, staff, emails_queued, settings):
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSED)
+    referral = services.referral_create(
+        actor=None, case=case, urgency="routine", reason="Audit sample.", source=Referral.Source.AUDIT, sample_rate=0.05
+    )
+    assert referral.due_at == referral.referred_at + timedelta(days=settings.SKINPORTAL_AUDIT_DUE_DAYS)
+
+    services.referral_urgency_change(actor=staff, referral=referral, urgency="urgent", reason="Bleeding since Monday.")
+
+    referral.refresh_from_db()
+    assert referral.due_at == referral.referred_at + timedelta(hours=settings.SKINPORTAL_REFERRAL_TARGET_HOURS_URGENT)

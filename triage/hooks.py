@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def connect() -> None:
     from diagnosis import extensions
-    from diagnosis.signals import case_referred, patient_moved
+    from diagnosis.signals import case_referred, case_result_written, patient_moved
 
     from . import case_filters, panels, serializers, services, workflow
 
@@ -30,6 +30,12 @@ def connect() -> None:
         services.referrals_follow_patient(patient=patient, old_clinic=old_clinic, actor=actor, request=request)
 
     patient_moved.connect(on_patient_moved, dispatch_uid="triage.referrals_follow_patient", weak=False)
+
+    def on_case_result_written(sender, *, case, urgent=False, **kwargs):
+        if urgent:
+            services.referral_urgency_raise_for_result(case=case)
+
+    case_result_written.connect(on_case_result_written, dispatch_uid="triage.referral_urgency_raise", weak=False)
     extensions.case_output_field_register("referral", serializers.case_referral_field)
     extensions.case_output_field_register("review", serializers.case_review_field)
     extensions.case_page_panel_register(panels.case_referral_panel)

@@ -192,6 +192,35 @@ def referral_urgency_change(
     return _copy(referral, locked)
 
 
+def referral_urgency_raise_for_result(*, case: Case) -> Referral | None:
+    """A new result of a case already referred as routine (by the clinic while its photos were
+    analysed, by the audit sample, or before a new photo) flags a class referred urgently: the
+    referral becomes urgent and its due time follows, audited as the model's doing. An answered
+    referral, or one already urgent, is left as it is."""
+    referral = Referral.objects.filter(case=case).first()
+    if referral is None or referral.urgency == Referral.Urgency.URGENT:
+        return referral
+    locked = _lock(referral)
+    if locked.status == Referral.Status.REVIEWED or locked.urgency == Referral.Urgency.URGENT:
+        return _copy(referral, locked)
+    locked.urgency = Referral.Urgency.URGENT
+    locked.due_at = _due(locked.referred_at, locked.urgency, locked.source)
+    locked.save(update_fields=["urgency", "due_at", "updated_at"])
+    audit_record(
+        actor=None,
+        action="referral.urgency",
+        obj=locked,
+        details={
+            "case": locked.case_id,
+            "old": Referral.Urgency.ROUTINE,
+            "new": Referral.Urgency.URGENT,
+            "by": "model",
+            "reason": (case.summary or "").split(". ")[0],
+        },
+    )
+    return _copy(referral, locked)
+
+
 # --- Claim ------------------------------------------------------------------------------------
 def referral_claim(*, actor, referral: Referral, request: HttpRequest | None = None) -> Referral:
     """Take a referral for review: one specialist at a time, for the lease's length.

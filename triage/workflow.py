@@ -238,7 +238,8 @@ def _check_who(step: Step, actor, referral: Referral | None, *, clinic_id: int, 
 
 # --- The one door -----------------------------------------------------------------------------
 def _due(referred_at, urgency: str, source: str = ""):
-    if source == Referral.Source.AUDIT:  # an audit is no one's emergency: its own, longer, target
+    if source == Referral.Source.AUDIT and urgency == Referral.Urgency.ROUTINE:
+        # An audit is no one's emergency: its own, longer, target, until someone makes it urgent.
         return referred_at + timedelta(days=settings.SKINPORTAL_AUDIT_DUE_DAYS)
     hours = (
         settings.SKINPORTAL_REFERRAL_TARGET_HOURS_URGENT
