@@ -658,24 +658,35 @@ def test_notifications_about_a_case_go_with_access_to_the_case(specialist, clini
     assert client.post(f"/api/v1/notifications/{about_case.pk}/read/").status_code == 404
 
 
-def test_a_referral_made_routine_before_the_model_flags_melanoma_becomes_urgent(
-    db, served_model, clinic_a, staff, emails_queued, settings
-):
-    from analysis import services as analysis
-
-    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSING)
+def referred_while_analysing(clinic, staff) -> tuple[Case, LesionImage, Referral]:
+    """A case the clinic refers as routine while its photo is still being analysed."""
+    case = CaseFactory(patient=PatientFactory(clinic=clinic, created_by=staff), status=Case.Status.ANALYSING)
     image = LesionImageFactory(case=case, analysis_status=Status.ANALYSING)
     referral = services.referral_create(actor=staff, case=case, urgency="routine", reason="Patient worried.")
-    assert referral.due_at == referral.referred_at + timedelta(hours=settings.SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE)
+    return case, image, referral
 
+
+def scored(model, case: Case, image: LesionImage, **overrides: float) -> None:
+    from analysis import services as analysis
+
+    top = max(overrides, key=overrides.get)
     analysis.prediction_record(
         image=image,
-        model_version=served_model.model_version,
-        probabilities=probabilities(mel=0.7),
-        top_class="mel",
+        model_version=model.model_version,
+        probabilities=probabilities(**overrides),
+        top_class=top,
         inference_ms=3,
     )
     analysis.case_result_update(case_id=case.pk)
+
+
+def test_a_referral_made_routine_before_the_model_flags_melanoma_becomes_urgent(
+    db, served_model, clinic_a, staff, emails_queued, settings
+):
+    case, image, referral = referred_while_analysing(clinic_a, staff)
+    assert referral.due_at == referral.referred_at + timedelta(hours=settings.SKINPORTAL_REFERRAL_TARGET_HOURS_ROUTINE)
+
+    scored(served_model, case, image, mel=0.7)
 
     referral.refresh_from_db()
     assert referral.urgency == Referral.Urgency.URGENT
@@ -685,20 +696,9 @@ def test_a_referral_made_routine_before_the_model_flags_melanoma_becomes_urgent(
 
 
 def test_a_benign_new_result_leaves_a_routine_referral_routine(db, served_model, clinic_a, staff, emails_queued):
-    from analysis import services as analysis
+    case, image, referral = referred_while_analysing(clinic_a, staff)
 
-    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSING)
-    image = LesionImageFactory(case=case, analysis_status=Status.ANALYSING)
-    referral = services.referral_create(actor=staff, case=case, urgency="routine", reason="Patient worried.")
-
-    analysis.prediction_record(
-        image=image,
-        model_version=served_model.model_version,
-        probabilities=probabilities(nv=0.9),
-        top_class="nv",
-        inference_ms=3,
-    )
-    analysis.case_result_update(case_id=case.pk)
+    scored(served_model, case, image, nv=0.9)
 
     referral.refresh_from_db()
     assert referral.urgency == Referral.Urgency.ROUTINE
