@@ -1,13 +1,15 @@
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from knox.models import AuthToken
 
 from .models import AuditEvent, Clinic, User
 from .services import audit_record, user_tokens_revoke
-from .signals import ADMIN_REQUEST
+from .signals import ADMIN_REQUEST, clinic_deactivation_refusals
 
 
 def _plain(value):
@@ -43,8 +45,25 @@ class AdminRequestMixin:
             ADMIN_REQUEST.reset(token)
 
 
+class ClinicAdminForm(forms.ModelForm):
+    class Meta:
+        model = Clinic
+        fields = "__all__"  # noqa: DJ007 - the admin's own form: every field the admin shows
+
+    def clean(self):
+        data = super().clean()
+        # Deactivating hides the clinic's records from its staff and its specialists: refused while
+        # work of the clinic would be stranded (referrals waiting for a specialist or the clinic).
+        if self.instance.pk and self.instance.is_active and data.get("is_active") is False:
+            refusals = clinic_deactivation_refusals(self.instance)
+            if refusals:
+                raise ValidationError({"is_active": refusals})
+        return data
+
+
 @admin.register(Clinic)
 class ClinicAdmin(admin.ModelAdmin):
+    form = ClinicAdminForm
     list_display = ("name", "is_active", "latitude", "longitude", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "address")

@@ -13,10 +13,20 @@ from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save, pre_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .lockout import normalised_username
 from .services import audit_record, user_tokens_revoke
+
+# Sent before a clinic is deactivated (accounts.admin.ClinicAdmin). Arguments: clinic. A receiver
+# in an app built on top answers with a sentence saying why the clinic may not be deactivated yet
+# (work of the clinic that would be stranded), or None; any sentence refuses the change.
+clinic_deactivation_checked = Signal()
+
+
+def clinic_deactivation_refusals(clinic) -> list[str]:
+    """What stands in the way of deactivating ``clinic`` (clinic_deactivation_checked's answers)."""
+    return [str(answer) for _, answer in clinic_deactivation_checked.send(sender=type(clinic), clinic=clinic) if answer]
 
 
 def _channel(request) -> str:

@@ -66,3 +66,27 @@ def test_an_administrator_who_is_not_a_superuser_reads_the_admin(page, client, d
 
 def test_admin_sign_in_keeps_the_throttled_form():
     assert admin.site.login_form is ThrottledAdminAuthenticationForm
+
+
+def test_a_clinic_with_referrals_waiting_cannot_be_deactivated_in_the_admin(admin_user, clinic_a, staff, client):
+    from diagnosis.models import Case
+    from tests.factories import CaseFactory, PatientFactory
+    from triage import services as triage_services
+
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSED)
+    referral = triage_services.referral_create(actor=staff, case=case, urgency="urgent", reason="Bleeding.")
+    client.force_login(admin_user)
+    url = f"/admin/accounts/clinic/{clinic_a.pk}/change/"
+    form = {"name": clinic_a.name, "address": clinic_a.address or "", "is_active": ""}  # the box unticked
+
+    refused = client.post(url, form)
+
+    assert refused.status_code == 200 and b"would be stranded" in refused.content
+    clinic_a.refresh_from_db()
+    assert clinic_a.is_active
+
+    referral.status = referral.Status.REVIEWED
+    referral.save(update_fields=["status"])
+    assert client.post(url, form).status_code == 302
+    clinic_a.refresh_from_db()
+    assert not clinic_a.is_active

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def connect() -> None:
+    from accounts.signals import clinic_deactivation_checked
     from diagnosis import extensions
     from diagnosis.signals import case_referred, case_result_written, patient_moved
 
@@ -36,6 +37,26 @@ def connect() -> None:
             services.referral_urgency_raise_for_result(case=case)
 
     case_result_written.connect(on_case_result_written, dispatch_uid="triage.referral_urgency_raise", weak=False)
+
+    def on_clinic_deactivation_checked(sender, *, clinic, **kwargs):
+        from django.utils.translation import ngettext
+
+        from .models import Referral
+
+        waiting = Referral.objects.filter(clinic=clinic, status__in=workflow.OPEN_STATUSES).count()
+        if not waiting:
+            return None
+        return ngettext(
+            "%(count)s referral of this clinic is waiting for a specialist or for the clinic's answer: "
+            "it would be stranded. Have it answered first.",
+            "%(count)s referrals of this clinic are waiting for a specialist or for the clinic's answer: "
+            "they would be stranded. Have them answered first.",
+            waiting,
+        ) % {"count": waiting}
+
+    clinic_deactivation_checked.connect(
+        on_clinic_deactivation_checked, dispatch_uid="triage.clinic_deactivation_checked", weak=False
+    )
     extensions.case_output_field_register("referral", serializers.case_referral_field)
     extensions.case_output_field_register("review", serializers.case_review_field)
     extensions.case_page_panel_register(panels.case_referral_panel)
