@@ -716,3 +716,17 @@ def test_an_audit_referral_made_urgent_gets_the_urgent_due_time(db, clinic_a, st
 
     referral.refresh_from_db()
     assert referral.due_at == referral.referred_at + timedelta(hours=settings.SKINPORTAL_REFERRAL_TARGET_HOURS_URGENT)
+
+
+def test_a_referral_opened_with_a_case_read_before_its_patient_moved_is_audited_under_the_new_clinic(
+    db, clinic_a, clinic_b, staff, emails_queued
+):
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSED)
+    assert case.patient.clinic == clinic_a  # read as the worker reads it, before the move
+    type(case.patient).objects.filter(pk=case.patient_id).update(clinic=clinic_b)
+
+    referral = services.referral_create(actor=None, case=case, urgency="urgent", reason="Melanoma 60%.", source="model")
+
+    assert referral.clinic_id == clinic_b.pk
+    moved = AuditEvent.objects.filter(object_type="case", object_id=str(case.pk)).latest("id")
+    assert moved.clinic_id == clinic_b.pk
