@@ -21,6 +21,7 @@ Timings are settings read from the environment (skinportal/settings/base.py, doc
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 
 from django.conf import settings
@@ -512,7 +513,9 @@ def _scoring_thresholds(prediction: Prediction) -> dict[str, float]:
         raise PermanentAnalysisError(MODEL_UNAVAILABLE) from exc
 
 
-def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> Case:
+def case_reanalyse(
+    *, case: Case, actor, request: HttpRequest | None = None, unless_status_in: Collection[str] = ()
+) -> Case | None:
     """Analyse a case again ("Analyse again", or ``manage.py reanalyse`` with no actor).
 
     Every photo goes back to the queue with fresh attempts. Photos already scored by the
@@ -522,12 +525,17 @@ def case_reanalyse(*, case: Case, actor, request: HttpRequest | None = None) -> 
     Clinic staff can do this only while the case is theirs (analysed or failed): a case in a
     specialist's hands or answered is refused. Without an actor (a new model deployed), such a
     case is scored by the new version too, as a new prediction that does not change its status.
+
+    ``unless_status_in``: statuses in which the case is left alone, checked on the locked row (a
+    case a specialist answered since the caller looked at it): then nothing is done and None returned.
     """
     if actor is not None:
         if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
             raise PermissionDenied(gettext("You cannot analyse this case again."))
     with transaction.atomic():
         current = Case.objects.select_for_update().get(pk=case.pk)
+        if current.status in unless_status_in:
+            return None
         keeps_status = current.status in IN_SPECIALIST_HANDS
         if keeps_status and actor is not None:
             raise ValidationError(

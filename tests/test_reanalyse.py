@@ -180,3 +180,23 @@ def test_command_refuses_unknown_cases_and_a_missing_model(db, served_model, mon
 def capture_on_commit(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         yield
+
+
+def test_command_leaves_alone_a_case_answered_after_it_was_read(db, served_model, enqueued, monkeypatch):
+    from analysis.management.commands import reanalyse as command
+
+    case = scored_case("older-model", status=Case.Status.REFERRED)
+    image = case.images.get()
+
+    def answered_meanwhile(*, case, **kwargs):
+        Case.objects.filter(pk=case.pk).update(status=Case.Status.REVIEWED)  # a specialist answers now
+        return analysis.case_reanalyse(case=case, **kwargs)
+
+    monkeypatch.setattr(command, "case_reanalyse", answered_meanwhile)
+
+    output = run("--case", str(case.pk))
+
+    assert f"case {case.pk}: left alone (moved on meanwhile)" in output and "0 cases queued" in output
+    image.refresh_from_db()
+    assert image.analysis_status == Status.DONE and enqueued == []
+    assert not AuditEvent.objects.filter(action="case.reanalyse").exists()

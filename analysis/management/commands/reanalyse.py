@@ -64,8 +64,11 @@ class Command(BaseCommand):
                 skipped += 1
                 self.stdout.write(f"case {case.pk}: left alone ({reason})")
                 continue
-            if not dry_run:
-                case_reanalyse(case=case, actor=None)
+            # The status is checked again on the locked row: a case answered since it was read here is left alone.
+            if not dry_run and case_reanalyse(case=case, actor=None, unless_status_in=tuple(LEFT_ALONE)) is None:
+                skipped += 1
+                self.stdout.write(f"case {case.pk}: left alone (moved on meanwhile)")
+                continue
             queued += 1
             self.stdout.write(f"case {case.pk}: {'would be ' if dry_run else ''}queued ({len(images)} photos)")
         verb = "would be queued" if dry_run else "queued"
