@@ -492,6 +492,21 @@ def test_a_correction_supersedes_the_answer_and_both_are_kept(analysed_case, sta
     assert late.status_code == 409
 
 
+def test_the_same_answer_sent_twice_is_one_answer_and_one_notice(analysed_case, staff, specialist, client_for):
+    referral = services.referral_create(actor=staff, case=analysed_case, urgency="routine", reason="Worried")
+    services.referral_claim(actor=specialist, referral=referral)
+    client = client_for(specialist)
+
+    first = client.post(f"/api/v1/referrals/{referral.pk}/review/", review_payload(), format="json")
+    again = client.post(f"/api/v1/referrals/{referral.pk}/review/", review_payload(), format="json")
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert Review.objects.count() == 1 and Review.objects.get().supersedes is None
+    assert Notification.objects.filter(kind=Notification.Kind.REVIEW).count() == 1
+    services.case_acknowledge(actor=staff, case=analysed_case, review_id=first.json()["id"])
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

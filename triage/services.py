@@ -273,7 +273,8 @@ def review_submit(
     """The specialist's answer: ends the claim, moves the case to reviewed, tells the clinic.
 
     Final once written. While the clinic has not acknowledged it, the specialist who wrote the
-    review in force may correct it: a new review that supersedes it; both are kept. The answer's
+    review in force may correct it: a new review that supersedes it; both are kept. The same
+    answer sent again by its writer is the answer in force, returned as it is. The answer's
     rules are ``workflow.review_rules_check`` (months only for monitor: refused otherwise).
     """
     diagnosis_text = clean_text(diagnosis_text, field="diagnosis_text")
@@ -290,19 +291,30 @@ def review_submit(
         current = workflow.referral_lock(referral.pk)
         correcting = current.status == Referral.Status.REVIEWED
         superseded = current.latest_review if correcting else None
+        answer = {
+            "diagnosis": diagnosis,
+            "diagnosis_text": diagnosis_text,
+            "agrees_with_model": agrees_with_model,
+            "outcome": outcome,
+            "follow_up_months": follow_up_months,
+            "message": message,
+            "private_note": private_note,
+        }
+        if (
+            superseded is not None
+            and superseded.reviewer_id == actor.pk
+            and all(getattr(superseded, name) == value for name, value in answer.items())
+        ):
+            # The same answer sent again (a double click, a resend after a lost response): no
+            # correction, no second notice to the clinic; the answer in force is the answer.
+            return superseded
         top_class, version = model_top_class(current.case)
         review = Review(
             referral=current,
             reviewer=actor,
-            diagnosis=diagnosis,
-            diagnosis_text=diagnosis_text,
-            agrees_with_model=agrees_with_model,
+            **answer,
             model_top_class=top_class,
             model_version=version,
-            outcome=outcome,
-            follow_up_months=follow_up_months,
-            message=message,
-            private_note=private_note,
             supersedes=superseded,
         )
         locked = workflow.referral_transition(
