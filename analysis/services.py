@@ -643,6 +643,11 @@ def image_withdraw(*, actor, image: LesionImage, reason: str, request: HttpReque
             raise ValidationError(_("Only a photo of a case a specialist has answered can be withdrawn."))
         if not LesionImage.objects.filter(case=case).exclude(pk=locked.pk).exists():
             raise ValidationError(_("This is the case's last photo; a case keeps at least one."))
+        if LesionImage.objects.filter(case=case, analysis_status__in=PENDING).exists():
+            # The result is written again once every photo is finished: not before, so not now.
+            raise ValidationError(
+                _("A photo of this case is still being analysed; withdraw this one once the analysis is finished.")
+            )
         now = timezone.now()
         LesionImage.all_objects.filter(pk=locked.pk).update(
             withdrawn_at=now, withdrawn_by=actor, withdrawn_reason=reason

@@ -122,3 +122,17 @@ def test_only_an_administrator_withdraws_a_photo(clinic_a, staff, specialist):
 
     with pytest.raises(PermissionDenied):
         image_withdraw(actor=specialist, image=first, reason="Wrong patient.")
+
+
+def test_a_photo_is_not_withdrawn_while_another_of_the_case_is_being_analysed(admin_user, clinic_a, staff, specialist):
+    case, (first, second) = _case_with_photos(clinic_a, staff)
+    case = _answered(case, staff, specialist)
+    LesionImage.objects.filter(pk=second.pk).update(analysis_status=LesionImage.AnalysisStatus.QUEUED)
+
+    with pytest.raises(ValidationError, match="still being analysed"):
+        image_withdraw(actor=admin_user, image=first, reason="Wrong patient.")
+
+    first.refresh_from_db()
+    assert first.withdrawn_at is None
+    LesionImage.objects.filter(pk=second.pk).update(analysis_status=LesionImage.AnalysisStatus.DONE)
+    assert image_withdraw(actor=admin_user, image=first, reason="Wrong patient.").withdrawn_at is not None
