@@ -63,7 +63,7 @@ def _photo_data_uri(image: LesionImage) -> str | None:
         with image.file.open("rb") as handle, Image.open(handle) as picture:
             picture.draft("RGB", (PHOTO_SIZE, PHOTO_SIZE))
             preview = picture.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, ValueError):
+    except (FileNotFoundError, UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
         logger.warning("letter: cannot read the photo of image %s", image.pk, exc_info=True)
         return None
     preview.thumbnail((PHOTO_SIZE, PHOTO_SIZE))

@@ -410,7 +410,7 @@ def case_awaiting_photo_close(*, actor, case: Case, reason: str, request: HttpRe
     """
     if not can_submit_clinical_records(actor) or not case_list_for(user=actor).filter(pk=case.pk).exists():
         raise PermissionDenied(_("Only staff of the case's clinic can close it."))
-    reason = (reason or "").strip()
+    reason = clean_text(reason, field="reason", multiline=True)  # refuses NUL, direction and zero-width characters
     if not reason:
         raise ValidationError({"reason": _("Say why the case is closed without a result.")})
     if len(reason) > CLOSE_REASON_MAX_LENGTH:

@@ -248,7 +248,8 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     lesions = lesion_list_for(user=request.user).filter(patient=patient)
     # ?lesion=<id> (from a lesion page or the follow-up list) picks that lesion in advance.
     initial = {"lesion": request.GET.get("lesion")} if request.method == "GET" else None
-    form = CaseForm(request.POST or None, request.FILES or None, lesions=lesions, initial=initial)
+    bound = request.method == "POST"  # an empty POST is a bound, invalid form, never a blank one
+    form = CaseForm(request.POST if bound else None, request.FILES if bound else None, lesions=lesions, initial=initial)
     if request.method == "GET":
         audit_record(
             actor=request.user,
@@ -563,7 +564,7 @@ def image_preview(request: HttpRequest, pk: int, size: int) -> HttpResponse:
             preview = picture.convert("RGB")
     except FileNotFoundError:
         raise Http404(_("The photo file is missing.")) from None
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
         logger.exception("cannot make a preview of image %s", image.pk)
         raise Http404(_("The photo cannot be shown.")) from None
     preview.thumbnail((size, size), Image.Resampling.LANCZOS)  # never enlarges
