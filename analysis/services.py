@@ -417,7 +417,18 @@ def case_result_update(*, case_id: int, photo_withdrawn: bool = False, savepoint
         results, versions, turned_back_at = [], [], []
         for number, image in enumerate(images, start=1):
             prediction = image.current_prediction if image.analysis_status == Status.DONE else None
-            thresholds = _scoring_thresholds(prediction) if prediction else None
+            try:
+                thresholds = _scoring_thresholds(prediction) if prediction else None
+            except PermanentAnalysisError as exc:
+                # The artifact that scored the photo is gone or changed since: its probabilities
+                # cannot be read against their own thresholds, and never against another model's.
+                # The photo has no result, with the reason, and the case is settled without it
+                # (a case left waiting for that artifact would wait for ever).
+                LesionImage.objects.filter(pk=image.pk).update(
+                    analysis_status=Status.FAILED, analysis_error=str(exc), analysis_updated_at=timezone.now()
+                )
+                image.analysis_status, image.analysis_error = Status.FAILED, str(exc)
+                prediction = thresholds = None
             if prediction is not None and prediction.rejected:
                 # Turned back by the photo gate: no result, but a photo of skin whose probabilities reach
                 # a threshold still refers the case (inference/risk.py); a photo not of skin never does.

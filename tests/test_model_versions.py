@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from analysis import services as analysis
-from diagnosis import transitions
 from diagnosis.models import Case, LesionImage
 from inference.artifact import ARTIFACTS_DIR, ArtifactError, artifact_for_version, load_artifact
 from inference.preprocessing import CLASSES
@@ -152,9 +151,13 @@ def test_a_case_is_not_settled_with_an_artifact_that_changed_since_it_scored(db,
         inference_ms=4,
     )
 
-    with pytest.raises(analysis.PermanentAnalysisError):
-        analysis.case_result_update(case_id=image.case_id)
-    assert Case.objects.get(pk=image.case_id).status in transitions.CASE_AWAITING_RESULT
+    case = analysis.case_result_update(case_id=image.case_id)
+
+    # Never settled with another artifact's thresholds: the photo has no result, with the reason,
+    # and the case waits for a photo (or "Analyse again") instead of waiting for ever.
+    assert case.status == Case.Status.FAILED and case.risk == "" and case.awaiting_photo_since is not None
+    image.refresh_from_db()
+    assert image.analysis_status == Status.FAILED and image.analysis_error == analysis.MODEL_UNAVAILABLE
 
 
 def test_predictions_store_the_hash_and_balanced_class_of_their_artifact(db, served_model):
