@@ -260,17 +260,14 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
     status = 200
     if request.method == "POST":
-        wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
-        if wait is not None:
-            status = 429
-            form.add_error(None, upload_allowance_message(wait))
-        elif not patient.consent_given:
-            form.add_error(
-                None,
-                _("The patient's consent is not recorded; a case cannot be submitted."),
-            )
-        elif wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
+        if wants_json(request) and request.headers.get(idempotency.HEADER) is not None:
+            # A resend of a case already created gets its first answer back, whatever changed since
+            # (consent withdrawn, the hourly allowance used up); a first send is checked as below.
             return _case_create_once(request, patient, form)
+        if (refusal := _case_create_refusal(request, patient)) is not None:
+            code, message = refusal
+            status = 429 if code == 429 else status  # the page itself is shown again, with the message
+            form.add_error(None, message)
         elif form.is_valid():
             try:
                 case = case_submit(
@@ -303,6 +300,17 @@ def case_create_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _case_create_refusal(request: HttpRequest, patient) -> tuple[int, str] | None:
+    """(status, message) when a new case may not be created now: the hourly photo allowance used
+    up (429; the photos are counted here) or no consent recorded (400)."""
+    wait = upload_allowance_take(user=request.user, photos=len(request.FILES.getlist("images")))
+    if wait is not None:
+        return 429, upload_allowance_message(wait)
+    if not patient.consent_given:
+        return 400, _("The patient's consent is not recorded; a case cannot be submitted.")
+    return None
+
+
 def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
     """The new-case page's upload with an Idempotency-Key: a resend gets the first case back."""
     try:
@@ -316,6 +324,9 @@ def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
         return JsonResponse({"errors": {"__all__": [_("This case was saved by another user.")]}}, status=409)
 
     def create():
+        if (refusal := _case_create_refusal(request, patient)) is not None:
+            form.add_error(None, refusal[1])
+            raise _FormRefused(refusal[0])
         if not form.is_valid():
             raise _FormRefused()
         try:
@@ -330,8 +341,8 @@ def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
     )
     try:
         answer = idempotency.submission_once(user=request.user, key=key, fingerprint=fingerprint, create=create)
-    except _FormRefused:
-        return JsonResponse({"errors": form_errors(form)}, status=400)
+    except _FormRefused as refused:
+        return JsonResponse({"errors": form_errors(form)}, status=refused.status)
     except idempotency.IdempotencyKeyReused:
         message = _("This upload was already used for a different case; reload the page and submit again.")
         return JsonResponse({"errors": {"__all__": [message]}}, status=422)
@@ -339,7 +350,9 @@ def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
 
 
 class _FormRefused(Exception):
-    pass
+    def __init__(self, status: int = 400) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 @private_no_store

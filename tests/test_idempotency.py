@@ -127,6 +127,45 @@ def test_the_new_case_page_resent_with_its_key_gives_the_same_case(staff, patien
     assert Case.objects.count() == 1
 
 
+@pytest.mark.parametrize("since", ["consent withdrawn", "allowance used up"])
+def test_the_new_case_page_resent_after_its_case_was_created_gets_it_whatever_changed_since(
+    staff, patient, web_client, settings, since
+):
+    client = web_client(staff)
+    url = f"/patients/{patient.pk}/cases/new/"
+    data = {"body_site": "back", "duration": "unknown", "images": payload(patient)["images"]}
+    first = client.post(url, data, HTTP_X_REQUESTED_WITH="XMLHttpRequest", HTTP_IDEMPOTENCY_KEY="page-key-2")
+    assert first.status_code == 201, first.content
+    if since == "consent withdrawn":
+        type(patient).objects.filter(pk=patient.pk).update(consent_given=False)
+    else:
+        settings.UPLOAD_MAX_PHOTOS_PER_HOUR = 1
+
+    data = {"body_site": "back", "duration": "unknown", "images": payload(patient)["images"]}
+    again = client.post(url, data, HTTP_X_REQUESTED_WITH="XMLHttpRequest", HTTP_IDEMPOTENCY_KEY="page-key-2")
+
+    assert again.status_code == 201 and again.json() == first.json()
+    assert Case.objects.count() == 1
+
+
+def test_a_first_send_with_a_key_is_still_refused_without_consent_or_allowance(staff, patient, web_client, settings):
+    client = web_client(staff)
+    url = f"/patients/{patient.pk}/cases/new/"
+
+    def send(key):
+        data = {"body_site": "back", "duration": "unknown", "images": payload(patient)["images"]}
+        return client.post(url, data, HTTP_X_REQUESTED_WITH="XMLHttpRequest", HTTP_IDEMPOTENCY_KEY=key)
+
+    type(patient).objects.filter(pk=patient.pk).update(consent_given=False)
+    refused = send("page-key-3")
+    assert refused.status_code == 400 and "consent" in str(refused.json()["errors"])
+    type(patient).objects.filter(pk=patient.pk).update(consent_given=True)
+    settings.UPLOAD_MAX_PHOTOS_PER_HOUR = 2  # the refused photo counted too
+    assert send("page-key-4").status_code == 201
+    assert send("page-key-5").status_code == 429
+    assert Case.objects.count() == 1
+
+
 def test_a_case_kept_on_the_phone_by_another_user_waits_for_its_own(staff, patient, web_client):
     """A draft sent while someone else is signed in on the phone is not submitted under their name."""
     data = {"body_site": "back", "duration": "unknown", "images": payload(patient)["images"]}
