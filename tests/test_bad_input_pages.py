@@ -53,3 +53,58 @@ def test_a_stored_photo_too_large_to_decode_gives_no_preview_and_a_letter_withou
 
     assert preview.status_code == 404
     assert letter.status_code == 200 and letter["Content-Type"] == "application/pdf"
+
+
+def new_case_post(client, patient, photos: int, size: tuple[int, int] = (40, 30)):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.factories import image_bytes
+
+    files = [SimpleUploadedFile(f"p{n}.png", image_bytes(*size, fmt="PNG")) for n in range(photos)]
+    return client.post(
+        f"/patients/{patient.pk}/cases/new/",
+        {"body_site": "back", "duration": "unknown", "images": files},
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+    )
+
+
+def test_the_new_case_page_is_told_in_json_when_its_upload_is_over_the_request_limit(
+    clinic_a, staff, web_client, settings
+):
+    settings.UPLOAD_MAX_REQUEST_BYTES = 300  # under what three small photos and the fields take
+    patient = PatientFactory(clinic=clinic_a, created_by=staff)
+
+    response = new_case_post(web_client(staff), patient, photos=3, size=(200, 150))
+
+    assert response.status_code == 413 and response.json()["errors"]["__all__"]
+    assert not Case.objects.exists()
+
+
+def test_the_new_case_page_is_told_in_json_when_it_sends_too_many_photos(clinic_a, staff, web_client, settings):
+    patient = PatientFactory(clinic=clinic_a, created_by=staff)
+
+    response = new_case_post(web_client(staff), patient, photos=settings.DATA_UPLOAD_MAX_NUMBER_FILES + 1)
+
+    assert response.status_code == 400
+    assert f"at most {settings.UPLOAD_MAX_FILES} photos" in response.json()["errors"]["images"][0]
+    assert not Case.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/accounts/auditevent/?action__exact=%00",
+        "/admin/diagnosis/prediction/?top_class__exact=a%00b",
+        "/cases/?q=%00",
+    ],
+)
+def test_a_nul_in_the_query_string_is_a_400_everywhere(admin_user, client, path):
+    client.force_login(admin_user)
+
+    assert client.get(path).status_code == 400
+
+
+def test_a_nul_in_an_api_query_string_is_a_json_400(staff, client_for):
+    response = client_for(staff).get("/api/v1/cases/?search=%00")
+
+    assert response.status_code == 400 and response.json()["detail"]
