@@ -52,15 +52,17 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
-class NulInQueryMiddleware:
-    """A query string with a NUL character is refused (400) before any view reads it: no
+class AdminNulInQueryMiddleware:
+    """A query string with a NUL character is refused (400) before the Django admin reads it: no
     legitimate link carries one, and PostgreSQL refuses it in a filter with an error (a 500 in
-    the admin's list filters)."""
+    the admin's list filters). The portal's own pages and API check their searches themselves,
+    with a message in the form."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if "%00" in request.META.get("QUERY_STRING", "") or any("\x00" in value for value in request.GET.values()):
+        query = request.META.get("QUERY_STRING", "")
+        if request.path.startswith("/admin/") and ("%00" in query or any("\x00" in v for v in request.GET.values())):
             raise SuspiciousOperation("NUL character in the query string")
         return self.get_response(request)

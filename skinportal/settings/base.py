@@ -45,7 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "skinportal.errors.NulInQueryMiddleware",  # 400 for a NUL in the query string, before any view
+    "skinportal.errors.AdminNulInQueryMiddleware",  # 400 for a NUL in an admin query string
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The page language: the language cookie, else the browser's Accept-Language.
