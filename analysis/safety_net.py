@@ -1,7 +1,8 @@
 """Cases the model did not refer still reach a person.
 
-- **Waiting for a photo.** When the photo gate turned back every photo of a case, the case has
-  no result (status failed) and waits for a new photo (``Case.awaiting_photo_since``). If the
+- **Waiting for a photo.** When the photo gate turned back every photo of a case, or none could
+  be scored (an unreadable file, the model unavailable), the case has no result (status failed)
+  and waits for a new photo (``Case.awaiting_photo_since``). If the
   new photo is turned back too, or no usable photo comes within
   ``SKINPORTAL_UNREADABLE_AFTER_HOURS`` (beat: ``inference.unreadable_cases_refer``), the case
   is referred to the specialists serving its clinic (source ``unreadable``, routine), unless

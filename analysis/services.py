@@ -420,6 +420,8 @@ def case_result_update(*, case_id: int, photo_withdrawn: bool = False, savepoint
             try:
                 thresholds = _scoring_thresholds(prediction) if prediction else None
             except PermanentAnalysisError as exc:
+                if case.status not in CASE_AWAITING_RESULT:
+                    raise  # a result a specialist may have read is never rewritten without its photo
                 # The artifact that scored the photo is gone or changed since: its probabilities
                 # cannot be read against their own thresholds, and never against another model's.
                 # The photo has no result, with the reason, and the case is settled without it

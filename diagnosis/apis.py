@@ -232,8 +232,9 @@ class CaseCloseApi(ApiView):
     @extend_schema(
         summary="Close a case waiting for a new photo, with a reason (clinic staff)",
         description=(
-            "Only a case whose photos were all turned back by the photo gate and that has no result "
-            "(`awaiting_photo`) can be closed this way; any other case answers 400. Audited with the reason."
+            "Only a case whose photos were all turned back by the photo gate or could not be scored, and that "
+            "has no result (`awaiting_photo`), can be closed this way; any other case answers 400. Audited with "
+            "the reason."
         ),
         request=CaseCloseInputSerializer,
         responses={200: CaseOutputSerializer},

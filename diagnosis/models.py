@@ -152,7 +152,7 @@ class Case(models.Model):
 
     @property
     def awaiting_photo(self) -> bool:
-        """No model result because every photo was turned back: the clinic is asked for a new one."""
+        """No model result because every photo was turned back or failed: the clinic is asked for a new one."""
         return self.status == self.Status.FAILED and self.awaiting_photo_since is not None
 
     @property

@@ -236,8 +236,9 @@ class CaseOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     awaiting_photo = serializers.BooleanField(
         read_only=True,
         help_text=(
-            "Every photo was turned back by the photo gate and the case has no result: it waits for a new "
-            "photo, and is referred to a specialist if none can be read (or closed by the clinic with a reason)."
+            "Every photo was turned back by the photo gate or could not be scored, and the case has no result: it "
+            "waits for a new photo, and is referred to a specialist if none can be read (or closed by the clinic "
+            "with a reason)."
         ),
     )
 

@@ -346,6 +346,11 @@ def _case_create_once(request: HttpRequest, patient, form) -> JsonResponse:
     except idempotency.IdempotencyKeyReused:
         message = _("This upload was already used for a different case; reload the page and submit again.")
         return JsonResponse({"errors": {"__all__": [message]}}, status=422)
+    except Http404:
+        # Its case was created and is gone since (deleted), or is no longer this user's to see:
+        # final, so the phone stops sending it (and never creates it again once the key expires).
+        message = _("This case was sent before and can no longer be shown to you; it is not sent again.")
+        return JsonResponse({"errors": {"__all__": [message]}}, status=410)
     return JsonResponse(answer.body, status=answer.status_code)
 
 

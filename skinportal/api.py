@@ -106,17 +106,15 @@ class _BodySizeLimit:
 
 class _ReadableBody:
     """A body the decoders cannot read is the client's error (400), not the server's: JSON nested
-    past Python's recursion limit, or a charset that cannot decode the body (``charset=punycode``)
-    or that Python does not know."""
+    past Python's recursion limit, or a charset that cannot decode the body (``charset=punycode``;
+    a charset Python does not know, Django drops before the parsers see it)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("The request body is nested too deeply.") from None
-        except (UnicodeError, LookupError) as exc:
-            if isinstance(exc, KeyError | IndexError):  # a fault of ours, not the client's charset
-                raise
+        except UnicodeError:
             raise exceptions.ParseError("The request body could not be decoded with its declared charset.") from None
 
 

@@ -242,3 +242,17 @@ def test_two_sends_of_one_key_at_the_same_moment_make_one_case(staff, clinic_a):
     assert sorted(answer.replayed for answer in answers) == [False, True]
     assert answers[0].body == answers[1].body
     assert Case.objects.count() == 1
+
+
+def test_the_new_case_page_resent_after_its_case_was_deleted_is_told_for_good(staff, patient, web_client):
+    client = web_client(staff)
+    url = f"/patients/{patient.pk}/cases/new/"
+    data = {"body_site": "back", "duration": "unknown", "images": payload(patient)["images"]}
+    first = client.post(url, data, HTTP_X_REQUESTED_WITH="XMLHttpRequest", HTTP_IDEMPOTENCY_KEY="page-key-6")
+    Case.objects.filter(pk=first.json()["case"]).delete()
+
+    data = {"body_site": "back", "duration": "unknown", "images": payload(patient)["images"]}
+    again = client.post(url, data, HTTP_X_REQUESTED_WITH="XMLHttpRequest", HTTP_IDEMPOTENCY_KEY="page-key-6")
+
+    assert again.status_code == 410 and again.json()["errors"]["__all__"]
+    assert not Case.objects.exists()

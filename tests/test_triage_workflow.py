@@ -710,6 +710,23 @@ def test_a_referral_made_routine_before_the_model_flags_melanoma_becomes_urgent(
     assert raised.actor is None and raised.details["by"] == "model" and raised.details["new"] == "urgent"
 
 
+def test_a_referral_a_person_lowered_from_urgent_is_not_raised_again_by_a_new_result(
+    db, served_model, clinic_a, staff, emails_queued
+):
+    case = CaseFactory(patient=PatientFactory(clinic=clinic_a, created_by=staff), status=Case.Status.ANALYSING)
+    image = LesionImageFactory(case=case, analysis_status=Status.ANALYSING)
+    referral = services.referral_create(actor=staff, case=case, urgency="urgent", reason="Bleeding.")
+    services.referral_urgency_change(
+        actor=staff, referral=referral, urgency="routine", reason="Seen by our GP: a bruise.", confirmed=True
+    )
+
+    scored(served_model, case, image, mel=0.7)
+
+    referral.refresh_from_db()
+    assert referral.urgency == Referral.Urgency.ROUTINE
+    assert not AuditEvent.objects.filter(action="referral.urgency", details__by="model").exists()
+
+
 def test_a_benign_new_result_leaves_a_routine_referral_routine(db, served_model, clinic_a, staff, emails_queued):
     case, image, referral = referred_while_analysing(clinic_a, staff)
 

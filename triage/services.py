@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import AuditEvent
 from accounts.services import audit_record
 from diagnosis.models import Case
 from diagnosis.services import case_photos_add
@@ -196,29 +197,39 @@ def referral_urgency_raise_for_result(*, case: Case) -> Referral | None:
     """A new result of a case already referred as routine (by the clinic while its photos were
     analysed, by the audit sample, or before a new photo) flags a class referred urgently: the
     referral becomes urgent and its due time follows, audited as the model's doing. An answered
-    referral, or one already urgent, is left as it is."""
+    referral, one already urgent, and one a person lowered from urgent are left as they are.
+
+    Called while the worker holds the case's row: the referral is changed by one conditional
+    update, without taking its lock (which others take before the case's)."""
     referral = Referral.objects.filter(case=case).first()
     if referral is None or referral.urgency == Referral.Urgency.URGENT:
         return referral
-    locked = _lock(referral)
-    if locked.status == Referral.Status.REVIEWED or locked.urgency == Referral.Urgency.URGENT:
-        return _copy(referral, locked)
-    locked.urgency = Referral.Urgency.URGENT
-    locked.due_at = _due(locked.referred_at, locked.urgency, locked.source)
-    locked.save(update_fields=["urgency", "due_at", "updated_at"])
-    audit_record(
-        actor=None,
-        action="referral.urgency",
-        obj=locked,
-        details={
-            "case": locked.case_id,
-            "old": Referral.Urgency.ROUTINE,
-            "new": Referral.Urgency.URGENT,
-            "by": "model",
-            "reason": (case.summary or "").split(". ")[0],
-        },
+    lowered = AuditEvent.objects.filter(
+        action="referral.urgency", object_type="referral", object_id=str(referral.pk), details__new="routine"
     )
-    return _copy(referral, locked)
+    if lowered.exists():
+        return referral
+    due_at = _due(referral.referred_at, Referral.Urgency.URGENT, referral.source)
+    changed = (
+        Referral.objects.filter(pk=referral.pk, urgency=Referral.Urgency.ROUTINE)
+        .exclude(status=Referral.Status.REVIEWED)
+        .update(urgency=Referral.Urgency.URGENT, due_at=due_at, updated_at=timezone.now())
+    )
+    if changed:
+        referral.urgency, referral.due_at = Referral.Urgency.URGENT, due_at
+        audit_record(
+            actor=None,
+            action="referral.urgency",
+            obj=referral,
+            details={
+                "case": referral.case_id,
+                "old": Referral.Urgency.ROUTINE,
+                "new": Referral.Urgency.URGENT,
+                "by": "model",
+                "reason": (case.summary or "").split(". ")[0],
+            },
+        )
+    return referral
 
 
 # --- Claim ------------------------------------------------------------------------------------

@@ -268,8 +268,9 @@ def referral_open(
         _check_who(step, actor, None, clinic_id=clinic_id, source=source)
         if Referral.objects.filter(case_id=case.pk).exists():
             raise WorkflowConflict(str(step.refused))
-        # The patient as locked: moved to another clinic meanwhile, the case's audit names the new one.
-        case.patient = current.patient
+        if case.patient.clinic_id != current.patient.clinic_id:
+            # Moved to another clinic meanwhile: the case's audit names the clinic as locked.
+            case.patient = current.patient
         case_transition(
             case=case,
             to_status=step.case_status,

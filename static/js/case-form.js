@@ -310,7 +310,7 @@
             window.location.assign(body.redirect);
           });
         }
-        if ((answer.status === 400 || answer.status === 422) && body && body.errors) {
+        if ((answer.status === 400 || answer.status === 410 || answer.status === 422) && body && body.errors) {
           return window.Outbox.remove(draft.id).then(function () {
             var messages = [];
             Object.keys(body.errors).forEach(function (field) {

@@ -136,7 +136,7 @@
     /*
      * Send every waiting draft of `user`, one at a time, under a lock shared by the tabs and
      * the service worker. `hooks.progress(draft, loaded, total)`, `hooks.changed()`.
-     * A draft the server refuses for good (400, 413, 422) is kept as "refused" with the
+     * A draft the server refuses for good (400, 410, 413, 422) is kept as "refused" with the
      * reason, for the nurse to see; 403 (signed out), 409 (someone else signed in on this
      * phone) and 5xx stay waiting.
      */
@@ -157,7 +157,7 @@
                 });
               }).then(function (answer) {
                 if (answer.status === 201) return Outbox.remove(draft.id);
-                if (answer.status === 400 || answer.status === 413 || answer.status === 422) {
+                if ([400, 410, 413, 422].indexOf(answer.status) !== -1) {
                   draft.state = "refused";
                   draft.error = answer.body && answer.body.errors ? flatten(answer.body.errors) : "refused (" + answer.status + ")";
                 } else {
